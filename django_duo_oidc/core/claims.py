@@ -1,0 +1,80 @@
+"""Claims to user fields and group rules, with no ORM: the Django glue applies the result."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["ClaimMapping", "GroupRuleSpec", "UserFields", "claim_values", "map_claims", "matching_rules"]
+
+
+@dataclass(frozen=True)
+class ClaimMapping:
+    """Which claims fill which user fields.
+
+    The defaults work with Duo, which sends ``email``, ``name``, ``given_name`` and
+    ``family_name`` but usually no ``preferred_username`` and no ``email_verified``.
+    """
+
+    username_claims: tuple[str, ...] = ("preferred_username", "email")
+    email_claim: str = "email"
+    first_name_claim: str = "given_name"
+    last_name_claim: str = "family_name"
+
+
+@dataclass(frozen=True)
+class UserFields:
+    """User attributes read from the claims; ``None`` means the claim was absent."""
+
+    username: str | None
+    email: str | None
+    first_name: str | None
+    last_name: str | None
+
+
+@dataclass(frozen=True)
+class GroupRuleSpec:
+    """When ``claim`` holds ``value`` (or a list containing it), the rule applies."""
+
+    claim: str
+    value: str
+    group: str | None = None
+    staff: bool = False
+
+
+def _string(claims: Mapping[str, Any], name: str, limit: int) -> str | None:
+    value = claims.get(name) if name else None
+    if not isinstance(value, str):
+        return None
+    value = value.strip()
+    return value[:limit] if value else None
+
+
+def map_claims(claims: Mapping[str, Any], mapping: ClaimMapping) -> UserFields:
+    """Return the user fields the claims provide under ``mapping``."""
+    username = next((v for v in (_string(claims, c, 150) for c in mapping.username_claims) if v), None)
+    return UserFields(
+        username=username,
+        email=_string(claims, mapping.email_claim, 254),
+        first_name=_string(claims, mapping.first_name_claim, 150),
+        last_name=_string(claims, mapping.last_name_claim, 150),
+    )
+
+
+def claim_values(claims: Mapping[str, Any], name: str) -> frozenset[str]:
+    """Return the string values of a claim that may be a string or a list of strings.
+
+    Duo sends no group claim by default; an admin may map one, as a string or a list.
+    """
+    value = claims.get(name)
+    if isinstance(value, str):
+        return frozenset({value})
+    if isinstance(value, list):
+        return frozenset(v for v in value if isinstance(v, str))
+    return frozenset()
+
+
+def matching_rules(claims: Mapping[str, Any], rules: Iterable[GroupRuleSpec]) -> list[GroupRuleSpec]:
+    """Return the rules whose claim holds their value."""
+    return [rule for rule in rules if rule.value in claim_values(claims, rule.claim)]

@@ -1,0 +1,170 @@
+"""Errors raised by the protocol core.
+
+Every failure the core can detect is one of these; pyjwt and requests exceptions never leave the
+core except as the ``__cause__`` of one of them. Each error knows its OAuth error code (``.error``),
+a description that is safe to show to a user or a client (never a token, never a secret), and the
+HTTP status that fits it.
+
+    DuoOIDCError
+    ├── ConfigurationError          the provider settings or metadata are unusable
+    ├── ProviderUnavailable         network error, timeout, 5xx or 429 from the provider (503)
+    ├── ProviderResponseError       the provider answered something that is not what the spec says (502)
+    │   └── DiscoveryError          bad discovery document, issuer mismatch
+    ├── TokenEndpointError          the token endpoint refused the grant (error=invalid_grant, ...)
+    ├── AuthorizationError          the browser flow failed: error= from the provider, no code, wrong iss
+    │   └── StateError              unknown, expired or replayed state
+    ├── LoginRefused                the identity is valid but may not log in here (403)
+    ├── TokenError                  invalid_token (401): the token cannot be trusted
+    │   ├── MalformedToken          not a JWT, bad base64/JSON, missing header fields
+    │   ├── BadSignature            signature does not verify, or a refused algorithm
+    │   ├── UnknownKey              no key in the JWKS matches the token's kid
+    │   ├── TokenExpired            exp passed (or iat/nbf/auth_time out of range)
+    │   └── InvalidClaim            iss, aud, azp, nonce, at_hash, sub, typ ... (``.claim`` names it)
+    └── InsufficientScope           insufficient_scope (403): the token lacks a required scope
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AuthorizationError",
+    "BadSignature",
+    "ConfigurationError",
+    "DiscoveryError",
+    "DuoOIDCError",
+    "InsufficientScope",
+    "InvalidClaim",
+    "LoginRefused",
+    "MalformedToken",
+    "ProviderResponseError",
+    "ProviderUnavailable",
+    "StateError",
+    "TokenEndpointError",
+    "TokenError",
+    "TokenExpired",
+    "UnknownKey",
+]
+
+
+class DuoOIDCError(Exception):
+    """Base class of every error the core raises."""
+
+    error: str = "server_error"
+    status_code: int = 500
+    default_description: str = "The login could not be completed."
+
+    def __init__(self, description: str | None = None, *, error: str | None = None) -> None:
+        self.description = description or self.default_description
+        if error is not None:
+            self.error = error
+        super().__init__(self.description)
+
+
+class ConfigurationError(DuoOIDCError):
+    """The provider is configured in a way that cannot work (no secret, no JWKS, ...)."""
+
+    default_description = "The identity provider is not configured correctly."
+
+
+class ProviderUnavailable(DuoOIDCError):
+    """The provider could not be reached, timed out, or answered 5xx/429."""
+
+    error = "temporarily_unavailable"
+    status_code = 503
+    default_description = "The identity provider is not reachable right now."
+
+
+class ProviderResponseError(DuoOIDCError):
+    """The provider answered, but not with what the specification requires."""
+
+    status_code = 502
+    default_description = "The identity provider sent an answer that could not be understood."
+
+
+class DiscoveryError(ProviderResponseError):
+    """The discovery document is unusable, or names another issuer."""
+
+    default_description = "The identity provider's configuration document is not valid."
+
+
+class TokenEndpointError(DuoOIDCError):
+    """The token endpoint refused a grant (RFC 6749 section 5.2)."""
+
+    error = "invalid_grant"
+    status_code = 400
+    default_description = "The identity provider refused to issue tokens."
+
+
+class AuthorizationError(DuoOIDCError):
+    """The authorization response is an error, or cannot be accepted."""
+
+    error = "invalid_request"
+    status_code = 400
+    default_description = "The login was not completed."
+
+
+class StateError(AuthorizationError):
+    """The state parameter is unknown, expired or already used."""
+
+    default_description = "This login attempt is unknown, has expired or was already used. Please start again."
+
+
+class LoginRefused(DuoOIDCError):
+    """The identity was verified but is not allowed to log in to this site."""
+
+    error = "access_denied"
+    status_code = 403
+    default_description = "Your account is not allowed to log in to this site."
+
+
+class TokenError(DuoOIDCError):
+    """A token that cannot be trusted (RFC 6750 section 3.1 ``invalid_token``)."""
+
+    error = "invalid_token"
+    status_code = 401
+    default_description = "The token is not valid."
+
+
+class MalformedToken(TokenError):
+    """The token is not a well-formed JWT."""
+
+    default_description = "The token is malformed."
+
+
+class BadSignature(TokenError):
+    """The signature does not verify, or the algorithm is not allowed."""
+
+    default_description = "The token signature is not valid."
+
+
+class UnknownKey(TokenError):
+    """The token names a key the provider does not publish."""
+
+    default_description = "The token was signed with an unknown key."
+
+
+class TokenExpired(TokenError):
+    """The token has expired or is not yet valid."""
+
+    default_description = "The token has expired."
+
+
+class InvalidClaim(TokenError):
+    """A claim has a value we must refuse; ``claim`` names it."""
+
+    def __init__(self, claim: str, description: str | None = None) -> None:
+        self.claim = claim
+        super().__init__(description or f"The token's {claim!r} claim is not valid.")
+
+
+class InsufficientScope(DuoOIDCError):
+    """The token is valid but lacks scopes the resource needs (RFC 6750 section 3.1)."""
+
+    error = "insufficient_scope"
+    status_code = 403
+    default_description = "The token does not carry the scopes this resource requires."
+
+    def __init__(self, required: frozenset[str], granted: frozenset[str], description: str | None = None) -> None:
+        self.required = frozenset(required)
+        self.granted = frozenset(granted)
+        self.missing = self.required - self.granted
+        super().__init__(description)

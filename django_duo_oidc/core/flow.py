@@ -1,0 +1,210 @@
+"""The authorization code flow (RFC 6749 section 4.1, OIDC Core section 3.1) and token grants."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from typing import Any, Literal
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from .errors import (
+    ConfigurationError,
+    ProviderResponseError,
+    TokenEndpointError,
+    TokenError,
+)
+from .http import HttpClient, basic_auth_header
+from .pkce import new_verifier, s256_challenge
+
+__all__ = [
+    "AuthRequest",
+    "ClientCredentials",
+    "TokenSet",
+    "authorization_url",
+    "exchange_code",
+    "fetch_userinfo",
+    "refresh_tokens",
+]
+
+AuthMethod = Literal["client_secret_basic", "client_secret_post"]
+
+
+@dataclass(frozen=True)
+class ClientCredentials:
+    """How the client authenticates at the token endpoint (RFC 6749 section 2.3.1)."""
+
+    client_id: str
+    client_secret: str = field(repr=False)
+    method: AuthMethod = "client_secret_basic"
+
+    def apply(self, data: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
+        """Return the form body and headers that authenticate this client."""
+        if not self.client_secret:
+            raise ConfigurationError("The provider has no client secret configured.")
+        if self.method == "client_secret_post":
+            return {**data, "client_id": self.client_id, "client_secret": self.client_secret}, {}
+        if self.method == "client_secret_basic":
+            return data, {"Authorization": basic_auth_header(self.client_id, self.client_secret)}
+        raise ConfigurationError(f"Unknown token endpoint authentication method {self.method!r}.")
+
+
+@dataclass(frozen=True)
+class AuthRequest:
+    """The secrets of one login attempt: kept server-side, single-use."""
+
+    state: str
+    nonce: str
+    code_verifier: str
+
+    @classmethod
+    def new(cls) -> AuthRequest:
+        return cls(
+            state=secrets.token_urlsafe(32),
+            nonce=secrets.token_urlsafe(32),
+            code_verifier=new_verifier(),
+        )
+
+    @property
+    def code_challenge(self) -> str:
+        return s256_challenge(self.code_verifier)
+
+
+@dataclass(frozen=True)
+class TokenSet:
+    """A successful token response (RFC 6749 section 5.1)."""
+
+    access_token: str = field(repr=False)
+    token_type: str
+    expires_in: int | None
+    id_token: str | None = field(default=None, repr=False)
+    refresh_token: str | None = field(default=None, repr=False)
+    scope: str | None = None
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+
+def authorization_url(endpoint: str, params: dict[str, str]) -> str:
+    """Return ``endpoint`` with ``params`` added to any query it already has (RFC 6749 3.1)."""
+    parts = urlsplit(endpoint)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    query.extend((k, v) for k, v in params.items() if v is not None)
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+def authorization_params(
+    *,
+    client_id: str,
+    redirect_uri: str,
+    scope: str,
+    auth_request: AuthRequest,
+    extra: dict[str, str] | None = None,
+) -> dict[str, str]:
+    """Return the query parameters of an authorization request with PKCE S256, state and nonce."""
+    params = {
+        "response_type": "code",
+        "client_id": client_id,
+        "redirect_uri": redirect_uri,
+        "scope": scope,
+        "state": auth_request.state,
+        "nonce": auth_request.nonce,
+        "code_challenge": auth_request.code_challenge,
+        "code_challenge_method": "S256",
+    }
+    for key, value in (extra or {}).items():
+        if value not in (None, "") and key not in params:
+            params[key] = str(value)
+    return params
+
+
+def exchange_code(
+    http: HttpClient,
+    token_endpoint: str,
+    client: ClientCredentials,
+    *,
+    code: str,
+    redirect_uri: str,
+    code_verifier: str,
+) -> TokenSet:
+    """Redeem an authorization code (RFC 6749 section 4.1.3, RFC 7636 section 4.5)."""
+    data = {
+        "grant_type": "authorization_code",
+        "code": code,
+        "redirect_uri": redirect_uri,
+        "code_verifier": code_verifier,
+    }
+    tokens = _token_request(http, token_endpoint, client, data)
+    if not isinstance(tokens.id_token, str) or not tokens.id_token:
+        # OIDC Core section 3.1.3.3: a successful response to an openid request has an id_token.
+        raise ProviderResponseError("The token response has no ID token.")
+    return tokens
+
+
+def refresh_tokens(
+    http: HttpClient,
+    token_endpoint: str,
+    client: ClientCredentials,
+    refresh_token: str,
+    *,
+    scope: str | None = None,
+) -> TokenSet:
+    """Use a refresh token (RFC 6749 section 6)."""
+    data = {"grant_type": "refresh_token", "refresh_token": refresh_token}
+    if scope:
+        data["scope"] = scope
+    return _token_request(http, token_endpoint, client, data)
+
+
+def _token_request(http: HttpClient, token_endpoint: str, client: ClientCredentials, data: dict[str, str]) -> TokenSet:
+    body, headers = client.apply(data)
+    response = http.post_form(token_endpoint, body, headers=headers)
+    payload = response.data
+    if response.status != 200:
+        error = payload.get("error")
+        if response.status in (400, 401) and isinstance(error, str):
+            # RFC 6749 section 5.2. Duo adds error_title/error_message; only `error` is relied on.
+            raise TokenEndpointError(
+                f"The identity provider refused the request ({_safe_code(error)}).",
+                error=_safe_code(error),
+            )
+        raise ProviderResponseError(f"The token endpoint answered HTTP {response.status}.")
+    access_token = payload.get("access_token")
+    token_type = payload.get("token_type")
+    if not isinstance(access_token, str) or not access_token:
+        raise ProviderResponseError("The token response has no access token.")
+    if not isinstance(token_type, str) or token_type.lower() != "bearer":
+        # RFC 6749 section 7.1 / RFC 6750: we only know how to use Bearer tokens.
+        raise ProviderResponseError("The token response is not for a Bearer token.")
+    expires_in = payload.get("expires_in")
+    if isinstance(expires_in, str) and expires_in.isdigit():
+        expires_in = int(expires_in)
+    if expires_in is not None and (isinstance(expires_in, bool) or not isinstance(expires_in, int)):
+        raise ProviderResponseError("The token response's expires_in is not a number.")
+    scope = payload.get("scope")
+    refresh_token = payload.get("refresh_token")
+    id_token = payload.get("id_token")
+    return TokenSet(
+        access_token=access_token,
+        token_type="Bearer",
+        expires_in=expires_in,
+        id_token=id_token if isinstance(id_token, str) else None,
+        refresh_token=refresh_token if isinstance(refresh_token, str) and refresh_token else None,
+        scope=scope if isinstance(scope, str) else None,
+        raw=payload,
+    )
+
+
+def fetch_userinfo(http: HttpClient, endpoint: str, access_token: str) -> dict[str, Any]:
+    """Return the UserInfo claims (OIDC Core section 5.3), sent with a Bearer header."""
+    response = http.get(endpoint, headers={"Authorization": f"Bearer {access_token}"})
+    if response.status == 401:
+        raise TokenError("The identity provider refused the access token at the userinfo endpoint.")
+    if response.status != 200:
+        raise ProviderResponseError(f"The userinfo endpoint answered HTTP {response.status}.")
+    if not isinstance(response.data.get("sub"), str):
+        raise ProviderResponseError("The userinfo answer has no 'sub'.")
+    return response.data
+
+
+def _safe_code(error: str) -> str:
+    """Keep an OAuth error code printable and short: it ends up in pages and logs."""
+    cleaned = "".join(c for c in error if c.isalnum() or c in "_-.")[:64]
+    return cleaned or "error"

@@ -1,0 +1,143 @@
+"""The provider's signing keys (RFC 7517), shared between worker processes through a cache.
+
+A token names its key by ``kid``. When the kid is unknown the JWKS is fetched again, because the
+provider may have rotated its keys, but at most once per ``refetch_interval`` for all workers
+sharing the cache, so a stream of forged tokens with random kids cannot make us hammer the
+provider (RFC 8725 section 3.10 spirit; OIDC Core section 10.1.1 on rotation).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from typing import Any, Protocol
+
+import jwt
+
+from .errors import MalformedToken, ProviderResponseError, UnknownKey
+from .http import HttpClient
+
+__all__ = ["Cache", "JWKSStore", "KeySet"]
+
+_KTY_FOR_ALG_PREFIX = {"RS": "RSA", "PS": "RSA", "ES": "EC", "Ed": "OKP"}
+
+
+class Cache(Protocol):
+    """The subset of Django's cache API the core needs (any object with these methods works)."""
+
+    def get(self, key: str, default: Any = None) -> Any: ...
+
+    def set(self, key: str, value: Any, timeout: float | None = None) -> None: ...
+
+    def add(self, key: str, value: Any, timeout: float | None = None) -> bool: ...
+
+
+class KeySet:
+    """Parsed signature keys of a JWKS document."""
+
+    def __init__(self, document: dict[str, Any]) -> None:
+        keys = document.get("keys") if isinstance(document, dict) else None
+        if not isinstance(keys, list):
+            raise ProviderResponseError("The provider's JWKS document has no 'keys' list.")
+        self._keys: list[tuple[str | None, str | None, str, Any]] = []
+        for data in keys:
+            if not isinstance(data, dict) or data.get("use", "sig") != "sig":
+                continue
+            try:
+                parsed = jwt.PyJWK(data)
+            except (jwt.PyJWKError, jwt.InvalidKeyError, ValueError, TypeError):
+                # A key type we cannot use (or a broken entry) must not hide the others.
+                continue
+            self._keys.append((data.get("kid"), data.get("alg"), data.get("kty", ""), parsed.key))
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    @property
+    def kids(self) -> list[str | None]:
+        return [kid for kid, _alg, _kty, _key in self._keys]
+
+    def find(self, kid: str | None, alg: str) -> Any:
+        """Return the verification key for a token header's ``kid`` and ``alg``.
+
+        Without a kid, the key is used only when exactly one published key fits the algorithm
+        (OIDC Core section 10.1: kid is optional when the choice is unambiguous).
+        """
+        kty = _KTY_FOR_ALG_PREFIX.get(alg[:2])
+        candidates = [
+            (k_kid, key) for k_kid, k_alg, k_kty, key in self._keys if k_kty == kty and (k_alg is None or k_alg == alg)
+        ]
+        if kid is not None:
+            for k_kid, key in candidates:
+                if k_kid == kid:
+                    return key
+            raise UnknownKey()
+        if len(candidates) == 1:
+            return candidates[0][1]
+        if not candidates:
+            raise UnknownKey()
+        raise MalformedToken("The token has no 'kid' and the provider publishes several keys.")
+
+
+class JWKSStore:
+    """The JWKS of one ``jwks_uri``, cached in a shared cache and parsed once per process."""
+
+    # Parsed key sets, per cache key, with the fingerprint of the document they came from.
+    _parsed: dict[str, tuple[str, KeySet]] = {}
+    _lock = threading.Lock()
+
+    def __init__(
+        self,
+        http: HttpClient,
+        jwks_uri: str,
+        cache: Cache,
+        *,
+        ttl: float = 3600,
+        refetch_interval: float = 60,
+        key_prefix: str = "duo_oidc:jwks",
+    ) -> None:
+        self.http = http
+        self.jwks_uri = jwks_uri
+        self.cache = cache
+        self.ttl = ttl
+        self.refetch_interval = refetch_interval
+        digest = hashlib.sha256(jwks_uri.encode()).hexdigest()[:32]
+        self.cache_key = f"{key_prefix}:{digest}"
+
+    def key_for(self, kid: str | None, alg: str) -> Any:
+        """Return the key for ``kid``/``alg``, refetching once (rate-limited) if it is unknown."""
+        keys = self.current()
+        try:
+            return keys.find(kid, alg)
+        except UnknownKey:
+            if not self.cache.add(self.cache_key + ":refetch", 1, self.refetch_interval):
+                raise
+        return self.refresh().find(kid, alg)
+
+    def current(self) -> KeySet:
+        """Return the cached key set, fetching it if no worker has yet."""
+        entry = self.cache.get(self.cache_key)
+        if not isinstance(entry, dict) or "fp" not in entry:
+            return self.refresh()
+        return self._parse(entry)
+
+    def refresh(self) -> KeySet:
+        """Fetch the JWKS from the provider and share it through the cache."""
+        response = self.http.get(self.jwks_uri)
+        if response.status != 200:
+            raise ProviderResponseError(f"The provider's JWKS answered HTTP {response.status} instead of 200.")
+        fingerprint = hashlib.sha256(json.dumps(response.data, sort_keys=True).encode()).hexdigest()
+        entry = {"fp": fingerprint, "jwks": response.data}
+        keys = self._parse(entry)
+        self.cache.set(self.cache_key, entry, self.ttl)
+        return keys
+
+    def _parse(self, entry: dict[str, Any]) -> KeySet:
+        known = self._parsed.get(self.cache_key)
+        if known is not None and known[0] == entry["fp"]:
+            return known[1]
+        keys = KeySet(entry["jwks"])
+        with self._lock:
+            self._parsed[self.cache_key] = (entry["fp"], keys)
+        return keys

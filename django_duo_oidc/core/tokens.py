@@ -1,0 +1,201 @@
+"""Validation of ID tokens (OpenID Connect Core 1.0 section 3.1.3.7).
+
+Every check is spelled out; the clock (``now``) and ``leeway`` are passed in, so tests decide time
+and nothing here reads a setting or the wall clock.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import jwt
+
+from .discovery import ASYMMETRIC_ALGORITHMS
+from .errors import (
+    BadSignature,
+    InvalidClaim,
+    MalformedToken,
+    TokenError,
+    TokenExpired,
+)
+
+__all__ = ["KeyLookup", "at_hash", "decode_header", "validate_id_token"]
+
+KeyLookup = Callable[[str | None, str], Any]
+"""A function ``(kid, alg) -> key`` (see :meth:`JWKSStore.key_for`)."""
+
+# A JWT larger than this is refused before any parsing: no real ID or access token comes near it.
+MAX_TOKEN_LENGTH = 16_384
+
+_HASH_FOR_ALG = {"256": hashlib.sha256, "384": hashlib.sha384, "512": hashlib.sha512}
+
+
+def decode_header(token: Any) -> dict[str, Any]:
+    """Return the JOSE header of a compact JWS, refusing anything malformed."""
+    if not isinstance(token, str) or not token:
+        raise MalformedToken("No token was given.")
+    if len(token) > MAX_TOKEN_LENGTH or token.count(".") != 2:
+        raise MalformedToken()
+    try:
+        header = jwt.get_unverified_header(token)
+    except jwt.PyJWTError as exc:
+        raise MalformedToken() from exc
+    if not isinstance(header.get("alg"), str):
+        raise MalformedToken("The token header has no algorithm.")
+    kid = header.get("kid")
+    if kid is not None and not isinstance(kid, str):
+        raise MalformedToken("The token header's kid is not a string.")
+    return header
+
+
+def check_algorithm(header: dict[str, Any], algorithms: Iterable[str]) -> str:
+    """Return the header's alg if it is on the allow-list and asymmetric (RFC 8725 section 3.1)."""
+    alg = header["alg"]
+    if alg not in ASYMMETRIC_ALGORITHMS or alg not in set(algorithms):
+        raise BadSignature(f"The token algorithm {alg!r} is not allowed.")
+    return alg
+
+
+def at_hash(access_token: str, alg: str) -> str:
+    """Return the ``at_hash`` of an access token (OIDC Core section 3.1.3.6).
+
+    The left-most half of the hash of the ASCII access token, with the hash of the ID token's
+    algorithm, base64url-encoded without padding. EdDSA (Ed25519) uses SHA-512.
+    """
+    hash_fn = hashlib.sha512 if alg == "EdDSA" else _HASH_FOR_ALG[alg[-3:]]
+    digest = hash_fn(access_token.encode("ascii")).digest()
+    return base64.urlsafe_b64encode(digest[: len(digest) // 2]).rstrip(b"=").decode("ascii")
+
+
+def verify_signature_and_decode(
+    token: str,
+    *,
+    key_for: KeyLookup,
+    algorithms: Iterable[str],
+    issuer: str,
+    audience: str | None,
+    required: Iterable[str],
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Verify the signature, ``iss`` and ``aud`` of a JWT; return ``(header, claims)``.
+
+    Times are not checked here (PyJWT would read the wall clock); see :func:`check_times`.
+    """
+    header = decode_header(token)
+    alg = check_algorithm(header, algorithms)
+    key = key_for(header.get("kid"), alg)
+    options = {
+        "verify_signature": True,
+        "verify_aud": audience is not None,
+        "verify_iss": True,
+        "verify_exp": False,
+        "verify_nbf": False,
+        "verify_iat": False,
+        "verify_sub": True,
+        "verify_jti": True,
+        "require": list(required),
+    }
+    try:
+        claims = jwt.decode(token, key, algorithms=[alg], audience=audience, issuer=issuer, options=options)
+    except jwt.InvalidSignatureError as exc:
+        raise BadSignature() from exc
+    except jwt.MissingRequiredClaimError as exc:
+        raise InvalidClaim(exc.claim, f"The token has no {exc.claim!r} claim.") from exc
+    except jwt.InvalidAudienceError as exc:
+        raise InvalidClaim("aud", "The token was not issued for this client.") from exc
+    except jwt.InvalidIssuerError as exc:
+        raise InvalidClaim("iss", "The token was not issued by this provider.") from exc
+    except jwt.DecodeError as exc:
+        raise MalformedToken() from exc
+    except jwt.InvalidTokenError as exc:
+        raise TokenError() from exc
+    return header, claims
+
+
+def check_times(claims: dict[str, Any], *, now: float, leeway: float) -> None:
+    """Check ``exp`` (required), ``iat`` (required, not in the future) and ``nbf`` (optional)."""
+    exp = _number(claims, "exp")
+    iat = _number(claims, "iat")
+    if now >= exp + leeway:
+        raise TokenExpired()
+    if iat > now + leeway:
+        raise InvalidClaim("iat", "The token was issued in the future.")
+    if "nbf" in claims and now + leeway < _number(claims, "nbf"):
+        raise TokenExpired("The token is not valid yet.")
+
+
+def validate_id_token(
+    token: str,
+    *,
+    key_for: KeyLookup,
+    issuer: str,
+    client_id: str,
+    algorithms: Iterable[str],
+    now: float,
+    leeway: float = 60,
+    nonce: str | None = None,
+    max_age: int | None = None,
+    access_token: str | None = None,
+    trusted_audiences: Iterable[str] = (),
+) -> dict[str, Any]:
+    """Validate an ID token and return its claims; raise a :class:`TokenError` otherwise."""
+    header, claims = verify_signature_and_decode(
+        token,
+        key_for=key_for,
+        algorithms=algorithms,
+        issuer=issuer,  # 3.1.3.7 step 2: iss exactly equal to the issuer
+        audience=client_id,  # step 3: aud contains our client_id
+        required=("iss", "sub", "aud", "exp", "iat"),
+    )
+    typ = header.get("typ")
+    if isinstance(typ, str) and typ.lower() in ("at+jwt", "application/at+jwt"):
+        # An RFC 9068 access token is never an ID token (RFC 8725 section 3.11, explicit typing).
+        raise InvalidClaim("typ", "An access token was presented as an ID token.")
+
+    # Step 3 (cont.): reject additional audiences we do not trust.
+    audiences = [claims["aud"]] if isinstance(claims["aud"], str) else list(claims["aud"])
+    untrusted = set(audiences) - {client_id} - set(trusted_audiences)
+    if untrusted:
+        raise InvalidClaim("aud", "The token is also intended for an audience this site does not trust.")
+    # Steps 4 and 5: with several audiences azp must be present; when present it must be us.
+    if len(audiences) > 1 and "azp" not in claims:
+        raise InvalidClaim("azp", "The token has several audiences but no 'azp' claim.")
+    if "azp" in claims and claims["azp"] != client_id:
+        raise InvalidClaim("azp", "The token was issued to another client ('azp').")
+
+    check_times(claims, now=now, leeway=leeway)  # steps 9 and 10
+
+    sub = claims["sub"]
+    # Section 2: sub is a locally unique identifier that MUST NOT exceed 255 ASCII characters.
+    if not isinstance(sub, str) or not sub or len(sub) > 255 or not sub.isascii():
+        raise InvalidClaim("sub", "The token's subject identifier is not valid.")
+
+    # Step 11: the nonce must be present and equal to the one sent in the authentication request.
+    if nonce is not None:
+        token_nonce = claims.get("nonce")
+        if not isinstance(token_nonce, str) or not hmac.compare_digest(token_nonce, nonce):
+            raise InvalidClaim("nonce", "The token's nonce does not match this login attempt.")
+
+    # Step 13: when max_age was requested, auth_time is required and must be recent enough.
+    if max_age is not None:
+        if "auth_time" not in claims:
+            raise InvalidClaim("auth_time", "The provider did not say when the user authenticated.")
+        if now > _number(claims, "auth_time") + max_age + leeway:
+            raise InvalidClaim("auth_time", "The authentication is older than allowed (max_age).")
+
+    # Section 3.1.3.8 (3.2.2.9): when at_hash is present it must match the access token.
+    if access_token is not None and "at_hash" in claims:
+        expected = at_hash(access_token, header["alg"])
+        if not isinstance(claims["at_hash"], str) or not hmac.compare_digest(claims["at_hash"], expected):
+            raise InvalidClaim("at_hash", "The token does not match the access token issued with it.")
+    return claims
+
+
+def _number(claims: dict[str, Any], name: str) -> float:
+    value = claims.get(name)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidClaim(name, f"The token's {name!r} claim is not a number.")
+    return float(value)
