@@ -23,7 +23,7 @@ from .errors import (
     TokenExpired,
 )
 
-__all__ = ["KeyLookup", "at_hash", "decode_header", "validate_id_token"]
+__all__ = ["KeyLookup", "at_hash", "decode_header", "validate_access_token", "validate_id_token"]
 
 KeyLookup = Callable[[str | None, str], Any]
 """A function ``(kid, alg) -> key`` (see :meth:`JWKSStore.key_for`)."""
@@ -191,6 +191,47 @@ def validate_id_token(
         expected = at_hash(access_token, header["alg"])
         if not isinstance(claims["at_hash"], str) or not hmac.compare_digest(claims["at_hash"], expected):
             raise InvalidClaim("at_hash", "The token does not match the access token issued with it.")
+    return claims
+
+
+ACCESS_TOKEN_TYPES = frozenset({"jwt", "at+jwt", "application/at+jwt"})
+
+
+def validate_access_token(
+    token: str,
+    *,
+    key_for: KeyLookup,
+    issuer: str,
+    audiences: Iterable[str],
+    algorithms: Iterable[str],
+    now: float,
+    leeway: float = 60,
+) -> dict[str, Any]:
+    """Validate a JWT access token (Duo's ``typ: jwt`` or RFC 9068 ``at+jwt``) and return its claims.
+
+    The audience must be one of ``audiences`` (Duo sets the client id). An ID token presented as an
+    access token is refused: it carries ``nonce``/``at_hash``, which access tokens never do
+    (RFC 9068 section 4; RFC 8725 section 2.8 on substitution).
+    """
+    audiences = list(audiences)
+    if not audiences:
+        raise InvalidClaim("aud", "No audience is configured to accept access tokens for.")
+    header, claims = verify_signature_and_decode(
+        token,
+        key_for=key_for,
+        algorithms=algorithms,
+        issuer=issuer,
+        audience=audiences,
+        required=("iss", "sub", "aud", "exp", "iat"),
+    )
+    typ = header.get("typ")
+    if typ is not None and (not isinstance(typ, str) or typ.lower() not in ACCESS_TOKEN_TYPES):
+        raise InvalidClaim("typ", "The token is not an access token.")
+    if "nonce" in claims or "at_hash" in claims or "c_hash" in claims:
+        raise InvalidClaim("typ", "An ID token was presented as an access token.")
+    check_times(claims, now=now, leeway=leeway)
+    if "scope" in claims and not isinstance(claims["scope"], str):
+        raise InvalidClaim("scope", "The token's scope claim is not a string.")
     return claims
 
 

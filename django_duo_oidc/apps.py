@@ -1,0 +1,18 @@
+from __future__ import annotations
+
+from django.apps import AppConfig
+from django.core import checks
+
+
+class DuoOIDCConfig(AppConfig):
+    name = "django_duo_oidc"
+    label = "duo_oidc"
+    verbose_name = "Duo single sign-on"
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from . import checks as duo_checks
+
+        checks.register(duo_checks.check_settings, checks.Tags.security)
+        checks.register(duo_checks.check_providers, checks.Tags.database)
+        checks.register(duo_checks.check_deploy, checks.Tags.security, deploy=True)

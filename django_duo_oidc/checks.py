@@ -1,0 +1,148 @@
+"""System checks with stable ids (``manage.py check``; deployment ones with ``check --deploy``).
+
+duo_oidc.E001  DuoOIDCBackend is not in AUTHENTICATION_BACKENDS
+duo_oidc.E002  SessionMiddleware or AuthenticationMiddleware is missing
+duo_oidc.E003  DuoOIDCMiddleware is missing, or placed before AuthenticationMiddleware
+duo_oidc.E004  unknown key in DUO_OIDC
+duo_oidc.E005  a provider stores an encrypted secret but DUO_OIDC["ENCRYPTION_KEYS"] is empty
+duo_oidc.E006  DUO_OIDC["ENCRYPTION_KEYS"] holds an invalid key
+duo_oidc.E007  the signed-cookie session backend would put tokens in a cookie
+duo_oidc.W001  (deploy) a provider's issuer is plain http while DEBUG is off
+duo_oidc.W002  (deploy) SESSION_COOKIE_SECURE is off
+duo_oidc.W003  a provider's client-secret environment variable is not set
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from cryptography.fernet import Fernet
+from django.conf import settings
+from django.core.checks import CheckMessage, Error, Warning
+from django.db import DatabaseError
+
+from .conf import conf
+
+BACKEND = "django_duo_oidc.backends.DuoOIDCBackend"
+MIDDLEWARE = "django_duo_oidc.middleware.DuoOIDCMiddleware"
+SESSION_MW = "django.contrib.sessions.middleware.SessionMiddleware"
+AUTH_MW = "django.contrib.auth.middleware.AuthenticationMiddleware"
+
+
+def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    errors: list[CheckMessage] = []
+    if BACKEND not in settings.AUTHENTICATION_BACKENDS:
+        errors.append(
+            Error(
+                "DuoOIDCBackend is not in AUTHENTICATION_BACKENDS, so logins through Duo cannot complete.",
+                hint=f"Add '{BACKEND}' to AUTHENTICATION_BACKENDS.",
+                id="duo_oidc.E001",
+            )
+        )
+    middleware = list(settings.MIDDLEWARE)
+    for name in (SESSION_MW, AUTH_MW):
+        if name not in middleware:
+            errors.append(
+                Error(f"'{name}' is not in MIDDLEWARE.", hint=f"Add '{name}' to MIDDLEWARE.", id="duo_oidc.E002")
+            )
+    if MIDDLEWARE not in middleware or (
+        AUTH_MW in middleware and middleware.index(MIDDLEWARE) < middleware.index(AUTH_MW)
+    ):
+        errors.append(
+            Error(
+                "DuoOIDCMiddleware is missing from MIDDLEWARE or placed before AuthenticationMiddleware.",
+                hint=f"Add '{MIDDLEWARE}' to MIDDLEWARE after '{AUTH_MW}'.",
+                id="duo_oidc.E003",
+            )
+        )
+    for key in conf.unknown_keys():
+        errors.append(
+            Error(
+                f"Unknown setting DUO_OIDC[{key!r}].",
+                hint="Check the spelling against the README's settings reference.",
+                id="duo_oidc.E004",
+            )
+        )
+    for key in conf.encryption_keys:
+        try:
+            Fernet(key)
+        except (ValueError, TypeError):
+            errors.append(
+                Error(
+                    'DUO_OIDC["ENCRYPTION_KEYS"] holds a key that is not a valid Fernet key.',
+                    hint="Generate one with cryptography.fernet.Fernet.generate_key().",
+                    id="duo_oidc.E006",
+                )
+            )
+            break
+    if settings.SESSION_ENGINE == "django.contrib.sessions.backends.signed_cookies":
+        errors.append(
+            Error(
+                "The signed-cookie session backend would store access and refresh tokens in a browser cookie.",
+                hint="Use a server-side session backend (db, cache or cached_db).",
+                id="duo_oidc.E007",
+            )
+        )
+    return errors
+
+
+def check_providers(app_configs: Any = None, databases: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """Checks that read the Provider table: run only when the check is given databases (e.g. migrate)."""
+    from .models import Provider
+
+    if not databases:
+        return []
+    errors: list[CheckMessage] = []
+    try:
+        providers = list(Provider.objects.all())
+    except DatabaseError:
+        return []  # not migrated yet
+    if not conf.encryption_keys and any(p.client_secret_encrypted for p in providers):
+        errors.append(
+            Error(
+                "A provider stores an encrypted client secret, but DUO_OIDC['ENCRYPTION_KEYS'] is empty.",
+                hint="Restore the key it was encrypted with, or give the provider an environment variable instead.",
+                id="duo_oidc.E005",
+            )
+        )
+    for p in providers:
+        if p.client_secret_env and not os.environ.get(p.client_secret_env):
+            errors.append(
+                Warning(
+                    f"Provider {p.slug!r} reads its client secret from ${p.client_secret_env}, which is not set.",
+                    hint="Set the variable in the environment of every process that serves logins.",
+                    id="duo_oidc.W003",
+                )
+            )
+    return errors
+
+
+def check_deploy(app_configs: Any = None, databases: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """Deployment warnings in the manner of ``check --deploy``."""
+    from .models import Provider
+
+    errors: list[CheckMessage] = []
+    if not settings.SESSION_COOKIE_SECURE:
+        errors.append(
+            Warning(
+                "SESSION_COOKIE_SECURE is off: the session that holds the login can be sent over plain http.",
+                hint="Set SESSION_COOKIE_SECURE = True.",
+                id="duo_oidc.W002",
+            )
+        )
+    if not settings.DEBUG:
+        # A deploy check may read the table (it runs against the production database on purpose).
+        try:
+            insecure = [p.slug for p in Provider.objects.filter(issuer__startswith="http://")]
+        except DatabaseError:
+            insecure = []
+        for slug in insecure:
+            errors.append(
+                Warning(
+                    f"Provider {slug!r} has a plain http issuer while DEBUG is off: codes travel unencrypted.",
+                    hint="Use the https issuer from the Duo application's Metadata tab.",
+                    id="duo_oidc.W001",
+                )
+            )
+    return errors

@@ -1,0 +1,97 @@
+"""Create or update a provider from the command line (deployments configured from the environment).
+
+    python manage.py duo_oidc_provider duo --issuer https://sso-xxx.sso.duosecurity.com/oidc/DI… \\
+        --client-id DI… --client-secret-env DUO_CLIENT_SECRET [--scopes "openid profile email"]
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from django.core.exceptions import ImproperlyConfigured, ValidationError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from ...connection import check_connection
+from ...models import Provider
+
+
+class Command(BaseCommand):
+    help = "Create or update an OpenID provider (a Duo SSO application) by slug."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("slug")
+        parser.add_argument("--issuer", help="Issuer URL from the Duo application's Metadata tab.")
+        parser.add_argument("--client-id")
+        secret = parser.add_mutually_exclusive_group()
+        secret.add_argument("--client-secret-env", help="Name of the environment variable holding the secret.")
+        secret.add_argument(
+            "--client-secret-stdin",
+            action="store_true",
+            help="Read the secret from standard input and store it encrypted (needs ENCRYPTION_KEYS).",
+        )
+        parser.add_argument("--name", help="Display name (default: the slug).")
+        parser.add_argument("--scopes", help='Space-separated scopes, e.g. "openid profile email".')
+        parser.add_argument("--token-auth-method", choices=[c for c, _ in Provider.AuthMethod.choices])
+        parser.add_argument("--default", action="store_true", help="Make this the default provider.")
+        state = parser.add_mutually_exclusive_group()
+        state.add_argument("--enable", action="store_true")
+        state.add_argument("--disable", action="store_true")
+        parser.add_argument("--no-userinfo", action="store_true", help="Do not call the userinfo endpoint.")
+        parser.add_argument("--end-session", action="store_true", help="Also log out at the provider.")
+        parser.add_argument("--check", action="store_true", help="Fetch discovery and JWKS afterwards.")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        slug = options["slug"]
+        provider = Provider.objects.filter(slug=slug).first()
+        created = provider is None
+        if created:
+            if not options["issuer"] or not options["client_id"]:
+                raise CommandError("A new provider needs --issuer and --client-id.")
+            provider = Provider(slug=slug, name=options["name"] or slug)
+        assert provider is not None
+        for option, attr in (
+            ("issuer", "issuer"),
+            ("client_id", "client_id"),
+            ("name", "name"),
+            ("scopes", "scopes"),
+            ("token_auth_method", "token_auth_method"),
+        ):
+            if options[option] is not None:
+                setattr(provider, attr, options[option])
+        if options["client_secret_env"]:
+            provider.client_secret_env = options["client_secret_env"]
+            provider.client_secret_encrypted = ""
+        if options["client_secret_stdin"]:
+            secret = sys.stdin.readline().rstrip("\n")
+            if not secret:
+                raise CommandError("No secret on standard input.")
+            try:
+                provider.set_client_secret(secret)
+            except ImproperlyConfigured as exc:
+                raise CommandError(str(exc)) from exc
+            provider.client_secret_env = ""
+        if options["default"]:
+            provider.is_default = True
+        if options["enable"]:
+            provider.enabled = True
+        if options["disable"]:
+            provider.enabled = False
+        if options["no_userinfo"]:
+            provider.use_userinfo = False
+        if options["end_session"]:
+            provider.end_session = True
+        try:
+            provider.full_clean()
+        except ValidationError as exc:
+            raise CommandError("; ".join(f"{k}: {' '.join(v)}" for k, v in exc.message_dict.items())) from exc
+        provider.save()
+        self.stdout.write(
+            f"{'Created' if created else 'Updated'} provider {slug!r} (secret: {provider.secret_status})."
+        )
+        if options["check"]:
+            report = check_connection(provider)
+            for line in report.lines:
+                self.stdout.write(f"  {line}")
+            if not report.ok:
+                raise CommandError(f"Provider {slug!r} saved, but the connection check failed.")

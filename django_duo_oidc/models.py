@@ -1,0 +1,206 @@
+"""Providers, the identities linked to users, and group rules, all managed in the Django admin."""
+
+from __future__ import annotations
+
+import os
+
+from django.conf import settings
+from django.contrib.auth.models import Group
+from django.core.exceptions import ValidationError
+from django.core.validators import URLValidator
+from django.db import models, transaction
+from django.utils.translation import gettext_lazy as _
+
+from .core.claims import ClaimMapping
+from .core.errors import ConfigurationError
+from .core.flow import ClientCredentials
+from .core.scopes import parse_scopes
+from .encryption import SecretDecryptionError, decrypt, encrypt
+
+
+class Provider(models.Model):
+    """An OpenID provider (a Duo SSO application) and how this site uses it."""
+
+    class AuthMethod(models.TextChoices):
+        BASIC = "client_secret_basic", "client_secret_basic (HTTP Basic)"
+        POST = "client_secret_post", "client_secret_post (form body)"
+
+    class Prompt(models.TextChoices):
+        NONE = "", _("(not sent)")
+        LOGIN = "login", "login"
+        CONSENT = "consent", "consent"
+        SELECT_ACCOUNT = "select_account", "select_account"
+
+    slug = models.SlugField(unique=True, help_text=_("Used in URLs: /oidc/login/?provider=<slug>."))
+    name = models.CharField(max_length=100, help_text=_("Shown on the login button."))
+    issuer = models.CharField(
+        max_length=500,
+        validators=[URLValidator(schemes=["https", "http"])],
+        help_text=_(
+            "Copy it from the Duo application's Metadata tab, e.g. https://sso-xxx.sso.duosecurity.com/oidc/DI…"
+        ),
+    )
+    client_id = models.CharField(max_length=255)
+    client_secret_env = models.CharField(
+        max_length=255,
+        blank=True,
+        help_text=_("Name of an environment variable holding the client secret (preferred)."),
+    )
+    client_secret_encrypted = models.TextField(blank=True, editable=False)
+    token_auth_method = models.CharField(max_length=32, choices=AuthMethod.choices, default=AuthMethod.BASIC)
+    scopes = models.CharField(
+        max_length=500,
+        default="openid profile email",
+        help_text=_("Space-separated scopes requested at login; openid is always added."),
+    )
+    use_userinfo = models.BooleanField(
+        default=True, help_text=_("Also read claims from the userinfo endpoint at login.")
+    )
+    allowed_algorithms = models.CharField(
+        max_length=100,
+        default="RS256",
+        help_text=_("Space-separated signing algorithms accepted for tokens (asymmetric only)."),
+    )
+    prompt = models.CharField(max_length=20, blank=True, choices=Prompt.choices, default=Prompt.NONE)
+    max_age = models.PositiveIntegerField(
+        null=True, blank=True, help_text=_("Seconds; if set, an older Duo authentication is refused.")
+    )
+    # Claims onto users
+    username_claims = models.CharField(
+        max_length=200,
+        default="preferred_username email",
+        help_text=_("Claims tried in order for the username; Duo usually sends only email."),
+    )
+    email_claim = models.CharField(max_length=100, default="email", blank=True)
+    first_name_claim = models.CharField(max_length=100, default="given_name", blank=True)
+    last_name_claim = models.CharField(max_length=100, default="family_name", blank=True)
+    create_users = models.BooleanField(default=True, help_text=_("Create a user on first login."))
+    link_existing_by_email = models.BooleanField(
+        default=False,
+        help_text=_(
+            "On the first login of an identity, link an existing user with the same email. Only enable this "
+            "when the provider is trusted to own those addresses: a reused email would take over the account."
+        ),
+    )
+    end_session = models.BooleanField(
+        default=False,
+        help_text=_("On logout, also end the session at the provider if it advertises end_session_endpoint."),
+    )
+    enabled = models.BooleanField(default=True)
+    is_default = models.BooleanField(default=False, help_text=_("Used when the login URL names no provider."))
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-is_default", "name"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.slug})"
+
+    def clean(self) -> None:
+        super().clean()
+        if self.issuer.endswith("/"):
+            # The issuer must equal the discovery document's `issuer` exactly; Duo's has no slash.
+            raise ValidationError({"issuer": _("Remove the trailing slash; Duo's issuer has none.")})
+        if "openid" not in parse_scopes(self.scopes):
+            self.scopes = ("openid " + self.scopes).strip()
+
+    def save(self, *args, **kwargs) -> None:
+        with transaction.atomic():
+            if self.is_default:
+                Provider.objects.exclude(pk=self.pk).filter(is_default=True).update(is_default=False)
+            super().save(*args, **kwargs)
+
+    # Secrets -----------------------------------------------------------------------------------
+
+    def set_client_secret(self, secret: str) -> None:
+        """Store ``secret`` encrypted at rest (needs ``DUO_OIDC["ENCRYPTION_KEYS"]``)."""
+        self.client_secret_encrypted = encrypt(secret) if secret else ""
+
+    def get_client_secret(self) -> str:
+        """Return the client secret, from the environment variable or the encrypted column."""
+        if self.client_secret_env:
+            value = os.environ.get(self.client_secret_env, "")
+            if not value:
+                raise ConfigurationError(
+                    f"The environment variable {self.client_secret_env} holding the client secret is not set."
+                )
+            return value
+        if self.client_secret_encrypted:
+            try:
+                return decrypt(self.client_secret_encrypted)
+            except SecretDecryptionError as exc:
+                raise ConfigurationError(str(exc)) from exc
+        raise ConfigurationError("The provider has no client secret.")
+
+    @property
+    def secret_status(self) -> str:
+        """Describe where the secret comes from, without revealing it."""
+        if self.client_secret_env:
+            state = "set" if os.environ.get(self.client_secret_env) else "NOT SET"
+            return f"environment variable {self.client_secret_env} ({state})"
+        if self.client_secret_encrypted:
+            return "stored encrypted"
+        return "none"
+
+    # Values for the core -----------------------------------------------------------------------
+
+    def credentials(self) -> ClientCredentials:
+        return ClientCredentials(self.client_id, self.get_client_secret(), self.token_auth_method)
+
+    @property
+    def scope_set(self) -> frozenset[str]:
+        return parse_scopes(self.scopes) | {"openid"}
+
+    @property
+    def algorithm_list(self) -> tuple[str, ...]:
+        return tuple(self.allowed_algorithms.split())
+
+    def claim_mapping(self) -> ClaimMapping:
+        return ClaimMapping(
+            username_claims=tuple(self.username_claims.split()),
+            email_claim=self.email_claim,
+            first_name_claim=self.first_name_claim,
+            last_name_claim=self.last_name_claim,
+        )
+
+
+class Identity(models.Model):
+    """A provider's subject linked to a Django user: users are found by (provider, sub), never by email."""
+
+    provider = models.ForeignKey(Provider, on_delete=models.CASCADE, related_name="identities")
+    sub = models.CharField(max_length=255)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="duo_identities")
+    # Groups and the staff flag this app granted through group rules: the only ones it may take away.
+    managed_groups = models.ManyToManyField(Group, blank=True, related_name="+")
+    granted_staff = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_login_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["provider", "sub"], name="duo_oidc_identity_provider_sub")]
+        verbose_name_plural = "identities"
+
+    def __str__(self) -> str:
+        return f"{self.provider.slug}:{self.sub} -> {self.user}"
+
+
+class GroupRule(models.Model):
+    """When a claim holds a value, put the user in a Django group (and optionally make them staff)."""
+
+    provider = models.ForeignKey(Provider, on_delete=models.CASCADE, related_name="group_rules")
+    claim = models.CharField(max_length=100, default="groups")
+    value = models.CharField(max_length=255)
+    group = models.ForeignKey(Group, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    staff = models.BooleanField(default=False, help_text=_("Also set is_staff while the rule matches."))
+
+    class Meta:
+        ordering = ["claim", "value"]
+
+    def __str__(self) -> str:
+        target = self.group.name if self.group else "-"
+        return f"{self.claim} = {self.value} -> {target}{' + staff' if self.staff else ''}"
+
+    def clean(self) -> None:
+        if self.group is None and not self.staff:
+            raise ValidationError(_("A rule needs a group, the staff flag, or both."))

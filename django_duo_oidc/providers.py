@@ -1,0 +1,145 @@
+"""A provider row joined with what the protocol core needs: HTTP client, cached metadata and keys."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import time
+from typing import Any
+
+import requests
+from django.core.cache import caches
+from django.utils.module_loading import import_string
+
+from .conf import conf
+from .core import flow, tokens
+from .core.discovery import ProviderMetadata, fetch_metadata, parse_metadata
+from .core.errors import DiscoveryError
+from .core.http import HttpClient
+from .core.jwks import JWKSStore
+from .models import Provider
+
+__all__ = ["ProviderRuntime", "get_provider", "http_client"]
+
+
+@functools.cache
+def _http_client(factory_path: str, timeout: float) -> HttpClient:
+    factory = import_string(factory_path)
+    session = factory()
+    if not isinstance(session, requests.Session):
+        raise TypeError(f'DUO_OIDC["HTTP_SESSION_FACTORY"] must return a requests.Session, not {type(session)!r}')
+    return HttpClient(session, timeout=timeout)
+
+
+def http_client() -> HttpClient:
+    """Return the process's HTTP client (one pooled session per factory and timeout)."""
+    return _http_client(conf.http_session_factory, conf.http_timeout)
+
+
+def get_provider(slug: str | None = None) -> Provider:
+    """Return the enabled provider ``slug``, or the default one; raise ``Provider.DoesNotExist``."""
+    enabled = Provider.objects.filter(enabled=True)
+    if slug:
+        return enabled.get(slug=slug)
+    default = enabled.filter(is_default=True).first()
+    if default is not None:
+        return default
+    # With a single enabled provider there is nothing to choose.
+    only = list(enabled[:2])
+    if len(only) == 1:
+        return only[0]
+    raise Provider.DoesNotExist("No default provider.")
+
+
+class ProviderRuntime:
+    """Protocol operations for one provider, with discovery and JWKS shared through the cache."""
+
+    def __init__(self, provider: Provider, http: HttpClient | None = None) -> None:
+        self.provider = provider
+        self.http = http or http_client()
+        self.cache = caches[conf.cache_alias]
+        digest = hashlib.sha256(provider.issuer.encode()).hexdigest()[:32]
+        self._metadata_key = f"duo_oidc:discovery:{digest}"
+
+    # Discovery and keys ------------------------------------------------------------------------
+
+    @functools.cached_property
+    def metadata(self) -> ProviderMetadata:
+        doc = self.cache.get(self._metadata_key)
+        if isinstance(doc, dict):
+            try:
+                return parse_metadata(doc, self.provider.issuer)
+            except DiscoveryError:
+                pass  # stale entry for an issuer that changed: fetch again
+        metadata = fetch_metadata(self.http, self.provider.issuer)
+        self.cache.set(self._metadata_key, metadata.to_dict(), conf.discovery_ttl)
+        return metadata
+
+    def refresh_metadata(self) -> ProviderMetadata:
+        """Drop the cached discovery document and fetch it again."""
+        self.cache.delete(self._metadata_key)
+        self.__dict__.pop("metadata", None)
+        return self.metadata
+
+    @functools.cached_property
+    def keys(self) -> JWKSStore:
+        return JWKSStore(
+            self.http,
+            self.metadata.jwks_uri,
+            self.cache,
+            ttl=conf.jwks_ttl,
+            refetch_interval=conf.jwks_refetch_interval,
+        )
+
+    @property
+    def algorithms(self) -> tuple[str, ...]:
+        """Algorithms allowed for this provider's tokens: configured, and advertised when the provider says."""
+        configured = self.provider.algorithm_list
+        advertised = self.metadata.id_token_signing_alg_values_supported
+        return tuple(a for a in configured if a in advertised) or configured
+
+    # Flow ----------------------------------------------------------------------------------------
+
+    def authorization_url(self, params: dict[str, str]) -> str:
+        return flow.authorization_url(self.metadata.authorization_endpoint, params)
+
+    def exchange_code(self, *, code: str, redirect_uri: str, code_verifier: str) -> flow.TokenSet:
+        return flow.exchange_code(
+            self.http,
+            self.metadata.token_endpoint,
+            self.provider.credentials(),
+            code=code,
+            redirect_uri=redirect_uri,
+            code_verifier=code_verifier,
+        )
+
+    def refresh(self, refresh_token: str) -> flow.TokenSet:
+        return flow.refresh_tokens(self.http, self.metadata.token_endpoint, self.provider.credentials(), refresh_token)
+
+    def validate_id_token(
+        self,
+        id_token: str,
+        *,
+        nonce: str | None,
+        max_age: int | None = None,
+        access_token: str | None = None,
+        now: float | None = None,
+    ) -> dict[str, Any]:
+        return tokens.validate_id_token(
+            id_token,
+            key_for=self.keys.key_for,
+            issuer=self.provider.issuer,
+            client_id=self.provider.client_id,
+            algorithms=self.algorithms,
+            now=time.time() if now is None else now,
+            leeway=conf.leeway,
+            nonce=nonce,
+            max_age=max_age,
+            access_token=access_token,
+        )
+
+    def userinfo(self, access_token: str) -> dict[str, Any] | None:
+        endpoint = self.metadata.userinfo_endpoint
+        if not (self.provider.use_userinfo and endpoint):
+            return None
+        return flow.fetch_userinfo(self.http, endpoint, access_token)

@@ -1,0 +1,13 @@
+"""Signals sent by django-duo-oidc. No token or secret is ever part of a signal's arguments."""
+
+from __future__ import annotations
+
+from django.dispatch import Signal
+
+#: Sent after a successful login. Arguments: ``request``, ``user``, ``provider`` (a Provider),
+#: ``claims`` (the validated ID-token claims merged with userinfo), ``scopes`` (frozenset).
+login_succeeded = Signal()
+
+#: Sent when a login fails. Arguments: ``request``, ``provider`` (a Provider or None),
+#: ``reason`` (a short stable code, e.g. "StateError" or "invalid_grant"), ``description`` (text).
+login_failed = Signal()

@@ -1,0 +1,271 @@
+"""Login, callback and logout: thin subclasses of mozilla-django-oidc's views.
+
+Kept from mozilla: the capped per-session map of pending logins (parallel tabs work), the
+same-site ``next`` check, the session reload after the slow token exchange. Replaced: settings
+come from the Provider row, PKCE S256 and nonce are always on, the callback checks RFC 9207 ``iss``,
+state expiry and replay, and every failure ends on an error page with a logged reason.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from django.conf import settings
+from django.contrib import auth
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import render, resolve_url
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.generic import View
+from mozilla_django_oidc.utils import add_state_and_verifier_and_nonce_to_session
+from mozilla_django_oidc.views import (
+    OIDCAuthenticationCallbackView,
+    OIDCAuthenticationRequestView,
+    OIDCLogoutView,
+    get_next_url,
+)
+
+from . import session, signals
+from .backends import LoginAttempt
+from .conf import conf
+from .core.errors import (
+    AuthorizationError,
+    ConfigurationError,
+    DuoOIDCError,
+    StateError,
+    TokenError,
+)
+from .core.flow import AuthRequest, authorization_params, authorization_url
+from .core.scopes import format_scopes, parse_scopes
+from .models import Provider
+from .providers import ProviderRuntime, get_provider
+
+logger = logging.getLogger("django_duo_oidc")
+
+REDIRECT_FIELD_NAME = "next"
+PROMPT_VALUES = frozenset({"none", "login", "consent", "select_account"})
+
+
+def error_response(
+    request: HttpRequest, exc: DuoOIDCError, *, provider: Provider | None = None, status: int | None = None
+) -> HttpResponse:
+    """Log the reason, send ``login_failed`` and render the error page. Never includes a token."""
+    reason = exc.error if isinstance(exc, AuthorizationError | StateError) and exc.error else type(exc).__name__
+    status = status or exc.status_code
+    logger.warning(
+        "Login failed (%s, provider=%s, status=%s): %s",
+        reason,
+        provider.slug if provider else "-",
+        status,
+        exc.description,
+    )
+    signals.login_failed.send(
+        sender=DuoOIDCError, request=request, provider=provider, reason=reason, description=exc.description
+    )
+    context = {"status": status, "message": exc.description, "provider": provider, "error": exc.error}
+    return render(request, conf.error_template, context, status=status)
+
+
+class LoginView(OIDCAuthenticationRequestView):
+    """Start a login: ``GET /oidc/login/?provider=<slug>&next=/path``.
+
+    Also accepted per request: ``login_hint``, ``prompt``, ``max_age`` and ``scope`` (added to the
+    provider's scopes). A bare GET works too (Duo Central's RP-initiated login URL).
+    """
+
+    http_method_names = ["get"]
+
+    def __init__(self, **kwargs: Any) -> None:
+        # mozilla's __init__ reads OIDC_OP_AUTHORIZATION_ENDPOINT from settings; ours is discovered.
+        View.__init__(self, **kwargs)
+
+    def get(self, request: HttpRequest) -> HttpResponse:
+        slug = request.GET.get("provider") or None
+        try:
+            provider = get_provider(slug)
+        except Provider.DoesNotExist:
+            exc = ConfigurationError(
+                "There is no identity provider by that name." if slug else "No identity provider is set up."
+            )
+            return error_response(request, exc, status=404)
+        next_url = get_next_url(request, REDIRECT_FIELD_NAME)
+        if request.GET.get(REDIRECT_FIELD_NAME) and next_url is None:
+            # Fail closed: an off-site `next` is refused, not silently replaced.
+            exc = AuthorizationError("The address to return to after login is not on this site.")
+            return error_response(request, exc, provider=provider)
+        self.provider = provider
+        attempt = AuthRequest.new()
+        extra = self.get_extra_params(request)
+        scope = format_scopes(provider.scope_set | parse_scopes(request.GET.get("scope")))
+        params = authorization_params(
+            client_id=provider.client_id,
+            redirect_uri=request.build_absolute_uri(reverse("duo_oidc:callback")),
+            scope=scope,
+            auth_request=attempt,
+            extra=extra,
+        )
+        try:
+            url = authorization_url(ProviderRuntime(provider).metadata.authorization_endpoint, params)
+        except DuoOIDCError as exc:
+            return error_response(request, exc, provider=provider)
+        add_state_and_verifier_and_nonce_to_session(request, attempt.state, params, attempt.code_verifier)
+        max_age = extra.get("max_age")
+        session.annotate_pending(
+            request,
+            attempt.state,
+            provider=provider.slug,
+            next=next_url,
+            max_age=int(max_age) if max_age is not None else None,
+        )
+        return HttpResponseRedirect(url)
+
+    def get_extra_params(self, request: HttpRequest) -> dict[str, str]:
+        """Return ``prompt``, ``login_hint`` and ``max_age`` from the request or the provider."""
+        provider: Provider = self.provider
+        extra: dict[str, str] = {}
+        prompt = request.GET.get("prompt") or provider.prompt
+        if prompt in PROMPT_VALUES:
+            extra["prompt"] = prompt
+        login_hint = request.GET.get("login_hint", "")
+        if login_hint and len(login_hint) <= 254 and login_hint.isprintable():
+            extra["login_hint"] = login_hint
+        max_age = request.GET.get("max_age", "")
+        if max_age.isdigit() and len(max_age) < 9:
+            extra["max_age"] = max_age
+        elif provider.max_age is not None:
+            extra["max_age"] = str(provider.max_age)
+        return extra
+
+
+class CallbackView(OIDCAuthenticationCallbackView):
+    """Complete a login: ``GET /oidc/callback/?code=…&state=…[&iss=…]``."""
+
+    http_method_names = ["get"]
+
+    def get(self, request: HttpRequest) -> HttpResponse:
+        self.provider: Provider | None = None
+        try:
+            return self.complete(request)
+        except DuoOIDCError as exc:
+            # The ID token came over the back channel from the provider: if it cannot be trusted the
+            # fault is upstream (502), not the browser's.
+            return error_response(
+                request, exc, provider=self.provider, status=502 if isinstance(exc, TokenError) else None
+            )
+
+    def complete(self, request: HttpRequest) -> HttpResponse:
+        pending = session.pop_pending(request, request.GET.get("state"))
+        if pending is None:
+            raise StateError()
+        if time.time() - float(pending.get("added_on", 0)) > conf.state_ttl:
+            raise StateError("This login attempt has expired. Please start again.")
+        provider = Provider.objects.filter(slug=pending.get("provider"), enabled=True).first()
+        if provider is None:
+            raise StateError("The identity provider of this login attempt is no longer available.")
+        self.provider = provider
+        runtime = ProviderRuntime(provider)
+        self.check_issuer(request, runtime)
+        if request.GET.get("error"):
+            error = request.GET["error"]
+            exc = AuthorizationError("The identity provider did not complete the login.", error=error[:64])
+            if error == "access_denied":
+                exc.status_code = 403
+            elif error == "login_required":
+                exc.description = "You are not signed in at the identity provider."
+            raise exc
+        code = request.GET.get("code")
+        if not code:
+            raise AuthorizationError("The identity provider sent no authorization code.")
+
+        # Token exchange is slow: reload the session afterwards so that parallel tabs' changes
+        # to the pending map are not overwritten (mozilla's reasoning, kept).
+        request.session = request.session.__class__(request.session.session_key)
+        attempt = LoginAttempt(
+            provider=provider,
+            code=code,
+            redirect_uri=request.build_absolute_uri(reverse("duo_oidc:callback")),
+            nonce=pending["nonce"],
+            code_verifier=pending["code_verifier"],
+            max_age=pending.get("max_age"),
+        )
+        user = auth.authenticate(request, duo_oidc_login=attempt)
+        if user is None or attempt.tokens is None:
+            raise ConfigurationError("django_duo_oidc.backends.DuoOIDCBackend is not in AUTHENTICATION_BACKENDS.")
+        # auth.login() rotates the session key (session fixation) and the CSRF token.
+        auth.login(request, user, backend="django_duo_oidc.backends.DuoOIDCBackend")
+        session.store_login(
+            request, provider=provider.slug, tokens=attempt.tokens, claims=attempt.claims, scopes=attempt.scopes
+        )
+        logger.info("Login of user %s through provider %s", user.pk, provider.slug)
+        signals.login_succeeded.send(
+            sender=self.__class__,
+            request=request,
+            user=user,
+            provider=provider,
+            claims=attempt.claims,
+            scopes=attempt.scopes,
+        )
+        return HttpResponseRedirect(self.next_url(request, pending.get("next")))
+
+    def check_issuer(self, request: HttpRequest, runtime: ProviderRuntime) -> None:
+        """RFC 9207 section 2.4: when the provider announces the ``iss`` response parameter it must
+        be present and equal to the issuer; when present it must match in any case. Checked before
+        the code (or an error) is looked at, so a mix-up never redeems a code at the wrong provider.
+        """
+        iss = request.GET.get("iss")
+        if iss is None:
+            if runtime.metadata.authorization_response_iss_parameter_supported:
+                raise AuthorizationError("The identity provider's answer does not say who sent it (iss).")
+            return
+        if iss != runtime.provider.issuer:
+            raise AuthorizationError("The answer came from another identity provider than the one asked (iss).")
+
+    def next_url(self, request: HttpRequest, stored: str | None) -> str:
+        # Checked again on the way out: the stored value came from our own login view, but a
+        # check here costs nothing and keeps `next` same-site whatever wrote it.
+        if stored and url_has_allowed_host_and_scheme(
+            stored, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+        ):
+            return stored
+        return resolve_url(settings.LOGIN_REDIRECT_URL)
+
+
+class LogoutView(OIDCLogoutView):
+    """End the Django session (POST only, CSRF-protected); optionally end the provider session too.
+
+    Duo documents no end_session_endpoint, so by default only the Django session ends and the next
+    login may be silent at Duo (use ``prompt=login`` to force re-authentication).
+    """
+
+    http_method_names = ["post"]
+
+    def post(self, request: HttpRequest) -> HttpResponse:
+        url = self.redirect_url
+        if request.user.is_authenticated:
+            url = self.provider_logout_url(request) or url
+            logger.info("Logout of user %s", request.user.pk)
+        auth.logout(request)
+        return HttpResponseRedirect(url)
+
+    def provider_logout_url(self, request: HttpRequest) -> str | None:
+        """Return the RP-initiated logout URL (OIDC RP-Initiated Logout 1.0 section 2), if enabled."""
+        data = session.login_data(request)
+        provider = Provider.objects.filter(slug=data["provider"]).first() if data else None
+        if provider is None or not provider.end_session:
+            return None
+        try:
+            endpoint = ProviderRuntime(provider).metadata.end_session_endpoint
+        except DuoOIDCError as exc:
+            logger.warning("Provider logout skipped for %s: %s", provider.slug, exc.description)
+            return None
+        if not endpoint:
+            return None
+        # No id_token_hint: a token never goes into a URL. client_id identifies us instead (RP-Initiated
+        # Logout 1.0 section 2 allows it alongside post_logout_redirect_uri).
+        params = {
+            "client_id": provider.client_id,
+            "post_logout_redirect_uri": request.build_absolute_uri(self.redirect_url),
+        }
+        return authorization_url(endpoint, params)
