@@ -21,6 +21,7 @@ from .http import HttpClient
 __all__ = ["Cache", "JWKSStore", "KeySet"]
 
 _KTY_FOR_ALG_PREFIX = {"RS": "RSA", "PS": "RSA", "ES": "EC", "Ed": "OKP"}
+_SIGNATURE_KTYS = frozenset(_KTY_FOR_ALG_PREFIX.values())
 
 
 class Cache(Protocol):
@@ -43,6 +44,9 @@ class KeySet:
         self._keys: list[tuple[str | None, str | None, str, Any]] = []
         for data in keys:
             if not isinstance(data, dict) or data.get("use", "sig") != "sig":
+                continue
+            if data.get("kty") not in _SIGNATURE_KTYS:
+                # Symmetric ("oct") keys never verify provider tokens (RFC 8725 section 3.2).
                 continue
             try:
                 parsed = jwt.PyJWK(data)

@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from tests import fakeop
+
+
+@pytest.fixture
+def fake_op(settings: Any) -> Iterator[fakeop.FakeOP]:
+    """A fresh in-process provider, with the shared cache cleared so no discovery/JWKS leaks between tests."""
+    from django.core.cache import cache
+
+    cache.clear()
+    op = fakeop.FakeOP()
+    fakeop.CURRENT = op
+    yield op
+    fakeop.CURRENT = None
+    cache.clear()
+
+
+@pytest.fixture
+def provider(db: Any, fake_op: fakeop.FakeOP, monkeypatch: pytest.MonkeyPatch) -> Any:
+    from django_duo_oidc.models import Provider
+
+    monkeypatch.setenv("FAKE_OP_SECRET", fake_op.client_secret)
+    return Provider.objects.create(
+        slug="duo",
+        name="Duo",
+        issuer=fake_op.issuer,
+        client_id=fake_op.client_id,
+        client_secret_env="FAKE_OP_SECRET",
+        scopes="openid profile email groups",
+        is_default=True,
+    )
+
+
+def query(url: str) -> dict[str, str]:
+    return {k: v[0] for k, v in parse_qs(urlsplit(url).query).items()}

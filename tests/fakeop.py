@@ -1,0 +1,318 @@
+"""An in-process OpenID provider that misbehaves on demand.
+
+Served through a ``requests`` transport adapter mounted on the session the app's HTTP client is
+built from (``DUO_OIDC["HTTP_SESSION_FACTORY"] = "tests.fakeop.session_factory"``), so no module
+path is patched. It checks PKCE, client authentication (RFC 6749 2.3.1 form-encoded Basic) and
+single-use codes like a real provider, and mints Duo-shaped tokens (RS256, ``typ: jwt``).
+It is for fast tests and for faults a real provider won't produce; the e2e tier uses a real one.
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import hashlib
+import json
+import secrets
+import time
+from typing import Any
+from urllib.parse import parse_qs, unquote_plus, urlencode, urlsplit
+
+import jwt
+import requests
+from cryptography.hazmat.primitives.asymmetric import rsa
+from requests.adapters import BaseAdapter
+
+from django_duo_oidc.core.pkce import s256_challenge
+from django_duo_oidc.core.tokens import at_hash
+
+ISSUER = "https://sso-fake.sso.duosecurity.test/oidc/DIFAKECLIENT0000001"
+CLIENT_ID = "DIFAKECLIENT0000001"
+# A secret with every character that breaks naive Basic encoding.
+CLIENT_SECRET = "sp+ec/ial:chars%25x=AbCdEfGhIjKlMnOpQrStUv"
+
+CURRENT: FakeOP | None = None
+
+
+@functools.cache
+def rsa_key(name: str = "main") -> rsa.RSAPrivateKey:
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+def public_jwk(key: rsa.RSAPrivateKey, kid: str | None) -> dict[str, Any]:
+    jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key()))
+    jwk.update({"use": "sig", "alg": "RS256"})
+    if kid is not None:
+        jwk["kid"] = kid
+    return jwk
+
+
+class Fault(Exception):
+    pass
+
+
+class FakeOP:
+    def __init__(self) -> None:
+        self.issuer = ISSUER
+        self.client_id = CLIENT_ID
+        self.client_secret = CLIENT_SECRET
+        self.auth_method = "client_secret_basic"
+        self.key = rsa_key()
+        self.kid = "a" * 64
+        self.extra_jwks: list[dict[str, Any]] = []
+        self.publish_kid = True
+        self.codes: dict[str, dict[str, Any]] = {}
+        self.calls: list[tuple[str, str]] = []
+        # Knobs
+        self.discovery_overrides: dict[str, Any] = {}
+        self.faults: dict[str, str | int] = {}  # endpoint name -> "down" | "timeout" | "garbage" | status
+        self.id_token_claims: dict[str, Any] = {}
+        self.id_token_drop: set[str] = set()
+        self.id_token_header: dict[str, Any] = {}
+        self.sign_with: str = "rsa"  # rsa | none | hs256-client-secret | hs256-public-key | other-key
+        self.userinfo_overrides: dict[str, Any] = {}
+        self.token_overrides: dict[str, Any] = {}
+        self.token_drop: set[str] = set()
+        self.token_scope: str | None = None  # None: echo the granted scope; "": omit the field
+        self.access_token_format = "jwt"  # jwt | opaque
+
+    # Documents -------------------------------------------------------------------------------
+
+    def discovery(self) -> dict[str, Any]:
+        doc = {
+            "issuer": self.issuer,
+            "authorization_endpoint": f"{self.issuer}/authorize",
+            "token_endpoint": f"{self.issuer}/token",
+            "jwks_uri": f"{self.issuer}/jwks",
+            "userinfo_endpoint": f"{self.issuer}/userinfo",
+            "introspection_endpoint": f"{self.issuer}/token_introspection",
+            "response_types_supported": ["code"],
+            "subject_types_supported": ["public"],
+            "id_token_signing_alg_values_supported": ["RS256"],
+            "scopes_supported": ["openid", "email", "profile", "groups", "crm.contacts.read"],
+            "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+            "code_challenge_methods_supported": ["S256"],
+            "grant_types_supported": ["authorization_code", "refresh_token"],
+        }
+        doc.update(self.discovery_overrides)
+        return {k: v for k, v in doc.items() if v is not None}
+
+    def jwks(self) -> dict[str, Any]:
+        return {"keys": [public_jwk(self.key, self.kid if self.publish_kid else None), *self.extra_jwks]}
+
+    def user_claims(self, sub: str) -> dict[str, Any]:
+        return {
+            "sub": sub,
+            "email": f"{sub}@example.test",
+            "name": f"{sub.title()} Example",
+            "given_name": sub.title(),
+            "family_name": "Example",
+            "groups": ["crm-users"],
+        }
+
+    # Browser step ----------------------------------------------------------------------------
+
+    def authorize(
+        self,
+        url: str,
+        *,
+        sub: str = "alice",
+        scope: str | None = None,
+        claims: dict[str, Any] | None = None,
+        error: str | None = None,
+        iss: str | bool | None = True,
+    ) -> str:
+        """Play the user at the authorization endpoint; return the callback URL's query string."""
+        parts = urlsplit(url)
+        assert f"{parts.scheme}://{parts.netloc}{parts.path}" == f"{self.issuer}/authorize", url
+        params = {k: v[0] for k, v in parse_qs(parts.query).items()}
+        assert params["response_type"] == "code"
+        assert params["client_id"] == self.client_id
+        assert params["code_challenge_method"] == "S256"
+        query: dict[str, str] = {"state": params["state"]}
+        if iss is True:
+            query["iss"] = self.issuer
+        elif isinstance(iss, str):
+            query["iss"] = iss
+        if error:
+            query["error"] = error
+            return urlencode(query)
+        code = secrets.token_urlsafe(24)
+        self.codes[code] = {
+            "nonce": params.get("nonce"),
+            "challenge": params["code_challenge"],
+            "redirect_uri": params["redirect_uri"],
+            "scope": scope if scope is not None else params["scope"],
+            "sub": sub,
+            "claims": claims or {},
+            "max_age": params.get("max_age"),
+            "auth_time": int(time.time()) - 5,
+        }
+        query["code"] = code
+        return urlencode(query)
+
+    # Token minting ---------------------------------------------------------------------------
+
+    def sign(self, claims: dict[str, Any], header: dict[str, Any] | None = None) -> str:
+        headers = {"kid": self.kid, "typ": "jwt", **(header or {})}
+        headers = {k: v for k, v in headers.items() if v is not None}
+        if self.sign_with == "none":
+            return jwt.encode(claims, None, algorithm="none", headers=headers)
+        if self.sign_with == "hs256-client-secret":
+            return jwt.encode(claims, self.client_secret, algorithm="HS256", headers=headers)
+        if self.sign_with == "hs256-public-key":
+            pem = json.dumps(public_jwk(self.key, self.kid))
+            # Build the HMAC by hand: PyJWT refuses a PEM/JWK-looking HMAC key (as it should).
+            return _hs256(claims, pem.encode(), headers)
+        key = rsa_key("other") if self.sign_with == "other-key" else self.key
+        return jwt.encode(claims, key, algorithm="RS256", headers=headers)
+
+    def access_token(self, sub: str, scope: str, aud: str | None = None, ttl: int = 3600) -> str:
+        if self.access_token_format == "opaque":
+            return secrets.token_urlsafe(32)
+        now = int(time.time())
+        return self.sign(
+            {"iss": self.issuer, "sub": sub, "aud": aud or self.client_id, "exp": now + ttl, "iat": now, "scope": scope}
+        )
+
+    def id_token(self, grant: dict[str, Any], access_token: str) -> str:
+        now = int(time.time())
+        claims = {
+            "iss": self.issuer,
+            "sub": grant["sub"],
+            "aud": self.client_id,
+            "exp": now + 300,
+            "iat": now,
+            "auth_time": grant["auth_time"],
+            "nonce": grant["nonce"],
+            "at_hash": at_hash(access_token, "RS256"),
+            **{k: v for k, v in self.user_claims(grant["sub"]).items() if k != "groups"},
+            "groups": self.user_claims(grant["sub"])["groups"],
+            **grant["claims"],
+        }
+        claims.update(self.id_token_claims)
+        for name in self.id_token_drop:
+            claims.pop(name, None)
+        return self.sign(claims, self.id_token_header)
+
+    # HTTP ------------------------------------------------------------------------------------
+
+    def handle(self, request: requests.PreparedRequest) -> tuple[int, Any, dict[str, str]]:
+        path = urlsplit(request.url).path
+        base = urlsplit(self.issuer).path
+        name = path[len(base) :].lstrip("/") if path.startswith(base) else path
+        self.calls.append((request.method or "", name))
+        fault = self.faults.get(name)
+        if fault == "down":
+            raise requests.ConnectionError("connection refused")
+        if fault == "timeout":
+            raise requests.ReadTimeout("read timed out")
+        if fault == "garbage":
+            return 200, b"<html>not json</html>", {"Content-Type": "text/html"}
+        if isinstance(fault, int):
+            return fault, {"error": "server_error"}, {}
+        if name == ".well-known/openid-configuration":
+            return 200, self.discovery(), {}
+        if name == "jwks":
+            return 200, self.jwks(), {}
+        if name == "token":
+            return self.token_endpoint(request)
+        if name == "userinfo":
+            return self.userinfo_endpoint(request)
+        return 404, {"error": "not_found"}, {}
+
+    def authenticate_client(self, request: requests.PreparedRequest, form: dict[str, str]) -> bool:
+        header = request.headers.get("Authorization", "")
+        if header.startswith("Basic "):
+            raw = base64.b64decode(header[6:]).decode()
+            user, _, password = raw.partition(":")
+            # RFC 6749 2.3.1: both parts are form-urlencoded before Basic encoding.
+            return unquote_plus(user) == self.client_id and unquote_plus(password) == self.client_secret
+        return form.get("client_id") == self.client_id and form.get("client_secret") == self.client_secret
+
+    def token_endpoint(self, request: requests.PreparedRequest) -> tuple[int, Any, dict[str, str]]:
+        body = request.body or ""
+        body = body.decode() if isinstance(body, bytes) else body
+        form = {k: v[0] for k, v in parse_qs(body).items()}
+        if not self.authenticate_client(request, form):
+            return 401, {"error": "invalid_client"}, {}
+        if form.get("grant_type") != "authorization_code":
+            return 400, {"error": "unsupported_grant_type"}, {}
+        grant = self.codes.pop(form.get("code", ""), None)
+        if grant is None:
+            # Duo's shape (DUO.md 1.13): RFC fields plus error_title/error_message.
+            return 400, {"error": "invalid_grant", "error_description": "bad code", "error_title": "x"}, {}
+        if form.get("redirect_uri") != grant["redirect_uri"]:
+            return 400, {"error": "invalid_grant"}, {}
+        if s256_challenge(form.get("code_verifier", "")) != grant["challenge"]:
+            return 400, {"error": "invalid_grant", "error_description": "PKCE verification failed"}, {}
+        granted = grant["scope"]
+        access = self.access_token(grant["sub"], granted)
+        response = {
+            "access_token": access,
+            "token_type": "Bearer",
+            "expires_in": 3600,
+            "id_token": self.id_token(grant, access),
+            "refresh_token": secrets.token_urlsafe(24),
+        }
+        if self.token_scope is None:
+            response["scope"] = granted
+        elif self.token_scope:
+            response["scope"] = self.token_scope
+        response.update(self.token_overrides)
+        for name in self.token_drop:
+            response.pop(name, None)
+        self.last_access_token = access
+        self.last_grant = grant
+        return 200, response, {}
+
+    def userinfo_endpoint(self, request: requests.PreparedRequest) -> tuple[int, Any, dict[str, str]]:
+        header = request.headers.get("Authorization", "")
+        if not header.startswith("Bearer ") or header[7:] != getattr(self, "last_access_token", None):
+            return 401, {"error": "invalid_token"}, {"WWW-Authenticate": 'Bearer error="invalid_token"'}
+        claims = self.user_claims(self.last_grant["sub"])
+        claims["user"] = claims["email"]  # Duo's non-standard extra
+        claims.update(self.last_grant["claims"])
+        claims.update(self.userinfo_overrides)
+        return 200, claims, {}
+
+
+def _hs256(claims: dict[str, Any], key: bytes, headers: dict[str, Any]) -> str:
+    import hmac
+
+    def b64(data: bytes) -> bytes:
+        return base64.urlsafe_b64encode(data).rstrip(b"=")
+
+    header = b64(json.dumps({**headers, "alg": "HS256"}).encode())
+    payload = b64(json.dumps(claims).encode())
+    signature = b64(hmac.new(key, header + b"." + payload, hashlib.sha256).digest())
+    return (header + b"." + payload + b"." + signature).decode()
+
+
+class FakeAdapter(BaseAdapter):
+    """Route requests to the current FakeOP (set by the ``fake_op`` fixture)."""
+
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+        if CURRENT is None:
+            raise requests.ConnectionError("no fake provider is running")
+        status, body, headers = CURRENT.handle(request)
+        response = requests.Response()
+        response.status_code = status
+        if isinstance(body, bytes):
+            response._content = body
+        else:
+            response._content = json.dumps(body).encode()
+            headers = {"Content-Type": "application/json", **headers}
+        response.headers.update(headers)
+        response.url = request.url or ""
+        response.request = request
+        return response
+
+    def close(self) -> None:
+        pass
+
+
+def session_factory() -> requests.Session:
+    session = requests.Session()
+    session.mount("https://sso-fake.sso.duosecurity.test/", FakeAdapter())
+    return session

@@ -1,0 +1,17 @@
+"""Settings for the unit and integration tiers: SQLite in memory, local-memory cache, the fake provider."""
+
+from __future__ import annotations
+
+from example_project.settings import *  # noqa: F403
+
+DEBUG = False
+ALLOWED_HOSTS = ["testserver", "127.0.0.1", "localhost"]
+DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}}
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "duo-oidc-tests"}}
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+SESSION_COOKIE_SECURE = True
+DUO_OIDC = {
+    "HTTP_SESSION_FACTORY": "tests.fakeop.session_factory",
+    "ENCRYPTION_KEYS": ["ZmDfcTF7_60GrrY167zsiPd67pEvs0aGOv2oasOM1Pg="],
+}
+LOGGING = {"version": 1, "disable_existing_loggers": False}
