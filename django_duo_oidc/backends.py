@@ -86,7 +86,7 @@ class DuoOIDCBackend(OIDCAuthenticationBackend):
             if userinfo.get("sub") != claims["sub"]:
                 # OIDC Core section 5.3.2: the userinfo sub MUST be verified to match the ID token's.
                 raise InvalidClaim("sub", "The userinfo answer is about another user than the ID token.")
-            claims = {**{k: v for k, v in userinfo.items() if k not in _ID_TOKEN_ONLY}, **claims}
+            claims = {**claims, **{k: v for k, v in userinfo.items() if k not in _ID_TOKEN_ONLY}}
         if not self.verify_claims(claims):
             raise LoginRefused("Your account does not meet this site's requirements.")
         attempt.tokens = tokens
