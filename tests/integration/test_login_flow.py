@@ -159,9 +159,7 @@ def test_replayed_callback_is_refused(client: Client, fake_op: FakeOP, provider:
 
 
 @pytest.mark.parametrize("suffix", ["?code=abc&state=forged", "?code=abc", "?state=&code=abc", ""])
-def test_unknown_or_missing_state_is_refused(
-    client: Client, fake_op: FakeOP, provider: Provider, suffix: str
-) -> None:
+def test_unknown_or_missing_state_is_refused(client: Client, fake_op: FakeOP, provider: Provider, suffix: str) -> None:
     start(client)
     response = client.get("/oidc/callback/" + suffix)
     assert response.status_code == 400
