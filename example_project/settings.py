@@ -78,9 +78,18 @@ DUO_OIDC = {
     "ENCRYPTION_KEYS": [k for k in os.environ.get("DUO_OIDC_ENCRYPTION_KEYS", "").split(",") if k],
 }
 
+# Access logs record the callback URL: redact the authorization code and state in them.
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "loggers": {"django_duo_oidc": {"handlers": ["console"], "level": "INFO"}},
+    "filters": {"redact_oauth": {"()": "django_duo_oidc.log_filters.RedactOAuthParams"}},
+    "formatters": {"server": {"format": "[{server_time}] {message}", "style": "{"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "filters": ["redact_oauth"]},
+        "server": {"class": "logging.StreamHandler", "filters": ["redact_oauth"], "formatter": "server"},
+    },
+    "loggers": {
+        "django_duo_oidc": {"handlers": ["console"], "level": "INFO"},
+        "django.server": {"handlers": ["server"], "level": "INFO", "propagate": False},
+    },
 }

@@ -105,3 +105,21 @@ def test_core_imports_no_django() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_log_filter_redacts_oauth_values() -> None:
+    import logging
+
+    from django_duo_oidc.log_filters import RedactOAuthParams
+
+    record = logging.LogRecord(
+        "django.server",
+        logging.INFO,
+        __file__,
+        1,
+        '"%s" %s',
+        ("GET /cb/?code=abc&state=xyz&iss=http://op HTTP/1.1", 302),
+        None,
+    )
+    RedactOAuthParams().filter(record)
+    assert record.getMessage() == '"GET /cb/?code=[redacted]&state=[redacted]&iss=http://op HTTP/1.1" 302'

@@ -1,0 +1,177 @@
+"""The end-to-end tier: the example project served by `manage.py runserver` against a REAL OpenID
+provider process (panva/oidc-provider, pinned in tests/provider), both started and stopped here.
+
+Only the example project's outside contract is used: migrate, duo_oidc_provider, runserver, and the
+URLs /oidc/login/, /oidc/callback/, /oidc/logout/, /me/.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from html import unescape
+from pathlib import Path
+from urllib.parse import urljoin, urlsplit
+
+import pytest
+import requests
+
+ROOT = Path(__file__).resolve().parents[2]
+PROVIDER = ROOT / "tests" / "provider"
+SECRET = "sp+ec/ial:chars%25x=0123456789abcdefghij"  # survives only correct RFC 6749 2.3.1 encoding
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "/e2e/" in str(item.fspath):
+            item.add_marker(pytest.mark.e2e)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(url: str, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            requests.get(url, timeout=1)
+            return
+        except requests.RequestException:
+            time.sleep(0.05)
+    raise RuntimeError(f"{url} did not answer within {timeout}s")
+
+
+@dataclass
+class Site:
+    base: str
+    issuer: str
+    env: dict[str, str]
+
+    def manage(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, str(ROOT / "manage.py"), *args],
+            env=self.env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+
+
+@pytest.fixture(scope="session")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    if not (PROVIDER / "node_modules" / "oidc-provider").exists() or shutil.which("node") is None:
+        pytest.fail("The real provider is not installed: run `python scripts/dev.py test` (it runs npm ci).")
+    django_port, op_port = free_port(), free_port()
+    base = f"http://127.0.0.1:{django_port}"
+    tmp = tmp_path_factory.mktemp("e2e")
+    env = {
+        **os.environ,
+        "OP_PORT": str(op_port),
+        "OP_RP_BASE_URLS": base,
+        "OP_CLIENT_SECRET": SECRET,
+        "DUO_CLIENT_SECRET": SECRET,
+        "DJANGO_SETTINGS_MODULE": "example_project.settings",
+        "DJANGO_DB_PATH": str(tmp / "db.sqlite3"),
+        "PYTHONUNBUFFERED": "1",
+    }
+    op = subprocess.Popen(
+        ["node", str(PROVIDER / "provider.mjs")], env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+    )
+    server = None
+    try:
+        line = op.stdout.readline() if op.stdout else ""
+        assert line.startswith("READY"), f"provider did not start: {line!r}"
+        issuer = line.split()[1]
+        s = Site(base=base, issuer=issuer, env=env)
+        s.manage("migrate", "--verbosity", "0")
+        scopes = "openid profile email groups"
+        for slug, client_id in (("duo", "django-basic"), ("duo-post", "django-post")):
+            extra = ["--default"] if slug == "duo" else ["--token-auth-method", "client_secret_post"]
+            s.manage(
+                "duo_oidc_provider", slug, "--issuer", issuer, "--client-id", client_id,
+                "--client-secret-env", "DUO_CLIENT_SECRET", "--scopes", scopes, "--check", *extra,
+            )  # fmt: skip
+        s.manage(
+            "shell",
+            "-c",
+            "from django.contrib.auth.models import Group; from django_duo_oidc.models import GroupRule, Provider;"
+            "p = Provider.objects.get(slug='duo'); g = Group.objects.create(name='CRM');"
+            "GroupRule.objects.create(provider=p, claim='groups', value='crm-users', group=g)",
+        )
+        log = open(tmp / "runserver.log", "w")  # noqa: SIM115
+        server = subprocess.Popen(
+            [sys.executable, str(ROOT / "manage.py"), "runserver", f"127.0.0.1:{django_port}", "--noreload"],
+            env=env,
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        wait_http(base + "/me/")
+        s.log_path = tmp / "runserver.log"  # type: ignore[attr-defined]
+        yield s
+    finally:
+        if server is not None:
+            server.terminate()
+            server.wait(timeout=10)
+        op.terminate()
+        op.wait(timeout=10)
+
+
+_FORM = re.compile(r"<form[^>]*action=\"([^\"]+)\"[^>]*>(.*?)</form>", re.S | re.I)
+_INPUT = re.compile(r"<input([^>]*)>", re.I)
+_ATTR = re.compile(r"(\w+)=\"([^\"]*)\"")
+
+
+def submit_form(session: requests.Session, response: requests.Response, login: str) -> requests.Response:
+    """Fill and submit the provider's login or consent form as a person would."""
+    match = _FORM.search(response.text)
+    assert match, f"no form on {response.url}"
+    action, body = match.groups()
+    data: dict[str, str] = {}
+    for raw in _INPUT.findall(body):
+        attrs = dict(_ATTR.findall(raw))
+        if "name" in attrs:
+            data[attrs["name"]] = unescape(attrs.get("value", ""))
+    if "login" in data:
+        data.update(login=login, password="any")  # devInteractions: any login becomes the sub
+    return session.post(urljoin(response.url, unescape(action)), data=data, allow_redirects=False)
+
+
+def walk_to_callback(session: requests.Session, site: Site, start: str, login: str = "alice") -> str:
+    """From a login URL on the site, pass the provider's pages; return the callback URL (not yet opened)."""
+    response = session.get(site.base + start, allow_redirects=False)
+    assert response.status_code == 302, response.text
+    for _ in range(12):
+        location = response.headers.get("Location")
+        if location:
+            url = urljoin(response.url, location)
+            if url.startswith(site.base + "/oidc/callback/"):
+                return url
+            response = session.get(url, allow_redirects=False)
+        elif response.status_code == 200 and "<form" in response.text:
+            response = submit_form(session, response, login)
+        else:
+            raise AssertionError(f"stuck at {response.url}: {response.status_code}")
+    raise AssertionError("too many steps at the provider")
+
+
+def login(
+    session: requests.Session, site: Site, start: str = "/oidc/login/?provider=duo&next=/me/", user: str = "alice"
+) -> requests.Response:
+    callback = walk_to_callback(session, site, start, user)
+    return session.get(callback, allow_redirects=False)
+
+
+def host(url: str) -> str:
+    return urlsplit(url).netloc

@@ -1,0 +1,78 @@
+// A real OpenID provider (panva/oidc-provider, OpenID-certified) configured to behave like Duo SSO
+// as far as DUO.md describes it: RS256, PKCE S256 required, client_secret_basic/post, no
+// email_verified or preferred_username, custom scope crm.contacts.read, userinfo, introspection,
+// refresh tokens. It also sends the RFC 9207 `iss` parameter, which Duo does not document.
+//
+// Configuration from the environment:
+//   OP_PORT          port on 127.0.0.1 (default 8900)
+//   OP_RP_BASE_URLS  comma-separated base URLs of the relying parties (default http://127.0.0.1:8000)
+//   OP_CLIENT_SECRET secret of the clients "django-basic" and "django-post"
+// Prints "READY <issuer>" on stdout when it listens. Test-only endpoints under /__test__/.
+import { createHash, randomUUID } from 'node:crypto';
+import { Provider, errors } from 'oidc-provider';
+import { generateKeyPair, exportJWK } from 'jose';
+
+const port = Number(process.env.OP_PORT || 8900);
+const issuer = `http://127.0.0.1:${port}`;
+const bases = (process.env.OP_RP_BASE_URLS || 'http://127.0.0.1:8000').split(',').map((b) => b.replace(/\/$/, ''));
+const secret = process.env.OP_CLIENT_SECRET || 'sp+ec/ial:chars%25x=0123456789abcdefghij';
+
+// A fresh key with a fresh kid on every start: a relying party's cached JWKS then sees an unknown
+// kid after a restart (and must refetch) instead of a changed key under a known kid.
+const { privateKey } = await generateKeyPair('RS256', { extractable: true });
+const jwk = { ...(await exportJWK(privateKey)), kid: createHash('sha256').update(randomUUID()).digest('hex'), alg: 'RS256', use: 'sig' };
+
+const client = (id, method) => ({
+  client_id: id,
+  client_secret: secret,
+  token_endpoint_auth_method: method,
+  grant_types: ['authorization_code', 'refresh_token', 'client_credentials'],
+  response_types: ['code'],
+  redirect_uris: bases.map((b) => `${b}/oidc/callback/`),
+  post_logout_redirect_uris: bases.map((b) => `${b}/`),
+});
+
+const GROUPS = { alice: ['crm-users'], bob: [], carol: ['crm-users', 'admins'] };
+
+const provider = new Provider(issuer, {
+  clients: [client('django-basic', 'client_secret_basic'), client('django-post', 'client_secret_post')],
+  pkce: { required: () => true },
+  scopes: ['openid', 'offline_access', 'profile', 'email', 'groups', 'crm.contacts.read'],
+  claims: { openid: ['sub'], profile: ['name', 'given_name', 'family_name'], email: ['email'], groups: ['groups'] },
+  conformIdTokenClaims: false,
+  async findAccount(ctx, sub) {
+    const name = sub.charAt(0).toUpperCase() + sub.slice(1);
+    return {
+      accountId: sub,
+      async claims() {
+        return { sub, email: `${sub}@example.test`, name: `${name} Example`, given_name: name, family_name: 'Example', groups: GROUPS[sub] || [] };
+      },
+    };
+  },
+  async issueRefreshToken(ctx, c) { return c.grantTypeAllowed('refresh_token'); },
+  features: {
+    devInteractions: { enabled: true },
+    introspection: { enabled: true, allowedPolicy: async () => true },
+    revocation: { enabled: true },
+    clientCredentials: { enabled: true },
+    rpInitiatedLogout: { enabled: true },
+    resourceIndicators: {
+      enabled: true,
+      defaultResource: async (ctx, c, oneOf) => oneOf,
+      useGrantedResource: async () => false,
+      getResourceServerInfo: async (ctx, indicator) => {
+        if (indicator !== 'urn:crm') throw new errors.InvalidTarget();
+        return { scope: 'crm.contacts.read', audience: 'urn:crm', accessTokenFormat: 'jwt', jwt: { sign: { alg: 'RS256' } }, accessTokenTTL: 600 };
+      },
+    },
+  },
+  jwks: { keys: [jwk] },
+  cookies: { keys: [randomUUID()] },
+  ttl: { AccessToken: 600, AuthorizationCode: 60, IdToken: 300, RefreshToken: 3600, ClientCredentials: 600, Interaction: 600, Session: 3600, Grant: 3600 },
+});
+
+provider.listen(port, '127.0.0.1', () => {
+  process.stdout.write(`READY ${issuer}\n`);
+});
+
+for (const signal of ['SIGTERM', 'SIGINT']) process.on(signal, () => process.exit(0));
