@@ -97,18 +97,15 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         s.manage("migrate", "--verbosity", "0")
         scopes = "openid profile email groups"
         for slug, client_id in (("duo", "django-basic"), ("duo-post", "django-post")):
-            extra = ["--default"] if slug == "duo" else ["--token-auth-method", "client_secret_post"]
+            extra = (
+                ["--default", "--group-rule", "groups=crm-users:CRM"]
+                if slug == "duo"
+                else ["--token-auth-method", "client_secret_post"]
+            )
             s.manage(
                 "duo_oidc_provider", slug, "--issuer", issuer, "--client-id", client_id,
                 "--client-secret-env", "DUO_CLIENT_SECRET", "--scopes", scopes, "--check", *extra,
             )  # fmt: skip
-        s.manage(
-            "shell",
-            "-c",
-            "from django.contrib.auth.models import Group; from django_duo_oidc.models import GroupRule, Provider;"
-            "p = Provider.objects.get(slug='duo'); g = Group.objects.create(name='CRM');"
-            "GroupRule.objects.create(provider=p, claim='groups', value='crm-users', group=g)",
-        )
         log = open(tmp / "runserver.log", "w")  # noqa: SIM115
         server = subprocess.Popen(
             [sys.executable, str(ROOT / "manage.py"), "runserver", f"127.0.0.1:{django_port}", "--noreload"],

@@ -213,3 +213,13 @@ def test_command_reads_secret_from_stdin(fake_op: FakeOP, monkeypatch: pytest.Mo
     )
     assert Provider.objects.get().get_client_secret() == "from-stdin"
     assert "from-stdin" not in out.getvalue()
+
+
+def test_command_group_and_staff_rules(fake_op: FakeOP) -> None:
+    args = ["duo", "--issuer", fake_op.issuer, "--client-id", "x", "--group-rule", "groups=crm-users:CRM"]
+    call_command("duo_oidc_provider", *args, "--staff-rule", "groups=admins", stdout=io.StringIO())
+    call_command("duo_oidc_provider", *args, stdout=io.StringIO())  # idempotent
+    rules = sorted(str(r) for r in Provider.objects.get().group_rules.all())
+    assert rules == ["groups = admins -> - + staff", "groups = crm-users -> CRM"]
+    with pytest.raises(CommandError, match="CLAIM=VALUE:GROUP"):
+        call_command("duo_oidc_provider", "duo", "--group-rule", "groups=x", stdout=io.StringIO())

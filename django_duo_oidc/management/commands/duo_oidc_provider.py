@@ -9,11 +9,12 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+from django.contrib.auth.models import Group
 from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from ...connection import check_connection
-from ...models import Provider
+from ...models import GroupRule, Provider
 
 
 class Command(BaseCommand):
@@ -39,6 +40,20 @@ class Command(BaseCommand):
         state.add_argument("--disable", action="store_true")
         parser.add_argument("--no-userinfo", action="store_true", help="Do not call the userinfo endpoint.")
         parser.add_argument("--end-session", action="store_true", help="Also log out at the provider.")
+        parser.add_argument(
+            "--group-rule",
+            action="append",
+            default=[],
+            metavar="CLAIM=VALUE:GROUP",
+            help="Put users whose CLAIM holds VALUE into GROUP (created if missing). Repeatable.",
+        )
+        parser.add_argument(
+            "--staff-rule",
+            action="append",
+            default=[],
+            metavar="CLAIM=VALUE",
+            help="Make users whose CLAIM holds VALUE staff while it does. Repeatable.",
+        )
         parser.add_argument("--check", action="store_true", help="Fetch discovery and JWKS afterwards.")
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -85,7 +100,14 @@ class Command(BaseCommand):
             provider.full_clean()
         except ValidationError as exc:
             raise CommandError("; ".join(f"{k}: {' '.join(v)}" for k, v in exc.message_dict.items())) from exc
+        rules = [self.parse_rule(r, group=True) for r in options["group_rule"]]
+        rules += [self.parse_rule(r, group=False) for r in options["staff_rule"]]
         provider.save()
+        for claim, value, group_name in rules:
+            group = Group.objects.get_or_create(name=group_name)[0] if group_name else None
+            GroupRule.objects.get_or_create(
+                provider=provider, claim=claim, value=value, group=group, staff=group is None
+            )
         self.stdout.write(
             f"{'Created' if created else 'Updated'} provider {slug!r} (secret: {provider.secret_status})."
         )
@@ -95,3 +117,12 @@ class Command(BaseCommand):
                 self.stdout.write(f"  {line}")
             if not report.ok:
                 raise CommandError(f"Provider {slug!r} saved, but the connection check failed.")
+
+    @staticmethod
+    def parse_rule(text: str, *, group: bool) -> tuple[str, str, str | None]:
+        claim, sep, rest = text.partition("=")
+        value, _, group_name = rest.rpartition(":") if group else (rest, "", "")
+        if not sep or not claim or not value or (group and not group_name):
+            shape = "CLAIM=VALUE:GROUP" if group else "CLAIM=VALUE"
+            raise CommandError(f"A rule looks like {shape}, not {text!r}.")
+        return claim, value, group_name or None
