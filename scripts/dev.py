@@ -17,7 +17,6 @@ import signal
 import subprocess
 import sys
 import time
-import venv
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,16 +36,22 @@ def run(*args: str | Path, **kwargs: object) -> None:
     subprocess.run([str(a) for a in args], check=True, **kwargs)  # type: ignore[call-overload]
 
 
+# For the version matrix: another interpreter for the virtualenv, and a Django requirement.
+BASE_PYTHON = os.environ.get("DUO_OIDC_PYTHON", sys.executable)
+DJANGO_SPEC = os.environ.get("DUO_OIDC_DJANGO", "")
+
+
 def ensure_python_env() -> None:
     stamp = VENV / ".installed"
-    digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes() + DJANGO_SPEC.encode()).hexdigest()
     if stamp.exists() and stamp.read_text() == digest and PY.exists():
         return
     if not PY.exists():
-        log(f"creating virtualenv {VENV}")
-        venv.EnvBuilder(with_pip=True).create(VENV)
-    log("installing django-duo-oidc with its test extras")
-    run(PY, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-e", f"{ROOT}[test]")
+        log(f"creating virtualenv {VENV} with {BASE_PYTHON}")
+        run(BASE_PYTHON, "-m", "venv", VENV)
+    log(f"installing django-duo-oidc with its test extras {DJANGO_SPEC}")
+    extra = [DJANGO_SPEC] if DJANGO_SPEC else []
+    run(PY, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-e", f"{ROOT}[test]", *extra)
     stamp.write_text(digest)
 
 
