@@ -9,7 +9,8 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from .connection import check_connection
-from .models import GroupRule, Identity, Provider
+from .middleware import reset_policy_cache
+from .models import GroupRule, Identity, Provider, ScopeRule
 
 
 class ProviderForm(forms.ModelForm):
@@ -70,7 +71,7 @@ class ProviderAdmin(admin.ModelAdmin):
                 )
             },
         ),
-        ("Login request", {"fields": ("scopes", "prompt", "max_age", "use_userinfo", "end_session")}),
+        ("Login request", {"fields": ("scopes", "prompt", "max_age", "use_userinfo", "introspect", "end_session")}),
         (
             "Users",
             {
@@ -107,3 +108,17 @@ class IdentityAdmin(admin.ModelAdmin):
     search_fields = ("sub", "user__username", "user__email")
     raw_id_fields = ("user",)
     readonly_fields = ("provider", "sub", "created_at", "last_login_at", "granted_staff")
+
+
+@admin.register(ScopeRule)
+class ScopeRuleAdmin(admin.ModelAdmin):
+    list_display = ("path_prefix", "url_name", "scopes", "any_of", "max_age", "enabled")
+    list_filter = ("enabled",)
+
+    def save_model(self, request: HttpRequest, obj: ScopeRule, form: forms.ModelForm, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        reset_policy_cache()  # this process at once; other workers within middleware.RULES_TTL seconds
+
+    def delete_model(self, request: HttpRequest, obj: ScopeRule) -> None:
+        super().delete_model(request, obj)
+        reset_policy_cache()

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,10 +21,8 @@ from django.utils import timezone
 from mozilla_django_oidc.auth import OIDCAuthenticationBackend
 
 from .core.claims import map_claims, matching_rules
-from .core.errors import InvalidClaim, LoginRefused, TokenError
+from .core.errors import InvalidClaim, LoginRefused
 from .core.flow import TokenSet
-from .core.scopes import parse_scopes
-from .core.tokens import validate_access_token
 from .models import GroupRule, Identity, Provider
 from .providers import ProviderRuntime
 
@@ -91,7 +88,7 @@ class DuoOIDCBackend(OIDCAuthenticationBackend):
             raise LoginRefused("Your account does not meet this site's requirements.")
         attempt.tokens = tokens
         attempt.claims = claims
-        attempt.scopes = self.granted_scopes(tokens)
+        attempt.scopes = self.runtime.granted_scopes(tokens)
         return self.get_or_create_user(tokens.access_token, tokens.id_token, claims)
 
     # mozilla hooks, re-aimed -----------------------------------------------------------------
@@ -229,29 +226,3 @@ class DuoOIDCBackend(OIDCAuthenticationBackend):
             user.is_staff = False
             identity.granted_staff = False
             user.save(update_fields=["is_staff"])
-
-    # Scopes ------------------------------------------------------------------------------------
-
-    def granted_scopes(self, tokens: TokenSet) -> frozenset[str]:
-        """Return the scopes the provider granted: never the scopes we asked for.
-
-        RFC 6749 section 5.1 lets the token response omit ``scope`` when it equals the request; we
-        do not assume that (a Duo policy may down-scope silently, DUO.md 1.11). Order of proof: the
-        response's ``scope``, else the ``scope`` claim of a JWT access token we can verify, else
-        only ``openid`` (the ID token proves that much).
-        """
-        if tokens.scope is not None:
-            return parse_scopes(tokens.scope)
-        assert self.runtime is not None and self.provider is not None
-        try:
-            claims = validate_access_token(
-                tokens.access_token,
-                key_for=self.runtime.keys.key_for,
-                issuer=self.provider.issuer,
-                audiences=[self.provider.client_id],
-                algorithms=self.runtime.algorithms,
-                now=time.time(),
-            )
-        except TokenError:
-            return frozenset({"openid"})
-        return parse_scopes(claims.get("scope")) | {"openid"}

@@ -31,6 +31,24 @@ DEFAULTS: dict[str, Any] = {
     "ENCRYPTION_KEYS": [],
     # Template of the login error page.
     "ERROR_TEMPLATE": "duo_oidc/error.html",
+    # Freshness window: a session's grant is re-checked with the provider (introspection, refresh)
+    # at most once per this many seconds, shared by all workers. 0 = on every request.
+    "REVALIDATE_SECONDS": 60,
+    # Refresh an access token this many seconds before it expires.
+    "REFRESH_MARGIN": 30,
+    # When the provider cannot be reached for a due check: "deny" keeps scope-protected views closed
+    # (503 page); "allow" uses the scopes last confirmed.
+    "ON_PROVIDER_DOWN": "deny",
+    # Seconds to wait before asking a provider again after it failed (spares a provider that is down).
+    "PROVIDER_DOWN_BACKOFF": 5,
+    # Scope policy for views you don't own: [{"path": "/admin/", "scopes": ["admin.access"]},
+    # {"url_name": "app:view", "scopes": [...], "any_of": False, "max_age": None}, ...]
+    "SCOPE_POLICY": [],
+    # Templates of the 403 (missing scopes) and 503 (provider down) pages.
+    "FORBIDDEN_TEMPLATE": "duo_oidc/forbidden.html",
+    "UNAVAILABLE_TEMPLATE": "duo_oidc/unavailable.html",
+    # Offer a "request access" link on the 403 page that re-authorizes with the missing scopes.
+    "REQUEST_ACCESS": True,
 }
 
 
@@ -80,6 +98,38 @@ class Settings:
     @property
     def error_template(self) -> str:
         return str(self._get("ERROR_TEMPLATE"))
+
+    @property
+    def revalidate_seconds(self) -> float:
+        return float(self._get("REVALIDATE_SECONDS"))
+
+    @property
+    def refresh_margin(self) -> float:
+        return float(self._get("REFRESH_MARGIN"))
+
+    @property
+    def on_provider_down(self) -> str:
+        return str(self._get("ON_PROVIDER_DOWN"))
+
+    @property
+    def provider_down_backoff(self) -> float:
+        return float(self._get("PROVIDER_DOWN_BACKOFF"))
+
+    @property
+    def scope_policy(self) -> list[dict[str, Any]]:
+        return list(self._get("SCOPE_POLICY") or [])
+
+    @property
+    def forbidden_template(self) -> str:
+        return str(self._get("FORBIDDEN_TEMPLATE"))
+
+    @property
+    def unavailable_template(self) -> str:
+        return str(self._get("UNAVAILABLE_TEMPLATE"))
+
+    @property
+    def request_access(self) -> bool:
+        return bool(self._get("REQUEST_ACCESS"))
 
     def unknown_keys(self) -> list[str]:
         return sorted(set(getattr(settings, "DUO_OIDC", {})) - set(DEFAULTS))

@@ -1,52 +1,78 @@
-"""``request.oidc``: what the provider granted to this request, read lazily from the session."""
+"""``request.oidc``: what the provider granted to this request, read from the already-loaded session."""
 
 from __future__ import annotations
 
-import functools
+import time
 from typing import Any
 
 from django.http import HttpRequest
 
 from . import session
+from .core.errors import InsufficientScope, ProviderUnavailable
+from .core.scopes import missing_scopes
 
 
 class OIDCContext:
-    """The OIDC side of a request. Fields are computed on first use and cost no query."""
+    """The OIDC side of a request. Every field reads the session, which the middleware keeps fresh."""
 
     mode = "session"
 
     def __init__(self, request: HttpRequest) -> None:
         self._request = request
+        #: True when the grant was due for a check with the provider and the provider could not answer.
+        self.stale = False
 
-    @functools.cached_property
+    @property
     def _data(self) -> dict[str, Any] | None:
-        if not getattr(self._request, "user", None) or not self._request.user.is_authenticated:
-            return None
         return session.login_data(self._request)
 
     @property
     def is_authenticated(self) -> bool:
-        """True when the user logged in through a provider in this session."""
+        """True when this session logged in through a provider."""
         return self._data is not None
 
     @property
     def provider(self) -> str | None:
         """The slug of the provider this session logged in with."""
-        return self._data["provider"] if self._data else None
+        data = self._data
+        return data["provider"] if data else None
 
     @property
     def sub(self) -> str | None:
-        return self._data["sub"] if self._data else None
+        data = self._data
+        return data["sub"] if data else None
 
-    @functools.cached_property
+    @property
     def scopes(self) -> frozenset[str]:
-        """The scopes the provider granted (never the ones requested)."""
+        """The scopes the provider granted (never the ones requested), as last confirmed."""
         return session.granted_scopes(self._data)
 
     @property
     def expires_at(self) -> float | None:
-        return self._data.get("expires_at") if self._data else None
+        data = self._data
+        return data.get("expires_at") if data else None
 
     @property
-    def auth_time(self) -> int | None:
-        return self._data.get("auth_time") if self._data else None
+    def auth_time(self) -> float | None:
+        """When the user last authenticated at the provider (``auth_time``, else the login time)."""
+        data = self._data
+        if not data:
+            return None
+        return data.get("auth_time") or data.get("login_at")
+
+    def require_scopes(self, required: frozenset[str], *, any_of: bool = False, deny_stale: bool = True) -> None:
+        """Raise unless the granted scopes meet ``required``: the one scope decision for session requests.
+
+        :raises ProviderUnavailable: the grant could not be re-checked and ``deny_stale`` (fail closed).
+        :raises InsufficientScope: scopes are missing (``.missing`` names them).
+        """
+        if self.stale and deny_stale:
+            raise ProviderUnavailable("Your access could not be confirmed with the identity provider right now.")
+        granted = self.scopes
+        if missing_scopes(required, granted, any_of=any_of):
+            raise InsufficientScope(required, granted)
+
+    def authenticated_within(self, max_age: int, now: float | None = None) -> bool:
+        """True when the last authentication at the provider is at most ``max_age`` seconds old."""
+        auth_time = self.auth_time
+        return auth_time is not None and (now or time.time()) - float(auth_time) <= max_age

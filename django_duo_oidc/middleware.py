@@ -1,20 +1,61 @@
-"""DuoOIDCMiddleware: attach ``request.oidc`` to every request (sync and async)."""
+"""DuoOIDCMiddleware: ``request.oidc`` on every request, the grant kept fresh, and the scope policy
+for views you don't own (``DUO_OIDC["SCOPE_POLICY"]`` and the admin's scope rules)."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
-from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
+from .conf import conf
 from .context import OIDCContext
+from .freshness import ensure_fresh
+from .policy import Requirement, check
+
+# Admin-managed scope rules are read at most this often per process.
+RULES_TTL = 5.0
+_rules_memo: tuple[float, list[tuple[str, str, Requirement]]] = (0.0, [])
+
+
+def policy_rules() -> list[tuple[str, str, Requirement]]:
+    """Return ``(path_prefix, url_name, requirement)`` from settings and from the admin's ScopeRule rows."""
+    global _rules_memo
+    expires, rules = _rules_memo
+    now = time.monotonic()
+    if now < expires:
+        return rules
+    from .models import ScopeRule
+
+    rules = [
+        (
+            str(rule.get("path", "")),
+            str(rule.get("url_name", "")),
+            Requirement.of(rule["scopes"], any_of=bool(rule.get("any_of")), max_age=rule.get("max_age")),
+        )
+        for rule in conf.scope_policy
+    ]
+    rules += [
+        (r.path_prefix, r.url_name, Requirement.of(r.scopes, any_of=r.any_of, max_age=r.max_age))
+        for r in ScopeRule.objects.filter(enabled=True)
+    ]
+    _rules_memo = (now + RULES_TTL, rules)
+    return rules
+
+
+def reset_policy_cache() -> None:
+    global _rules_memo
+    _rules_memo = (0.0, [])
 
 
 class DuoOIDCMiddleware:
-    """Set a lazy :class:`~django_duo_oidc.context.OIDCContext` as ``request.oidc``.
+    """Set ``request.oidc``, revalidate a due grant, and apply the scope policy.
 
-    Goes after ``AuthenticationMiddleware``. The context reads the session only when used, so an
-    anonymous request pays nothing.
+    Goes after ``AuthenticationMiddleware``. A request without a session cookie is not touched
+    beyond attaching the (lazy) context.
     """
 
     sync_capable = True
@@ -30,8 +71,26 @@ class DuoOIDCMiddleware:
         if self.async_mode:
             return self.__acall__(request)
         request.oidc = OIDCContext(request)  # type: ignore[attr-defined]
+        if settings.SESSION_COOKIE_NAME in request.COOKIES:
+            ensure_fresh(request)
         return self.get_response(request)  # type: ignore[return-value]
 
     async def __acall__(self, request: HttpRequest) -> HttpResponse:
         request.oidc = OIDCContext(request)  # type: ignore[attr-defined]
+        if settings.SESSION_COOKIE_NAME in request.COOKIES:
+            await sync_to_async(ensure_fresh)(request)
         return await self.get_response(request)  # type: ignore[misc]
+
+    def process_view(
+        self, request: HttpRequest, view_func: Callable[..., Any], view_args: Any, view_kwargs: Any
+    ) -> HttpResponse | None:
+        match = request.resolver_match
+        if match is not None and "duo_oidc" in match.namespaces:
+            return None  # never guard the login flow itself
+        url_name = match.view_name if match is not None else ""
+        for prefix, name, requirement in policy_rules():
+            if (prefix and request.path.startswith(prefix)) or (name and name == url_name):
+                refused = check(request, requirement, view_name=url_name or request.path)
+                if refused is not None:
+                    return refused
+        return None

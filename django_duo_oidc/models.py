@@ -53,6 +53,13 @@ class Provider(models.Model):
         default="openid profile email",
         help_text=_("Space-separated scopes requested at login; openid is always added."),
     )
+    introspect = models.BooleanField(
+        default=True,
+        help_text=_(
+            "Check with the provider's introspection endpoint, once per freshness window, that a session's "
+            "token is still active and which scopes it still has."
+        ),
+    )
     use_userinfo = models.BooleanField(
         default=True, help_text=_("Also read claims from the userinfo endpoint at login.")
     )
@@ -204,3 +211,30 @@ class GroupRule(models.Model):
     def clean(self) -> None:
         if self.group is None and not self.staff:
             raise ValidationError(_("A rule needs a group, the staff flag, or both."))
+
+
+class ScopeRule(models.Model):
+    """Scopes required for views you don't own, by path prefix or URL name (e.g. /admin/ needs admin.access)."""
+
+    path_prefix = models.CharField(max_length=200, blank=True, help_text=_("e.g. /admin/"))
+    url_name = models.CharField(max_length=200, blank=True, help_text=_("e.g. app:view-name"))
+    scopes = models.CharField(max_length=500, help_text=_("Space-separated scopes."))
+    any_of = models.BooleanField(default=False, help_text=_("One of the scopes is enough (default: all)."))
+    max_age = models.PositiveIntegerField(
+        null=True, blank=True, help_text=_("Seconds; an older authentication must go through Duo again (step-up).")
+    )
+    enabled = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["path_prefix", "url_name"]
+
+    def __str__(self) -> str:
+        return f"{self.path_prefix or self.url_name}: {self.scopes}"
+
+    def clean(self) -> None:
+        if bool(self.path_prefix) == bool(self.url_name):
+            raise ValidationError(_("Give either a path prefix or a URL name."))
+        if self.path_prefix and not self.path_prefix.startswith("/"):
+            raise ValidationError({"path_prefix": _("A path prefix starts with /.")})
+        if not parse_scopes(self.scopes):
+            raise ValidationError({"scopes": _("Give at least one scope.")})

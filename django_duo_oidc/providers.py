@@ -12,11 +12,14 @@ from django.core.cache import caches
 from django.utils.module_loading import import_string
 
 from .conf import conf
-from .core import flow, tokens
+from .core import flow
+from .core import tokens as tokens_mod
 from .core.discovery import ProviderMetadata, fetch_metadata, parse_metadata
-from .core.errors import DiscoveryError
+from .core.errors import DiscoveryError, TokenError
 from .core.http import HttpClient
+from .core.introspection import TokenInfo, introspect
 from .core.jwks import JWKSStore
+from .core.scopes import parse_scopes
 from .models import Provider
 
 __all__ = ["ProviderRuntime", "get_provider", "http_client"]
@@ -125,7 +128,7 @@ class ProviderRuntime:
         access_token: str | None = None,
         now: float | None = None,
     ) -> dict[str, Any]:
-        return tokens.validate_id_token(
+        return tokens_mod.validate_id_token(
             id_token,
             key_for=self.keys.key_for,
             issuer=self.provider.issuer,
@@ -137,6 +140,37 @@ class ProviderRuntime:
             max_age=max_age,
             access_token=access_token,
         )
+
+    def granted_scopes(self, tokens: flow.TokenSet) -> frozenset[str]:
+        """Return the scopes the provider granted: never the scopes we asked for.
+
+        RFC 6749 section 5.1 lets the token response omit ``scope`` when it equals the request; we
+        do not assume that (a Duo policy may down-scope silently, DUO.md 1.11). Order of proof: the
+        response's ``scope``, else the ``scope`` claim of a JWT access token we can verify, else
+        only ``openid`` (the ID token proves that much).
+        """
+        if tokens.scope is not None:
+            return parse_scopes(tokens.scope)
+        try:
+            claims = tokens_mod.validate_access_token(
+                tokens.access_token,
+                key_for=self.keys.key_for,
+                issuer=self.provider.issuer,
+                audiences=[self.provider.client_id],
+                algorithms=self.algorithms,
+                now=time.time(),
+                leeway=conf.leeway,
+            )
+        except TokenError:
+            return frozenset({"openid"})
+        return parse_scopes(claims.get("scope")) | {"openid"}
+
+    def introspect(self, token: str) -> TokenInfo | None:
+        """Ask the provider about ``token``; None when it has no introspection endpoint or it is off."""
+        endpoint = self.metadata.introspection_endpoint
+        if not (self.provider.introspect and endpoint):
+            return None
+        return introspect(self.http, endpoint, self.provider.credentials(), token)
 
     def userinfo(self, access_token: str) -> dict[str, Any] | None:
         endpoint = self.metadata.userinfo_endpoint

@@ -51,7 +51,13 @@ def store_login(
         "scopes": format_scopes(scopes),
         "auth_time": claims.get("auth_time"),
         "login_at": now,
+        "checked_at": now,
     }
+
+
+def save_login(request: HttpRequest, data: dict[str, Any]) -> None:
+    """Store an updated login (new tokens, scopes, check time)."""
+    request.session[LOGIN_KEY] = data
 
 
 def login_data(request: HttpRequest) -> dict[str, Any] | None:

@@ -11,3 +11,11 @@ login_succeeded = Signal()
 #: Sent when a login fails. Arguments: ``request``, ``provider`` (a Provider or None),
 #: ``reason`` (a short stable code, e.g. "StateError" or "invalid_grant"), ``description`` (text).
 login_failed = Signal()
+
+#: Sent when a view refuses a user for missing scopes. Arguments: ``request``, ``user``, ``view``
+#: (a name), ``required`` and ``missing`` (frozensets).
+scope_denied = Signal()
+
+#: Sent when a session is ended because the provider no longer backs it (revoked, refresh refused,
+#: expired without a refresh token). Arguments: ``request``, ``user``, ``provider``, ``reason``.
+session_ended = Signal()

@@ -76,6 +76,7 @@ CSRF_COOKIE_SECURE = not DEBUG
 
 DUO_OIDC = {
     "ENCRYPTION_KEYS": [k for k in os.environ.get("DUO_OIDC_ENCRYPTION_KEYS", "").split(",") if k],
+    "REVALIDATE_SECONDS": int(os.environ.get("DUO_OIDC_REVALIDATE_SECONDS", "60")),
 }
 
 # Access logs record the callback URL: redact the authorization code and state in them.

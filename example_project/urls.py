@@ -8,6 +8,8 @@ from . import views
 urlpatterns = [
     path("", views.home, name="home"),
     path("me/", views.me, name="me"),
+    path("contacts/", views.contacts, name="contacts"),
+    path("contacts/export/", views.ContactsExportView.as_view(), name="contacts-export"),
     path("oidc/", include("django_duo_oidc.urls")),
     path("admin/", admin.site.urls),
 ]

@@ -3,8 +3,16 @@ from __future__ import annotations
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.csrf import ensure_csrf_cookie
+from django.views.generic import TemplateView
 
+from django_duo_oidc.decorators import scopes_required
+from django_duo_oidc.mixins import ScopesRequiredMixin
 from django_duo_oidc.models import Provider
+
+CONTACTS = [
+    {"name": "Ada Lovelace", "email": "ada@example.test"},
+    {"name": "Grace Hopper", "email": "grace@example.test"},
+]
 
 
 def home(request: HttpRequest) -> HttpResponse:
@@ -27,3 +35,20 @@ def me(request: HttpRequest) -> JsonResponse:
             "scopes": sorted(request.oidc.scopes),
         }
     )
+
+
+@scopes_required("crm.contacts.read")
+def contacts(request: HttpRequest) -> HttpResponse:
+    """Needs the crm.contacts.read scope: anonymous -> login, without the scope -> 403 naming it."""
+    return render(request, "contacts.html", {"contacts": CONTACTS})
+
+
+class ContactsExportView(ScopesRequiredMixin, TemplateView):
+    """Needs the scope and an authentication at most 5 minutes old (step-up: Duo's prompt again)."""
+
+    required_scopes = "crm.contacts.read"
+    scopes_max_age = 300
+    template_name = "contacts.html"
+
+    def get_context_data(self, **kwargs: object) -> dict[str, object]:
+        return {**super().get_context_data(**kwargs), "contacts": CONTACTS, "export": True}

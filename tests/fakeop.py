@@ -75,6 +75,12 @@ class FakeOP:
         self.token_drop: set[str] = set()
         self.token_scope: str | None = None  # None: echo the granted scope; "": omit the field
         self.access_token_format = "jwt"  # jwt | opaque
+        # Grants by refresh token and token state by access token, for refresh and introspection.
+        self.refresh_tokens: dict[str, dict[str, Any]] = {}
+        self.tokens: dict[str, dict[str, Any]] = {}
+        self.refresh_scope: str | None = None  # the scope a refresh grants (None: unchanged)
+        self.issue_refresh_tokens = True
+        self.rotate_refresh_tokens = False
 
     # Documents -------------------------------------------------------------------------------
 
@@ -219,6 +225,8 @@ class FakeOP:
             return self.token_endpoint(request)
         if name == "userinfo":
             return self.userinfo_endpoint(request)
+        if name == "token_introspection":
+            return self.introspection_endpoint(request)
         return 404, {"error": "not_found"}, {}
 
     def authenticate_client(self, request: requests.PreparedRequest, form: dict[str, str]) -> bool:
@@ -236,6 +244,8 @@ class FakeOP:
         form = {k: v[0] for k, v in parse_qs(body).items()}
         if not self.authenticate_client(request, form):
             return 401, {"error": "invalid_client"}, {}
+        if form.get("grant_type") == "refresh_token":
+            return self.refresh_grant(form)
         if form.get("grant_type") != "authorization_code":
             return 400, {"error": "unsupported_grant_type"}, {}
         grant = self.codes.pop(form.get("code", ""), None)
@@ -253,8 +263,10 @@ class FakeOP:
             "token_type": "Bearer",
             "expires_in": 3600,
             "id_token": self.id_token(grant, access),
-            "refresh_token": secrets.token_urlsafe(24),
         }
+        self.tokens[access] = {"sub": grant["sub"], "scope": granted, "active": True}
+        if self.issue_refresh_tokens:
+            response["refresh_token"] = self.new_refresh_token(grant, granted)
         if self.token_scope is None:
             response["scope"] = granted
         elif self.token_scope:
@@ -265,6 +277,52 @@ class FakeOP:
         self.last_access_token = access
         self.last_grant = grant
         return 200, response, {}
+
+    def new_refresh_token(self, grant: dict[str, Any], scope: str) -> str:
+        token = secrets.token_urlsafe(24)
+        self.refresh_tokens[token] = {"grant": grant, "scope": scope, "active": True}
+        return token
+
+    def refresh_grant(self, form: dict[str, str]) -> tuple[int, Any, dict[str, str]]:
+        entry = self.refresh_tokens.get(form.get("refresh_token", ""))
+        if entry is None or not entry["active"]:
+            return 400, {"error": "invalid_grant", "error_description": "grant request is invalid"}, {}
+        scope = self.refresh_scope if self.refresh_scope is not None else entry["scope"]
+        grant = entry["grant"]
+        access = self.access_token(grant["sub"], scope)
+        self.tokens[access] = {"sub": grant["sub"], "scope": scope, "active": True}
+        response: dict[str, Any] = {"access_token": access, "token_type": "Bearer", "expires_in": 3600, "scope": scope}
+        if self.rotate_refresh_tokens:
+            entry["active"] = False
+            response["refresh_token"] = self.new_refresh_token(grant, scope)
+        self.last_access_token = access
+        return 200, response, {}
+
+    def revoke(self, sub: str) -> None:
+        """What an admin revoking the user's access in Duo amounts to."""
+        for state in [*self.tokens.values(), *self.refresh_tokens.values()]:
+            if state.get("sub", state.get("grant", {}).get("sub")) == sub:
+                state["active"] = False
+
+    def narrow(self, sub: str, scope: str) -> None:
+        """A scope revoked by policy: the user's live tokens now carry only ``scope``."""
+        for state in self.tokens.values():
+            if state["sub"] == sub:
+                state["scope"] = scope
+
+    def introspection_endpoint(self, request: requests.PreparedRequest) -> tuple[int, Any, dict[str, str]]:
+        body = request.body or ""
+        body = body.decode() if isinstance(body, bytes) else body
+        form = {k: v[0] for k, v in parse_qs(body).items()}
+        if not self.authenticate_client(request, form):
+            return 401, {"error": "invalid_client"}, {}
+        state = self.tokens.get(form.get("token", ""))
+        if state is None or not state["active"]:
+            return 200, {"active": False}, {}
+        return 200, {"active": True, "scope": state["scope"], "sub": state["sub"], "client_id": self.client_id}, {}
+
+    def count(self, name: str) -> int:
+        return sum(1 for _method, called in self.calls if called == name)
 
     def userinfo_endpoint(self, request: requests.PreparedRequest) -> tuple[int, Any, dict[str, str]]:
         header = request.headers.get("Authorization", "")

@@ -15,3 +15,5 @@ DUO_OIDC = {
     "ENCRYPTION_KEYS": ["ZmDfcTF7_60GrrY167zsiPd67pEvs0aGOv2oasOM1Pg="],
 }
 LOGGING = {"version": 1, "disable_existing_loggers": False}
+ROOT_URLCONF = "tests.urls"
+INSTALLED_APPS = [*INSTALLED_APPS, "rest_framework"]  # noqa: F405

@@ -45,6 +45,7 @@ from .flow import (
     refresh_tokens,
 )
 from .http import HttpClient, HttpResponse, basic_auth_header
+from .introspection import TokenInfo, introspect
 from .jwks import JWKSStore, KeySet
 from .pkce import new_verifier, s256_challenge
 from .scopes import format_scopes, missing_scopes, parse_scopes
@@ -75,6 +76,7 @@ __all__ = [
     "TokenEndpointError",
     "TokenError",
     "TokenExpired",
+    "TokenInfo",
     "TokenSet",
     "UnknownKey",
     "UserFields",
@@ -89,6 +91,7 @@ __all__ = [
     "fetch_metadata",
     "fetch_userinfo",
     "format_scopes",
+    "introspect",
     "map_claims",
     "matching_rules",
     "missing_scopes",

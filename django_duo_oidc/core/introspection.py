@@ -1,0 +1,63 @@
+"""Token introspection (RFC 7662): ask the provider whether a token is still active, and for what.
+
+Duo serves it at ``<issuer>/token_introspection`` with the client's credentials (DUO.md 1.7).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import ProviderResponseError, TokenEndpointError
+from .flow import ClientCredentials
+from .http import HttpClient
+
+__all__ = ["TokenInfo", "introspect"]
+
+
+@dataclass(frozen=True)
+class TokenInfo:
+    """The answer of the introspection endpoint."""
+
+    active: bool
+    scope: str | None = None
+    sub: str | None = None
+    client_id: str | None = None
+    exp: int | None = None
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+
+def introspect(
+    http: HttpClient,
+    endpoint: str,
+    client: ClientCredentials,
+    token: str,
+    *,
+    token_type_hint: str = "access_token",
+) -> TokenInfo:
+    """POST the token to the introspection endpoint and return what it says (RFC 7662 section 2)."""
+    body, headers = client.apply({"token": token, "token_type_hint": token_type_hint})
+    response = http.post_form(endpoint, body, headers=headers)
+    data = response.data
+    if response.status != 200:
+        error = data.get("error")
+        if response.status in (400, 401) and isinstance(error, str):
+            raise TokenEndpointError(
+                f"The introspection endpoint refused the request ({error[:64]}).", error="invalid_request"
+            )
+        raise ProviderResponseError(f"The introspection endpoint answered HTTP {response.status}.")
+    active = data.get("active")
+    if not isinstance(active, bool):
+        # Section 2.2: `active` is REQUIRED and boolean. Anything else is not an answer we can trust.
+        raise ProviderResponseError("The introspection answer has no boolean 'active'.")
+    if not active:
+        return TokenInfo(active=False, raw=data)
+    scope, sub, client_id, exp = (data.get(k) for k in ("scope", "sub", "client_id", "exp"))
+    return TokenInfo(
+        active=True,
+        scope=scope if isinstance(scope, str) else None,
+        sub=sub if isinstance(sub, str) else None,
+        client_id=client_id if isinstance(client_id, str) else None,
+        exp=exp if isinstance(exp, int) and not isinstance(exp, bool) else None,
+        raw=data,
+    )

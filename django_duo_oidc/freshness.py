@@ -1,0 +1,147 @@
+"""Keep a browser session's grant current: refresh expired tokens, ask the provider whether the grant
+is still active, at most once per freshness window for all workers (``REVALIDATE_SECONDS``).
+
+Within the window nothing happens beyond reading the already-loaded session, so a scope check costs
+no query and no provider call. When the window has passed (or the access token is about to expire):
+
+- the access token is renewed with the refresh token, single-flight through the cache, so concurrent
+  workers never spend the same refresh token twice; scopes are re-read from the new token;
+- the introspection endpoint (RFC 7662) is asked, single-flight and cached for the window; ``active:
+  false`` ends the session, a narrower ``scope`` is enforced from this request on;
+- no refresh token, a refused refresh, a token about another user: the session ends cleanly;
+- the provider is down: the request is marked ``stale`` (see ``ON_PROVIDER_DOWN``) and the provider
+  is left alone for ``PROVIDER_DOWN_BACKOFF`` seconds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from typing import Any
+
+from django.contrib import auth
+from django.http import HttpRequest
+
+from . import session, signals
+from .conf import conf
+from .core.errors import (
+    DuoOIDCError,
+    InvalidClaim,
+    ProviderResponseError,
+    ProviderUnavailable,
+    TokenExpired,
+)
+from .core.scopes import format_scopes, parse_scopes
+from .models import Provider
+from .providers import ProviderRuntime
+from .singleflight import single_flight
+
+logger = logging.getLogger("django_duo_oidc")
+
+
+def is_due(data: dict[str, Any], now: float) -> bool:
+    """True when the stored grant must be checked with the provider before it is trusted again."""
+    if now - float(data.get("checked_at") or 0) >= conf.revalidate_seconds:
+        return True
+    expires_at = data.get("expires_at")
+    return bool(expires_at) and now >= float(expires_at) - conf.refresh_margin
+
+
+def ensure_fresh(request: HttpRequest) -> None:
+    """Revalidate the session's grant if it is due. Returns with the session updated, ended, or marked stale."""
+    data = session.login_data(request)
+    if data is None:
+        return
+    now = time.time()
+    if not is_due(data, now):
+        return
+    provider = Provider.objects.filter(slug=data.get("provider"), enabled=True).first()
+    if provider is None:
+        end_session(request, None, "the identity provider was disabled")
+        return
+    runtime = ProviderRuntime(provider)
+    down_key = f"duo_oidc:down:{provider.slug}"
+    if runtime.cache.get(down_key):
+        mark_stale(request, provider, "the identity provider failed moments ago")
+        return
+    try:
+        data = dict(data)
+        expires_at = data.get("expires_at")
+        if expires_at and now >= float(expires_at) - conf.refresh_margin:
+            data.update(refresh(runtime, data))
+        info = introspect(runtime, data["access_token"])
+        if info is not None:
+            if not info["active"]:
+                end_session(request, provider, "the provider says the grant is no longer active")
+                return
+            if info.get("sub") not in (None, data["sub"]):
+                end_session(request, provider, "the provider says the token belongs to another user")
+                return
+            if info.get("scope") is not None:
+                data["scopes"] = format_scopes(parse_scopes(info["scope"]))
+    except (ProviderUnavailable, ProviderResponseError) as exc:
+        runtime.cache.set(down_key, 1, conf.provider_down_backoff)
+        mark_stale(request, provider, exc.description)
+        return
+    except DuoOIDCError as exc:
+        end_session(request, provider, exc.description)
+        return
+    data["checked_at"] = now
+    session.save_login(request, data)
+
+
+def refresh(runtime: ProviderRuntime, data: dict[str, Any]) -> dict[str, Any]:
+    """Renew the access token; every worker that asks at once gets the one result."""
+    refresh_token = data.get("refresh_token")
+    if not refresh_token:
+        raise TokenExpired("The login has expired and the provider gave no refresh token to renew it.")
+    key = "duo_oidc:refresh:" + hashlib.sha256(refresh_token.encode()).hexdigest()
+
+    def do_refresh() -> dict[str, Any]:
+        tokens = runtime.refresh(refresh_token)
+        if tokens.id_token:
+            # OIDC Core section 12.2: a refreshed ID token must be about the same user, from the same issuer.
+            claims = runtime.validate_id_token(tokens.id_token, nonce=None)
+            if claims["sub"] != data["sub"]:
+                raise InvalidClaim("sub", "The refreshed ID token is about another user.")
+        return {
+            "access_token": tokens.access_token,
+            # RFC 6749 section 6: without a new refresh token, the old one stays valid.
+            "refresh_token": tokens.refresh_token or refresh_token,
+            "expires_at": time.time() + tokens.expires_in if tokens.expires_in else None,
+            "scopes": format_scopes(runtime.granted_scopes(tokens)),
+        }
+
+    renewed = single_flight(runtime.cache, key, do_refresh, ttl=60, lock_timeout=conf.http_timeout + 5)
+    logger.info("Renewed the access token of a session of provider %s", runtime.provider.slug)
+    return renewed
+
+
+def introspect(runtime: ProviderRuntime, access_token: str) -> dict[str, Any] | None:
+    """Return the provider's view of ``access_token``, shared by all workers for one window."""
+    key = "duo_oidc:introspection:" + hashlib.sha256(access_token.encode()).hexdigest()
+
+    def ask() -> dict[str, Any] | None:
+        info = runtime.introspect(access_token)
+        if info is None:
+            return None
+        return {"active": info.active, "scope": info.scope, "sub": info.sub}
+
+    ttl = max(conf.revalidate_seconds, 0)
+    return single_flight(runtime.cache, key, ask, ttl=ttl, lock_timeout=conf.http_timeout + 5)
+
+
+def mark_stale(request: HttpRequest, provider: Provider, reason: str) -> None:
+    logger.warning("Could not revalidate a session of provider %s: %s", provider.slug, reason)
+    request.oidc.stale = True  # type: ignore[attr-defined]
+
+
+def end_session(request: HttpRequest, provider: Provider | None, reason: str) -> None:
+    """Log the user out because the provider no longer backs the session."""
+    user = request.user
+    logger.warning(
+        "Ended the session of user %s (provider %s): %s", user.pk, provider.slug if provider else "-", reason
+    )
+    auth.logout(request)
+    signals.session_ended.send(sender=ProviderRuntime, request=request, user=user, provider=provider, reason=reason)

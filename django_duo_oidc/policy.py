@@ -1,0 +1,115 @@
+"""Turn a scope requirement into a response: the one place the decorator, the mixin and the
+policy middleware share (shaped like ``django.contrib.auth``'s ``AccessMixin``).
+
+- anonymous: redirect to login with ``next`` (or 403 with ``raise_exception``);
+- logged in without the scopes: a 403 page naming them, with a "request access" link;
+- logged in too long ago for ``max_age``: back through the provider with ``prompt=login`` (step-up);
+- the grant could not be re-checked and ``ON_PROVIDER_DOWN`` is "deny": a 503 page.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from urllib.parse import urlencode
+
+from django.conf import settings
+from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import render, resolve_url
+from django.urls import reverse
+
+from . import signals
+from .conf import conf
+from .core.errors import InsufficientScope, ProviderUnavailable
+from .core.scopes import format_scopes
+
+logger = logging.getLogger("django_duo_oidc")
+
+
+@dataclass(frozen=True)
+class Requirement:
+    """What a view needs: scopes (all, or any one of them), and optionally a recent authentication."""
+
+    scopes: frozenset[str]
+    any_of: bool = False
+    max_age: int | None = None
+
+    @classmethod
+    def of(cls, scopes: Iterable[str] | str, *, any_of: bool = False, max_age: int | None = None) -> Requirement:
+        items = [scopes] if isinstance(scopes, str) else list(scopes)
+        return cls(frozenset(s for item in items for s in item.split()), any_of, max_age)
+
+
+def check(
+    request: HttpRequest,
+    requirement: Requirement,
+    *,
+    view_name: str = "",
+    login_url: str | None = None,
+    redirect_field_name: str = "next",
+    raise_exception: bool = False,
+) -> HttpResponse | None:
+    """Return None when ``request`` meets ``requirement``, else the response that refuses it."""
+    if not request.user.is_authenticated:
+        if raise_exception:
+            raise PermissionDenied
+        return redirect_to_login(
+            request.get_full_path(), resolve_url(login_url or settings.LOGIN_URL), redirect_field_name
+        )
+    oidc = request.oidc  # type: ignore[attr-defined]
+    try:
+        oidc.require_scopes(requirement.scopes, any_of=requirement.any_of, deny_stale=conf.on_provider_down == "deny")
+    except ProviderUnavailable as exc:
+        logger.warning("Refused %s to user %s: %s", view_name or request.path, request.user.pk, exc.description)
+        return render(request, conf.unavailable_template, {"message": exc.description}, status=503)
+    except InsufficientScope as exc:
+        return forbidden(request, exc, view_name=view_name)
+    if requirement.max_age is not None and not oidc.authenticated_within(requirement.max_age):
+        return step_up(request, requirement.max_age, provider=oidc.provider, redirect_field_name=redirect_field_name)
+    return None
+
+
+def forbidden(request: HttpRequest, exc: InsufficientScope, *, view_name: str = "") -> HttpResponse:
+    """Log and signal the denial, and render the 403 page naming the missing scopes."""
+    logger.warning(
+        "Scope denied: user=%s view=%s missing=%s",
+        request.user.pk,
+        view_name or request.path,
+        format_scopes(exc.missing),
+    )
+    signals.scope_denied.send(
+        sender=InsufficientScope,
+        request=request,
+        user=request.user,
+        view=view_name or request.path,
+        required=exc.required,
+        missing=exc.missing,
+    )
+    request_access_url = None
+    provider = request.oidc.provider  # type: ignore[attr-defined]
+    if conf.request_access and provider:
+        params = {"provider": provider, "scope": format_scopes(exc.missing), "next": request.get_full_path()}
+        request_access_url = reverse("duo_oidc:login") + "?" + urlencode(params)
+    context = {
+        "missing": sorted(exc.missing),
+        "granted": sorted(exc.granted),
+        "request_access_url": request_access_url,
+    }
+    return render(request, conf.forbidden_template, context, status=403)
+
+
+def step_up(
+    request: HttpRequest, max_age: int, *, provider: str | None, redirect_field_name: str = "next"
+) -> HttpResponse:
+    """Send the user back through the provider to authenticate again (Duo's MFA prompt), with max_age.
+
+    The callback then checks ``auth_time`` against ``max_age`` (OIDC Core 3.1.2.1 / 3.1.3.7 step 13).
+    """
+    params = {"max_age": str(max_age), "prompt": "login", redirect_field_name: request.get_full_path()}
+    if provider:
+        params["provider"] = provider
+    logger.info("Step-up authentication for user %s on %s", request.user.pk, request.path)
+    return HttpResponseRedirect(reverse("duo_oidc:login") + "?" + urlencode(params))
