@@ -131,7 +131,7 @@ def test_mixin(client: Client, fake_op: FakeOP, provider: Provider) -> None:
 
 def test_mixin_without_scopes_names_the_fix(client: Client, fake_op: FakeOP, provider: Provider) -> None:
     login(client, fake_op)
-    with pytest.raises(ImproperlyConfigured, match="UnconfiguredMixinView.required_scopes"):
+    with pytest.raises(ImproperlyConfigured, match=r"UnconfiguredMixinView\.required_scopes"):
         client.get("/t/unconfigured/")
 
 
