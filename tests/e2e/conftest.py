@@ -84,6 +84,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         "DJANGO_SETTINGS_MODULE": "example_project.settings",
         "DJANGO_DB_PATH": str(tmp / "db.sqlite3"),
         "PYTHONUNBUFFERED": "1",
+        "DUO_OIDC_REVALIDATE_SECONDS": "1",
     }
     op = subprocess.Popen(
         ["node", str(PROVIDER / "provider.mjs")], env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True

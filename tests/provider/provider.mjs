@@ -71,6 +71,29 @@ const provider = new Provider(issuer, {
   ttl: { AccessToken: 600, AuthorizationCode: 60, IdToken: 300, RefreshToken: 3600, ClientCredentials: 600, Interaction: 600, Session: 3600, Grant: 3600 },
 });
 
+// Test-only: what an administrator revoking a user's access in Duo amounts to. Grants are tracked per
+// account; POST /__test__/revoke?sub=alice revokes every grant of alice and all tokens issued under them.
+const grantsByAccount = new Map();
+provider.on('grant.saved', (grant) => {
+  if (!grantsByAccount.has(grant.accountId)) grantsByAccount.set(grant.accountId, new Set());
+  grantsByAccount.get(grant.accountId).add(grant.jti);
+});
+provider.use(async (ctx, next) => {
+  if (ctx.path === '/__test__/revoke' && ctx.method === 'POST') {
+    const sub = ctx.query.sub;
+    for (const grantId of grantsByAccount.get(sub) || []) {
+      await Promise.all([provider.AccessToken, provider.RefreshToken, provider.AuthorizationCode]
+        .map((model) => model.revokeByGrantId(grantId)));
+      const grant = await provider.Grant.find(grantId);
+      if (grant) await grant.destroy();
+    }
+    grantsByAccount.delete(sub);
+    ctx.status = 204;
+    return;
+  }
+  await next();
+});
+
 provider.listen(port, '127.0.0.1', () => {
   process.stdout.write(`READY ${issuer}\n`);
 });
