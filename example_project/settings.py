@@ -61,7 +61,17 @@ DATABASES = {
         "NAME": os.environ.get("DJANGO_DB_PATH", str(BASE_DIR / "db.sqlite3")),
     }
 }
-CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+# Several worker processes must share one cache (discovery, JWKS, single-flight refresh, introspection).
+if os.environ.get("DJANGO_REDIS_URL"):
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": os.environ["DJANGO_REDIS_URL"],
+            "KEY_PREFIX": "example",
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 LOGIN_URL = "duo_oidc:login"
 LOGIN_REDIRECT_URL = "/me/"
@@ -76,7 +86,7 @@ CSRF_COOKIE_SECURE = not DEBUG
 
 DUO_OIDC = {
     "ENCRYPTION_KEYS": [k for k in os.environ.get("DUO_OIDC_ENCRYPTION_KEYS", "").split(",") if k],
-    "REVALIDATE_SECONDS": int(os.environ.get("DUO_OIDC_REVALIDATE_SECONDS", "60")),
+    "REVALIDATE_SECONDS": float(os.environ.get("DUO_OIDC_REVALIDATE_SECONDS", "60")),
 }
 
 # Access logs record the callback URL: redact the authorization code and state in them.

@@ -68,6 +68,18 @@ def ensure_provider() -> None:
     stamp.write_text(digest)
 
 
+def ensure_redis() -> None:
+    """The multi-worker tests run a real Redis server (Debian's redis-server)."""
+    if shutil.which("redis-server"):
+        return
+    if os.geteuid() == 0 and shutil.which("apt-get"):
+        log("installing redis-server (apt-get)")
+        run("apt-get", "update", "-qq")
+        run("apt-get", "install", "-y", "-qq", "redis-server", env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+        return
+    sys.exit("[dev] the multi-worker tests need redis-server on PATH: install it (e.g. apt-get install redis-server).")
+
+
 def example() -> int:
     ensure_python_env()
     ensure_provider()
@@ -137,6 +149,7 @@ def test(args: list[str]) -> int:
         args = ["-m", "not e2e", *args]
     else:
         ensure_provider()
+        ensure_redis()
     started = time.monotonic()
     code = subprocess.call([str(PY), "-m", "pytest", *args], cwd=ROOT)
     log(f"tests finished in {time.monotonic() - started:.1f}s with exit code {code}")

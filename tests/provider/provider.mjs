@@ -73,12 +73,20 @@ const provider = new Provider(issuer, {
 
 // Test-only: what an administrator revoking a user's access in Duo amounts to. Grants are tracked per
 // account; POST /__test__/revoke?sub=alice revokes every grant of alice and all tokens issued under them.
+// GET /__test__/stats counts the calls to the token and introspection endpoints.
 const grantsByAccount = new Map();
 provider.on('grant.saved', (grant) => {
   if (!grantsByAccount.has(grant.accountId)) grantsByAccount.set(grant.accountId, new Set());
   grantsByAccount.get(grant.accountId).add(grant.jti);
 });
+const stats = { introspection: 0, token: 0 };
 provider.use(async (ctx, next) => {
+  if (ctx.path === '/token/introspection') stats.introspection += 1;
+  if (ctx.path === '/token') stats.token += 1;
+  if (ctx.path === '/__test__/stats') {
+    ctx.body = stats;
+    return;
+  }
   if (ctx.path === '/__test__/revoke' && ctx.method === 'POST') {
     const sub = ctx.query.sub;
     for (const grantId of grantsByAccount.get(sub) || []) {
