@@ -16,11 +16,11 @@ class OIDCContext:
     """The OIDC side of a request. Every field reads the session, which the middleware keeps fresh."""
 
     mode = "session"
+    #: True when the grant was due for a check with the provider and the provider could not answer.
+    stale = False
 
     def __init__(self, request: HttpRequest) -> None:
         self._request = request
-        #: True when the grant was due for a check with the provider and the provider could not answer.
-        self.stale = False
 
     @property
     def _data(self) -> dict[str, Any] | None:

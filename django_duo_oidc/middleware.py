@@ -84,11 +84,14 @@ class DuoOIDCMiddleware:
     def process_view(
         self, request: HttpRequest, view_func: Callable[..., Any], view_args: Any, view_kwargs: Any
     ) -> HttpResponse | None:
+        rules = policy_rules()
+        if not rules:
+            return None
         match = request.resolver_match
         if match is not None and "duo_oidc" in match.namespaces:
             return None  # never guard the login flow itself
         url_name = match.view_name if match is not None else ""
-        for prefix, name, requirement in policy_rules():
+        for prefix, name, requirement in rules:
             if (prefix and request.path.startswith(prefix)) or (name and name == url_name):
                 refused = check(request, requirement, view_name=url_name or request.path)
                 if refused is not None:

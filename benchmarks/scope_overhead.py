@@ -1,0 +1,256 @@
+"""What the scope policy costs per request, as ratios against bare Django measured in the same run.
+
+    .venv/bin/python benchmarks/scope_overhead.py [--requests 4000] [--rounds 7]
+
+Requests go straight through Django's WSGI handler (no test client), with database sessions on SQLite
+and the local-memory cache. Printed:
+
+- a scope-protected request on a fresh session vs a ``@login_required`` view behind plain session login;
+- an anonymous request with the app's middleware vs without it;
+- provider calls per 1000 requests from one session (freshness window 60 s), and from 4 workers
+  (threads with their own handler) sharing the cache and the session.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import django  # noqa: E402
+from django.conf import settings  # noqa: E402
+
+DB = Path(tempfile.mkdtemp()) / "bench.sqlite3"
+BARE_MIDDLEWARE = [
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+]
+APP_MIDDLEWARE = [*BARE_MIDDLEWARE, "django_duo_oidc.middleware.DuoOIDCMiddleware"]
+
+settings.configure(
+    DEBUG=False,
+    SECRET_KEY="benchmark",
+    ALLOWED_HOSTS=["*"],
+    INSTALLED_APPS=[
+        "django.contrib.auth",
+        "django.contrib.contenttypes",
+        "django.contrib.sessions",
+        "django_duo_oidc",
+    ],
+    MIDDLEWARE=APP_MIDDLEWARE,
+    ROOT_URLCONF=__name__,
+    DATABASES={"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": str(DB)}},
+    CACHES={"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}},
+    AUTHENTICATION_BACKENDS=["django_duo_oidc.backends.DuoOIDCBackend"],
+    SESSION_ENGINE="django.contrib.sessions.backends.db",
+    USE_TZ=True,
+    DUO_OIDC={"HTTP_SESSION_FACTORY": "tests.fakeop.session_factory", "REVALIDATE_SECONDS": 60},
+    LOGGING_CONFIG=None,
+)
+django.setup()
+
+from django.contrib.auth import get_user_model  # noqa: E402
+from django.contrib.auth.decorators import login_required  # noqa: E402
+from django.contrib.sessions.backends.db import SessionStore  # noqa: E402
+from django.core.handlers.wsgi import WSGIHandler  # noqa: E402
+from django.core.management import call_command  # noqa: E402
+from django.http import HttpResponse  # noqa: E402
+from django.test.utils import override_settings  # noqa: E402
+from django.urls import path  # noqa: E402
+
+from django_duo_oidc.decorators import scopes_required  # noqa: E402
+from django_duo_oidc.models import Provider  # noqa: E402
+from tests import fakeop  # noqa: E402
+
+
+@login_required
+def bare_view(request):  # type: ignore[no-untyped-def]
+    return HttpResponse("ok")
+
+
+@scopes_required("crm.contacts.read")
+def scoped_view(request):  # type: ignore[no-untyped-def]
+    return HttpResponse("ok")
+
+
+def plain_view(request):  # type: ignore[no-untyped-def]
+    return HttpResponse("ok")
+
+
+urlpatterns = [path("bare/", bare_view), path("scoped/", scoped_view), path("plain/", plain_view)]
+
+
+def handler(middleware: list[str]) -> WSGIHandler:
+    with override_settings(MIDDLEWARE=middleware):
+        h = WSGIHandler()  # the middleware chain is built here
+    return h
+
+
+def environ(url: str, cookie: str | None) -> dict[str, object]:
+    env: dict[str, object] = {
+        "REQUEST_METHOD": "GET",
+        "PATH_INFO": url,
+        "QUERY_STRING": "",
+        "SERVER_NAME": "bench",
+        "SERVER_PORT": "80",
+        "wsgi.url_scheme": "http",
+        "wsgi.input": io.BytesIO(),
+        "wsgi.errors": sys.stderr,
+    }
+    if cookie:
+        env["HTTP_COOKIE"] = f"sessionid={cookie}"
+    return env
+
+
+def call(h: WSGIHandler, url: str, cookie: str | None) -> str:
+    status: list[str] = []
+    body = h(environ(url, cookie), lambda s, headers: status.append(s))
+    b"".join(body)
+    return status[0]
+
+
+def timed(h: WSGIHandler, url: str, cookie: str | None, n: int) -> float:
+    start = time.perf_counter()
+    for _ in range(n):
+        call(h, url, cookie)
+    return (time.perf_counter() - start) / n
+
+
+def fresh_session(user_id: int) -> str:
+    store = SessionStore()
+    store["_auth_user_id"] = str(user_id)
+    store["_auth_user_backend"] = "django_duo_oidc.backends.DuoOIDCBackend"
+    store["_auth_user_hash"] = get_user_model().objects.get(pk=user_id).get_session_auth_hash()
+    now = time.time()
+    store["duo_oidc"] = {
+        "provider": "duo",
+        "sub": "alice",
+        "access_token": "unused",
+        "refresh_token": None,
+        "expires_at": now + 3600,
+        "scopes": "crm.contacts.read email openid profile",
+        "auth_time": now,
+        "login_at": now,
+        "checked_at": now,
+    }
+    store.create()
+    return store.session_key  # type: ignore[return-value]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--requests", type=int, default=6000)
+    parser.add_argument("--rounds", type=int, default=20)
+    args = parser.parse_args()
+
+    call_command("migrate", verbosity=0)
+    user = get_user_model().objects.create_user("alice")
+    op = fakeop.FakeOP()
+    fakeop.CURRENT = op
+    os.environ["BENCH_SECRET"] = op.client_secret
+    Provider.objects.create(
+        slug="duo",
+        name="Duo",
+        issuer=op.issuer,
+        client_id=op.client_id,
+        client_secret_env="BENCH_SECRET",
+        is_default=True,
+    )
+    cookie = fresh_session(user.pk)
+    bare, app = handler(BARE_MIDDLEWARE), handler(APP_MIDDLEWARE)
+    assert call(bare, "/bare/", cookie).startswith("200")
+    assert call(app, "/scoped/", cookie).startswith("200")
+
+    # Interleave the cases round by round so drift hits them alike. Ratios use each case's best round
+    # (as timeit does: noise only ever adds time); medians are printed beside them.
+    cases = {
+        "bare @login_required (db session)": (bare, "/bare/", cookie),
+        "@scopes_required, fresh session": (app, "/scoped/", cookie),
+        "anonymous, bare middleware": (bare, "/plain/", None),
+        "anonymous, with DuoOIDCMiddleware": (app, "/plain/", None),
+    }
+    for h, url, c in cases.values():
+        timed(h, url, c, 300)  # warm up
+    samples: dict[str, list[float]] = {name: [] for name in cases}
+    for _ in range(args.rounds):
+        for name, (h, url, c) in cases.items():
+            samples[name].append(timed(h, url, c, args.requests // args.rounds))
+    best = {name: min(values) for name, values in samples.items()}
+    med = {name: statistics.median(values) for name, values in samples.items()}
+    print(f"Django {django.get_version()}, Python {sys.version.split()[0]}, {args.requests} requests per case")
+    for name in samples:
+        print(f"  {name:38s} best {best[name] * 1e6:7.1f} us  median {med[name] * 1e6:7.1f} us")
+
+    def ratio(a: str, b: str, stats: dict[str, float]) -> float:
+        return stats[a] / stats[b]
+
+    pairs = {
+        "scope-protected / bare login_required": (
+            "@scopes_required, fresh session",
+            "bare @login_required (db session)",
+            1.05,
+        ),
+        "anonymous with / without middleware  ": (
+            "anonymous, with DuoOIDCMiddleware",
+            "anonymous, bare middleware",
+            1.02,
+        ),
+    }
+    for label, (a, b, goal) in pairs.items():
+        print(f"  ratio {label}: {ratio(a, b, best):.3f}x (median {ratio(a, b, med):.3f}x)  goal <= {goal}x")
+
+    # Provider calls per 1000 requests: one session whose window has just passed.
+    def stale_session() -> str:
+        key = fresh_session(user.pk)
+        store = SessionStore(session_key=key)
+        data = store["duo_oidc"]
+        data.update(checked_at=0, access_token="live-token")
+        store["duo_oidc"] = data
+        store.save()
+        op.tokens["live-token"] = {"sub": "alice", "scope": "openid crm.contacts.read", "active": True}
+        return key
+
+    op.calls.clear()
+    key = stale_session()
+    for _ in range(1000):
+        call(app, "/scoped/", key)
+    print(
+        f"  provider calls per 1000 requests, 1 worker:  {len(op.calls)} "
+        f"({op.count('token_introspection')} introspection)"
+    )
+
+    op.calls.clear()
+    from django.core.cache import cache
+
+    cache.clear()
+    key = stale_session()
+    workers = [handler(APP_MIDDLEWARE) for _ in range(4)]
+
+    def run(h: WSGIHandler) -> None:
+        for _ in range(250):
+            call(h, "/scoped/", key)
+
+    threads = [threading.Thread(target=run, args=(h,)) for h in workers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    print(
+        f"  provider calls per 1000 requests, 4 workers sharing the cache: {len(op.calls)} "
+        f"({op.count('token_introspection')} introspection)"
+    )
+
+
+if __name__ == "__main__":
+    main()
