@@ -35,6 +35,7 @@ from .core.errors import (
     ConfigurationError,
     DuoOIDCError,
     StateError,
+    TokenEndpointError,
     TokenError,
 )
 from .core.flow import AuthRequest, authorization_params, authorization_url
@@ -52,7 +53,8 @@ def error_response(
     request: HttpRequest, exc: DuoOIDCError, *, provider: Provider | None = None, status: int | None = None
 ) -> HttpResponse:
     """Log the reason, send ``login_failed`` and render the error page. Never includes a token."""
-    reason = exc.error if isinstance(exc, AuthorizationError | StateError) and exc.error else type(exc).__name__
+    # The provider's own error code where there is one (error=access_denied, invalid_grant, ...).
+    reason = exc.error if isinstance(exc, AuthorizationError | TokenEndpointError) else type(exc).__name__
     status = status or exc.status_code
     logger.warning(
         "Login failed (%s, provider=%s, status=%s): %s",

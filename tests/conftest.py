@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -40,3 +41,18 @@ def provider(db: Any, fake_op: fakeop.FakeOP, monkeypatch: pytest.MonkeyPatch) -
 
 def query(url: str) -> dict[str, str]:
     return {k: v[0] for k, v in parse_qs(urlsplit(url).query).items()}
+
+
+@contextmanager
+def captured(signal: Any) -> Iterator[list[dict[str, Any]]]:
+    """Collect the keyword arguments of every sending of ``signal`` inside the block."""
+    seen: list[dict[str, Any]] = []
+
+    def receiver(sender: Any, **kwargs: Any) -> None:
+        seen.append(kwargs)
+
+    signal.connect(receiver)
+    try:
+        yield seen
+    finally:
+        signal.disconnect(receiver)

@@ -239,9 +239,7 @@ class FakeOP:
         return form.get("client_id") == self.client_id and form.get("client_secret") == self.client_secret
 
     def token_endpoint(self, request: requests.PreparedRequest) -> tuple[int, Any, dict[str, str]]:
-        body = request.body or ""
-        body = body.decode() if isinstance(body, bytes) else body
-        form = {k: v[0] for k, v in parse_qs(body).items()}
+        form = _form(request)
         if not self.authenticate_client(request, form):
             return 401, {"error": "invalid_client"}, {}
         if form.get("grant_type") == "refresh_token":
@@ -311,9 +309,7 @@ class FakeOP:
                 state["scope"] = scope
 
     def introspection_endpoint(self, request: requests.PreparedRequest) -> tuple[int, Any, dict[str, str]]:
-        body = request.body or ""
-        body = body.decode() if isinstance(body, bytes) else body
-        form = {k: v[0] for k, v in parse_qs(body).items()}
+        form = _form(request)
         if not self.authenticate_client(request, form):
             return 401, {"error": "invalid_client"}, {}
         state = self.tokens.get(form.get("token", ""))
@@ -333,6 +329,12 @@ class FakeOP:
         claims.update(self.last_grant["claims"])
         claims.update(self.userinfo_overrides)
         return 200, claims, {}
+
+
+def _form(request: requests.PreparedRequest) -> dict[str, str]:
+    body = request.body or ""
+    body = body.decode() if isinstance(body, bytes) else body
+    return {k: v[0] for k, v in parse_qs(body).items()}
 
 
 def _hs256(claims: dict[str, Any], key: bytes, headers: dict[str, Any]) -> str:

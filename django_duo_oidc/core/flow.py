@@ -153,19 +153,28 @@ def refresh_tokens(
     return _token_request(http, token_endpoint, client, data)
 
 
-def _token_request(http: HttpClient, token_endpoint: str, client: ClientCredentials, data: dict[str, str]) -> TokenSet:
+def post_authenticated(
+    http: HttpClient, endpoint: str, client: ClientCredentials, data: dict[str, str], *, what: str
+) -> dict[str, Any]:
+    """POST ``data`` with client authentication; return the JSON body of a 200 answer.
+
+    An OAuth error answer (RFC 6749 section 5.2; RFC 7662 section 2.3 uses the same) becomes a
+    TokenEndpointError carrying the error code; any other status a ProviderResponseError. Duo adds
+    ``error_title``/``error_message`` to its errors; only ``error`` is relied on.
+    """
     body, headers = client.apply(data)
-    response = http.post_form(token_endpoint, body, headers=headers)
-    payload = response.data
+    response = http.post_form(endpoint, body, headers=headers)
     if response.status != 200:
-        error = payload.get("error")
+        error = response.data.get("error")
         if response.status in (400, 401) and isinstance(error, str):
-            # RFC 6749 section 5.2. Duo adds error_title/error_message; only `error` is relied on.
-            raise TokenEndpointError(
-                f"The identity provider refused the request ({_safe_code(error)}).",
-                error=_safe_code(error),
-            )
-        raise ProviderResponseError(f"The token endpoint answered HTTP {response.status}.")
+            code = _safe_code(error)
+            raise TokenEndpointError(f"The {what} refused the request ({code}).", error=code)
+        raise ProviderResponseError(f"The {what} answered HTTP {response.status}.")
+    return response.data
+
+
+def _token_request(http: HttpClient, token_endpoint: str, client: ClientCredentials, data: dict[str, str]) -> TokenSet:
+    payload = post_authenticated(http, token_endpoint, client, data, what="identity provider's token endpoint")
     access_token = payload.get("access_token")
     token_type = payload.get("token_type")
     if not isinstance(access_token, str) or not access_token:

@@ -8,8 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import ProviderResponseError, TokenEndpointError
-from .flow import ClientCredentials
+from .errors import ProviderResponseError
+from .flow import ClientCredentials, post_authenticated
 from .http import HttpClient
 
 __all__ = ["TokenInfo", "introspect"]
@@ -36,16 +36,8 @@ def introspect(
     token_type_hint: str = "access_token",
 ) -> TokenInfo:
     """POST the token to the introspection endpoint and return what it says (RFC 7662 section 2)."""
-    body, headers = client.apply({"token": token, "token_type_hint": token_type_hint})
-    response = http.post_form(endpoint, body, headers=headers)
-    data = response.data
-    if response.status != 200:
-        error = data.get("error")
-        if response.status in (400, 401) and isinstance(error, str):
-            raise TokenEndpointError(
-                f"The introspection endpoint refused the request ({error[:64]}).", error="invalid_request"
-            )
-        raise ProviderResponseError(f"The introspection endpoint answered HTTP {response.status}.")
+    request = {"token": token, "token_type_hint": token_type_hint}
+    data = post_authenticated(http, endpoint, client, request, what="introspection endpoint")
     active = data.get("active")
     if not isinstance(active, bool):
         # Section 2.2: `active` is REQUIRED and boolean. Anything else is not an answer we can trust.

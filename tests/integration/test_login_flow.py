@@ -14,7 +14,7 @@ from django.test import Client
 
 from django_duo_oidc import signals
 from django_duo_oidc.models import Identity, Provider
-from tests.conftest import query
+from tests.conftest import captured, query
 from tests.fakeop import FakeOP
 
 pytestmark = pytest.mark.django_db
@@ -41,14 +41,8 @@ def token_calls(op: FakeOP) -> int:
 
 @pytest.fixture
 def failures() -> Any:
-    seen: list[dict[str, Any]] = []
-
-    def receiver(sender: Any, **kwargs: Any) -> None:
-        seen.append(kwargs)
-
-    signals.login_failed.connect(receiver)
-    yield seen
-    signals.login_failed.disconnect(receiver)
+    with captured(signals.login_failed) as seen:
+        yield seen
 
 
 # The happy path -----------------------------------------------------------------------------------
@@ -404,20 +398,13 @@ def test_provider_disabled_mid_login_is_refused(client: Client, fake_op: FakeOP,
 def test_logs_and_signals_carry_no_token_code_or_secret(
     client: Client, fake_op: FakeOP, provider: Provider, caplog: pytest.LogCaptureFixture
 ) -> None:
-    seen: list[dict[str, Any]] = []
-
-    def receiver(sender: Any, request: Any, **kwargs: Any) -> None:
-        seen.append(kwargs)  # everything the app adds besides the caller's own request
-
-    signals.login_succeeded.connect(receiver)
-    try:
-        with caplog.at_level(logging.DEBUG):
-            location = start(client)
-            callback = fake_op.authorize(location)
-            client.get("/oidc/callback/?" + callback)
-            client.get("/oidc/callback/?" + callback)  # a replay, logged as a failure
-    finally:
-        signals.login_succeeded.disconnect(receiver)
+    with captured(signals.login_succeeded) as sent, caplog.at_level(logging.DEBUG):
+        location = start(client)
+        callback = fake_op.authorize(location)
+        client.get("/oidc/callback/?" + callback)
+        client.get("/oidc/callback/?" + callback)  # a replay, logged as a failure
+    # Everything the app adds besides the caller's own request object.
+    seen = [{k: v for k, v in kwargs.items() if k != "request"} for kwargs in sent]
     code = query("?" + callback)["code"]
     text = caplog.text
     assert "Login of user" in text and "Login failed" in text

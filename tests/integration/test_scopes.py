@@ -18,7 +18,7 @@ from django_duo_oidc.core import errors
 from django_duo_oidc.middleware import reset_policy_cache
 from django_duo_oidc.models import Provider, ScopeRule
 from django_duo_oidc.singleflight import single_flight
-from tests.conftest import query
+from tests.conftest import captured, query
 from tests.fakeop import FakeOP
 from tests.settings import DUO_OIDC
 
@@ -43,14 +43,8 @@ def age_session(client: Client, **changes: Any) -> None:
 
 @pytest.fixture
 def denials() -> Any:
-    seen: list[dict[str, Any]] = []
-
-    def receiver(sender: Any, **kwargs: Any) -> None:
-        seen.append(kwargs)
-
-    signals.scope_denied.connect(receiver)
-    yield seen
-    signals.scope_denied.disconnect(receiver)
+    with captured(signals.scope_denied) as seen:
+        yield seen
 
 
 # Declaring requirements ----------------------------------------------------------------------------
@@ -197,17 +191,15 @@ def test_within_the_window_no_provider_call(client: Client, fake_op: FakeOP, pro
 
 
 def test_revoked_grant_ends_the_session_after_the_window(client: Client, fake_op: FakeOP, provider: Provider) -> None:
-    ended: list[dict[str, Any]] = []
-    signals.session_ended.connect(lambda sender, **kw: ended.append(kw), weak=False)
     login(client, fake_op, scope=CRM)
     fake_op.revoke("alice")
     assert client.get("/contacts/").status_code == 200  # still inside the window
     age_session(client)
-    response = client.get("/contacts/")
+    with captured(signals.session_ended) as ended:
+        response = client.get("/contacts/")
     assert response.status_code == 302 and response["Location"].startswith("/oidc/login/")
     assert me(client) == {"authenticated": False}
     assert ended and "no longer active" in ended[-1]["reason"]
-    signals.session_ended.receivers.clear()
 
 
 def test_dropped_scope_is_enforced_from_the_next_check(client: Client, fake_op: FakeOP, provider: Provider) -> None:
