@@ -29,9 +29,7 @@ def scopes_required(
     ``max_age`` (seconds) also requires a recent authentication at the provider (step-up). Works on
     sync and async views.
     """
-    requirement = Requirement.of(
-        [s for item in scopes for s in ([item] if isinstance(item, str) else item)], any_of=any_of, max_age=max_age
-    )
+    requirement = Requirement.of(scopes, any_of=any_of, max_age=max_age)
     options: dict[str, Any] = {
         "login_url": login_url,
         "redirect_field_name": redirect_field_name,

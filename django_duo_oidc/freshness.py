@@ -40,12 +40,15 @@ from .singleflight import single_flight
 logger = logging.getLogger("django_duo_oidc")
 
 
-def is_due(data: dict[str, Any], now: float) -> bool:
-    """True when the stored grant must be checked with the provider before it is trusted again."""
-    if now - float(data.get("checked_at") or 0) >= conf.revalidate_seconds:
-        return True
+def refresh_due(data: dict[str, Any], now: float) -> bool:
+    """True when the stored access token expires within ``REFRESH_MARGIN``."""
     expires_at = data.get("expires_at")
     return bool(expires_at) and now >= float(expires_at) - conf.refresh_margin
+
+
+def is_due(data: dict[str, Any], now: float) -> bool:
+    """True when the stored grant must be checked with the provider before it is trusted again."""
+    return now - float(data.get("checked_at") or 0) >= conf.revalidate_seconds or refresh_due(data, now)
 
 
 def ensure_fresh(request: HttpRequest) -> None:
@@ -67,8 +70,7 @@ def ensure_fresh(request: HttpRequest) -> None:
         return
     try:
         data = dict(data)
-        expires_at = data.get("expires_at")
-        if expires_at and now >= float(expires_at) - conf.refresh_margin:
+        if refresh_due(data, now):
             data.update(refresh(runtime, data))
         info = introspect(runtime, data["access_token"])
         if info is not None:

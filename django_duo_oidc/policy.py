@@ -38,9 +38,13 @@ class Requirement:
     max_age: int | None = None
 
     @classmethod
-    def of(cls, scopes: Iterable[str] | str, *, any_of: bool = False, max_age: int | None = None) -> Requirement:
-        items = [scopes] if isinstance(scopes, str) else list(scopes)
-        return cls(frozenset(s for item in items for s in item.split()), any_of, max_age)
+    def of(
+        cls, scopes: str | Iterable[str | Iterable[str]], *, any_of: bool = False, max_age: int | None = None
+    ) -> Requirement:
+        """Build a requirement from a space-separated string, or an iterable of strings and iterables."""
+        items = [scopes] if isinstance(scopes, str) else scopes
+        names = (s for item in items for group in ([item] if isinstance(item, str) else item) for s in group.split())
+        return cls(frozenset(names), any_of, max_age)
 
 
 def check(

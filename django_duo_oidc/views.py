@@ -109,7 +109,7 @@ class LoginView(OIDCAuthenticationRequestView):
             extra=extra,
         )
         try:
-            url = authorization_url(ProviderRuntime(provider).metadata.authorization_endpoint, params)
+            url = ProviderRuntime(provider).authorization_url(params)
         except DuoOIDCError as exc:
             return error_response(request, exc, provider=provider)
         add_state_and_verifier_and_nonce_to_session(request, attempt.state, params, attempt.code_verifier)

@@ -388,3 +388,11 @@ def test_single_flight_shares_a_refusal() -> None:
         single_flight(cache, "t:refuse", lambda: "never", ttl=5, lock_timeout=5)
     assert info.value.error == "invalid_grant"
     cache.clear()
+
+
+def test_requirement_accepts_strings_and_iterables() -> None:
+    from django_duo_oidc.policy import Requirement
+
+    assert Requirement.of("a b").scopes == {"a", "b"}
+    assert Requirement.of(["a b", ("c", "d e")]).scopes == {"a", "b", "c", "d", "e"}
+    assert Requirement.of(("x",), any_of=True, max_age=5) == Requirement(frozenset({"x"}), True, 5)
