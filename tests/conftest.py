@@ -10,6 +10,16 @@ import pytest
 from tests import fakeop
 
 
+@pytest.fixture(autouse=True)
+def _fresh_process_memos() -> Iterator[None]:
+    """Each test starts like a fresh worker process: no parsed keys or seen tokens from an earlier test."""
+    from django_duo_oidc.core.jwks import JWKSStore
+
+    JWKSStore.forget_all()
+    yield
+    JWKSStore.forget_all()
+
+
 @pytest.fixture
 def fake_op(settings: Any) -> Iterator[fakeop.FakeOP]:
     """A fresh in-process provider, with the shared cache cleared so no discovery/JWKS leaks between tests."""

@@ -11,6 +11,8 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+import time
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import jwt
@@ -85,10 +87,16 @@ class KeySet:
 
 
 class JWKSStore:
-    """The JWKS of one ``jwks_uri``, cached in a shared cache and parsed once per process."""
+    """The JWKS of one ``jwks_uri``, cached in a shared cache and parsed once per process.
 
-    # Parsed key sets, per cache key, with the fingerprint of the document they came from.
-    _parsed: dict[str, tuple[str, KeySet]] = {}
+    Each process keeps the parsed keys for ``local_ttl`` seconds without asking the shared cache,
+    so validating a token costs no cache round trip. A token with an unknown kid makes the process
+    re-read the shared cache (another worker may have fetched the rotated keys) before it asks the
+    provider, which it does at most once per ``refetch_interval`` for all workers.
+    """
+
+    # Parsed key sets, per cache key: (fingerprint of the document, keys, clock time read).
+    _parsed: dict[str, tuple[str, KeySet, float]] = {}
     _lock = threading.Lock()
 
     def __init__(
@@ -99,19 +107,35 @@ class JWKSStore:
         *,
         ttl: float = 3600,
         refetch_interval: float = 60,
+        local_ttl: float = 30,
         key_prefix: str = "duo_oidc:jwks",
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.http = http
         self.jwks_uri = jwks_uri
         self.cache = cache
         self.ttl = ttl
         self.refetch_interval = refetch_interval
+        self.local_ttl = local_ttl
+        self.clock = clock
         digest = hashlib.sha256(jwks_uri.encode()).hexdigest()[:32]
         self.cache_key = f"{key_prefix}:{digest}"
 
+    @classmethod
+    def forget_all(cls) -> None:
+        """Drop every process-local parsed key set (the shared cache is untouched)."""
+        with cls._lock:
+            cls._parsed.clear()
+
     def key_for(self, kid: str | None, alg: str) -> Any:
         """Return the key for ``kid``/``alg``, refetching once (rate-limited) if it is unknown."""
-        keys = self.current()
+        local = self._parsed.get(self.cache_key)
+        if local is not None and self.clock() - local[2] < self.local_ttl:
+            try:
+                return local[1].find(kid, alg)
+            except UnknownKey:
+                pass  # perhaps rotated: see what the other workers know
+        keys = self.current(shared=True)
         try:
             return keys.find(kid, alg)
         except UnknownKey:
@@ -119,8 +143,12 @@ class JWKSStore:
                 raise
         return self.refresh().find(kid, alg)
 
-    def current(self) -> KeySet:
-        """Return the cached key set, fetching it if no worker has yet."""
+    def current(self, *, shared: bool = False) -> KeySet:
+        """Return the key set: this process's copy while fresh, else the shared cache's, else the provider's."""
+        if not shared:
+            local = self._parsed.get(self.cache_key)
+            if local is not None and self.clock() - local[2] < self.local_ttl:
+                return local[1]
         entry = self.cache.get(self.cache_key)
         if not isinstance(entry, dict) or "fp" not in entry:
             return self.refresh()
@@ -139,9 +167,7 @@ class JWKSStore:
 
     def _parse(self, entry: dict[str, Any]) -> KeySet:
         known = self._parsed.get(self.cache_key)
-        if known is not None and known[0] == entry["fp"]:
-            return known[1]
-        keys = KeySet(entry["jwks"])
+        keys = known[1] if known is not None and known[0] == entry["fp"] else KeySet(entry["jwks"])
         with self._lock:
-            self._parsed[self.cache_key] = (entry["fp"], keys)
+            self._parsed[self.cache_key] = (entry["fp"], keys, self.clock())
         return keys
