@@ -47,6 +47,12 @@ DEFAULTS: dict[str, Any] = {
     # Templates of the 403 (missing scopes) and 503 (provider down) pages.
     "FORBIDDEN_TEMPLATE": "duo_oidc/forbidden.html",
     "UNAVAILABLE_TEMPLATE": "duo_oidc/unavailable.html",
+    # realm of the WWW-Authenticate challenge of bearer-protected views (default: the request's host).
+    "BEARER_REALM": None,
+    # Fields of the RFC 9728 protected resource metadata (/.well-known/oauth-protected-resource) to set
+    # or override: "resource" (default: this site's origin), "scopes_supported" (default: the scopes the
+    # bearer-protected views require), "resource_name", "resource_documentation", ...
+    "RESOURCE_METADATA": {},
     # Offer a "request access" link on the 403 page that re-authorizes with the missing scopes.
     "REQUEST_ACCESS": True,
 }
@@ -130,6 +136,15 @@ class Settings:
     @property
     def request_access(self) -> bool:
         return bool(self._get("REQUEST_ACCESS"))
+
+    @property
+    def bearer_realm(self) -> str | None:
+        value = self._get("BEARER_REALM")
+        return str(value) if value else None
+
+    @property
+    def resource_metadata(self) -> dict[str, Any]:
+        return dict(self._get("RESOURCE_METADATA") or {})
 
     def unknown_keys(self) -> list[str]:
         return sorted(set(getattr(settings, "DUO_OIDC", {})) - set(DEFAULTS))

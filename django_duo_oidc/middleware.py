@@ -11,10 +11,12 @@ from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_asy
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
+from .bearer import authenticate
 from .conf import conf
 from .context import OIDCContext
 from .freshness import ensure_fresh
 from .policy import Requirement, check
+from .resource import is_bearer_view
 
 # Admin-managed scope rules are read at most this often per process.
 RULES_TTL = 5.0
@@ -46,6 +48,10 @@ def policy_rules() -> list[tuple[str, str, Requirement]]:
     return rules
 
 
+def _has_bearer(request: HttpRequest) -> bool:
+    return request.META.get("HTTP_AUTHORIZATION", "")[:7].lower() == "bearer "
+
+
 def reset_policy_cache() -> None:
     global _rules_memo
     _rules_memo = (0.0, [])
@@ -71,13 +77,13 @@ class DuoOIDCMiddleware:
         if self.async_mode:
             return self.__acall__(request)
         request.oidc = OIDCContext(request)  # type: ignore[attr-defined]
-        if settings.SESSION_COOKIE_NAME in request.COOKIES:
+        if settings.SESSION_COOKIE_NAME in request.COOKIES and not _has_bearer(request):
             ensure_fresh(request)
         return self.get_response(request)  # type: ignore[return-value]
 
     async def __acall__(self, request: HttpRequest) -> HttpResponse:
         request.oidc = OIDCContext(request)  # type: ignore[attr-defined]
-        if settings.SESSION_COOKIE_NAME in request.COOKIES:
+        if settings.SESSION_COOKIE_NAME in request.COOKIES and not _has_bearer(request):
             await sync_to_async(ensure_fresh)(request)
         return await self.get_response(request)  # type: ignore[misc]
 
@@ -93,6 +99,8 @@ class DuoOIDCMiddleware:
         url_name = match.view_name if match is not None else ""
         for prefix, name, requirement in rules:
             if (prefix and request.path.startswith(prefix)) or (name and name == url_name):
+                if is_bearer_view(view_func):
+                    authenticate(request)  # the rule is judged on the token, as the view itself would
                 refused = check(request, requirement, view_name=url_name or request.path)
                 if refused is not None:
                     return refused

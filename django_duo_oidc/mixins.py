@@ -1,4 +1,5 @@
-"""``ScopesRequiredMixin`` for class-based views, shaped like ``PermissionRequiredMixin``."""
+"""Class-based view mixins: ``ScopesRequiredMixin`` (shaped like ``PermissionRequiredMixin``) and
+``BearerAuthMixin`` (the view answers to bearer access tokens)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ from typing import Any
 from django.contrib.auth.mixins import AccessMixin
 from django.core.exceptions import ImproperlyConfigured
 from django.http import HttpRequest, HttpResponse
+from django.views.decorators.csrf import csrf_exempt
 
+from .bearer import authenticate_or_refuse
 from .policy import Requirement, check
 
 
@@ -47,3 +50,20 @@ class ScopesRequiredMixin(AccessMixin):
         if refused is not None:
             return refused
         return super().dispatch(request, *args, **kwargs)
+
+
+class BearerAuthMixin:
+    """Authenticate by ``Authorization: Bearer`` only, like ``@bearer_auth``; put it first in the bases,
+    before ``ScopesRequiredMixin``, so the scope check sees the token."""
+
+    duo_oidc_bearer = True
+
+    @classmethod
+    def as_view(cls, **initkwargs: Any) -> Any:
+        return csrf_exempt(super().as_view(**initkwargs))  # type: ignore[misc]
+
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        refused = authenticate_or_refuse(request)
+        if refused is not None:
+            return refused
+        return super().dispatch(request, *args, **kwargs)  # type: ignore[misc,no-any-return]

@@ -25,6 +25,13 @@ class Provider(models.Model):
         BASIC = "client_secret_basic", "client_secret_basic (HTTP Basic)"
         POST = "client_secret_post", "client_secret_post (form body)"
 
+    class AccessTokenValidation(models.TextChoices):
+        AUTO = "auto", _("automatic: jwt+introspection when the provider advertises introspection, else jwt")
+        JWT = "jwt", _("jwt: signature and claims checked locally, no provider call")
+        INTROSPECTION = "introspection", _("introspection: ask the provider (also for opaque tokens)")
+        JWT_INTROSPECTION = "jwt+introspection", _("jwt+introspection: local checks, then the provider once a window")
+        OFF = "off", _("off: bearer tokens of this provider are refused")
+
     class Prompt(models.TextChoices):
         NONE = "", _("(not sent)")
         LOGIN = "login", "login"
@@ -88,6 +95,17 @@ class Provider(models.Model):
             "On the first login of an identity, link an existing user with the same email. Only enable this "
             "when the provider is trusted to own those addresses: a reused email would take over the account."
         ),
+    )
+    access_token_validation = models.CharField(
+        max_length=20,
+        choices=AccessTokenValidation.choices,
+        default=AccessTokenValidation.AUTO,
+        help_text=_("How bearer access tokens sent to this site's APIs are validated."),
+    )
+    access_token_audiences = models.CharField(
+        max_length=500,
+        blank=True,
+        help_text=_("Space-separated audiences accepted in access tokens (aud). Empty: the client id, as Duo sets it."),
     )
     end_session = models.BooleanField(
         default=False,
@@ -158,6 +176,10 @@ class Provider(models.Model):
     @property
     def scope_set(self) -> frozenset[str]:
         return parse_scopes(self.scopes) | {"openid"}
+
+    @property
+    def audience_list(self) -> tuple[str, ...]:
+        return tuple(self.access_token_audiences.split()) or (self.client_id,)
 
     @property
     def algorithm_list(self) -> tuple[str, ...]:

@@ -21,9 +21,10 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render, resolve_url
 from django.urls import reverse
 
-from . import signals
+from . import bearer, signals
+from .bearer import BearerContext
 from .conf import conf
-from .core.errors import InsufficientScope, ProviderUnavailable
+from .core.errors import InsufficientScope, ProviderUnavailable, TokenError
 from .core.scopes import format_scopes
 
 logger = logging.getLogger("django_duo_oidc")
@@ -57,6 +58,8 @@ def check(
     raise_exception: bool = False,
 ) -> HttpResponse | None:
     """Return None when ``request`` meets ``requirement``, else the response that refuses it."""
+    if isinstance(getattr(request, "oidc", None), BearerContext):
+        return check_bearer(request, requirement, view_name=view_name)
     if not request.user.is_authenticated:
         if raise_exception:
             raise PermissionDenied
@@ -73,6 +76,25 @@ def check(
         return forbidden(request, exc, view_name=view_name)
     if requirement.max_age is not None and not oidc.authenticated_within(requirement.max_age):
         return step_up(request, requirement.max_age, provider=oidc.provider, redirect_field_name=redirect_field_name)
+    return None
+
+
+def check_bearer(request: HttpRequest, requirement: Requirement, *, view_name: str = "") -> HttpResponse | None:
+    """The bearer twin of :func:`check`: RFC 6750 answers instead of redirects and pages."""
+    oidc: BearerContext = request.oidc  # type: ignore[attr-defined]
+    if oidc.error is not None or oidc.grant is None:
+        return bearer.error_response(request, oidc.error)
+    try:
+        oidc.require_scopes(requirement.scopes, any_of=requirement.any_of, deny_stale=conf.on_provider_down == "deny")
+    except ProviderUnavailable as exc:
+        return bearer.error_response(request, exc)
+    except InsufficientScope as exc:
+        return bearer.refuse_scope(request, exc, view_name=view_name)
+    if requirement.max_age is not None and not oidc.authenticated_within(requirement.max_age):
+        logger.info(
+            "Bearer token for %s needs a more recent authentication (max_age %s)", request.path, requirement.max_age
+        )
+        return bearer.error_response(request, TokenError(), max_age=requirement.max_age)
     return None
 
 

@@ -21,12 +21,13 @@ def single_flight(
     key: str,
     compute: Callable[[], T],
     *,
-    ttl: float,
+    ttl: float | Callable[[T], float],
     lock_timeout: float,
     error_ttl: float = 5,
 ) -> T:
     """Return the shared result for ``key``, computing it in at most one worker at a time.
 
+    ``ttl`` may be a function of the result (a token's answer is worth keeping only until it expires).
     A :class:`~django_duo_oidc.core.errors.DuoOIDCError` raised by ``compute`` is shared too, for
     ``error_ttl`` seconds, so waiting workers see the same refusal instead of trying again.
     """
@@ -47,7 +48,7 @@ def single_flight(
                 raise
             else:
                 # The result is published before the lock is released, so no worker computes twice.
-                cache.set(result_key, ("ok", value), ttl)
+                cache.set(result_key, ("ok", value), ttl(value) if callable(ttl) else ttl)
             finally:
                 cache.delete(lock_key)
             return value

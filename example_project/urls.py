@@ -10,6 +10,8 @@ urlpatterns = [
     path("me/", views.me, name="me"),
     path("contacts/", views.contacts, name="contacts"),
     path("contacts/export/", views.ContactsExportView.as_view(), name="contacts-export"),
+    path("api/contacts/", views.api_contacts, name="api-contacts"),
     path("oidc/", include("django_duo_oidc.urls")),
+    path("", include("django_duo_oidc.well_known_urls")),
     path("admin/", admin.site.urls),
 ]

@@ -5,7 +5,7 @@ from django.shortcuts import render
 from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.generic import TemplateView
 
-from django_duo_oidc.decorators import scopes_required
+from django_duo_oidc.decorators import bearer_auth, scopes_required
 from django_duo_oidc.mixins import ScopesRequiredMixin
 from django_duo_oidc.models import Provider
 
@@ -52,3 +52,18 @@ class ContactsExportView(ScopesRequiredMixin, TemplateView):
 
     def get_context_data(self, **kwargs: object) -> dict[str, object]:
         return {**super().get_context_data(**kwargs), "contacts": CONTACTS, "export": True}
+
+
+@bearer_auth
+@scopes_required("crm.contacts.read")
+def api_contacts(request: HttpRequest) -> JsonResponse:
+    """The API twin of /contacts/: a bearer token with crm.contacts.read, from a user or a server.
+
+    No or invalid token -> 401 with a Bearer challenge; without the scope -> 403 insufficient_scope.
+    """
+    caller = (
+        {"client_id": request.oidc.client_id}
+        if request.oidc.is_client
+        else {"sub": request.oidc.sub, "username": request.user.get_username() or None}
+    )
+    return JsonResponse({"contacts": CONTACTS, "caller": caller, "scopes": sorted(request.oidc.scopes)})

@@ -80,6 +80,7 @@ class FakeOP:
         self.tokens: dict[str, dict[str, Any]] = {}
         self.refresh_scope: str | None = None  # the scope a refresh grants (None: unchanged)
         self.issue_refresh_tokens = True
+        self.client_token_lifetime: int | None = 600  # expires_in of client-credentials tokens
         self.rotate_refresh_tokens = False
 
     # Documents -------------------------------------------------------------------------------
@@ -173,13 +174,12 @@ class FakeOP:
         key = rsa_key("other") if self.sign_with == "other-key" else self.key
         return jwt.encode(claims, key, algorithm="RS256", headers=headers)
 
-    def access_token(self, sub: str, scope: str, aud: str | None = None, ttl: int = 3600) -> str:
+    def access_token(self, sub: str, scope: str, aud: str | None = None, ttl: int = 3600, **extra: Any) -> str:
         if self.access_token_format == "opaque":
             return secrets.token_urlsafe(32)
         now = int(time.time())
-        return self.sign(
-            {"iss": self.issuer, "sub": sub, "aud": aud or self.client_id, "exp": now + ttl, "iat": now, "scope": scope}
-        )
+        claims = {"iss": self.issuer, "sub": sub, "aud": aud or self.client_id, "exp": now + ttl, "iat": now}
+        return self.sign({**claims, "scope": scope, **extra})
 
     def id_token(self, grant: dict[str, Any], access_token: str) -> str:
         now = int(time.time())
@@ -244,6 +244,8 @@ class FakeOP:
             return 401, {"error": "invalid_client"}, {}
         if form.get("grant_type") == "refresh_token":
             return self.refresh_grant(form)
+        if form.get("grant_type") == "client_credentials":
+            return self.client_credentials_grant(form)
         if form.get("grant_type") != "authorization_code":
             return 400, {"error": "unsupported_grant_type"}, {}
         grant = self.codes.pop(form.get("code", ""), None)
@@ -296,6 +298,20 @@ class FakeOP:
         self.last_access_token = access
         return 200, response, {}
 
+    def client_credentials_grant(self, form: dict[str, str]) -> tuple[int, Any, dict[str, str]]:
+        """Duo-shaped: the client's id is the token's sub (DUO.md 2); a jti keeps tokens distinct."""
+        scope = form.get("scope", "")
+        ttl = self.client_token_lifetime or 3600
+        access = self.access_token(self.client_id, scope, ttl=ttl, jti=secrets.token_hex(8))
+        self.tokens[access] = {"sub": self.client_id, "scope": scope, "active": True}
+        response: dict[str, Any] = {"access_token": access, "token_type": "Bearer", "scope": scope}
+        if self.client_token_lifetime is not None:
+            response["expires_in"] = self.client_token_lifetime
+        return 200, response, {}
+
+    def revoke_token(self, token: str) -> None:
+        self.tokens[token]["active"] = False
+
     def revoke(self, sub: str) -> None:
         """What an admin revoking the user's access in Duo amounts to."""
         for state in [*self.tokens.values(), *self.refresh_tokens.values()]:
@@ -315,7 +331,9 @@ class FakeOP:
         state = self.tokens.get(form.get("token", ""))
         if state is None or not state["active"]:
             return 200, {"active": False}, {}
-        return 200, {"active": True, "scope": state["scope"], "sub": state["sub"], "client_id": self.client_id}, {}
+        answer = {"active": True, "scope": state["scope"], "sub": state["sub"], "client_id": self.client_id}
+        answer.update(state.get("introspection", {}))
+        return 200, answer, {}
 
     def count(self, name: str) -> int:
         return sum(1 for _method, called in self.calls if called == name)

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import path
 from django.views import View
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from django_duo_oidc.contrib.drf import HasScopes
-from django_duo_oidc.decorators import scopes_required
-from django_duo_oidc.mixins import ScopesRequiredMixin
+from django_duo_oidc.contrib.drf import DuoBearerAuthentication, HasScopes
+from django_duo_oidc.decorators import bearer_auth, scopes_required
+from django_duo_oidc.mixins import BearerAuthMixin, ScopesRequiredMixin
 from example_project.urls import urlpatterns as example_urls
 
 
@@ -65,6 +65,58 @@ class ContactsAPI(APIView):
         return Response({"contacts": ["ada"]})
 
 
+def _who(request: HttpRequest) -> dict[str, object]:
+    return {
+        "is_client": request.oidc.is_client,
+        "sub": request.oidc.sub,
+        "client_id": request.oidc.client_id,
+        "user": request.user.get_username() if request.user.is_authenticated else None,
+        "scopes": sorted(request.oidc.scopes),
+    }
+
+
+@scopes_required("crm.contacts.read")
+@bearer_auth
+def bearer_reversed_view(request: HttpRequest) -> HttpResponse:
+    """@scopes_required above @bearer_auth: judged on the token all the same."""
+    return JsonResponse(_who(request))
+
+
+@bearer_auth
+def bearer_only_view(request: HttpRequest) -> HttpResponse:
+    """A valid token, any scope."""
+    return JsonResponse(_who(request))
+
+
+@bearer_auth
+@scopes_required("crm.contacts.read", max_age=300)
+def bearer_recent_view(request: HttpRequest) -> HttpResponse:
+    return JsonResponse(_who(request))
+
+
+@bearer_auth
+@scopes_required("crm.contacts.read", "crm.contacts.write", any_of=True)
+async def bearer_async_view(request: HttpRequest) -> HttpResponse:
+    user = await request.auser()  # type: ignore[attr-defined]
+    return JsonResponse({"user": user.get_username() or None, "scopes": sorted(request.oidc.scopes)})
+
+
+class BearerMixinView(BearerAuthMixin, ScopesRequiredMixin, View):
+    required_scopes = "crm.contacts.write"
+
+    def post(self, request: HttpRequest) -> HttpResponse:
+        return JsonResponse(_who(request))
+
+
+class BearerContactsAPI(APIView):
+    authentication_classes = [DuoBearerAuthentication, SessionAuthentication]
+    permission_classes = [HasScopes]
+    required_scopes = "crm.contacts.read"
+
+    def get(self, request: HttpRequest) -> Response:
+        return Response({**_who(request), "auth": type(request.auth).__name__})
+
+
 urlpatterns = [
     *example_urls,
     path("t/any/", any_of_view),
@@ -77,4 +129,10 @@ urlpatterns = [
     path("t/unguarded/", unguarded_view, name="unguarded"),
     path("t/policy/area/", unguarded_view),
     path("t/drf/", ContactsAPI.as_view()),
+    path("t/bearer/reversed/", bearer_reversed_view),
+    path("t/bearer/any/", bearer_only_view),
+    path("t/bearer/recent/", bearer_recent_view),
+    path("t/bearer/async/", bearer_async_view),
+    path("t/bearer/mixin/", BearerMixinView.as_view()),
+    path("t/bearer/drf/", BearerContactsAPI.as_view()),
 ]

@@ -14,6 +14,7 @@ HTTP status that fits it.
     ├── AuthorizationError          the browser flow failed: error= from the provider, no code, wrong iss
     │   └── StateError              unknown, expired or replayed state
     ├── LoginRefused                the identity is valid but may not log in here (403)
+    ├── InvalidRequest              invalid_request (400): a malformed Authorization header, a token in the URL
     ├── TokenError                  invalid_token (401): the token cannot be trusted
     │   ├── MalformedToken          not a JWT, bad base64/JSON, missing header fields
     │   ├── BadSignature            signature does not verify, or a refused algorithm
@@ -33,6 +34,7 @@ __all__ = [
     "DuoOIDCError",
     "InsufficientScope",
     "InvalidClaim",
+    "InvalidRequest",
     "LoginRefused",
     "MalformedToken",
     "ProviderResponseError",
@@ -114,6 +116,14 @@ class LoginRefused(DuoOIDCError):
     error = "access_denied"
     status_code = 403
     default_description = "Your account is not allowed to log in to this site."
+
+
+class InvalidRequest(DuoOIDCError):
+    """A request to a protected resource that is malformed (RFC 6750 section 3.1 ``invalid_request``)."""
+
+    error = "invalid_request"
+    status_code = 400
+    default_description = "The request is malformed."
 
 
 class TokenError(DuoOIDCError):

@@ -153,6 +153,26 @@ def refresh_tokens(
     return _token_request(http, token_endpoint, client, data)
 
 
+def client_credentials_grant(
+    http: HttpClient,
+    token_endpoint: str,
+    client: ClientCredentials,
+    *,
+    scope: str | None = None,
+    resource: str | None = None,
+) -> TokenSet:
+    """Get a token for the client itself (RFC 6749 section 4.4; Duo's client credentials, DUO.md 2).
+
+    ``resource`` is the RFC 8707 resource indicator, for providers that mint per-API audiences.
+    """
+    data = {"grant_type": "client_credentials"}
+    if scope:
+        data["scope"] = scope
+    if resource:
+        data["resource"] = resource
+    return _token_request(http, token_endpoint, client, data)
+
+
 def post_authenticated(
     http: HttpClient, endpoint: str, client: ClientCredentials, data: dict[str, str], *, what: str
 ) -> dict[str, Any]:

@@ -54,6 +54,16 @@ class Command(BaseCommand):
             metavar="CLAIM=VALUE",
             help="Make users whose CLAIM holds VALUE staff while it does. Repeatable.",
         )
+        parser.add_argument(
+            "--access-token-validation",
+            choices=[c for c, _ in Provider.AccessTokenValidation.choices],
+            help="How bearer access tokens sent to this site's APIs are validated (default auto).",
+        )
+        parser.add_argument(
+            "--audience",
+            dest="audiences",
+            help='Space-separated audiences accepted in access tokens (default: the client id), e.g. "urn:crm".',
+        )
         parser.add_argument("--check", action="store_true", help="Fetch discovery and JWKS afterwards.")
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -71,6 +81,8 @@ class Command(BaseCommand):
             ("name", "name"),
             ("scopes", "scopes"),
             ("token_auth_method", "token_auth_method"),
+            ("access_token_validation", "access_token_validation"),
+            ("audiences", "access_token_audiences"),
         ):
             if options[option] is not None:
                 setattr(provider, attr, options[option])

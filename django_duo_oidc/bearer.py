@@ -1,0 +1,564 @@
+"""Bearer access tokens for API views: who is calling, with which scopes, proven once and then cheap.
+
+A token is validated the first time a process sees it, by the provider that issued it (its ``iss``;
+an opaque token goes to the default provider), in that provider's mode:
+
+- ``jwt``: signature (JWKS from the shared cache), algorithm allow-list, exact ``iss``, audience,
+  ``exp``/``nbf``/``iat``, ``typ``, never an ID token (RFC 9068 section 4, RFC 8725). No provider call.
+- ``introspection``: the provider's RFC 7662 endpoint decides (opaque tokens too).
+- ``jwt+introspection`` (``auto`` picks it when discovery advertises introspection): local checks, then
+  introspection before the token is first trusted and again once per ``REVALIDATE_SECONDS``, shared by
+  all workers through the cache and never kept beyond the token's ``exp``.
+
+The proven result (an :class:`AccessGrant`, never the token) is kept per process under the token's
+SHA-256, so a token already seen costs a hash and a dict lookup; a refused one is refused from
+memory for a minute. Only views that opt in (``@bearer_auth``, ``BearerAuthMixin``, the DRF class)
+read the header: a token never authenticates a view that did not ask for one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.contrib.auth.models import AnonymousUser
+from django.http import HttpRequest, JsonResponse
+from django.utils.functional import SimpleLazyObject
+
+from . import signals
+from .conf import conf
+from .core import jws as jws_mod
+from .core import tokens as tokens_mod
+from .core.bearer import AccessGrant, challenge, grant_from_claims, grant_from_introspection, token_from_header
+from .core.errors import (
+    ConfigurationError,
+    DuoOIDCError,
+    InsufficientScope,
+    InvalidClaim,
+    InvalidRequest,
+    MalformedToken,
+    ProviderResponseError,
+    ProviderUnavailable,
+    TokenError,
+    TokenExpired,
+    UnknownKey,
+)
+from .core.introspection import TokenInfo, introspect
+from .core.scopes import format_scopes, missing_scopes
+from .models import Provider
+from .providers import ProviderRuntime
+from .singleflight import single_flight
+
+logger = logging.getLogger("django_duo_oidc")
+
+__all__ = [
+    "BearerContext",
+    "authenticate",
+    "authenticate_or_refuse",
+    "error_response",
+    "refusal",
+    "reset",
+]
+
+# Providers are re-read from the database at most this often per process.
+REGISTRY_TTL = 5.0
+# Tokens remembered per process (proven or refused), and how long a refusal is remembered.
+SEEN_MAX = 10_000
+REFUSED_FOR = 60.0
+
+
+# Providers ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Trusted:
+    runtime: ProviderRuntime
+    # Changes when the provider row changes: grants proven under an older configuration are dropped.
+    version: tuple[Any, ...]
+
+    @property
+    def mode(self) -> str:
+        provider = self.runtime.provider
+        mode = provider.access_token_validation
+        if mode == Provider.AccessTokenValidation.AUTO:
+            endpoint = self.runtime.metadata.introspection_endpoint
+            return "jwt+introspection" if provider.introspect and endpoint else "jwt"
+        return str(mode)
+
+
+class _Registry:
+    def __init__(self) -> None:
+        self.expires = 0.0
+        self.by_issuer: dict[str, _Trusted] = {}
+        self.default: _Trusted | None = None
+
+    def current(self) -> _Registry:
+        if time.monotonic() < self.expires:
+            return self
+        by_issuer: dict[str, _Trusted] = {}
+        default = None
+        enabled = Provider.objects.filter(enabled=True).exclude(
+            access_token_validation=Provider.AccessTokenValidation.OFF
+        )
+        for provider in enabled:  # ordered default first: it wins an issuer two rows share
+            trusted = _Trusted(ProviderRuntime(provider), (provider.pk, provider.updated_at))
+            by_issuer.setdefault(provider.issuer, trusted)
+            if default is None and provider.is_default:
+                default = trusted
+        if default is None and len(by_issuer) == 1:
+            default = next(iter(by_issuer.values()))
+        self.by_issuer, self.default = by_issuer, default
+        self.expires = time.monotonic() + REGISTRY_TTL
+        return self
+
+    def trusted_for(self, issuer: str) -> _Trusted | None:
+        return self.current().by_issuer.get(issuer)
+
+
+_registry = _Registry()
+
+
+def trusted_issuers() -> list[str]:
+    """Issuers whose access tokens this site accepts (RFC 9728 ``authorization_servers``)."""
+    return list(_registry.current().by_issuer)
+
+
+# Validation --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Seen:
+    grant: AccessGrant
+    version: tuple[Any, ...]
+    # When the provider last confirmed the token by introspection; None in jwt mode (never asked).
+    checked_at: float | None
+    local: AccessGrant | None  # what the JWT itself said, kept to merge with later introspections
+
+
+@dataclass(frozen=True, slots=True)
+class _Refused:
+    error: TokenError
+    until: float
+
+
+_seen: dict[bytes, _Seen | _Refused] = {}
+_seen_lock = threading.Lock()
+
+
+def reset() -> None:
+    """Forget the providers and tokens this process has seen (tests; after changing providers in code)."""
+    _registry.expires = 0.0
+    with _seen_lock:
+        _seen.clear()
+
+
+def _remember(digest: bytes, entry: _Seen | _Refused) -> None:
+    with _seen_lock:
+        _seen.pop(digest, None)
+        while len(_seen) >= SEEN_MAX:
+            _seen.pop(next(iter(_seen)))  # the oldest entry first
+        _seen[digest] = entry
+
+
+def validate(token: str) -> tuple[AccessGrant, Provider, bool]:
+    """Return ``(grant, provider, stale)`` for a bearer token, or raise why it cannot be trusted.
+
+    ``stale`` is True when a due introspection failed and ``ON_PROVIDER_DOWN`` is "allow".
+
+    :raises TokenError: invalid_token.
+    :raises ProviderUnavailable, ProviderResponseError, ConfigurationError: the token cannot be judged now.
+    """
+    now = time.time()
+    digest = hashlib.sha256(token.encode("ascii")).digest()
+    entry = _seen.get(digest)
+    if isinstance(entry, _Refused):
+        if now < entry.until:
+            raise entry.error
+        entry = None
+    if entry is not None:
+        trusted = _registry.trusted_for(entry.grant.issuer)
+        if trusted is None or trusted.version != entry.version:
+            entry = None  # the provider was disabled or reconfigured: prove the token again
+        else:
+            grant = entry.grant
+            if grant.expires_at is not None and now >= grant.expires_at + conf.leeway:
+                _remember(digest, _Refused(TokenExpired(), now + REFUSED_FOR))
+                raise TokenExpired()
+            if entry.checked_at is None or now - entry.checked_at < conf.revalidate_seconds:
+                return grant, trusted.runtime.provider, False
+            return _introspect_again(digest, token, trusted, entry, now)
+    try:
+        grant, trusted, checked_at, local = _prove(token, now)
+    except TokenError as exc:
+        if not isinstance(exc, UnknownKey):  # a key may appear once the provider's rotation is fetched
+            _remember(digest, _Refused(exc, now + REFUSED_FOR))
+        raise
+    _remember(digest, _Seen(grant, trusted.version, checked_at, local))
+    return grant, trusted.runtime.provider, False
+
+
+def _prove(token: str, now: float) -> tuple[AccessGrant, _Trusted, float | None, AccessGrant | None]:
+    registry = _registry.current()
+    if jws_mod.looks_like_jws(token):
+        parsed = jws_mod.parse(token)
+        issuer = parsed.claims.get("iss")
+        trusted = registry.by_issuer.get(issuer) if isinstance(issuer, str) else None
+        if trusted is None:
+            raise InvalidClaim("iss", "The token was not issued by a provider this site trusts.")
+        mode = trusted.mode
+        local = None
+        if mode != "introspection":
+            runtime = trusted.runtime
+            claims = tokens_mod.validate_access_token(
+                parsed,
+                key_for=runtime.keys.key_for,
+                issuer=runtime.provider.issuer,
+                audiences=runtime.provider.audience_list,
+                algorithms=runtime.algorithms,
+                now=now,
+                leeway=conf.leeway,
+            )
+            local = grant_from_claims(runtime.provider.issuer, claims)
+            if mode == "jwt":
+                return local, trusted, None, local
+    else:
+        trusted = registry.default
+        if trusted is None or trusted.mode == "jwt":
+            raise MalformedToken("The token is not a JWT and no provider introspects opaque tokens.")
+        local = None
+    info, checked_at = _shared_introspection(trusted, token, now)
+    grant = _merge(trusted, info, now, local)
+    return grant, trusted, checked_at, local
+
+
+def _introspect_again(
+    digest: bytes, token: str, trusted: _Trusted, entry: _Seen, now: float
+) -> tuple[AccessGrant, Provider, bool]:
+    provider = trusted.runtime.provider
+    down_key = f"duo_oidc:down:{provider.slug}"
+    try:
+        if trusted.runtime.cache.get(down_key):
+            raise ProviderUnavailable("The identity provider failed moments ago.")
+        info, checked_at = _shared_introspection(trusted, token, now)
+        grant = _merge(trusted, info, now, entry.local)
+    except TokenError as exc:
+        _remember(digest, _Refused(exc, now + REFUSED_FOR))
+        raise
+    except (ProviderUnavailable, ProviderResponseError) as exc:
+        trusted.runtime.cache.set(down_key, 1, conf.provider_down_backoff)
+        if conf.on_provider_down == "allow":
+            logger.warning("Using the last confirmed grant of a bearer token: %s", exc.description)
+            return entry.grant, provider, True
+        raise
+    _remember(digest, _Seen(grant, trusted.version, checked_at, entry.local))
+    return grant, provider, False
+
+
+def _shared_introspection(trusted: _Trusted, token: str, now: float) -> tuple[TokenInfo, float]:
+    """Ask the provider about ``token`` once per window for all workers; return the answer and its time."""
+    runtime = trusted.runtime
+    endpoint = runtime.metadata.introspection_endpoint
+    if not endpoint:
+        raise ConfigurationError(
+            f"Provider {runtime.provider.slug} validates bearer tokens by introspection but advertises no endpoint."
+        )
+    key = "duo_oidc:bearer:introspection:" + hashlib.sha256(token.encode("ascii")).hexdigest()
+
+    def ask() -> dict[str, Any]:
+        info = introspect(runtime.http, endpoint, runtime.provider.credentials(), token)
+        return {"raw": info.raw, "at": time.time()}
+
+    def keep_for(answer: dict[str, Any]) -> float:
+        # Never beyond the window, nor beyond the token's life (RFC 7662 section 4: caching trades
+        # freshness for load; an expired token's answer is worthless).
+        exp = answer["raw"].get("exp")
+        lifetime = float(exp) - now if isinstance(exp, int | float) and not isinstance(exp, bool) else None
+        window = conf.revalidate_seconds
+        return max(0.0, min(window, lifetime) if lifetime is not None else window)
+
+    answer = single_flight(runtime.cache, key, ask, ttl=keep_for, lock_timeout=conf.http_timeout + 5)
+    raw = answer["raw"]
+    active = raw.get("active") is True
+    values = {k: raw.get(k) for k in ("scope", "sub", "client_id")}
+    exp = raw.get("exp")
+    info = TokenInfo(
+        active=active,
+        scope=values["scope"] if isinstance(values["scope"], str) else None,
+        sub=values["sub"] if isinstance(values["sub"], str) else None,
+        client_id=values["client_id"] if isinstance(values["client_id"], str) else None,
+        exp=exp if isinstance(exp, int) and not isinstance(exp, bool) else None,
+        raw=raw,
+    )
+    return info, float(answer["at"])
+
+
+def _merge(trusted: _Trusted, info: TokenInfo, now: float, local: AccessGrant | None) -> AccessGrant:
+    provider = trusted.runtime.provider
+    return grant_from_introspection(
+        provider.issuer, info, audiences=provider.audience_list, now=now, leeway=conf.leeway, local=local
+    )
+
+
+# The request side --------------------------------------------------------------------------------
+
+
+class BearerContext:
+    """``request.oidc`` on a bearer-authenticated request: the same questions as a session's, answered
+    from the token's grant. ``error`` holds why the request is refused, if it is."""
+
+    mode = "bearer"
+
+    def __init__(
+        self,
+        *,
+        grant: AccessGrant | None = None,
+        provider: Provider | None = None,
+        error: DuoOIDCError | None = None,
+        stale: bool = False,
+    ) -> None:
+        self.grant = grant
+        self.error = error
+        self.stale = stale
+        self._provider = provider
+
+    @property
+    def is_authenticated(self) -> bool:
+        """True when a valid token was presented (a user's or a client's)."""
+        return self.grant is not None
+
+    @property
+    def provider(self) -> str | None:
+        return self._provider.slug if self._provider is not None else None
+
+    @property
+    def sub(self) -> str | None:
+        return self.grant.sub if self.grant else None
+
+    @property
+    def client_id(self) -> str | None:
+        """The OAuth client the token was issued to, when the provider says."""
+        return self.grant.client_id if self.grant else None
+
+    @property
+    def is_client(self) -> bool:
+        """True for a client-credentials token: a server calling, with no user behind it."""
+        return bool(self.grant and self.grant.is_client)
+
+    @property
+    def scopes(self) -> frozenset[str]:
+        return self.grant.scopes if self.grant else frozenset()
+
+    @property
+    def expires_at(self) -> float | None:
+        return self.grant.expires_at if self.grant else None
+
+    @property
+    def auth_time(self) -> float | None:
+        return self.grant.auth_time if self.grant else None
+
+    @property
+    def claims(self) -> dict[str, Any]:
+        """The token's claims (or the introspection answer), for reading; the token itself is not kept."""
+        return dict(self.grant.claims) if self.grant else {}
+
+    def require_scopes(self, required: frozenset[str], *, any_of: bool = False, deny_stale: bool = True) -> None:
+        """The same decision as a session's (:meth:`OIDCContext.require_scopes`)."""
+        if self.stale and deny_stale:
+            raise ProviderUnavailable("Your access could not be confirmed with the identity provider right now.")
+        if missing_scopes(required, self.scopes, any_of=any_of):
+            raise InsufficientScope(required, self.scopes)
+
+    def authenticated_within(self, max_age: int, now: float | None = None) -> bool:
+        auth_time = self.auth_time
+        return auth_time is not None and (now or time.time()) - auth_time <= max_age
+
+    def __repr__(self) -> str:
+        state = "error" if self.error else "client" if self.is_client else "user" if self.grant else "none"
+        return f"<BearerContext {state} provider={self.provider} scopes={format_scopes(self.scopes)!r}>"
+
+
+def _linked_user(grant: AccessGrant, provider: Provider) -> Any:
+    from .models import Identity
+
+    if grant.is_client or grant.sub is None:
+        return AnonymousUser()  # a server calling for itself is never a logged-in user
+    identity = Identity.objects.select_related("user").filter(provider=provider, sub=grant.sub).first()
+    if identity is None or not identity.user.is_active:
+        return AnonymousUser()
+    return identity.user
+
+
+def authenticate(request: HttpRequest) -> BearerContext:
+    """Authenticate ``request`` by its bearer token, once; set ``request.oidc`` and ``request.user``.
+
+    Never raises for anything the client sent: the outcome, including a refusal, is in the context.
+    A request without a bearer token gets a context with neither grant nor error (and its session user
+    is not used: a bearer-protected view answers to tokens only).
+    """
+    existing = getattr(request, "oidc", None)
+    if isinstance(existing, BearerContext):
+        return existing
+    context = _authenticate(request)
+    request.oidc = context  # type: ignore[attr-defined]
+    if context.grant is not None and context._provider is not None:
+        grant, provider = context.grant, context._provider
+        loaded: list[Any] = []
+
+        def load() -> Any:
+            if not loaded:
+                loaded.append(_linked_user(grant, provider))
+            return loaded[0]
+
+        user: Any = SimpleLazyObject(load)
+
+        async def auser() -> Any:  # as django.contrib.auth's middleware offers async views
+            return await sync_to_async(load)()
+
+    else:
+        user = AnonymousUser()
+
+        async def auser() -> Any:
+            return user
+
+    request.user = user
+    request.auser = auser  # type: ignore[attr-defined]
+    return context
+
+
+def _authenticate(request: HttpRequest) -> BearerContext:
+    try:
+        token = token_from_header(request.META.get("HTTP_AUTHORIZATION"))
+        # RFC 6750 sections 2.2/2.3 are optional and RFC 9700 section 2.5 says not to put tokens in
+        # URLs: a token anywhere but the header is refused (invalid_request), never silently ignored.
+        if "access_token" in request.GET or (
+            request.content_type == "application/x-www-form-urlencoded"
+            and request.method in ("POST", "PUT", "PATCH", "DELETE")
+            and "access_token" in request.POST
+        ):
+            raise InvalidRequest("Access tokens are accepted in the Authorization header only.")
+        if token is None:
+            return BearerContext()
+        grant, provider, stale = validate(token)
+    except DuoOIDCError as exc:
+        _log_refusal(request, exc)
+        return BearerContext(error=exc)
+    return BearerContext(grant=grant, provider=provider, stale=stale)
+
+
+def _log_refusal(request: HttpRequest, exc: DuoOIDCError) -> None:
+    reason = f"{type(exc).__name__}: {exc.description}"
+    if isinstance(exc, InvalidClaim):
+        reason += f" (claim {exc.claim})"
+    level = logging.INFO if isinstance(exc, TokenExpired) else logging.WARNING
+    logger.log(level, "Bearer request to %s refused: %s", request.path, reason)
+
+
+# Responses (RFC 6750 section 3) ------------------------------------------------------------------
+
+
+def _challenge_base(request: HttpRequest) -> dict[str, str | None]:
+    from .resource import metadata_url
+
+    return {"realm": conf.bearer_realm or request.get_host(), "resource_metadata": metadata_url(request)}
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """An RFC 6750 refusal: the status, the JSON body and the headers (``WWW-Authenticate`` included)."""
+
+    status: int
+    body: dict[str, Any]
+    headers: dict[str, str]
+
+
+def refusal(
+    request: HttpRequest,
+    exc: DuoOIDCError | None,
+    *,
+    scope: frozenset[str] | None = None,
+    max_age: int | None = None,
+) -> Refusal:
+    """Describe the answer to a refused bearer request; ``exc`` None means no credentials were sent."""
+    base = _challenge_base(request)
+    headers = {"Cache-Control": "no-store"}
+    if exc is None:
+        # RFC 6750 section 3: no credentials, so no error code.
+        headers["WWW-Authenticate"] = challenge(**base)
+        return Refusal(401, {"error_description": "This resource needs a bearer access token."}, headers)
+    if max_age is not None:
+        # RFC 9470 section 3: the authentication behind the token is too old for this resource.
+        description = "A more recent authentication is required."
+        error, status = "insufficient_user_authentication", 401
+        headers["WWW-Authenticate"] = challenge(**base, error=error, description=description, max_age=max_age)
+    elif isinstance(exc, InsufficientScope):
+        error, status = "insufficient_scope", 403
+        description = "The access token does not carry the scope this resource requires."
+        headers["WWW-Authenticate"] = challenge(
+            **base, error=error, description=description, scope=scope if scope is not None else exc.required
+        )
+    elif isinstance(exc, InvalidRequest):
+        error, status, description = "invalid_request", 400, exc.description
+        headers["WWW-Authenticate"] = challenge(**base, error=error, description=description)
+    elif isinstance(exc, TokenError):
+        # The description says no more than "expired" or "not valid": which check failed is logged, not told.
+        error, status = "invalid_token", 401
+        description = (
+            "The access token has expired." if isinstance(exc, TokenExpired) else "The access token is not valid."
+        )
+        headers["WWW-Authenticate"] = challenge(**base, error=error, description=description)
+    else:
+        # The provider could not be asked (or is misconfigured): fail closed, and say it is temporary.
+        error, status = "temporarily_unavailable", 503
+        description = "The access token could not be checked with the identity provider right now."
+        headers["Retry-After"] = str(max(1, int(conf.provider_down_backoff)))
+    return Refusal(status, {"error": error, "error_description": description}, headers)
+
+
+def error_response(
+    request: HttpRequest,
+    exc: DuoOIDCError | None,
+    *,
+    scope: frozenset[str] | None = None,
+    max_age: int | None = None,
+) -> JsonResponse:
+    """The RFC 6750 answer for a refused bearer request, as a JSON response."""
+    refused = refusal(request, exc, scope=scope, max_age=max_age)
+    return JsonResponse(refused.body, status=refused.status, headers=refused.headers)
+
+
+def authenticate_or_refuse(request: HttpRequest) -> JsonResponse | None:
+    """Authenticate the request by bearer token; return None if it may proceed, else the refusal."""
+    context = authenticate(request)
+    if context.error is not None:
+        return error_response(request, context.error)
+    if context.grant is None:
+        return error_response(request, None)
+    return None
+
+
+def refuse_scope(request: HttpRequest, exc: InsufficientScope, *, view_name: str = "") -> JsonResponse:
+    """Log and signal a bearer request without the scopes, and answer 403 insufficient_scope."""
+    note_scope_denied(request, exc, view_name=view_name)
+    return error_response(request, exc)
+
+
+def note_scope_denied(request: HttpRequest, exc: InsufficientScope, *, view_name: str = "") -> None:
+    """Log the denial and send ``scope_denied``, as for sessions."""
+    context = request.oidc  # type: ignore[attr-defined]
+    who = f"client {context.client_id}" if context.is_client else f"sub {context.sub}"
+    logger.warning(
+        "Scope denied: bearer %s view=%s missing=%s", who, view_name or request.path, format_scopes(exc.missing)
+    )
+    signals.scope_denied.send(
+        sender=InsufficientScope,
+        request=request,
+        user=request.user,
+        view=view_name or request.path,
+        required=exc.required,
+        missing=exc.missing,
+    )

@@ -1,0 +1,181 @@
+"""The resource-server side of OAuth 2.0 bearer tokens: the header (RFC 6750 section 2.1), the
+challenge (RFC 6750 section 3, RFC 9728 section 5.1, RFC 9470 section 3) and what a validated
+token grants (:class:`AccessGrant`), from its JWT claims or from introspection (RFC 7662).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import InvalidClaim, InvalidRequest, TokenError
+from .introspection import TokenInfo
+from .jws import MAX_TOKEN_LENGTH
+from .scopes import format_scopes, parse_scopes
+
+__all__ = ["AccessGrant", "challenge", "grant_from_claims", "grant_from_introspection", "token_from_header"]
+
+# RFC 6750 section 2.1: credentials = "Bearer" 1*SP b64token
+_B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
+# RFC 6750 section 3: error and error_description values are limited to these characters.
+_SAFE_VALUE = re.compile(r"[\x20\x21\x23-\x5B\x5D-\x7E]*")
+# Token types an introspection answer may give for an access token (RFC 7662 2.2; Duo says "access_token").
+_ACCESS_TOKEN_TYPES = frozenset({"bearer", "access_token"})
+
+
+def token_from_header(value: str | None) -> str | None:
+    """Return the bearer token of an ``Authorization`` header value.
+
+    None when there is no header or it uses another scheme (left to other authentication).
+
+    :raises InvalidRequest: the header says Bearer but does not carry one well-formed token.
+    """
+    if not value:
+        return None
+    scheme, _, rest = value.strip().partition(" ")
+    if scheme.lower() != "bearer":  # auth-scheme is case-insensitive (RFC 9110 section 11.1)
+        return None
+    token = rest.lstrip(" ")
+    if not token:
+        raise InvalidRequest("The Authorization header names the Bearer scheme but carries no token.")
+    if len(token) > MAX_TOKEN_LENGTH:
+        raise InvalidRequest("The Authorization header is too large.")
+    if not _B64TOKEN.fullmatch(token):
+        raise InvalidRequest("The Authorization header is not a single well-formed bearer token.")
+    return token
+
+
+def challenge(
+    *,
+    realm: str | None = None,
+    resource_metadata: str | None = None,
+    error: str | None = None,
+    description: str | None = None,
+    scope: Iterable[str] | None = None,
+    max_age: int | None = None,
+) -> str:
+    """Build a ``WWW-Authenticate: Bearer ...`` value.
+
+    Without ``error`` it is the bare challenge for a request with no credentials (RFC 6750 section 3:
+    "SHOULD NOT include an error code"). ``resource_metadata`` points OAuth clients at the RFC 9728
+    document; ``max_age`` goes with RFC 9470's ``insufficient_user_authentication``.
+    """
+    params: list[tuple[str, str]] = []
+    if realm:
+        params.append(("realm", realm))
+    if resource_metadata:
+        params.append(("resource_metadata", resource_metadata))
+    if error:
+        params.append(("error", error))
+        if description:
+            params.append(("error_description", description))
+    if scope is not None:
+        params.append(("scope", format_scopes(scope)))
+    if max_age is not None:
+        params.append(("max_age", str(int(max_age))))
+    if not params:
+        return "Bearer"
+    return "Bearer " + ", ".join(f'{name}="{_quote(value)}"' for name, value in params)
+
+
+def _quote(value: str) -> str:
+    if not _SAFE_VALUE.fullmatch(value):
+        # Never echo a character the grammar does not allow (nor anything a client sent us).
+        value = "".join(c if _SAFE_VALUE.fullmatch(c) else "?" for c in value)
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class AccessGrant:
+    """What a validated access token grants: who, which scopes, until when. Never the token itself."""
+
+    issuer: str
+    sub: str | None
+    client_id: str | None
+    scopes: frozenset[str]
+    #: None when the provider did not say (introspection without ``exp``): trusted one window at a time.
+    expires_at: float | None
+    #: True for a token obtained without a user (client credentials): never a logged-in user.
+    is_client: bool
+    auth_time: float | None = None
+    claims: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+
+def _is_client(sub: str | None, client_id: str | None) -> bool:
+    # RFC 9068 section 2.2: for grants with no resource owner (client credentials) "sub SHOULD correspond
+    # to an identifier the authorization server uses to indicate the client application"; Duo's
+    # client-credentials tokens carry the client id as sub (DUO.md 2). No sub at all (introspection may
+    # omit it) means no user either.
+    return sub is None or (client_id is not None and sub == client_id)
+
+
+def grant_from_claims(issuer: str, claims: Mapping[str, Any]) -> AccessGrant:
+    """The grant of a JWT access token whose signature, issuer, audience and times were checked."""
+    sub = claims["sub"]
+    client_id = claims.get("client_id", claims.get("azp"))
+    client_id = client_id if isinstance(client_id, str) else None
+    auth_time = claims.get("auth_time")
+    return AccessGrant(
+        issuer=issuer,
+        sub=sub,
+        client_id=client_id,
+        scopes=parse_scopes(claims.get("scope")),
+        expires_at=float(claims["exp"]),
+        is_client=_is_client(sub, client_id),
+        auth_time=float(auth_time) if isinstance(auth_time, int | float) and not isinstance(auth_time, bool) else None,
+        claims=dict(claims),
+    )
+
+
+def grant_from_introspection(
+    issuer: str,
+    info: TokenInfo,
+    *,
+    audiences: Iterable[str],
+    now: float,
+    leeway: float,
+    local: AccessGrant | None = None,
+) -> AccessGrant:
+    """Combine an introspection answer with what the token itself said (``local``), if anything.
+
+    Introspection is authoritative (RFC 7662 section 2.2): inactive is refused; its scope, narrower
+    or not, replaces the token's; a different subject or issuer is a lie by one of the two.
+
+    :raises TokenError: the token is not active, expired, or not for this resource.
+    """
+    if not info.active:
+        raise TokenError("The token is not active.")
+    raw = info.raw
+    token_type = raw.get("token_type")
+    if isinstance(token_type, str) and token_type.lower() not in _ACCESS_TOKEN_TYPES:
+        # A refresh token (or a DPoP-bound token) presented as a bearer access token.
+        raise InvalidClaim("token_type", "The token is not a bearer access token.")
+    if "iss" in raw and raw["iss"] != issuer:
+        raise InvalidClaim("iss", "The introspection answer names another issuer.")
+    aud = raw.get("aud")
+    if aud is not None:
+        token_audiences = [aud] if isinstance(aud, str) else aud if isinstance(aud, list) else []
+        if set(audiences).isdisjoint(a for a in token_audiences if isinstance(a, str)):
+            raise InvalidClaim("aud", "The token was not issued for this resource.")
+    expires_at = float(info.exp) if info.exp is not None else None
+    if local is not None:
+        if info.sub is not None and info.sub != local.sub:
+            raise InvalidClaim("sub", "The introspection answer is about another subject.")
+        expires_at = min(local.expires_at or expires_at, expires_at) if expires_at is not None else local.expires_at
+    if expires_at is not None and now >= expires_at + leeway:
+        raise TokenError("The token has expired.")
+    sub = info.sub if info.sub is not None else (local.sub if local else None)
+    client_id = info.client_id or (local.client_id if local else None)
+    scopes = parse_scopes(info.scope) if info.scope is not None else (local.scopes if local else frozenset())
+    return AccessGrant(
+        issuer=issuer,
+        sub=sub,
+        client_id=client_id,
+        scopes=scopes,
+        expires_at=expires_at,
+        is_client=_is_client(sub, client_id) if local is None else local.is_client or _is_client(sub, client_id),
+        auth_time=local.auth_time if local else None,
+        claims={k: v for k, v in raw.items() if k != "active"} if local is None else local.claims,
+    )

@@ -1,0 +1,104 @@
+"""RFC 9728 protected resource metadata: where OAuth clients, MCP clients and agents learn which
+authorization servers issue tokens for this site's APIs and which scopes to ask for.
+
+Route it at the root with ``path("", include("django_duo_oidc.well_known_urls"))``; every bearer
+challenge then carries ``resource_metadata="<its URL>"`` (RFC 9728 section 5.1).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterable
+from typing import Any
+
+from django.http import HttpRequest, JsonResponse
+from django.urls import NoReverseMatch, URLPattern, URLResolver, get_resolver, reverse
+from django.views import View
+
+from .conf import conf
+from .policy import Requirement
+
+__all__ = ["ProtectedResourceMetadataView", "bearer_view_scopes", "metadata_document", "metadata_url"]
+
+URL_NAME = "duo_oidc_resource_metadata"
+
+
+@functools.cache
+def _metadata_path(urlconf: str | None) -> str | None:
+    try:
+        return reverse(URL_NAME, urlconf=urlconf)
+    except NoReverseMatch:
+        return None
+
+
+def metadata_url(request: HttpRequest) -> str | None:
+    """The absolute URL of the metadata document, or None when it is not routed."""
+    path = _metadata_path(getattr(request, "urlconf", None))
+    return request.build_absolute_uri(path) if path else None
+
+
+def is_bearer_view(callback: Any) -> bool:
+    if getattr(callback, "duo_oidc_bearer", False):
+        return True
+    view_class = getattr(callback, "view_class", None) or getattr(callback, "cls", None)
+    if view_class is None:
+        return False
+    if getattr(view_class, "duo_oidc_bearer", False):
+        return True
+    return any(getattr(auth, "duo_oidc_bearer", False) for auth in getattr(view_class, "authentication_classes", ()))
+
+
+def _required_scopes(callback: Any) -> Iterable[str]:
+    requirement = getattr(callback, "scope_requirement", None)
+    if isinstance(requirement, Requirement):
+        return requirement.scopes
+    view_class = getattr(callback, "view_class", None) or getattr(callback, "cls", None)
+    required = (
+        getattr(view_class, "required_scopes", None) if view_class else getattr(callback, "required_scopes", None)
+    )
+    return Requirement.of(required).scopes if required else ()
+
+
+@functools.cache
+def bearer_view_scopes(urlconf: str | None = None) -> tuple[str, ...]:
+    """Every scope a bearer-protected view in the URLconf requires (the default ``scopes_supported``)."""
+    found: set[str] = set()
+
+    def walk(patterns: Iterable[Any]) -> None:
+        for pattern in patterns:
+            if isinstance(pattern, URLResolver):
+                walk(pattern.url_patterns)
+            elif isinstance(pattern, URLPattern) and is_bearer_view(pattern.callback):
+                found.update(_required_scopes(pattern.callback))
+
+    walk(get_resolver(urlconf).url_patterns)
+    return tuple(sorted(found))
+
+
+def metadata_document(request: HttpRequest) -> dict[str, Any]:
+    """The RFC 9728 section 2 document for this site."""
+    from .bearer import trusted_issuers
+
+    # Section 3.3: "resource" must equal the URL the document was fetched for, minus the well-known
+    # part; for a document at the root that is the origin.
+    origin = f"{request.scheme}://{request.get_host()}"
+    document: dict[str, Any] = {
+        "resource": origin,
+        "authorization_servers": trusted_issuers(),
+        "scopes_supported": list(bearer_view_scopes(getattr(request, "urlconf", None))),
+        "bearer_methods_supported": ["header"],  # never query or body (RFC 9700 section 2.5)
+    }
+    document.update(conf.resource_metadata)
+    return document
+
+
+class ProtectedResourceMetadataView(View):
+    """``GET /.well-known/oauth-protected-resource``: public JSON, readable from any origin."""
+
+    http_method_names = ["get", "head", "options"]
+
+    def get(self, request: HttpRequest) -> JsonResponse:
+        response = JsonResponse(metadata_document(request))
+        response["Cache-Control"] = "public, max-age=300"
+        response["Access-Control-Allow-Origin"] = "*"
+        return response

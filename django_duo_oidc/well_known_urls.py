@@ -1,0 +1,11 @@
+"""Well-known URLs: include at the site root, ``path("", include("django_duo_oidc.well_known_urls"))``."""
+
+from __future__ import annotations
+
+from django.urls import path
+
+from .resource import URL_NAME, ProtectedResourceMetadataView
+
+urlpatterns = [
+    path(".well-known/oauth-protected-resource", ProtectedResourceMetadataView.as_view(), name=URL_NAME),
+]
