@@ -131,3 +131,26 @@ def test_revocation_seen_by_one_worker_is_honoured_by_the_other(cluster: Cluster
     assert session.get(a.base + "/contacts/", allow_redirects=False).status_code == 302  # a finds out
     assert session.get(b.base + "/contacts/", allow_redirects=False).status_code == 302  # b honours it
     assert session.get(b.base + "/me/").json() == {"authenticated": False}
+
+
+def test_the_outbound_helper_shares_its_token_across_processes(cluster: Cluster) -> None:
+    a, b = cluster.workers
+    before = cluster.stats()["token"]
+    first = a.manage("duo_oidc_call", "--scope", "crm.contacts.read", "--print-token")
+    # Another process: it finds the token in Redis and calls worker b's API with it.
+    second = b.manage("duo_oidc_call", b.base + "/api/contacts/", "--scope", "crm.contacts.read", "--print-token")
+    assert "(new)" in first.stderr
+    assert "(cached)" in second.stderr
+    assert "HTTP 200" in second.stderr
+    assert second.stdout.splitlines()[0] == first.stdout.strip()
+    assert cluster.stats()["token"] - before == 1
+
+
+def test_a_bearer_token_is_introspected_once_per_window_across_workers(cluster: Cluster) -> None:
+    token = cluster.workers[0].manage("duo_oidc_call", "--scope", "crm.contacts.read email", "--print-token")
+    headers = {"Authorization": "Bearer " + token.stdout.strip()}
+    before = cluster.stats()["introspection"]
+    for i in range(20):
+        worker = cluster.workers[i % 2]
+        assert requests.get(worker.base + "/api/contacts/", headers=headers, timeout=5).status_code == 200
+    assert cluster.stats()["introspection"] - before == 1
