@@ -14,9 +14,7 @@ and the local-memory cache. Printed:
 from __future__ import annotations
 
 import argparse
-import io
 import os
-import statistics
 import sys
 import tempfile
 import threading
@@ -66,9 +64,9 @@ from django.contrib.sessions.backends.db import SessionStore  # noqa: E402
 from django.core.handlers.wsgi import WSGIHandler  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 from django.http import HttpResponse  # noqa: E402
-from django.test.utils import override_settings  # noqa: E402
 from django.urls import path  # noqa: E402
 
+from benchmarks.wsgi_timing import call, handler, interleaved, report, timed  # noqa: E402
 from django_duo_oidc.decorators import scopes_required  # noqa: E402
 from django_duo_oidc.models import Provider  # noqa: E402
 from tests import fakeop  # noqa: E402
@@ -89,42 +87,6 @@ def plain_view(request):  # type: ignore[no-untyped-def]
 
 
 urlpatterns = [path("bare/", bare_view), path("scoped/", scoped_view), path("plain/", plain_view)]
-
-
-def handler(middleware: list[str]) -> WSGIHandler:
-    with override_settings(MIDDLEWARE=middleware):
-        h = WSGIHandler()  # the middleware chain is built here
-    return h
-
-
-def environ(url: str, cookie: str | None) -> dict[str, object]:
-    env: dict[str, object] = {
-        "REQUEST_METHOD": "GET",
-        "PATH_INFO": url,
-        "QUERY_STRING": "",
-        "SERVER_NAME": "bench",
-        "SERVER_PORT": "80",
-        "wsgi.url_scheme": "http",
-        "wsgi.input": io.BytesIO(),
-        "wsgi.errors": sys.stderr,
-    }
-    if cookie:
-        env["HTTP_COOKIE"] = f"sessionid={cookie}"
-    return env
-
-
-def call(h: WSGIHandler, url: str, cookie: str | None) -> str:
-    status: list[str] = []
-    body = h(environ(url, cookie), lambda s, headers: status.append(s))
-    b"".join(body)
-    return status[0]
-
-
-def timed(h: WSGIHandler, url: str, cookie: str | None, n: int) -> float:
-    start = time.perf_counter()
-    for _ in range(n):
-        call(h, url, cookie)
-    return (time.perf_counter() - start) / n
 
 
 def fresh_session(user_id: int) -> str:
@@ -167,7 +129,7 @@ def main() -> None:
         client_secret_env="BENCH_SECRET",
         is_default=True,
     )
-    cookie = fresh_session(user.pk)
+    cookie = {"Cookie": f"sessionid={fresh_session(user.pk)}"}
     bare, app = handler(BARE_MIDDLEWARE), handler(APP_MIDDLEWARE)
     assert call(bare, "/bare/", cookie).startswith("200")
     assert call(app, "/scoped/", cookie).startswith("200")
@@ -182,15 +144,9 @@ def main() -> None:
     }
     for h, url, c in cases.values():
         timed(h, url, c, 300)  # warm up
-    samples: dict[str, list[float]] = {name: [] for name in cases}
-    for _ in range(args.rounds):
-        for name, (h, url, c) in cases.items():
-            samples[name].append(timed(h, url, c, args.requests // args.rounds))
-    best = {name: min(values) for name, values in samples.items()}
-    med = {name: statistics.median(values) for name, values in samples.items()}
+    best, med = interleaved(cases, args.rounds, args.requests // args.rounds)
     print(f"Django {django.get_version()}, Python {sys.version.split()[0]}, {args.requests} requests per case")
-    for name in samples:
-        print(f"  {name:38s} best {best[name] * 1e6:7.1f} us  median {med[name] * 1e6:7.1f} us")
+    report(cases, best, med)
 
     def ratio(a: str, b: str, stats: dict[str, float]) -> float:
         return stats[a] / stats[b]
@@ -224,7 +180,7 @@ def main() -> None:
     op.calls.clear()
     key = stale_session()
     for _ in range(1000):
-        call(app, "/scoped/", key)
+        call(app, "/scoped/", {"Cookie": f"sessionid={key}"})
     print(
         f"  provider calls per 1000 requests, 1 worker:  {len(op.calls)} "
         f"({op.count('token_introspection')} introspection)"
@@ -239,7 +195,7 @@ def main() -> None:
 
     def run(h: WSGIHandler) -> None:
         for _ in range(250):
-            call(h, "/scoped/", key)
+            call(h, "/scoped/", {"Cookie": f"sessionid={key}"})
 
     threads = [threading.Thread(target=run, args=(h,)) for h in workers]
     for t in threads:

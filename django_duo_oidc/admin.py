@@ -72,6 +72,7 @@ class ProviderAdmin(admin.ModelAdmin):
             },
         ),
         ("Login request", {"fields": ("scopes", "prompt", "max_age", "use_userinfo", "introspect", "end_session")}),
+        ("APIs (bearer access tokens)", {"fields": ("access_token_validation", "access_token_audiences")}),
         (
             "Users",
             {
