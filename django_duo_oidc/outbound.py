@@ -110,6 +110,10 @@ def client_token(
 
     # Workers that find the token due at once wait for the one that asks (a short-lived result key).
     entry = single_flight(runtime.cache, key + ":fetch", fetch, ttl=2, lock_timeout=conf.http_timeout + 5)
+    if time.time() >= entry["renew_at"] or (
+        isinstance(cached, dict) and entry["access_token"] == cached["access_token"]
+    ):
+        entry = fetch()  # an earlier flight's answer, already due: not the renewal we came for
     return _token(entry, runtime, from_cache=False)
 
 

@@ -38,6 +38,12 @@ def single_flight(
         if found is not None:
             return _unwrap(found)
         if cache.add(lock_key, 1, lock_timeout):
+            # Another worker may have published its result and released the lock between our read
+            # and our add: read again before computing, or the work is done twice.
+            found = cache.get(result_key)
+            if found is not None:
+                cache.delete(lock_key)
+                return _unwrap(found)
             try:
                 value = compute()
             except errors.DuoOIDCError as exc:

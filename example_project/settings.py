@@ -61,6 +61,15 @@ DATABASES = {
         "NAME": os.environ.get("DJANGO_DB_PATH", str(BASE_DIR / "db.sqlite3")),
     }
 }
+# PostgreSQL when DJANGO_PG_PORT is set (the test run's second leg starts one on loopback).
+if os.environ.get("DJANGO_PG_PORT"):
+    DATABASES["default"] = {
+        "ENGINE": "django.db.backends.postgresql",
+        "HOST": os.environ.get("DJANGO_PG_HOST", "127.0.0.1"),
+        "PORT": os.environ["DJANGO_PG_PORT"],
+        "NAME": os.environ.get("DJANGO_PG_NAME", "duo_example"),
+        "USER": os.environ.get("DJANGO_PG_USER", "postgres"),
+    }
 # Several worker processes must share one cache (discovery, JWKS, single-flight refresh, introspection).
 if os.environ.get("DJANGO_REDIS_URL"):
     CACHES = {

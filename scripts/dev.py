@@ -6,6 +6,10 @@
 
 It creates .venv, installs the package with its test extras, installs the pinned provider with
 `npm ci`, and then runs. Set-up is skipped when nothing it depends on has changed.
+
+`test` runs the whole suite twice: on SQLite with the local-memory cache, then on a PostgreSQL and a
+Redis it starts on loopback (and stops by PID). The e2e tier needs Debian's chromium and redis-server,
+which it installs with apt-get when run as root. `--fast`: unit and integration on SQLite only.
 """
 
 from __future__ import annotations
@@ -68,16 +72,92 @@ def ensure_provider() -> None:
     stamp.write_text(digest)
 
 
-def ensure_redis() -> None:
-    """The multi-worker tests run a real Redis server (Debian's redis-server)."""
-    if shutil.which("redis-server"):
+SYSTEM_PACKAGES = {"redis-server": "redis-server", "/usr/bin/chromium": "chromium"}
+
+
+def ensure_system_packages() -> None:
+    """Redis (multi-worker and PostgreSQL legs) and Chromium (browser tests), from Debian, in one apt run."""
+    missing = [pkg for path, pkg in SYSTEM_PACKAGES.items() if not (shutil.which(path) or Path(path).exists())]
+    if not missing:
         return
     if os.geteuid() == 0 and shutil.which("apt-get"):
-        log("installing redis-server (apt-get)")
+        log(f"installing {' '.join(missing)} (apt-get)")
         run("apt-get", "update", "-qq")
-        run("apt-get", "install", "-y", "-qq", "redis-server", env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+        run("apt-get", "install", "-y", "-qq", *missing, env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
         return
-    sys.exit("[dev] the multi-worker tests need redis-server on PATH: install it (e.g. apt-get install redis-server).")
+    sys.exit(f"[dev] the e2e tier needs {' '.join(missing)}: install them (e.g. apt-get install {' '.join(missing)}).")
+
+
+def pg_binary(name: str) -> str:
+    found = shutil.which(name) or next(
+        iter(sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"), reverse=True)), None
+    )
+    if found is None:
+        sys.exit(f"[dev] PostgreSQL's {name} is not installed (e.g. apt-get install postgresql).")
+    return str(found)
+
+
+def as_postgres(*args: str) -> list[str]:
+    """Run PostgreSQL's tools as the postgres user when we are root (it refuses to run as root)."""
+    if os.geteuid() != 0:
+        return list(args)
+    return ["setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups", "--", *args]
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Services:
+    """A PostgreSQL and a Redis on loopback for the second leg, stopped by PID whatever happens."""
+
+    def __init__(self) -> None:
+        import tempfile
+
+        self.dir = Path(tempfile.mkdtemp(prefix="duo-oidc-services-"))
+        self.pg_port, self.redis_port = free_port(), free_port()
+        self.redis: subprocess.Popen[bytes] | None = None
+        self.pg_data = self.dir / "pg"
+
+    def __enter__(self) -> dict[str, str]:
+        if os.geteuid() == 0:
+            shutil.chown(self.dir, "postgres", "postgres")
+        subprocess.run(
+            as_postgres(pg_binary("initdb"), "-D", str(self.pg_data), "-A", "trust", "-U", "postgres",
+                        "-E", "UTF8", "--no-sync", "--locale=C.UTF-8"),
+            check=True, stdout=subprocess.DEVNULL,
+        )  # fmt: skip
+        options = f"-c listen_addresses=127.0.0.1 -p {self.pg_port} -c unix_socket_directories={self.dir} -c fsync=off"
+        subprocess.run(
+            as_postgres(pg_binary("pg_ctl"), "-D", str(self.pg_data), "-l", str(self.dir / "pg.log"), "-w",
+                        "-o", options, "start"),
+            check=True, stdout=subprocess.DEVNULL,
+        )  # fmt: skip
+        self.redis = subprocess.Popen(
+            ["redis-server", "--bind", "127.0.0.1", "--port", str(self.redis_port), "--save", "", "--appendonly",
+             "no", "--dir", str(self.dir), "--loglevel", "warning"],
+            stdout=subprocess.DEVNULL,
+        )  # fmt: skip
+        pid = (self.pg_data / "postmaster.pid").read_text().split()[0]
+        log(f"PostgreSQL on 127.0.0.1:{self.pg_port} (pid {pid}), Redis on 127.0.0.1:{self.redis_port} "
+            f"(pid {self.redis.pid})")  # fmt: skip
+        return {"DJANGO_PG_PORT": str(self.pg_port), "DJANGO_REDIS_URL": f"redis://127.0.0.1:{self.redis_port}/0"}
+
+    def __exit__(self, *exc: object) -> None:
+        if self.redis is not None:
+            self.redis.terminate()
+            self.redis.wait(timeout=10)
+        pid_file = self.pg_data / "postmaster.pid"
+        if pid_file.exists():
+            os.kill(int(pid_file.read_text().split()[0]), signal.SIGINT)  # fast shutdown
+            deadline = time.monotonic() + 15
+            while pid_file.exists() and time.monotonic() < deadline:
+                time.sleep(0.05)
+        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def example() -> int:
@@ -141,19 +221,46 @@ def example() -> int:
         provider.wait(timeout=10)
 
 
+def pytest_leg(name: str, slug: str, args: list[str], env: dict[str, str]) -> dict[str, object]:
+    import xml.etree.ElementTree as ET
+
+    report = ROOT / "test-artifacts" / f"junit-{slug}.xml"
+    report.parent.mkdir(exist_ok=True)
+    log(f"== {name}")
+    started = time.monotonic()
+    code = subprocess.call(
+        [str(PY), "-m", "pytest", f"--junitxml={report}", *args], cwd=ROOT, env={**os.environ, **env}
+    )
+    counts = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
+    if report.exists():
+        suite = ET.parse(report).getroot()  # noqa: S314 - our own pytest's report
+        suite = suite if suite.tag == "testsuite" else suite[0]
+        counts = {k: int(suite.get(k, 0)) for k in counts}
+    return {"name": name, "code": code, "seconds": time.monotonic() - started, **counts}
+
+
 def test(args: list[str]) -> int:
     ensure_python_env()
     fast = "--fast" in args
     args = [a for a in args if a != "--fast"]
     if fast:
-        args = ["-m", "not e2e", *args]
+        legs = [
+            pytest_leg("unit + integration, SQLite + local-memory cache (--fast)", "fast", ["-m", "not e2e", *args], {})
+        ]
     else:
         ensure_provider()
-        ensure_redis()
-    started = time.monotonic()
-    code = subprocess.call([str(PY), "-m", "pytest", *args], cwd=ROOT)
-    log(f"tests finished in {time.monotonic() - started:.1f}s with exit code {code}")
-    return code
+        ensure_system_packages()
+        legs = [pytest_leg("all tiers, SQLite + local-memory cache", "sqlite", args, {})]
+        with Services() as env:
+            legs.append(pytest_leg("all tiers, PostgreSQL + Redis", "postgres", args, env))
+    log("summary")
+    for leg in legs:
+        passed = int(leg["tests"]) - int(leg["failures"]) - int(leg["errors"]) - int(leg["skipped"])
+        print(
+            f"  {leg['name']:58s} {passed:4d} passed  {leg['failures']} failed  {leg['errors']} errors  "
+            f"{leg['skipped']} skipped  {leg['seconds']:.1f}s  exit {leg['code']}"
+        )
+    return next((int(leg["code"]) for leg in legs if leg["code"]), 0)
 
 
 def main() -> int:

@@ -51,6 +51,21 @@ def wait_http(url: str, timeout: float = 20) -> None:
     raise RuntimeError(f"{url} did not answer within {timeout}s")
 
 
+def database_env(tmp: Path) -> dict[str, str]:
+    """A fresh database for a site: a SQLite file, or on the PostgreSQL leg a new database."""
+    port = os.environ.get("DJANGO_PG_PORT")
+    if not port:
+        return {"DJANGO_DB_PATH": str(tmp / "db.sqlite3")}
+    import secrets
+
+    import psycopg
+
+    name = f"e2e_{secrets.token_hex(6)}"
+    with psycopg.connect(host="127.0.0.1", port=int(port), user="postgres", dbname="postgres", autocommit=True) as c:
+        c.execute(f'CREATE DATABASE "{name}"')
+    return {"DJANGO_PG_NAME": name}
+
+
 @dataclass
 class Site:
     base: str
@@ -82,7 +97,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         "OP_CLIENT_SECRET": SECRET,
         "DUO_CLIENT_SECRET": SECRET,
         "DJANGO_SETTINGS_MODULE": "example_project.settings",
-        "DJANGO_DB_PATH": str(tmp / "db.sqlite3"),
+        **database_env(tmp),
         "PYTHONUNBUFFERED": "1",
         "DUO_OIDC_REVALIDATE_SECONDS": "1",
     }

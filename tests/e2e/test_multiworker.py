@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import pytest
 import requests
 
-from .conftest import PROVIDER, ROOT, SECRET, Site, free_port, login, wait_http
+from .conftest import PROVIDER, ROOT, SECRET, Site, database_env, free_port, login, wait_http
 
 WINDOW = 2.0
 
@@ -67,7 +67,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         "OP_CLIENT_SECRET": SECRET,
         "DUO_CLIENT_SECRET": SECRET,
         "DJANGO_SETTINGS_MODULE": "example_project.settings",
-        "DJANGO_DB_PATH": str(tmp / "db.sqlite3"),
+        **database_env(tmp),
         "DJANGO_REDIS_URL": redis_url,
         "DUO_OIDC_REVALIDATE_SECONDS": str(WINDOW),
     }

@@ -75,7 +75,8 @@ def test_missing_scope_is_a_403_page_naming_it(
     assert "/oidc/login/?provider=duo&amp;scope=crm.contacts.read&amp;next=%2Fcontacts%2F" in html
     assert denials[-1]["missing"] == frozenset({"crm.contacts.read"})
     assert denials[-1]["view"] == "example_project.views.contacts"
-    assert "Scope denied: user=1 view=example_project.views.contacts missing=crm.contacts.read" in caplog.text
+    user_pk = response.wsgi_request.user.pk
+    assert f"Scope denied: user={user_pk} view=example_project.views.contacts missing=crm.contacts.read" in caplog.text
 
 
 def test_request_access_reauthorizes_with_the_missing_scope(
@@ -376,6 +377,37 @@ def test_single_flight_calls_once_for_concurrent_workers() -> None:
     assert results == ["result"] * 8
     assert len(calls) == 1
     cache.clear()
+
+
+def test_single_flight_reads_again_after_taking_the_lock() -> None:
+    """The other worker publishes and releases the lock between our read and our add (seen on Redis)."""
+
+    class Racing:
+        def __init__(self) -> None:
+            self.data: dict[str, object] = {}
+            self.raced = False
+
+        def get(self, key: str, default: object = None) -> object:
+            found = self.data.get(key, default)
+            if key.endswith(":result") and not self.raced:
+                self.raced = True
+                self.data[key] = ("ok", "theirs")  # ...just after our read, the other worker finishes
+            return found
+
+        def add(self, key: str, value: object, timeout: float | None = None) -> bool:
+            return self.data.setdefault(key, value) is value
+
+        def set(self, key: str, value: object, timeout: float | None = None) -> None:
+            self.data[key] = value
+
+        def delete(self, key: str) -> None:
+            self.data.pop(key, None)
+
+    computed: list[int] = []
+    racing = Racing()
+    assert single_flight(racing, "t:race", lambda: computed.append(1) or "ours", ttl=5, lock_timeout=5) == "theirs"
+    assert computed == []
+    assert "t:race:lock" not in racing.data
 
 
 def test_single_flight_shares_a_refusal() -> None:
