@@ -30,7 +30,6 @@ from django.contrib.auth.models import AnonymousUser
 from django.http import HttpRequest, JsonResponse
 from django.utils.functional import SimpleLazyObject
 
-from . import signals
 from .conf import conf
 from .core import jws as jws_mod
 from .core import tokens as tokens_mod
@@ -554,11 +553,6 @@ def note_scope_denied(request: HttpRequest, exc: InsufficientScope, *, view_name
     logger.warning(
         "Scope denied: bearer %s view=%s missing=%s", who, view_name or request.path, format_scopes(exc.missing)
     )
-    signals.scope_denied.send(
-        sender=InsufficientScope,
-        request=request,
-        user=request.user,
-        view=view_name or request.path,
-        required=exc.required,
-        missing=exc.missing,
-    )
+    from .policy import send_scope_denied  # policy imports this module
+
+    send_scope_denied(request, exc, view_name=view_name)

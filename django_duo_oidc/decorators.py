@@ -17,6 +17,29 @@ from .policy import Requirement, check
 V = TypeVar("V", bound=Callable[..., Any])
 
 
+def _guarded(view: Callable[..., Any], refuse: Callable[[HttpRequest], HttpResponse | None]) -> Any:
+    """Wrap a sync or async view so that ``refuse(request)`` runs first; a response it returns wins."""
+    if iscoroutinefunction(view):
+
+        @wraps(view)
+        async def _async_view(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            refused = await sync_to_async(refuse)(request)
+            if refused is not None:
+                return refused
+            return await view(request, *args, **kwargs)
+
+        return _async_view
+
+    @wraps(view)
+    def _view(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        refused = refuse(request)
+        if refused is not None:
+            return refused
+        return view(request, *args, **kwargs)
+
+    return _view
+
+
 def scopes_required(
     *scopes: str | Iterable[str],
     any_of: bool = False,
@@ -49,26 +72,7 @@ def scopes_required(
                 authenticate(request)
             return check(request, requirement, view_name=name, **options)
 
-        if iscoroutinefunction(view):
-
-            @wraps(view)
-            async def _async_view(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-                refused = await sync_to_async(judge)(request)
-                if refused is not None:
-                    return refused
-                return await view(request, *args, **kwargs)
-
-            wrapper: Any = _async_view
-        else:
-
-            @wraps(view)
-            def _view(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-                refused = judge(request)
-                if refused is not None:
-                    return refused
-                return view(request, *args, **kwargs)
-
-            wrapper = _view
+        wrapper = _guarded(view, judge)
         # Like login_required's attributes: the view carries its own requirement.
         wrapper.required_scopes = requirement.scopes
         wrapper.scope_requirement = requirement
@@ -86,25 +90,6 @@ def bearer_auth(view: V) -> V:
     for a client-credentials token). Combine with ``@scopes_required`` in either order. The view is
     CSRF-exempt: a header the browser never sends by itself cannot be forged cross-site.
     """
-    if iscoroutinefunction(view):
-
-        @wraps(view)
-        async def _async_view(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-            refused = await sync_to_async(authenticate_or_refuse)(request)
-            if refused is not None:
-                return refused
-            return await view(request, *args, **kwargs)
-
-        wrapper: Any = _async_view
-    else:
-
-        @wraps(view)
-        def _view(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-            refused = authenticate_or_refuse(request)
-            if refused is not None:
-                return refused
-            return view(request, *args, **kwargs)
-
-        wrapper = _view
+    wrapper = _guarded(view, authenticate_or_refuse)
     wrapper.duo_oidc_bearer = True
     return csrf_exempt(wrapper)  # type: ignore[no-any-return]

@@ -98,14 +98,8 @@ def check_bearer(request: HttpRequest, requirement: Requirement, *, view_name: s
     return None
 
 
-def forbidden(request: HttpRequest, exc: InsufficientScope, *, view_name: str = "") -> HttpResponse:
-    """Log and signal the denial, and render the 403 page naming the missing scopes."""
-    logger.warning(
-        "Scope denied: user=%s view=%s missing=%s",
-        request.user.pk,
-        view_name or request.path,
-        format_scopes(exc.missing),
-    )
+def send_scope_denied(request: HttpRequest, exc: InsufficientScope, *, view_name: str = "") -> None:
+    """Send ``scope_denied`` (sessions and bearer tokens alike)."""
     signals.scope_denied.send(
         sender=InsufficientScope,
         request=request,
@@ -114,6 +108,17 @@ def forbidden(request: HttpRequest, exc: InsufficientScope, *, view_name: str = 
         required=exc.required,
         missing=exc.missing,
     )
+
+
+def forbidden(request: HttpRequest, exc: InsufficientScope, *, view_name: str = "") -> HttpResponse:
+    """Log and signal the denial, and render the 403 page naming the missing scopes."""
+    logger.warning(
+        "Scope denied: user=%s view=%s missing=%s",
+        request.user.pk,
+        view_name or request.path,
+        format_scopes(exc.missing),
+    )
+    send_scope_denied(request, exc, view_name=view_name)
     request_access_url = None
     provider = request.oidc.provider  # type: ignore[attr-defined]
     if conf.request_access and provider:
