@@ -49,7 +49,7 @@ from .core.errors import (
 )
 from .core.introspection import TokenInfo, introspect
 from .core.scopes import format_scopes, missing_scopes
-from .models import Provider
+from .models import Identity, Provider
 from .providers import ProviderRuntime
 from .singleflight import single_flight
 
@@ -192,7 +192,7 @@ def validate(token: str) -> tuple[AccessGrant, Provider, bool]:
                 return grant, trusted.runtime.provider, False
             return _introspect_again(digest, token, trusted, entry, now)
     try:
-        grant, trusted, checked_at, local = _prove(token, now)
+        grant, trusted, checked_at, local = _prove(token, digest, now)
     except TokenError as exc:
         if not isinstance(exc, UnknownKey):  # a key may appear once the provider's rotation is fetched
             _remember(digest, _Refused(exc, now + REFUSED_FOR))
@@ -201,7 +201,7 @@ def validate(token: str) -> tuple[AccessGrant, Provider, bool]:
     return grant, trusted.runtime.provider, False
 
 
-def _prove(token: str, now: float) -> tuple[AccessGrant, _Trusted, float | None, AccessGrant | None]:
+def _prove(token: str, digest: bytes, now: float) -> tuple[AccessGrant, _Trusted, float | None, AccessGrant | None]:
     registry = _registry.current()
     if jws_mod.looks_like_jws(token):
         parsed = jws_mod.parse(token)
@@ -230,7 +230,7 @@ def _prove(token: str, now: float) -> tuple[AccessGrant, _Trusted, float | None,
         if trusted is None or trusted.mode == "jwt":
             raise MalformedToken("The token is not a JWT and no provider introspects opaque tokens.")
         local = None
-    info, checked_at = _shared_introspection(trusted, token, now)
+    info, checked_at = _shared_introspection(trusted, token, digest, now)
     grant = _merge(trusted, info, now, local)
     return grant, trusted, checked_at, local
 
@@ -243,7 +243,7 @@ def _introspect_again(
     try:
         if trusted.runtime.cache.get(down_key):
             raise ProviderUnavailable("The identity provider failed moments ago.")
-        info, checked_at = _shared_introspection(trusted, token, now)
+        info, checked_at = _shared_introspection(trusted, token, digest, now)
         grant = _merge(trusted, info, now, entry.local)
     except TokenError as exc:
         _remember(digest, _Refused(exc, now + REFUSED_FOR))
@@ -258,7 +258,7 @@ def _introspect_again(
     return grant, provider, False
 
 
-def _shared_introspection(trusted: _Trusted, token: str, now: float) -> tuple[TokenInfo, float]:
+def _shared_introspection(trusted: _Trusted, token: str, digest: bytes, now: float) -> tuple[TokenInfo, float]:
     """Ask the provider about ``token`` once per window for all workers; return the answer and its time."""
     runtime = trusted.runtime
     endpoint = runtime.metadata.introspection_endpoint
@@ -266,7 +266,7 @@ def _shared_introspection(trusted: _Trusted, token: str, now: float) -> tuple[To
         raise ConfigurationError(
             f"Provider {runtime.provider.slug} validates bearer tokens by introspection but advertises no endpoint."
         )
-    key = "duo_oidc:bearer:introspection:" + hashlib.sha256(token.encode("ascii")).hexdigest()
+    key = "duo_oidc:bearer:introspection:" + digest.hex()
 
     def ask() -> dict[str, Any]:
         info = introspect(runtime.http, endpoint, runtime.provider.credentials(), token)
@@ -281,19 +281,7 @@ def _shared_introspection(trusted: _Trusted, token: str, now: float) -> tuple[To
         return max(0.0, min(window, lifetime) if lifetime is not None else window)
 
     answer = single_flight(runtime.cache, key, ask, ttl=keep_for, lock_timeout=conf.http_timeout + 5)
-    raw = answer["raw"]
-    active = raw.get("active") is True
-    values = {k: raw.get(k) for k in ("scope", "sub", "client_id")}
-    exp = raw.get("exp")
-    info = TokenInfo(
-        active=active,
-        scope=values["scope"] if isinstance(values["scope"], str) else None,
-        sub=values["sub"] if isinstance(values["sub"], str) else None,
-        client_id=values["client_id"] if isinstance(values["client_id"], str) else None,
-        exp=exp if isinstance(exp, int) and not isinstance(exp, bool) else None,
-        raw=raw,
-    )
-    return info, float(answer["at"])
+    return TokenInfo.from_answer(answer["raw"]), float(answer["at"])
 
 
 def _merge(trusted: _Trusted, info: TokenInfo, now: float, local: AccessGrant | None) -> AccessGrant:
@@ -382,8 +370,6 @@ class BearerContext:
 
 
 def _linked_user(grant: AccessGrant, provider: Provider) -> Any:
-    from .models import Identity
-
     if grant.is_client or grant.sub is None:
         return AnonymousUser()  # a server calling for itself is never a logged-in user
     identity = Identity.objects.select_related("user").filter(provider=provider, sub=grant.sub).first()

@@ -26,6 +26,25 @@ class TokenInfo:
     exp: int | None = None
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
+    @classmethod
+    def from_answer(cls, data: dict[str, Any]) -> TokenInfo:
+        """Read an introspection answer (RFC 7662 section 2.2), keeping only well-typed fields."""
+        active = data.get("active")
+        if not isinstance(active, bool):
+            # `active` is REQUIRED and boolean. Anything else is not an answer we can trust.
+            raise ProviderResponseError("The introspection answer has no boolean 'active'.")
+        if not active:
+            return cls(active=False, raw=data)
+        scope, sub, client_id, exp = (data.get(k) for k in ("scope", "sub", "client_id", "exp"))
+        return cls(
+            active=True,
+            scope=scope if isinstance(scope, str) else None,
+            sub=sub if isinstance(sub, str) else None,
+            client_id=client_id if isinstance(client_id, str) else None,
+            exp=exp if isinstance(exp, int) and not isinstance(exp, bool) else None,
+            raw=data,
+        )
+
 
 def introspect(
     http: HttpClient,
@@ -38,18 +57,4 @@ def introspect(
     """POST the token to the introspection endpoint and return what it says (RFC 7662 section 2)."""
     request = {"token": token, "token_type_hint": token_type_hint}
     data = post_authenticated(http, endpoint, client, request, what="introspection endpoint")
-    active = data.get("active")
-    if not isinstance(active, bool):
-        # Section 2.2: `active` is REQUIRED and boolean. Anything else is not an answer we can trust.
-        raise ProviderResponseError("The introspection answer has no boolean 'active'.")
-    if not active:
-        return TokenInfo(active=False, raw=data)
-    scope, sub, client_id, exp = (data.get(k) for k in ("scope", "sub", "client_id", "exp"))
-    return TokenInfo(
-        active=True,
-        scope=scope if isinstance(scope, str) else None,
-        sub=sub if isinstance(sub, str) else None,
-        client_id=client_id if isinstance(client_id, str) else None,
-        exp=exp if isinstance(exp, int) and not isinstance(exp, bool) else None,
-        raw=data,
-    )
+    return TokenInfo.from_answer(data)
