@@ -56,6 +56,11 @@ def _runtime(provider: str | Provider | None) -> ProviderRuntime:
     return ProviderRuntime(provider if isinstance(provider, Provider) else get_provider(provider))
 
 
+def _scope(scope: str | Iterable[str]) -> str:
+    """One spelling per set of scopes: order and repetition do not make another token."""
+    return format_scopes(parse_scopes(scope if isinstance(scope, str) else " ".join(scope)))
+
+
 def _key(runtime: ProviderRuntime, scope: str, resource: str | None) -> str:
     p = runtime.provider
     material = "\0".join((p.issuer, p.client_id, scope, resource or ""))
@@ -76,7 +81,7 @@ def client_token(
         ``ProviderUnavailable``, ...); nothing is cached then.
     """
     runtime = _runtime(provider)
-    scope_str = format_scopes(parse_scopes(scope if isinstance(scope, str) else " ".join(scope)))
+    scope_str = _scope(scope)
     key = _key(runtime, scope_str, resource)
     cached = runtime.cache.get(key)
     if isinstance(cached, dict) and time.time() < cached["renew_at"]:
@@ -136,8 +141,7 @@ def forget_client_token(
 ) -> None:
     """Drop the cached token if it is still ``rejected`` (a newer one fetched meanwhile is kept)."""
     runtime = _runtime(provider)
-    scope_str = format_scopes(parse_scopes(scope if isinstance(scope, str) else " ".join(scope)))
-    key = _key(runtime, scope_str, resource)
+    key = _key(runtime, _scope(scope), resource)
     for candidate in (key, key + ":fetch:result"):
         found = runtime.cache.get(candidate)
         value = found[1] if isinstance(found, tuple) and len(found) == 2 else found

@@ -37,10 +37,15 @@ def metadata_url(request: HttpRequest) -> str | None:
     return request.build_absolute_uri(path) if path else None
 
 
+def _view_class(callback: Any) -> Any:
+    """The class behind a class-based view's callback (Django's ``view_class``, DRF's ``cls``)."""
+    return getattr(callback, "view_class", None) or getattr(callback, "cls", None)
+
+
 def is_bearer_view(callback: Any) -> bool:
     if getattr(callback, "duo_oidc_bearer", False):
         return True
-    view_class = getattr(callback, "view_class", None) or getattr(callback, "cls", None)
+    view_class = _view_class(callback)
     if view_class is None:
         return False
     if getattr(view_class, "duo_oidc_bearer", False):
@@ -52,10 +57,7 @@ def _required_scopes(callback: Any) -> Iterable[str]:
     requirement = getattr(callback, "scope_requirement", None)
     if isinstance(requirement, Requirement):
         return requirement.scopes
-    view_class = getattr(callback, "view_class", None) or getattr(callback, "cls", None)
-    required = (
-        getattr(view_class, "required_scopes", None) if view_class else getattr(callback, "required_scopes", None)
-    )
+    required = getattr(_view_class(callback) or callback, "required_scopes", None)
     return Requirement.of(required).scopes if required else ()
 
 
