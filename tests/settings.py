@@ -8,28 +8,13 @@ from example_project.settings import *  # noqa: F403
 
 DEBUG = False
 ALLOWED_HOSTS = ["testserver", "127.0.0.1", "localhost"]
-DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}}
-CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "duo-oidc-tests"}}
-# The second leg of `scripts/dev.py test` runs everything on PostgreSQL and Redis it started itself.
-if os.environ.get("DJANGO_PG_PORT"):
-    DATABASES = {
-        "default": {
-            "ENGINE": "django.db.backends.postgresql",
-            "HOST": "127.0.0.1",
-            "PORT": os.environ["DJANGO_PG_PORT"],
-            "NAME": "duo_unit",
-            "USER": "postgres",
-            "TEST": {"NAME": "test_duo_unit"},
-        }
-    }
-if os.environ.get("DJANGO_REDIS_URL"):
-    CACHES = {
-        "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": os.environ["DJANGO_REDIS_URL"],
-            "KEY_PREFIX": "tests",
-        }
-    }
+# The second leg of `scripts/dev.py test` sets DJANGO_PG_PORT and DJANGO_REDIS_URL: the example
+# settings imported above then already point at the PostgreSQL and Redis it started; otherwise SQLite
+# in memory and the local-memory cache.
+if not os.environ.get("DJANGO_PG_PORT"):
+    DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}}
+if not os.environ.get("DJANGO_REDIS_URL"):
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "duo-oidc-tests"}}
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 SESSION_COOKIE_SECURE = True
 DUO_OIDC = {
