@@ -33,6 +33,8 @@ sys.path.insert(0, str(ROOT))
 import django  # noqa: E402
 from django.conf import settings  # noqa: E402
 
+from benchmarks.wsgi_timing import APP_MIDDLEWARE, BARE_MIDDLEWARE  # noqa: E402
+
 try:
     import oauth2_provider  # noqa: F401
 
@@ -41,13 +43,6 @@ except ImportError:
     HAVE_DOT = False
 
 DB = Path(tempfile.mkdtemp()) / "bench.sqlite3"
-FLOOR_MIDDLEWARE = [
-    "django.contrib.sessions.middleware.SessionMiddleware",
-    "django.middleware.common.CommonMiddleware",
-    "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-]
-APP_MIDDLEWARE = [*FLOOR_MIDDLEWARE, "django_duo_oidc.middleware.DuoOIDCMiddleware"]
 STUB_PORT = 18299
 
 settings.configure(
@@ -226,7 +221,7 @@ def main() -> None:
 
 def run(args: argparse.Namespace, per_round: int, provider: Provider) -> None:
     logging.disable(logging.WARNING)  # refusals are logged per request; the figures are the output
-    floor, app = handler(FLOOR_MIDDLEWARE), handler(APP_MIDDLEWARE)
+    floor, app = handler(BARE_MIDDLEWARE), handler(APP_MIDDLEWARE)
     seen = bearer_header(token())
     print(f"Minting {args.requests + 300} tokens for the new-token case...", file=sys.stderr)
     fresh = iter([bearer_header(token(f"user-{i}")) for i in range(args.requests + 300)])

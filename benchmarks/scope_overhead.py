@@ -27,14 +27,9 @@ sys.path.insert(0, str(ROOT))
 import django  # noqa: E402
 from django.conf import settings  # noqa: E402
 
+from benchmarks.wsgi_timing import APP_MIDDLEWARE, BARE_MIDDLEWARE  # noqa: E402
+
 DB = Path(tempfile.mkdtemp()) / "bench.sqlite3"
-BARE_MIDDLEWARE = [
-    "django.contrib.sessions.middleware.SessionMiddleware",
-    "django.middleware.common.CommonMiddleware",
-    "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-]
-APP_MIDDLEWARE = [*BARE_MIDDLEWARE, "django_duo_oidc.middleware.DuoOIDCMiddleware"]
 
 settings.configure(
     DEBUG=False,

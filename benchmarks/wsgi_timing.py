@@ -9,6 +9,15 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+# Django's default middleware (the floor) and the same with the app's middleware after it.
+BARE_MIDDLEWARE = [
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+]
+APP_MIDDLEWARE = [*BARE_MIDDLEWARE, "django_duo_oidc.middleware.DuoOIDCMiddleware"]
+
 
 def handler(middleware: list[str]) -> Any:
     """A WSGI handler whose middleware chain is ``middleware`` (built once, here)."""
