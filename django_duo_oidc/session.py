@@ -7,11 +7,15 @@ token set lives under ``duo_oidc``: server-side, never in a cookie or URL.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from typing import Any
 
+from django.core.cache import caches
 from django.http import HttpRequest
 
+from .conf import conf
+from .core.errors import StateError
 from .core.flow import TokenSet
 from .core.scopes import format_scopes, parse_scopes
 
@@ -26,10 +30,20 @@ def annotate_pending(request: HttpRequest, state: str, **values: Any) -> None:
 
 
 def pop_pending(request: HttpRequest, state: str | None) -> dict[str, Any] | None:
-    """Remove and return the pending login attempt for ``state``; save at once so it is single-use."""
+    """Remove and return the pending login attempt for ``state``; save at once so it is single-use.
+
+    Raises StateError when another request (on any worker sharing the cache) has already claimed it.
+    """
     pending = request.session.get(PENDING_KEY)
     if not state or not isinstance(pending, dict) or state not in pending:
         return None
+    # The session is loaded and saved whole, so two requests with the same state that both load it
+    # before either saves (a double-submitted callback on two workers) would both find the entry and
+    # both redeem the code; the provider then refuses the second and revokes what the first got
+    # (RFC 6749 section 4.1.2). An atomic add in the shared cache lets exactly one of them go on.
+    claim = "duo_oidc:state-used:" + hashlib.sha256(state.encode()).hexdigest()
+    if not caches[conf.cache_alias].add(claim, 1, timeout=conf.state_ttl):
+        raise StateError("This login attempt is already being completed. Please start again if it fails.")
     entry = pending.pop(state)
     request.session.modified = True
     # Save before the slow token exchange so a replay in another request finds nothing.

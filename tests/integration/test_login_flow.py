@@ -6,9 +6,11 @@ Each bad input is its own test and fails when the check it names is removed.
 from __future__ import annotations
 
 import logging
+from importlib import import_module
 from typing import Any
 
 import pytest
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.test import Client
 
@@ -150,6 +152,29 @@ def test_replayed_callback_is_refused(client: Client, fake_op: FakeOP, provider:
     assert me(client) == {"authenticated": False}
     assert failures[-1]["reason"] == "invalid_request"
     assert token_calls(fake_op) == 1
+
+
+def test_a_state_claimed_by_a_concurrent_request_is_refused(
+    client: Client, fake_op: FakeOP, provider: Provider, failures: list
+) -> None:
+    """Two requests with the same state that both loaded the session before either saved it (a double-
+    submitted callback on two workers): the second finds the entry in its copy, and must still be refused
+    before it redeems the code."""
+    callback = "/oidc/callback/?" + fake_op.authorize(start(client))
+    loaded_by_the_other_request = dict(client.session.items())
+    assert client.get(callback).status_code == 302
+    copy = import_module(settings.SESSION_ENGINE).SessionStore()
+    copy.update(loaded_by_the_other_request)
+    copy.save()
+    other = Client()
+    other.cookies[settings.SESSION_COOKIE_NAME] = copy.session_key
+    response = other.get(callback)
+    assert response.status_code == 400
+    assert b"already being completed" in response.content
+    assert me(other) == {"authenticated": False}
+    assert me(client)["authenticated"] is True  # the first login stands
+    assert token_calls(fake_op) == 1
+    assert failures[-1]["reason"] == "invalid_request"
 
 
 @pytest.mark.parametrize("suffix", ["?code=abc&state=forged", "?code=abc", "?state=&code=abc", ""])
