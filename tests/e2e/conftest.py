@@ -161,9 +161,16 @@ def submit_form(session: requests.Session, response: requests.Response, login: s
     return session.post(urljoin(response.url, unescape(action)), data=data, allow_redirects=False)
 
 
-def walk_to_callback(session: requests.Session, site: Site, start: str, login: str = "alice") -> str:
-    """From a login URL on the site, pass the provider's pages; return the callback URL (not yet opened)."""
-    response = session.get(site.base + start, allow_redirects=False)
+def walk_to_callback(
+    session: requests.Session,
+    site: Site,
+    start: str = "",
+    login: str = "alice",
+    first: requests.Response | None = None,
+) -> str:
+    """From a login URL on the site (or the site's `first` answer to one), pass the provider's pages;
+    return the callback URL (not yet opened)."""
+    response = first if first is not None else session.get(site.base + start, allow_redirects=False)
     assert response.status_code == 302, response.text
     for _ in range(12):
         location = response.headers.get("Location")
