@@ -9,8 +9,10 @@ import time
 from typing import Any
 
 import pytest
+from asgiref.sync import sync_to_async
 from django.core.cache import cache
 from django.core.exceptions import ImproperlyConfigured
+from django.db import connections
 from django.test import Client, override_settings
 
 from django_duo_oidc import signals
@@ -104,11 +106,16 @@ def test_async_view(client: Client, fake_op: FakeOP, provider: Provider) -> None
     login(client, fake_op, scope=CRM)
     async_client = AsyncClient()
     async_client.cookies = client.cookies
-    response = asyncio.run(async_client.get("/t/async/"))
-    assert response.status_code == 200
-    login(client, fake_op, scope="openid")
-    async_client.cookies = client.cookies
-    assert asyncio.run(async_client.get("/t/async/")).status_code == 403
+    try:
+        response = asyncio.run(async_client.get("/t/async/"))
+        assert response.status_code == 200
+        login(client, fake_op, scope="openid")
+        async_client.cookies = client.cookies
+        assert asyncio.run(async_client.get("/t/async/")).status_code == 403
+    finally:
+        # The view's sync parts ran on asgiref's executor thread, whose database connection the test
+        # client keeps Django from closing; left open, PostgreSQL cannot drop the test database.
+        asyncio.run(sync_to_async(connections.close_all)())
 
 
 def test_raise_exception_and_login_url(client: Client, fake_op: FakeOP, provider: Provider) -> None:
