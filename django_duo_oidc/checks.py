@@ -10,6 +10,7 @@ duo_oidc.E007  the signed-cookie session backend would put tokens in a cookie
 duo_oidc.W001  (deploy) a provider's issuer is plain http while DEBUG is off
 duo_oidc.W002  (deploy) SESSION_COOKIE_SECURE is off
 duo_oidc.W003  a provider's client-secret environment variable is not set
+duo_oidc.W004  (deploy) the cache is per process (local memory or dummy) while DEBUG is off
 """
 
 from __future__ import annotations
@@ -28,6 +29,10 @@ BACKEND = "django_duo_oidc.backends.DuoOIDCBackend"
 MIDDLEWARE = "django_duo_oidc.middleware.DuoOIDCMiddleware"
 SESSION_MW = "django.contrib.sessions.middleware.SessionMiddleware"
 AUTH_MW = "django.contrib.auth.middleware.AuthenticationMiddleware"
+PER_PROCESS_CACHES = (
+    "django.core.cache.backends.locmem.LocMemCache",
+    "django.core.cache.backends.dummy.DummyCache",
+)
 
 
 def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
@@ -129,6 +134,18 @@ def check_deploy(app_configs: Any = None, databases: Any = None, **kwargs: Any) 
                 "SESSION_COOKIE_SECURE is off: the session that holds the login can be sent over plain http.",
                 hint="Set SESSION_COOKIE_SECURE = True.",
                 id="duo_oidc.W002",
+            )
+        )
+    backend = settings.CACHES.get(conf.cache_alias, {}).get("BACKEND", "")
+    if not settings.DEBUG and backend in PER_PROCESS_CACHES:
+        errors.append(
+            Warning(
+                f"The cache {conf.cache_alias!r} ({backend.rsplit('.', 1)[-1]}) is kept by each worker process for "
+                "itself: freshness checks, provider metadata, JWKS refetch limits and login-state claims are not "
+                "shared, so each worker asks the provider on its own and a revocation is seen worker by worker.",
+                hint="Use a cache all workers share, such as django.core.cache.backends.redis.RedisCache "
+                "(or point DUO_OIDC['CACHE_ALIAS'] at one).",
+                id="duo_oidc.W004",
             )
         )
     if not settings.DEBUG:

@@ -150,14 +150,29 @@ def test_unset_secret_variable_is_a_warning(provider: Provider, monkeypatch: pyt
     assert checks.check_providers(databases=None) == []
 
 
+SHARED_CACHE = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": "redis://x:1/0"}}
+
+
 def test_deploy_checks(provider: Provider) -> None:
-    with override_settings(DEBUG=False, SESSION_COOKIE_SECURE=True):
+    with override_settings(DEBUG=False, SESSION_COOKIE_SECURE=True, CACHES=SHARED_CACHE):
         assert ids(checks.check_deploy()) == []
     Provider.objects.update(issuer="http://127.0.0.1:9000")
-    with override_settings(DEBUG=False, SESSION_COOKIE_SECURE=False):
+    with override_settings(DEBUG=False, SESSION_COOKIE_SECURE=False, CACHES=SHARED_CACHE):
         assert ids(checks.check_deploy()) == ["duo_oidc.W001", "duo_oidc.W002"]
     with override_settings(DEBUG=True, SESSION_COOKIE_SECURE=True):
         assert ids(checks.check_deploy()) == []
+
+
+@pytest.mark.parametrize("backend", ["locmem.LocMemCache", "dummy.DummyCache"])
+def test_a_per_process_cache_is_a_deploy_warning(backend: str) -> None:
+    per_process = {"default": {"BACKEND": f"django.core.cache.backends.{backend}"}}
+    with override_settings(DEBUG=False, SESSION_COOKIE_SECURE=True, CACHES=per_process):
+        assert ids(checks.check_deploy()) == ["duo_oidc.W004"]
+    with override_settings(DEBUG=True, SESSION_COOKIE_SECURE=True, CACHES=per_process):
+        assert ids(checks.check_deploy()) == []  # runserver is one process
+    other = {**SHARED_CACHE, "duo": per_process["default"]}
+    with override_settings(DEBUG=False, SESSION_COOKIE_SECURE=True, CACHES=other, DUO_OIDC={"CACHE_ALIAS": "duo"}):
+        assert ids(checks.check_deploy()) == ["duo_oidc.W004"]
 
 
 def test_command_creates_and_updates(fake_op: FakeOP, monkeypatch: pytest.MonkeyPatch) -> None:
