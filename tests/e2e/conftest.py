@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from html import unescape
 from pathlib import Path
+from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import pytest
@@ -26,12 +27,22 @@ import requests
 ROOT = Path(__file__).resolve().parents[2]
 PROVIDER = ROOT / "tests" / "provider"
 SECRET = "sp+ec/ial:chars%25x=0123456789abcdefghij"  # survives only correct RFC 6749 2.3.1 encoding
+# Where the browser tests save a screenshot of each page a person sees; named for this run.
+RUN_DIR = Path(
+    os.environ.get("DUO_OIDC_SCREENSHOTS") or ROOT / "test-artifacts" / "screenshots" / time.strftime("%Y%m%d-%H%M%S")
+)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "/e2e/" in str(item.fspath):
             item.add_marker(pytest.mark.e2e)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if RUN_DIR.is_dir():
+        count = len(list(RUN_DIR.glob("*.png")))
+        terminalreporter.write_line(f"[e2e] {count} screenshots in {RUN_DIR}")
 
 
 def free_port() -> int:

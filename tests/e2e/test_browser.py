@@ -7,8 +7,6 @@ is printed at the end of the run.
 
 from __future__ import annotations
 
-import os
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,7 +14,7 @@ from urllib.parse import urljoin
 
 import pytest
 
-from .conftest import ROOT, SECRET, Site
+from .conftest import ROOT, RUN_DIR, SECRET, Site
 
 CHROMIUM = "/usr/bin/chromium"
 # The launch that works on these machines (REAL.md section 2): never a browser download.
@@ -24,10 +22,6 @@ FLAGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]  # fmt: skip
-
-RUN_DIR = Path(
-    os.environ.get("DUO_OIDC_SCREENSHOTS") or ROOT / "test-artifacts" / "screenshots" / time.strftime("%Y%m%d-%H%M%S")
-)
 
 
 @pytest.fixture(scope="module")
@@ -40,7 +34,6 @@ def browser() -> Iterator[Any]:
         instance = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
         yield instance
         instance.close()
-    print(f"\n[e2e] screenshots in {RUN_DIR}")
 
 
 @pytest.fixture
