@@ -232,11 +232,15 @@ def pytest_leg(name: str, slug: str, args: list[str], env: dict[str, str]) -> di
         [str(PY), "-m", "pytest", f"--junitxml={report}", *args], cwd=ROOT, env={**os.environ, **env}
     )
     counts = {"tests": 0, "failures": 0, "errors": 0, "skipped": 0}
+    tiers: dict[str, int] = {}
     if report.exists():
         suite = ET.parse(report).getroot()  # noqa: S314 - our own pytest's report
         suite = suite if suite.tag == "testsuite" else suite[0]
         counts = {k: int(suite.get(k, 0)) for k in counts}
-    return {"name": name, "code": code, "seconds": time.monotonic() - started, **counts}
+        for case in suite.iter("testcase"):  # classname: tests.<tier>.test_module[.Class]
+            tier = case.get("classname", "").split(".")[1:2] or ["?"]
+            tiers[tier[0]] = tiers.get(tier[0], 0) + 1
+    return {"name": name, "code": code, "seconds": time.monotonic() - started, "tiers": tiers, **counts}
 
 
 def test(args: list[str]) -> int:
@@ -260,6 +264,10 @@ def test(args: list[str]) -> int:
             f"  {leg['name']:58s} {passed:4d} passed  {leg['failures']} failed  {leg['errors']} errors  "
             f"{leg['skipped']} skipped  {leg['seconds']:.1f}s  exit {leg['code']}"
         )
+        tiers: dict[str, int] = leg["tiers"]  # type: ignore[assignment]
+        order = ["unit", "integration", "e2e"]
+        ran = sorted(tiers, key=lambda t: order.index(t) if t in order else len(order))
+        print("    ran: " + ", ".join(f"{tiers[t]} {t}" for t in ran))
     return next((int(leg["code"]) for leg in legs if leg["code"]), 0)
 
 
