@@ -145,6 +145,19 @@ class _Refused:
     until: float
 
 
+class _UntrustedIssuer(InvalidClaim):
+    """No enabled provider has the token's issuer (yet)."""
+
+
+class _NoIntrospector(MalformedToken):
+    """An opaque token, and no enabled provider introspects (yet)."""
+
+
+# Refusals that depend on this site's configuration or the provider's keys, not on the token alone:
+# never remembered, so a provider added or a key rotated in is honoured at the next provider-list
+# read (REGISTRY_TTL) or JWKS refetch, not REFUSED_FOR later. Each costs a parse and a dict lookup.
+_NOT_REMEMBERED = (UnknownKey, _UntrustedIssuer, _NoIntrospector)
+
 _seen: dict[bytes, _Seen | _Refused] = {}
 _seen_lock = threading.Lock()
 
@@ -194,7 +207,7 @@ def validate(token: str) -> tuple[AccessGrant, Provider, bool]:
     try:
         grant, trusted, checked_at, local = _prove(token, digest, now)
     except TokenError as exc:
-        if not isinstance(exc, UnknownKey):  # a key may appear once the provider's rotation is fetched
+        if not isinstance(exc, _NOT_REMEMBERED):
             _remember(digest, _Refused(exc, now + REFUSED_FOR))
         raise
     _remember(digest, _Seen(grant, trusted.version, checked_at, local))
@@ -208,7 +221,7 @@ def _prove(token: str, digest: bytes, now: float) -> tuple[AccessGrant, _Trusted
         issuer = parsed.claims.get("iss")
         trusted = registry.by_issuer.get(issuer) if isinstance(issuer, str) else None
         if trusted is None:
-            raise InvalidClaim("iss", "The token was not issued by a provider this site trusts.")
+            raise _UntrustedIssuer("iss", "The token was not issued by a provider this site trusts.")
         mode = trusted.mode
         local = None
         if mode != "introspection":
@@ -228,7 +241,7 @@ def _prove(token: str, digest: bytes, now: float) -> tuple[AccessGrant, _Trusted
     else:
         trusted = registry.default
         if trusted is None or trusted.mode == "jwt":
-            raise MalformedToken("The token is not a JWT and no provider introspects opaque tokens.")
+            raise _NoIntrospector("The token is not a JWT and no provider introspects opaque tokens.")
         local = None
     info, checked_at = _shared_introspection(trusted, token, digest, now)
     grant = _merge(trusted, info, now, local)

@@ -306,6 +306,32 @@ def test_a_disabled_provider_stops_a_remembered_token(client: Client, fake_op: F
     _refused(client, token)
 
 
+def test_a_provider_enabled_after_a_refusal_is_trusted_at_the_next_provider_list_read(
+    client: Client, fake_op: FakeOP, jwt_mode: Provider
+) -> None:
+    jwt_mode.enabled = False
+    jwt_mode.save()
+    bearer._registry.expires = 0
+    token = issue(fake_op)
+    _refused(client, token)  # no enabled provider has its issuer
+    jwt_mode.enabled = True
+    jwt_mode.save()
+    bearer._registry.expires = 0  # the per-process provider list is re-read (every 5 s in production)
+    assert get(client, token=token).status_code == 200  # the refusal was not remembered
+
+
+def test_an_opaque_token_is_accepted_once_a_provider_introspects(
+    client: Client, fake_op: FakeOP, jwt_mode: Provider
+) -> None:
+    fake_op.access_token_format = "opaque"
+    token = issue(fake_op)
+    _refused(client, token)  # jwt mode: nobody introspects opaque tokens
+    jwt_mode.access_token_validation = Provider.AccessTokenValidation.INTROSPECTION
+    jwt_mode.save()
+    bearer._registry.expires = 0
+    assert get(client, token=token).status_code == 200
+
+
 # Scope (RFC 6750 insufficient_scope, 403) and step-up (RFC 9470) ----------------------------------
 
 
