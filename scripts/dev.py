@@ -257,17 +257,25 @@ def test(args: list[str]) -> int:
         legs = [pytest_leg("all tiers, SQLite + local-memory cache", "sqlite", args, {})]
         with Services() as env:
             legs.append(pytest_leg("all tiers, PostgreSQL + Redis", "postgres", args, env))
-    log("summary")
+    versions = subprocess.run(
+        [str(PY), "-c", "import sys, django; print(f'Django {django.get_version()}, Python {sys.version.split()[0]}')"],
+        capture_output=True, text=True, check=False,
+    ).stdout.strip()  # fmt: skip
+    lines = [f"{versions}:"]
     for leg in legs:
         passed = int(leg["tests"]) - int(leg["failures"]) - int(leg["errors"]) - int(leg["skipped"])
-        print(
+        lines.append(
             f"  {leg['name']:58s} {passed:4d} passed  {leg['failures']} failed  {leg['errors']} errors  "
             f"{leg['skipped']} skipped  {leg['seconds']:.1f}s  exit {leg['code']}"
         )
         tiers: dict[str, int] = leg["tiers"]  # type: ignore[assignment]
         order = ["unit", "integration", "e2e"]
         ran = sorted(tiers, key=lambda t: order.index(t) if t in order else len(order))
-        print("    ran: " + ", ".join(f"{tiers[t]} {t}" for t in ran))
+        lines.append("    ran: " + ", ".join(f"{tiers[t]} {t}" for t in ran))
+    log("summary")
+    print("\n".join(lines))
+    # Kept for .ci/run, which prints every matrix leg's summary at the end.
+    (ROOT / "test-artifacts" / f"summary{VENV.name}.txt").write_text("\n".join(lines) + "\n")
     return next((int(leg["code"]) for leg in legs if leg["code"]), 0)
 
 
