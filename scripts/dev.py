@@ -224,8 +224,12 @@ def example() -> int:
 def pytest_leg(name: str, slug: str, args: list[str], env: dict[str, str]) -> dict[str, object]:
     import xml.etree.ElementTree as ET
 
-    report = ROOT / "test-artifacts" / f"junit-{slug}.xml"
+    leg = f"{VENV.name.lstrip('.')}-{slug}"  # one name per matrix leg and database: venv-sqlite, ...
+    report = ROOT / "test-artifacts" / f"junit-{leg}.xml"
     report.parent.mkdir(exist_ok=True)
+    # The browser tests' screenshots, one folder per leg of this run (unless the caller chose one).
+    shots = ROOT / "test-artifacts" / "screenshots" / f"{time.strftime('%Y%m%d-%H%M%S')}-{leg}"
+    env = {"DUO_OIDC_SCREENSHOTS": os.environ.get("DUO_OIDC_SCREENSHOTS") or str(shots), **env}
     log(f"== {name}")
     started = time.monotonic()
     code = subprocess.call(
