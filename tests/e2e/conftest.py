@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from html import unescape
 from pathlib import Path
@@ -94,32 +95,44 @@ class Site:
         )
 
 
-@pytest.fixture(scope="session")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
-    if not (PROVIDER / "node_modules" / "oidc-provider").exists() or shutil.which("node") is None:
-        pytest.fail("The real provider is not installed: run `python scripts/dev.py test` (it runs npm ci).")
-    django_port, op_port = free_port(), free_port()
-    base = f"http://127.0.0.1:{django_port}"
-    tmp = tmp_path_factory.mktemp("e2e")
-    env = {
+def site_env(base: str, tmp: Path, **extra: str) -> dict[str, str]:
+    """The environment of a real provider for the site at `base` and of that site (the example project)."""
+    return {
         **os.environ,
-        "OP_PORT": str(op_port),
+        "OP_PORT": str(free_port()),
         "OP_RP_BASE_URLS": base,
         "OP_CLIENT_SECRET": SECRET,
         "DUO_CLIENT_SECRET": SECRET,
         "DJANGO_SETTINGS_MODULE": "example_project.settings",
         **database_env(tmp),
-        "PYTHONUNBUFFERED": "1",
-        "DUO_OIDC_REVALIDATE_SECONDS": "1",
+        **extra,
     }
+
+
+@contextmanager
+def real_provider(env: dict[str, str]) -> Iterator[str]:
+    """Run the pinned oidc-provider on env's OP_PORT; yield its issuer; stop it by PID."""
+    if not (PROVIDER / "node_modules" / "oidc-provider").exists() or shutil.which("node") is None:
+        pytest.fail("The real provider is not installed: run `python scripts/dev.py test` (it runs npm ci).")
     op = subprocess.Popen(
         ["node", str(PROVIDER / "provider.mjs")], env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
     )
-    server = None
     try:
         line = op.stdout.readline() if op.stdout else ""
         assert line.startswith("READY"), f"provider did not start: {line!r}"
-        issuer = line.split()[1]
+        yield line.split()[1]
+    finally:
+        op.terminate()
+        op.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
+    django_port = free_port()
+    base = f"http://127.0.0.1:{django_port}"
+    tmp = tmp_path_factory.mktemp("e2e")
+    env = site_env(base, tmp, PYTHONUNBUFFERED="1", DUO_OIDC_REVALIDATE_SECONDS="1")
+    with real_provider(env) as issuer:
         s = Site(base=base, issuer=issuer, env=env)
         s.manage("migrate", "--verbosity", "0")
         scopes = "openid profile email groups"
@@ -141,15 +154,13 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-        wait_http(base + "/me/")
-        s.log_path = tmp / "runserver.log"  # type: ignore[attr-defined]
-        yield s
-    finally:
-        if server is not None:
+        try:
+            wait_http(base + "/me/")
+            s.log_path = tmp / "runserver.log"  # type: ignore[attr-defined]
+            yield s
+        finally:
             server.terminate()
             server.wait(timeout=10)
-        op.terminate()
-        op.wait(timeout=10)
 
 
 _FORM = re.compile(r"<form[^>]*action=\"([^\"]+)\"[^>]*>(.*?)</form>", re.S | re.I)

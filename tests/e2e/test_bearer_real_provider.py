@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import subprocess
 import time
 from collections.abc import Iterator
 from urllib.parse import parse_qs, quote_plus, urlencode, urljoin, urlsplit
@@ -19,7 +18,7 @@ import requests
 
 from django_duo_oidc.core.pkce import s256_challenge
 
-from .conftest import PROVIDER, SECRET, Site, free_port, login, submit_form
+from .conftest import SECRET, Site, free_port, login, real_provider, submit_form
 
 API = "/api/contacts/"
 AUTH = (quote_plus("django-basic"), quote_plus(SECRET))  # RFC 6749 section 2.3.1 encoding
@@ -124,22 +123,13 @@ def test_the_protected_resource_metadata(site: Site) -> None:
 def jwt_issuer(site: Site) -> Iterator[str]:
     """A second real provider whose urn:crm tokens are JWTs, registered on the site in jwt mode."""
     env = {**os.environ, "OP_PORT": str(free_port()), "OP_CLIENT_SECRET": SECRET, "OP_RP_BASE_URLS": site.base}
-    op = subprocess.Popen(
-        ["node", str(PROVIDER / "provider.mjs")], env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
-    )
-    try:
-        line = op.stdout.readline() if op.stdout else ""
-        assert line.startswith("READY"), line
-        issuer = line.split()[1]
+    with real_provider(env) as issuer:
         site.manage(
             "duo_oidc_provider", "crm-jwt", "--issuer", issuer, "--client-id", "django-basic",
             "--client-secret-env", "DUO_CLIENT_SECRET", "--access-token-validation", "jwt", "--audience", "urn:crm",
         )  # fmt: skip
         time.sleep(5.2)  # the server re-reads its provider list every 5 s
         yield issuer
-    finally:
-        op.terminate()
-        op.wait(timeout=10)
 
 
 def test_jwt_access_tokens_are_validated_locally(site: Site, jwt_issuer: str) -> None:

@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
-from .conftest import PROVIDER, ROOT, SECRET, Site, database_env, free_port, login, wait_http, walk_to_callback
+from .conftest import ROOT, Site, free_port, login, real_provider, site_env, wait_http, walk_to_callback
 
 WINDOW = 2.0
 WORKERS = 2
@@ -130,53 +130,37 @@ def start_redis(tmp: os.PathLike[str]) -> tuple[subprocess.Popen[bytes], str]:
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     tmp = tmp_path_factory.mktemp("cluster")
     redis, redis_url = start_redis(tmp)
-    port, op_port = free_port(), free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
-    env = {
-        **os.environ,
-        "OP_PORT": str(op_port),
-        "OP_RP_BASE_URLS": base,
-        "OP_CLIENT_SECRET": SECRET,
-        "DUO_CLIENT_SECRET": SECRET,
-        "DJANGO_SETTINGS_MODULE": "example_project.settings",
-        **database_env(tmp),
-        "DJANGO_REDIS_URL": redis_url,
-        "DUO_OIDC_REVALIDATE_SECONDS": str(WINDOW),
-    }
-    op = subprocess.Popen(
-        ["node", str(PROVIDER / "provider.mjs")], env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
-    )
-    master = None
+    env = site_env(base, tmp, DJANGO_REDIS_URL=redis_url, DUO_OIDC_REVALIDATE_SECONDS=str(WINDOW))
     try:
-        line = op.stdout.readline() if op.stdout else ""
-        assert line.startswith("READY"), f"provider did not start: {line!r}"
-        site = Site(base=base, issuer=line.split()[1], env=env)
-        site.manage("migrate", "--verbosity", "0")
-        site.manage(
-            "duo_oidc_provider", "duo", "--issuer", site.issuer, "--client-id", "django-basic",
-            "--client-secret-env", "DUO_CLIENT_SECRET", "--scopes", "openid profile email crm.contacts.read",
-            "--default",
-        )  # fmt: skip
-        access_log = tmp / "access.log"
-        master = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "example_project.wsgi:application", "--bind", f"127.0.0.1:{port}",
-             "--workers", str(WORKERS), "--worker-class", "sync", "--access-logfile", str(access_log),
-             "--access-logformat", f"%(p)s %({{{MARK.lower()}}}i)s %(s)s %(m)s %(U)s",
-             "--error-logfile", str(tmp / "error.log")],
-            env=env, cwd=ROOT,
-        )  # fmt: skip
-        wait_http(base + "/me/")
-        cluster = Cluster(site=site, port=port, master=master, access_log=access_log)
-        deadline = time.monotonic() + 10
-        while len(cluster.workers()) < WORKERS and time.monotonic() < deadline:
-            time.sleep(0.05)
-        yield cluster
+        with real_provider(env) as issuer:
+            site = Site(base=base, issuer=issuer, env=env)
+            site.manage("migrate", "--verbosity", "0")
+            site.manage(
+                "duo_oidc_provider", "duo", "--issuer", issuer, "--client-id", "django-basic",
+                "--client-secret-env", "DUO_CLIENT_SECRET", "--scopes", "openid profile email crm.contacts.read",
+                "--default",
+            )  # fmt: skip
+            access_log = tmp / "access.log"
+            master = subprocess.Popen(
+                [sys.executable, "-m", "gunicorn", "example_project.wsgi:application", "--bind", f"127.0.0.1:{port}",
+                 "--workers", str(WORKERS), "--worker-class", "sync", "--access-logfile", str(access_log),
+                 "--access-logformat", f"%(p)s %({{{MARK.lower()}}}i)s %(s)s %(m)s %(U)s",
+                 "--error-logfile", str(tmp / "error.log")],
+                env=env, cwd=ROOT,
+            )  # fmt: skip
+            try:
+                wait_http(base + "/me/")
+                cluster = Cluster(site=site, port=port, master=master, access_log=access_log)
+                deadline = time.monotonic() + 10
+                while len(cluster.workers()) < WORKERS and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                yield cluster
+            finally:
+                master.terminate()  # gunicorn's graceful shutdown stops the workers
+                master.wait(timeout=30)
     finally:
-        if master is not None:
-            master.terminate()  # gunicorn's graceful shutdown stops the workers
-            master.wait(timeout=30)
-        op.terminate()
-        op.wait(timeout=10)
         redis.terminate()
         redis.wait(timeout=10)
 
