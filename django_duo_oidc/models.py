@@ -107,6 +107,22 @@ class Provider(models.Model):
         blank=True,
         help_text=_("Space-separated audiences accepted in access tokens (aud). Empty: the client id, as Duo sets it."),
     )
+    access_token_require_audience = models.BooleanField(
+        default=True,
+        help_text=_(
+            "Introspection: accept a token only when its audience (the answer's aud or client_id, or the JWT's own "
+            "aud) is one of the accepted audiences. Turn off only when this authorization server issues tokens for "
+            "this site alone: one Duo authorization server can serve several clients."
+        ),
+    )
+    machine_clients = models.CharField(
+        max_length=500,
+        blank=True,
+        help_text=_(
+            "Space-separated subjects (sub) or client ids (client_id / azp) of machine clients, e.g. a Keycloak "
+            "service account: their tokens are a client calling for itself, never a user."
+        ),
+    )
     end_session = models.BooleanField(
         default=False,
         help_text=_("On logout, also end the session at the provider if it advertises end_session_endpoint."),
@@ -118,6 +134,12 @@ class Provider(models.Model):
 
     class Meta:
         ordering = ["-is_default", "name"]
+        permissions = [
+            (
+                "change_provider_connection",
+                "Can change a provider's connection (issuer, client, secret) and account linking",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.slug})"
@@ -180,6 +202,10 @@ class Provider(models.Model):
     @property
     def audience_list(self) -> tuple[str, ...]:
         return tuple(self.access_token_audiences.split()) or (self.client_id,)
+
+    @property
+    def machine_client_set(self) -> frozenset[str]:
+        return frozenset(self.machine_clients.split())
 
     @property
     def algorithm_list(self) -> tuple[str, ...]:
