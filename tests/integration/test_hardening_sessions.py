@@ -5,26 +5,30 @@ and async class-based views behind the mixins."""
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import pytest
 from asgiref.sync import sync_to_async
 from django.db import connections
 from django.http import HttpRequest, HttpResponse, JsonResponse
-from django.test import Client
+from django.test import AsyncClient, Client
 from django.urls import path
 from django.views import View
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.views import APIView
 
 from django_duo_oidc.contrib.drf import DuoBearerAuthentication
+from django_duo_oidc.middleware import reset_policy_cache
 from django_duo_oidc.mixins import BearerAuthMixin, ScopesRequiredMixin
 from django_duo_oidc.models import Provider
+from django_duo_oidc.resource import is_token_only_view
 from tests import urls as test_urls
 from tests.fakeop import FakeOP
 
+from .test_bearer import issue, link
 from .test_login_flow import login, me
-from .test_scopes import CRM
+from .test_scopes import CRM, age_session, settings_with
 
 pytestmark = pytest.mark.django_db
 JUNK = {"HTTP_AUTHORIZATION": "Bearer junk"}
@@ -64,6 +68,101 @@ with_async_views = pytest.mark.urls(__name__)
 def close_executor_connections() -> None:
     # See tests/integration/test_scopes.py::test_async_view.
     asyncio.run(sync_to_async(connections.close_all)())
+
+
+# 1. A bearer header never switches off the session's freshness check ---------------------------------
+
+
+def test_token_only_views_are_told_apart() -> None:
+    assert is_token_only_view(test_urls.bearer_only_view)
+    assert is_token_only_view(test_urls.bearer_reversed_view)
+    assert is_token_only_view(test_urls.BearerMixinView.as_view())
+    assert is_token_only_view(BearerOnlyAPI.as_view())
+    # Answers to sessions too: the session's grant must be fresh.
+    assert not is_token_only_view(MixedAPI.as_view())
+    assert not is_token_only_view(test_urls.BearerContactsAPI.as_view())
+    assert not is_token_only_view(test_urls.ContactsAPI.as_view())
+    assert not is_token_only_view(test_urls.MixinView.as_view())
+    assert not is_token_only_view(test_urls.all_of_view)
+
+
+@pytest.mark.parametrize("path", ["/contacts/", "/t/mixin/", "/t/drf/"])
+def test_junk_bearer_header_does_not_keep_a_revoked_session(
+    client: Client, fake_op: FakeOP, provider: Provider, path: str
+) -> None:
+    login(client, fake_op, scope=CRM)
+    assert client.get(path, **JUNK).status_code == 200
+    fake_op.revoke("alice")
+    age_session(client)
+    response = client.get(path, **JUNK)
+    assert response.status_code in (302, 403), response.status_code  # DRF answers 403 to anonymous
+    assert me(client) == {"authenticated": False}
+
+
+def test_junk_bearer_header_does_not_keep_a_narrowed_scope(client: Client, fake_op: FakeOP, provider: Provider) -> None:
+    login(client, fake_op, scope=CRM)
+    fake_op.narrow("alice", "openid profile email")
+    age_session(client)
+    assert client.get("/contacts/", **JUNK).status_code == 403
+
+
+def test_junk_bearer_header_does_not_keep_an_expired_token_without_refresh(
+    client: Client, fake_op: FakeOP, provider: Provider
+) -> None:
+    fake_op.issue_refresh_tokens = False
+    login(client, fake_op, scope=CRM)
+    age_session(client, expires_at=time.time() - 1)
+    assert client.get("/contacts/", **JUNK).status_code == 302
+    assert me(client) == {"authenticated": False}
+
+
+def test_junk_bearer_header_does_not_defeat_a_policy_rule(client: Client, fake_op: FakeOP, provider: Provider) -> None:
+    reset_policy_cache()
+    with settings_with(SCOPE_POLICY=[{"path": "/t/policy/", "scopes": ["crm.contacts.read"]}]):
+        login(client, fake_op, scope=CRM)
+        assert client.get("/t/policy/area/", **JUNK).status_code == 200
+        fake_op.revoke("alice")
+        age_session(client)
+        assert client.get("/t/policy/area/", **JUNK).status_code == 302
+    reset_policy_cache()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_junk_bearer_header_on_the_async_stack(client: Client, fake_op: FakeOP, provider: Provider) -> None:
+    login(client, fake_op, scope=CRM)
+    fake_op.revoke("alice")
+    age_session(client)
+    async_client = AsyncClient()
+    async_client.cookies = client.cookies
+    try:
+        response = asyncio.run(async_client.get("/t/async/", headers={"Authorization": "Bearer junk"}))
+        assert response.status_code == 302
+    finally:
+        close_executor_connections()
+    assert me(client) == {"authenticated": False}
+
+
+def test_within_the_window_a_scope_check_costs_no_provider_call(
+    client: Client, fake_op: FakeOP, provider: Provider
+) -> None:
+    login(client, fake_op, scope=CRM)
+    before = len(fake_op.calls)
+    for _ in range(5):
+        assert client.get("/contacts/", **JUNK).status_code == 200
+        assert client.get("/contacts/").status_code == 200
+    assert len(fake_op.calls) == before
+
+
+def test_a_token_only_view_leaves_the_session_alone(client: Client, fake_op: FakeOP, provider: Provider) -> None:
+    link(provider)
+    login(client, fake_op, scope=CRM)
+    age_session(client)
+    checked_at = client.session["duo_oidc"]["checked_at"]
+    token = issue(fake_op)
+    response = client.get("/t/bearer/any/", HTTP_AUTHORIZATION=f"Bearer {token}")
+    assert response.status_code == 200
+    assert response.json()["sub"] == "alice-sub"
+    assert client.session["duo_oidc"]["checked_at"] == checked_at  # the session was not revalidated
 
 
 # 4. A hostile auth_time refuses the login cleanly --------------------------------------------------------
