@@ -165,6 +165,20 @@ def test_a_token_only_view_leaves_the_session_alone(client: Client, fake_op: Fak
     assert client.session["duo_oidc"]["checked_at"] == checked_at  # the session was not revalidated
 
 
+# 2. A user deactivated in Django is logged out ---------------------------------------------------------
+
+
+def test_deactivated_user_loses_the_session(client: Client, fake_op: FakeOP, provider: Provider) -> None:
+    login(client, fake_op, scope=CRM)
+    assert me(client)["authenticated"] is True
+    user = client.get("/me/").wsgi_request.user
+    user.is_active = False
+    user.save()
+    assert me(client) == {"authenticated": False}
+    response = client.get("/contacts/")
+    assert response.status_code == 302 and response["Location"].startswith("/oidc/login/")
+
+
 # 4. A hostile auth_time refuses the login cleanly --------------------------------------------------------
 
 
