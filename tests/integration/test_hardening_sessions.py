@@ -24,6 +24,7 @@ from django_duo_oidc.mixins import BearerAuthMixin, ScopesRequiredMixin
 from django_duo_oidc.models import Provider
 from django_duo_oidc.resource import is_token_only_view
 from tests import urls as test_urls
+from tests.conftest import query
 from tests.fakeop import FakeOP
 
 from .test_bearer import issue, link
@@ -177,6 +178,33 @@ def test_deactivated_user_loses_the_session(client: Client, fake_op: FakeOP, pro
     assert me(client) == {"authenticated": False}
     response = client.get("/contacts/")
     assert response.status_code == 302 and response["Location"].startswith("/oidc/login/")
+
+
+# 3. Only a provider-asserted auth_time counts for max_age ---------------------------------------------
+
+
+def test_login_without_auth_time_does_not_satisfy_step_up(client: Client, fake_op: FakeOP, provider: Provider) -> None:
+    fake_op.id_token_drop = {"auth_time"}
+    login(client, fake_op, scope=CRM)
+    assert client.get("/contacts/").status_code == 200
+    response = client.get("/contacts/export/")
+    assert response.status_code == 302
+    params = query(response["Location"])
+    assert (params["max_age"], params["prompt"]) == ("300", "login")
+    # The step-up login asks for max_age, so the provider must assert auth_time (OIDC Core 3.1.2.1).
+    location = client.get(response["Location"])["Location"]
+    assert (query(location)["max_age"], query(location)["prompt"]) == ("300", "login")
+    assert client.get("/oidc/callback/?" + fake_op.authorize(location, scope=CRM)).status_code == 502
+    fake_op.id_token_drop = set()
+    location = client.get(response["Location"])["Location"]
+    assert client.get("/oidc/callback/?" + fake_op.authorize(location, scope=CRM))["Location"] == "/contacts/export/"
+    assert client.get("/contacts/export/").status_code == 200
+
+
+def test_old_session_without_auth_time_must_step_up(client: Client, fake_op: FakeOP, provider: Provider) -> None:
+    login(client, fake_op, scope=CRM)
+    age_session(client, auth_time=None, checked_at=time.time())
+    assert client.get("/contacts/export/").status_code == 302
 
 
 # 4. A hostile auth_time refuses the login cleanly --------------------------------------------------------
