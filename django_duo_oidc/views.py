@@ -46,7 +46,8 @@ from .providers import ProviderRuntime, get_provider
 logger = logging.getLogger("django_duo_oidc")
 
 REDIRECT_FIELD_NAME = "next"
-PROMPT_VALUES = frozenset({"none", "login", "consent", "select_account"})
+# OIDC Core 3.1.2.1, in the order they are sent.
+PROMPT_VALUES = ("none", "login", "consent", "select_account")
 
 
 def error_response(
@@ -124,21 +125,40 @@ class LoginView(OIDCAuthenticationRequestView):
         return HttpResponseRedirect(url)
 
     def get_extra_params(self, request: HttpRequest) -> dict[str, str]:
-        """Return ``prompt``, ``login_hint`` and ``max_age`` from the request or the provider."""
+        """Return ``prompt``, ``login_hint`` and ``max_age`` from the provider, tightened by the request.
+
+        The request may only make the login stricter than the provider row: a smaller ``max_age``, and
+        ``prompt`` values added to the configured one, never removed or replaced by ``none``.
+        """
         provider: Provider = self.provider
         extra: dict[str, str] = {}
-        prompt = request.GET.get("prompt") or provider.prompt
-        if prompt in PROMPT_VALUES:
+        prompt = self.effective_prompt(request.GET.get("prompt", ""), provider.prompt)
+        if prompt:
             extra["prompt"] = prompt
         login_hint = request.GET.get("login_hint", "")
         if login_hint and len(login_hint) <= 254 and login_hint.isprintable():
             extra["login_hint"] = login_hint
-        max_age = request.GET.get("max_age", "")
-        if max_age.isdigit() and len(max_age) < 9:
-            extra["max_age"] = max_age
-        elif provider.max_age is not None:
-            extra["max_age"] = str(provider.max_age)
+        requested = request.GET.get("max_age", "")
+        ages = [int(requested)] if requested.isdigit() and len(requested) < 9 else []
+        if provider.max_age is not None:
+            ages.append(provider.max_age)
+        if ages:
+            extra["max_age"] = str(min(ages))
         return extra
+
+    @staticmethod
+    def effective_prompt(requested: str, configured: str) -> str:
+        """Return the ``prompt`` to send: the configured values plus any valid ones the request adds.
+
+        OIDC Core 3.1.2.1: ``none`` with any other value is an error, so ``none`` is sent only alone;
+        with other values (a configured ``login``, say) the stronger ones win and ``none`` is dropped,
+        so a request can never turn a configured prompt into a silent login. Unknown values are ignored.
+        """
+        wanted = set(configured.split()) | set(requested.split())
+        values = [value for value in PROMPT_VALUES if value in wanted]
+        if len(values) > 1:
+            values = [value for value in values if value != "none"]
+        return " ".join(values)
 
 
 class CallbackView(OIDCAuthenticationCallbackView):

@@ -28,7 +28,7 @@ from tests.conftest import query
 from tests.fakeop import FakeOP
 
 from .test_bearer import issue, link
-from .test_login_flow import login, me
+from .test_login_flow import login, me, start
 from .test_scopes import CRM, age_session, settings_with
 
 pytestmark = pytest.mark.django_db
@@ -219,3 +219,48 @@ def test_hostile_auth_time_refuses_the_login(client: Client, fake_op: FakeOP, pr
     assert me(client) == {"authenticated": False}
     assert "duo_oidc" not in client.session
     assert client.get("/contacts/export/").status_code == 302
+
+
+# 5. The login URL may only tighten the provider's prompt and max_age ---------------------------------------
+
+
+def login_params(client: Client, qs: str) -> dict[str, str]:
+    return query(start(client, "/oidc/login/?provider=duo" + qs))
+
+
+def test_request_cannot_loosen_max_age(client: Client, fake_op: FakeOP, provider: Provider) -> None:
+    provider.max_age = 300
+    provider.save()
+    assert login_params(client, "&max_age=99999999")["max_age"] == "300"
+    assert login_params(client, "&max_age=60")["max_age"] == "60"
+    assert login_params(client, "")["max_age"] == "300"
+    assert login_params(client, "&max_age=junk")["max_age"] == "300"
+    pending = client.session["oidc_states"]
+    assert {entry["max_age"] for entry in pending.values()} == {300, 60}
+
+
+def test_request_may_set_max_age_when_the_provider_sets_none(
+    client: Client, fake_op: FakeOP, provider: Provider
+) -> None:
+    assert login_params(client, "&max_age=120")["max_age"] == "120"
+    assert "max_age" not in login_params(client, "")
+
+
+def test_request_cannot_replace_or_drop_the_configured_prompt(
+    client: Client, fake_op: FakeOP, provider: Provider
+) -> None:
+    provider.prompt = "login"
+    provider.save()
+    assert login_params(client, "&prompt=none")["prompt"] == "login"
+    assert login_params(client, "&prompt=")["prompt"] == "login"
+    assert login_params(client, "&prompt=bogus")["prompt"] == "login"
+    assert login_params(client, "&prompt=consent")["prompt"].split() == ["login", "consent"]
+    assert login_params(client, "&prompt=none+consent")["prompt"].split() == ["login", "consent"]
+
+
+def test_prompt_none_is_never_combined(client: Client, fake_op: FakeOP, provider: Provider) -> None:
+    assert login_params(client, "&prompt=none")["prompt"] == "none"
+    # OIDC Core 3.1.2.1: none with any other value is an error; the stronger values win.
+    assert login_params(client, "&prompt=none+login")["prompt"] == "login"
+    assert login_params(client, "&prompt=login+select_account")["prompt"].split() == ["login", "select_account"]
+    assert "prompt" not in login_params(client, "&prompt=bogus")
