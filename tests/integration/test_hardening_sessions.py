@@ -28,7 +28,7 @@ from tests.conftest import query
 from tests.fakeop import FakeOP
 
 from .test_bearer import issue, link
-from .test_login_flow import login, me, start
+from .test_login_flow import login, me, start, token_calls
 from .test_scopes import CRM, age_session, settings_with
 
 pytestmark = pytest.mark.django_db
@@ -264,3 +264,50 @@ def test_prompt_none_is_never_combined(client: Client, fake_op: FakeOP, provider
     assert login_params(client, "&prompt=none+login")["prompt"] == "login"
     assert login_params(client, "&prompt=login+select_account")["prompt"].split() == ["login", "select_account"]
     assert "prompt" not in login_params(client, "&prompt=bogus")
+
+
+# 6. Access tokens shorter than REFRESH_MARGIN -----------------------------------------------------------
+
+
+def test_short_lived_token_is_not_refreshed_right_after_login(
+    client: Client, fake_op: FakeOP, provider: Provider
+) -> None:
+    fake_op.token_overrides = {"expires_in": 20}
+    login(client, fake_op, scope=CRM)
+    fake_op.refresh_tokens.clear()  # a refresh would be refused and end the session
+    assert client.get("/contacts/").status_code == 200
+    assert token_calls(fake_op) == 1
+    assert me(client)["authenticated"] is True
+
+
+def test_short_lived_token_is_refreshed_after_half_its_life(
+    client: Client, fake_op: FakeOP, provider: Provider
+) -> None:
+    fake_op.token_overrides = {"expires_in": 20}
+    login(client, fake_op, scope=CRM)
+    now = time.time()
+    age_session(client, issued_at=now - 9, expires_at=now + 11, checked_at=now)
+    assert client.get("/contacts/").status_code == 200
+    assert token_calls(fake_op) == 1
+    age_session(client, issued_at=now - 11, expires_at=now + 9, checked_at=now)
+    assert client.get("/contacts/").status_code == 200
+    assert token_calls(fake_op) == 2  # renewed
+    data = client.session["duo_oidc"]
+    assert data["expires_at"] - data["issued_at"] == pytest.approx(3600, abs=2)
+
+
+def test_session_without_issue_time_uses_the_configured_margin(
+    client: Client, fake_op: FakeOP, provider: Provider
+) -> None:
+    login(client, fake_op, scope=CRM)
+    session = client.session
+    data = dict(session["duo_oidc"])
+    data.pop("issued_at", None)  # stored by an earlier version
+    data["expires_at"] = time.time() + 60
+    session["duo_oidc"] = data
+    session.save()
+    assert client.get("/contacts/").status_code == 200
+    assert token_calls(fake_op) == 1
+    age_session(client, expires_at=time.time() + 20, checked_at=time.time())
+    assert client.get("/contacts/").status_code == 200
+    assert token_calls(fake_op) == 2

@@ -46,3 +46,15 @@ def test_numeric_auth_time_still_passes() -> None:
     assert validate(sign(id_claims(auth_time=int(NOW) - 10)))["auth_time"] == int(NOW) - 10
     assert validate(sign(id_claims(auth_time=NOW - 10.5)))["auth_time"] == NOW - 10.5
     assert validate_at(sign(access_claims(auth_time=int(NOW) - 10)))
+
+
+# Item 6: the renewal margin shared by sessions (freshness) and the outbound client ------------------------
+
+
+def test_renewal_margin_is_at_most_half_the_lifetime() -> None:
+    from django_duo_oidc.core.lifetimes import renewal_margin
+
+    assert renewal_margin(30, 3600) == 30
+    assert renewal_margin(30, 20) == 10
+    assert renewal_margin(30, None) == 30  # unknown lifetime (a session stored by an earlier version)
+    assert renewal_margin(30, -5) == 30
