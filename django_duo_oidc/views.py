@@ -263,17 +263,34 @@ class LogoutView(OIDCLogoutView):
 
     http_method_names = ["post"]
 
+    @property
+    def redirect_url(self) -> str:
+        """Where to go after logout: ``LOGOUT_REDIRECT_URL`` (a URL or a URL name), else ``/``.
+
+        Django's default for the setting is None (a ``startproject`` project has no value), which
+        mozilla's ``redirect_url`` passed on as is.
+        """
+        return resolve_url(getattr(settings, "LOGOUT_REDIRECT_URL", None) or "/")
+
     def post(self, request: HttpRequest) -> HttpResponse:
-        url = self.redirect_url
-        if request.user.is_authenticated:
-            url = self.provider_logout_url(request) or url
-            logger.info("Logout of user %s", request.user.pk)
+        # Log out first: nothing computed for the redirect (settings, the provider's discovery) may
+        # keep the user logged in by failing before auth.logout.
+        data = session.login_data(request)
+        user_pk = request.user.pk if request.user.is_authenticated else None
         auth.logout(request)
+        if user_pk is not None:
+            logger.info("Logout of user %s", user_pk)
+        url = self.redirect_url
+        if data is not None:
+            url = self.provider_logout_url(request, data) or url
         return HttpResponseRedirect(url)
 
-    def provider_logout_url(self, request: HttpRequest) -> str | None:
-        """Return the RP-initiated logout URL (OIDC RP-Initiated Logout 1.0 section 2), if enabled."""
-        data = session.login_data(request)
+    def provider_logout_url(self, request: HttpRequest, data: dict[str, Any] | None = None) -> str | None:
+        """Return the RP-initiated logout URL (OIDC RP-Initiated Logout 1.0 section 2), if enabled.
+
+        ``data`` is the login data the session held before logout (default: the session's, now).
+        """
+        data = data if data is not None else session.login_data(request)
         provider = Provider.objects.filter(slug=data["provider"]).first() if data else None
         if provider is None or not provider.end_session:
             return None
