@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.contrib.auth import get_user_model
+from django.contrib.auth.backends import ModelBackend
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest
@@ -90,6 +91,14 @@ class DuoOIDCBackend(OIDCAuthenticationBackend):
         attempt.claims = claims
         attempt.scopes = self.runtime.granted_scopes(tokens)
         return self.get_or_create_user(tokens.access_token, tokens.id_token, claims)
+
+    def get_user(self, user_id: Any) -> AbstractBaseUser | None:
+        """Return the session's user, or None when it no longer exists or may not log in.
+
+        mozilla's ``get_user`` skips ``user_can_authenticate``; Django's ``ModelBackend`` (our base) checks
+        it, so a user deactivated in Django loses the session on the next request.
+        """
+        return ModelBackend.get_user(self, user_id)  # type: ignore[no-any-return]
 
     # mozilla hooks, re-aimed -----------------------------------------------------------------
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Any
 
@@ -54,11 +55,16 @@ class OIDCContext:
 
     @property
     def auth_time(self) -> float | None:
-        """When the user last authenticated at the provider (``auth_time``, else the login time)."""
+        """When the user last authenticated at the provider, as the provider asserted it (``auth_time``).
+
+        None when the ID token had none: the Django login time proves nothing about the provider's
+        authentication (a silent login would pass for a fresh one), so it never stands in for it.
+        """
         data = self._data
-        if not data:
-            return None
-        return data.get("auth_time") or data.get("login_at")
+        value = data.get("auth_time") if data else None
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            return None  # validated at login (core.tokens); a session stored before that is "not recent"
+        return float(value)
 
     def require_scopes(self, required: frozenset[str], *, any_of: bool = False, deny_stale: bool = True) -> None:
         """Raise unless the granted scopes meet ``required``: the one scope decision for session requests.
@@ -73,6 +79,10 @@ class OIDCContext:
             raise InsufficientScope(required, granted)
 
     def authenticated_within(self, max_age: int, now: float | None = None) -> bool:
-        """True when the last authentication at the provider is at most ``max_age`` seconds old."""
+        """True when the provider asserted an authentication at most ``max_age`` seconds old.
+
+        Without ``auth_time`` the answer is False: the step-up login then sends ``max_age``, which makes
+        ``auth_time`` required in the new ID token (OIDC Core 3.1.2.1) and checked (3.1.3.7 step 13).
+        """
         auth_time = self.auth_time
-        return auth_time is not None and (now or time.time()) - float(auth_time) <= max_age
+        return auth_time is not None and (now or time.time()) - auth_time <= max_age

@@ -32,6 +32,7 @@ from .core.errors import (
     ProviderUnavailable,
     TokenExpired,
 )
+from .core.lifetimes import renewal_margin
 from .core.scopes import format_scopes, parse_scopes
 from .models import Provider
 from .providers import ProviderRuntime
@@ -41,9 +42,14 @@ logger = logging.getLogger("django_duo_oidc")
 
 
 def refresh_due(data: dict[str, Any], now: float) -> bool:
-    """True when the stored access token expires within ``REFRESH_MARGIN``."""
+    """True when the stored access token expires within ``REFRESH_MARGIN`` (at most half its lifetime,
+    as for the outbound client's tokens; sessions stored without ``issued_at`` use the whole margin)."""
     expires_at = data.get("expires_at")
-    return bool(expires_at) and now >= float(expires_at) - conf.refresh_margin
+    if not expires_at:
+        return False
+    issued_at = data.get("issued_at")
+    lifetime = float(expires_at) - float(issued_at) if issued_at else None
+    return now >= float(expires_at) - renewal_margin(conf.refresh_margin, lifetime)
 
 
 def is_due(data: dict[str, Any], now: float) -> bool:
@@ -107,11 +113,13 @@ def refresh(runtime: ProviderRuntime, data: dict[str, Any]) -> dict[str, Any]:
             claims = runtime.validate_id_token(tokens.id_token, nonce=None)
             if claims["sub"] != data["sub"]:
                 raise InvalidClaim("sub", "The refreshed ID token is about another user.")
+        issued_at = time.time()
         return {
             "access_token": tokens.access_token,
             # RFC 6749 section 6: without a new refresh token, the old one stays valid.
             "refresh_token": tokens.refresh_token or refresh_token,
-            "expires_at": time.time() + tokens.expires_in if tokens.expires_in else None,
+            "expires_at": issued_at + tokens.expires_in if tokens.expires_in else None,
+            "issued_at": issued_at,
             "scopes": format_scopes(runtime.granted_scopes(tokens)),
         }
 

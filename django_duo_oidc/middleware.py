@@ -1,5 +1,9 @@
 """DuoOIDCMiddleware: ``request.oidc`` on every request, the grant kept fresh, and the scope policy
-for views you don't own (``DUO_OIDC["SCOPE_POLICY"]`` and the admin's scope rules)."""
+for views you don't own (``DUO_OIDC["SCOPE_POLICY"]`` and the admin's scope rules).
+
+Whether a session's grant must be fresh is decided by the view that will run, never by the request's
+headers: only a view that answers to bearer tokens alone skips it (``resource.is_token_only_view``).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
@@ -16,7 +20,7 @@ from .conf import conf
 from .context import OIDCContext
 from .freshness import ensure_fresh
 from .policy import Requirement, check
-from .resource import is_bearer_view
+from .resource import is_bearer_view, is_token_only_view
 
 # Admin-managed scope rules are read at most this often per process.
 RULES_TTL = 5.0
@@ -48,10 +52,6 @@ def policy_rules() -> list[tuple[str, str, Requirement]]:
     return rules
 
 
-def _has_bearer(request: HttpRequest) -> bool:
-    return request.META.get("HTTP_AUTHORIZATION", "")[:7].lower() == "bearer "
-
-
 def reset_policy_cache() -> None:
     global _rules_memo
     _rules_memo = (0.0, [])
@@ -61,7 +61,9 @@ class DuoOIDCMiddleware:
     """Set ``request.oidc``, revalidate a due grant, and apply the scope policy.
 
     Goes after ``AuthenticationMiddleware``. A request without a session cookie is not touched
-    beyond attaching the (lazy) context.
+    beyond attaching the (lazy) context. The grant is revalidated in ``process_view``, once the view
+    is known (Django runs a sync ``process_view`` through ``sync_to_async`` on an async stack); within
+    the freshness window that costs no query and no provider call.
     """
 
     sync_capable = True
@@ -77,19 +79,20 @@ class DuoOIDCMiddleware:
         if self.async_mode:
             return self.__acall__(request)
         request.oidc = OIDCContext(request)  # type: ignore[attr-defined]
-        if settings.SESSION_COOKIE_NAME in request.COOKIES and not _has_bearer(request):
-            ensure_fresh(request)
         return self.get_response(request)  # type: ignore[return-value]
 
     async def __acall__(self, request: HttpRequest) -> HttpResponse:
         request.oidc = OIDCContext(request)  # type: ignore[attr-defined]
-        if settings.SESSION_COOKIE_NAME in request.COOKIES and not _has_bearer(request):
-            await sync_to_async(ensure_fresh)(request)
         return await self.get_response(request)  # type: ignore[misc]
 
     def process_view(
         self, request: HttpRequest, view_func: Callable[..., Any], view_args: Any, view_kwargs: Any
     ) -> HttpResponse | None:
+        # A view that answers to tokens only never reads the session; every other view (session views,
+        # DRF views that also list SessionAuthentication) gets a fresh grant, whatever headers came along:
+        # an "Authorization: Bearer junk" header must not turn the check off.
+        if settings.SESSION_COOKIE_NAME in request.COOKIES and not is_token_only_view(view_func):
+            ensure_fresh(request)
         rules = policy_rules()
         if not rules:
             return None

@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
+from asgiref.sync import sync_to_async
 from django.contrib.auth.mixins import AccessMixin
 from django.core.exceptions import ImproperlyConfigured
 from django.http import HttpRequest, HttpResponse
@@ -12,6 +14,36 @@ from django.views.decorators.csrf import csrf_exempt
 
 from .bearer import authenticate_or_refuse
 from .policy import Requirement, check
+
+
+def _guarded_dispatch(
+    view: Any,
+    mixin: type,
+    refuse: Callable[[HttpRequest], HttpResponse | None],
+    request: HttpRequest,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> Any:
+    """Run ``refuse(request)`` and then the next ``dispatch`` after ``mixin``; a response it returns wins.
+
+    On an async view (``async def get``) dispatch must return a coroutine, and ``refuse`` (which reads
+    the session, the user and perhaps the provider) must run outside the event loop: through
+    ``sync_to_async``, as ``@scopes_required`` does for async function views.
+    """
+    following = super(mixin, view).dispatch
+    if getattr(view, "view_is_async", False):
+
+        async def checked() -> HttpResponse:
+            refused = await sync_to_async(refuse)(request)
+            if refused is not None:
+                return refused
+            return await following(request, *args, **kwargs)  # type: ignore[no-any-return]
+
+        return checked()
+    refused = refuse(request)
+    if refused is not None:
+        return refused
+    return following(request, *args, **kwargs)
 
 
 class ScopesRequiredMixin(AccessMixin):
@@ -38,8 +70,9 @@ class ScopesRequiredMixin(AccessMixin):
     def get_scope_requirement(self) -> Requirement:
         return Requirement(self.get_required_scopes(), self.scopes_any_of, self.scopes_max_age)
 
-    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        refused = check(
+    def check_scopes(self, request: HttpRequest) -> HttpResponse | None:
+        """Return the response refusing ``request``, or None when it meets the requirement (sync: may query)."""
+        return check(
             request,
             self.get_scope_requirement(),
             view_name=f"{self.__class__.__module__}.{self.__class__.__qualname__}",
@@ -47,9 +80,9 @@ class ScopesRequiredMixin(AccessMixin):
             redirect_field_name=self.get_redirect_field_name(),
             raise_exception=self.raise_exception,
         )
-        if refused is not None:
-            return refused
-        return super().dispatch(request, *args, **kwargs)
+
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
+        return _guarded_dispatch(self, ScopesRequiredMixin, self.check_scopes, request, args, kwargs)
 
 
 class BearerAuthMixin:
@@ -62,8 +95,5 @@ class BearerAuthMixin:
     def as_view(cls, **initkwargs: Any) -> Any:
         return csrf_exempt(super().as_view(**initkwargs))  # type: ignore[misc]
 
-    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        refused = authenticate_or_refuse(request)
-        if refused is not None:
-            return refused
-        return super().dispatch(request, *args, **kwargs)  # type: ignore[misc,no-any-return]
+    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
+        return _guarded_dispatch(self, BearerAuthMixin, authenticate_or_refuse, request, args, kwargs)

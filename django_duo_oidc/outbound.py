@@ -22,6 +22,7 @@ import requests
 
 from .conf import conf
 from .core import flow
+from .core.lifetimes import renewal_margin
 from .core.scopes import format_scopes, parse_scopes
 from .models import Provider
 from .providers import ProviderRuntime, get_provider
@@ -97,7 +98,7 @@ def client_token(
         )
         lifetime = tokens.expires_in or DEFAULT_LIFETIME
         now = time.time()
-        margin = min(conf.refresh_margin, lifetime / 2)
+        margin = renewal_margin(conf.refresh_margin, lifetime)
         entry = {
             "access_token": tokens.access_token,
             "expires_at": now + lifetime,

@@ -43,6 +43,7 @@ def _view_class(callback: Any) -> Any:
 
 
 def is_bearer_view(callback: Any) -> bool:
+    """True when the view answers to bearer tokens (perhaps among other ways, such as a DRF session)."""
     if getattr(callback, "duo_oidc_bearer", False):
         return True
     view_class = _view_class(callback)
@@ -51,6 +52,23 @@ def is_bearer_view(callback: Any) -> bool:
     if getattr(view_class, "duo_oidc_bearer", False):
         return True
     return any(getattr(auth, "duo_oidc_bearer", False) for auth in getattr(view_class, "authentication_classes", ()))
+
+
+def is_token_only_view(callback: Any) -> bool:
+    """True when the view answers to bearer tokens ONLY, so a session cookie sent along means nothing to it.
+
+    ``@bearer_auth`` views, ``BearerAuthMixin`` classes, and DRF views whose authentication classes are
+    all bearer classes. A DRF view that also lists ``SessionAuthentication`` answers to sessions: False.
+    """
+    if getattr(callback, "duo_oidc_bearer", False):
+        return True
+    view_class = _view_class(callback)
+    if view_class is None:
+        return False
+    if getattr(view_class, "duo_oidc_bearer", False):
+        return True
+    classes = list(getattr(view_class, "authentication_classes", ()) or ())
+    return bool(classes) and all(getattr(auth, "duo_oidc_bearer", False) for auth in classes)
 
 
 def _required_scopes(callback: Any) -> Iterable[str]:

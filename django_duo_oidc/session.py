@@ -62,6 +62,7 @@ def store_login(
         "access_token": tokens.access_token,
         "refresh_token": tokens.refresh_token,
         "expires_at": now + tokens.expires_in if tokens.expires_in else None,
+        "issued_at": now,  # with expires_at, the token's lifetime (freshness.refresh_due's margin)
         "scopes": format_scopes(scopes),
         "auth_time": claims.get("auth_time"),
         "login_at": now,

@@ -46,7 +46,8 @@ from .providers import ProviderRuntime, get_provider
 logger = logging.getLogger("django_duo_oidc")
 
 REDIRECT_FIELD_NAME = "next"
-PROMPT_VALUES = frozenset({"none", "login", "consent", "select_account"})
+# OIDC Core 3.1.2.1, in the order they are sent.
+PROMPT_VALUES = ("none", "login", "consent", "select_account")
 
 
 def error_response(
@@ -124,21 +125,40 @@ class LoginView(OIDCAuthenticationRequestView):
         return HttpResponseRedirect(url)
 
     def get_extra_params(self, request: HttpRequest) -> dict[str, str]:
-        """Return ``prompt``, ``login_hint`` and ``max_age`` from the request or the provider."""
+        """Return ``prompt``, ``login_hint`` and ``max_age`` from the provider, tightened by the request.
+
+        The request may only make the login stricter than the provider row: a smaller ``max_age``, and
+        ``prompt`` values added to the configured one, never removed or replaced by ``none``.
+        """
         provider: Provider = self.provider
         extra: dict[str, str] = {}
-        prompt = request.GET.get("prompt") or provider.prompt
-        if prompt in PROMPT_VALUES:
+        prompt = self.effective_prompt(request.GET.get("prompt", ""), provider.prompt)
+        if prompt:
             extra["prompt"] = prompt
         login_hint = request.GET.get("login_hint", "")
         if login_hint and len(login_hint) <= 254 and login_hint.isprintable():
             extra["login_hint"] = login_hint
-        max_age = request.GET.get("max_age", "")
-        if max_age.isdigit() and len(max_age) < 9:
-            extra["max_age"] = max_age
-        elif provider.max_age is not None:
-            extra["max_age"] = str(provider.max_age)
+        requested = request.GET.get("max_age", "")
+        ages = [int(requested)] if requested.isdigit() and len(requested) < 9 else []
+        if provider.max_age is not None:
+            ages.append(provider.max_age)
+        if ages:
+            extra["max_age"] = str(min(ages))
         return extra
+
+    @staticmethod
+    def effective_prompt(requested: str, configured: str) -> str:
+        """Return the ``prompt`` to send: the configured values plus any valid ones the request adds.
+
+        OIDC Core 3.1.2.1: ``none`` with any other value is an error, so ``none`` is sent only alone;
+        with other values (a configured ``login``, say) the stronger ones win and ``none`` is dropped,
+        so a request can never turn a configured prompt into a silent login. Unknown values are ignored.
+        """
+        wanted = set(configured.split()) | set(requested.split())
+        values = [value for value in PROMPT_VALUES if value in wanted]
+        if len(values) > 1:
+            values = [value for value in values if value != "none"]
+        return " ".join(values)
 
 
 class CallbackView(OIDCAuthenticationCallbackView):
@@ -243,17 +263,34 @@ class LogoutView(OIDCLogoutView):
 
     http_method_names = ["post"]
 
+    @property
+    def redirect_url(self) -> str:
+        """Where to go after logout: ``LOGOUT_REDIRECT_URL`` (a URL or a URL name), else ``/``.
+
+        Django's default for the setting is None (a ``startproject`` project has no value), which
+        mozilla's ``redirect_url`` passed on as is.
+        """
+        return resolve_url(getattr(settings, "LOGOUT_REDIRECT_URL", None) or "/")
+
     def post(self, request: HttpRequest) -> HttpResponse:
-        url = self.redirect_url
-        if request.user.is_authenticated:
-            url = self.provider_logout_url(request) or url
-            logger.info("Logout of user %s", request.user.pk)
+        # Log out first: nothing computed for the redirect (settings, the provider's discovery) may
+        # keep the user logged in by failing before auth.logout.
+        data = session.login_data(request)
+        user_pk = request.user.pk if request.user.is_authenticated else None
         auth.logout(request)
+        if user_pk is not None:
+            logger.info("Logout of user %s", user_pk)
+        url = self.redirect_url
+        if data is not None:
+            url = self.provider_logout_url(request, data) or url
         return HttpResponseRedirect(url)
 
-    def provider_logout_url(self, request: HttpRequest) -> str | None:
-        """Return the RP-initiated logout URL (OIDC RP-Initiated Logout 1.0 section 2), if enabled."""
-        data = session.login_data(request)
+    def provider_logout_url(self, request: HttpRequest, data: dict[str, Any] | None = None) -> str | None:
+        """Return the RP-initiated logout URL (OIDC RP-Initiated Logout 1.0 section 2), if enabled.
+
+        ``data`` is the login data the session held before logout (default: the session's, now).
+        """
+        data = data if data is not None else session.login_data(request)
         provider = Provider.objects.filter(slug=data["provider"]).first() if data else None
         if provider is None or not provider.end_session:
             return None

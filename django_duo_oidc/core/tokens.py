@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import math
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -89,7 +90,8 @@ def verify_signature_and_decode(
 
 
 def check_times(claims: dict[str, Any], *, now: float, leeway: float) -> None:
-    """Check ``exp`` (required), ``iat`` (required, not in the future) and ``nbf`` (optional)."""
+    """Check ``exp`` (required), ``iat`` (required, not in the future), ``nbf`` (optional), and that
+    ``auth_time``, when present, is a number too (it is stored and compared later, by step-up views)."""
     exp = _number(claims, "exp")
     iat = _number(claims, "iat")
     if now >= exp + leeway:
@@ -98,6 +100,9 @@ def check_times(claims: dict[str, Any], *, now: float, leeway: float) -> None:
         raise InvalidClaim("iat", "The token was issued in the future.")
     if "nbf" in claims and now + leeway < _number(claims, "nbf"):
         raise TokenExpired("The token is not valid yet.")
+    # OIDC Core section 2: auth_time is a JSON number (seconds since the epoch), like exp and iat.
+    if "auth_time" in claims:
+        _number(claims, "auth_time")
 
 
 def validate_id_token(
@@ -213,6 +218,13 @@ def validate_access_token(
 
 def _number(claims: dict[str, Any], name: str) -> float:
     value = claims.get(name)
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    try:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise TypeError
+        number = float(value)  # a 400-digit integer overflows here
+    except (TypeError, OverflowError):
+        number = math.nan
+    # NaN or Infinity (Python's json reads both) compare false or never expire: refused like a string.
+    if not math.isfinite(number):
         raise InvalidClaim(name, f"The token's {name!r} claim is not a number.")
-    return float(value)
+    return number
