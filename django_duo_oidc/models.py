@@ -12,6 +12,7 @@ from django.db import models, transaction
 from django.utils.translation import gettext_lazy as _
 
 from .core.claims import ClaimMapping
+from .core.discovery import check_issuer
 from .core.errors import ConfigurationError
 from .core.flow import ClientCredentials
 from .core.scopes import parse_scopes
@@ -149,6 +150,10 @@ class Provider(models.Model):
         if self.issuer.endswith("/"):
             # The issuer must equal the discovery document's `issuer` exactly; Duo's has no slash.
             raise ValidationError({"issuer": _("Remove the trailing slash; Duo's issuer has none.")})
+        try:
+            check_issuer(self.issuer)
+        except ConfigurationError as exc:
+            raise ValidationError({"issuer": exc.description}) from exc
         if "openid" not in parse_scopes(self.scopes):
             self.scopes = ("openid " + self.scopes).strip()
 
