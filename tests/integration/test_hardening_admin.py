@@ -4,6 +4,7 @@ connection check that echoes what it fetched (item 18)."""
 from __future__ import annotations
 
 import io
+import logging
 from typing import Any
 
 import pytest
@@ -111,3 +112,57 @@ def test_the_admin_action_does_not_echo_provider_content(
     text = superuser_client.post("/admin/duo_oidc/provider/", data, follow=True).content.decode()
     assert "Duo has problems" in text
     assert "INTERNAL-SECRET-1234" not in text
+
+
+# Item 20: values from a request or a provider cannot forge log lines ---------------------------------
+
+
+def _messages(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "django_duo_oidc"]
+
+
+def test_a_callback_error_with_a_newline_forges_no_log_line(
+    client: Client, provider: Provider, fake_op: FakeOP, caplog: pytest.LogCaptureFixture
+) -> None:
+    from django_duo_oidc import signals
+    from tests.conftest import captured
+    from tests.integration.test_login_flow import start
+
+    caplog.set_level(logging.INFO, logger="django_duo_oidc")
+    with captured(signals.login_failed) as failures:
+        response = client.get("/oidc/callback/?" + fake_op.authorize(start(client), error="x\nWARNING forged"))
+    assert response.status_code == 400
+    messages = _messages(caplog)
+    assert any("Login failed" in m for m in messages)
+    assert all("\n" not in m and "\r" not in m for m in messages)
+    # RFC 6749 section 4.1.2.1: error is %x20-21 / %x23-5B / %x5D-7E; anything else is not used as sent.
+    assert failures[0]["reason"] == "invalid_error"
+    assert "WARNING forged" not in response.content.decode()
+
+
+def test_a_well_formed_callback_error_is_kept(client: Client, provider: Provider, fake_op: FakeOP) -> None:
+    from django_duo_oidc import signals
+    from tests.conftest import captured
+    from tests.integration.test_login_flow import start
+
+    with captured(signals.login_failed) as failures:
+        response = client.get("/oidc/callback/?" + fake_op.authorize(start(client), error="access_denied"))
+    assert response.status_code == 403
+    assert failures[0]["reason"] == "access_denied"
+
+
+def test_a_bearer_refusal_for_a_path_with_a_newline_forges_no_log_line(
+    provider: Provider, caplog: pytest.LogCaptureFixture
+) -> None:
+    from django.test import RequestFactory
+
+    from tests.urls import bearer_only_view
+
+    caplog.set_level(logging.INFO, logger="django_duo_oidc")
+    request = RequestFactory().get("/t/bearer/any/%0AWARNING%20forged%E2%80%A8x", HTTP_AUTHORIZATION="Bearer junk")
+    assert "\n" in request.path  # the test sends what it means to
+    response = bearer_only_view(request)
+    assert response.status_code == 401
+    messages = _messages(caplog)
+    assert any("refused" in m and "WARNING forged" in m for m in messages)
+    assert all("\n" not in m and "\u2028" not in m for m in messages)

@@ -155,3 +155,29 @@ def test_a_trickling_provider_cannot_hold_a_worker_past_the_deadline(trickling_s
     with pytest.raises(ProviderUnavailable, match="in time"):
         http.get(trickling_server)
     assert time.monotonic() - started < 2.0
+
+
+# Item 20: the log filter on the "django_duo_oidc" logger ------------------------------------------
+
+
+def test_the_filter_sits_on_the_apps_logger_and_escapes_every_line_breaking_character() -> None:
+    import logging
+
+    from django_duo_oidc.logsafe import MAX_VALUE_CHARS, SanitisingFilter
+
+    logger = logging.getLogger("django_duo_oidc")
+    assert sum(isinstance(f, SanitisingFilter) for f in logger.filters) == 1
+    hostile = "a\rb\nc\x1bd\x85e\u2028f\u2029g\u202eh\x00i"
+    record = logger.makeRecord(
+        "django_duo_oidc", logging.WARNING, __file__, 1, "seen %s %d %r", (hostile, 7, hostile), None
+    )
+    assert logger.filters[0].filter(record)
+    message = record.getMessage()
+    assert message.startswith("seen a\\rb\\nc\\x1bd\\x85e\\u2028f\\u2029g\\u202eh\\x00i 7 ")
+    assert not any(c in message for c in "\r\n\x1b\x85\u2028\u2029\u202e\x00")
+    long = logger.makeRecord("django_duo_oidc", logging.INFO, __file__, 1, "%s", ("x" * 100_000,), None)
+    logger.filters[0].filter(long)
+    assert len(long.getMessage()) < MAX_VALUE_CHARS + 50
+    mapping = logger.makeRecord("django_duo_oidc", logging.INFO, __file__, 1, "%(p)s", ({"p": "a\nb"},), None)
+    logger.filters[0].filter(mapping)
+    assert mapping.getMessage() == "a\\nb"
