@@ -166,3 +166,159 @@ def test_a_bearer_refusal_for_a_path_with_a_newline_forges_no_log_line(
     messages = _messages(caplog)
     assert any("refused" in m and "WARNING forged" in m for m in messages)
     assert all("\n" not in m and "\u2028" not in m for m in messages)
+
+
+# Item 16: changing where the secret goes is a deliberate, logged permission ------------------------------
+
+CONNECTION = "change_provider_connection"
+
+
+def staff_client(*perms: str) -> Client:
+    from django.contrib.auth.models import Permission
+
+    user = User.objects.create_user(f"staff-{len(perms)}", "staff@example.test", "pw", is_staff=True)
+    user.user_permissions.set(Permission.objects.filter(content_type__app_label="duo_oidc", codename__in=perms))
+    client = Client()
+    client.force_login(user, backend="django.contrib.auth.backends.ModelBackend")
+    client.user = user  # type: ignore[attr-defined]
+    return client
+
+
+def change_url(provider: Provider) -> str:
+    return f"/admin/duo_oidc/provider/{provider.pk}/change/"
+
+
+def test_without_the_connection_permission_the_connection_fields_are_read_only(provider: Provider) -> None:
+    from tests.integration.test_admin_checks_command import provider_form
+
+    client = staff_client("change_provider", "view_provider")
+    page = client.get(change_url(provider)).content.decode()
+    assert 'name="issuer"' not in page and 'name="link_existing_by_email"' not in page
+    assert 'name="client_secret"' not in page and 'name="client_secret_env"' not in page
+    data = provider_form(
+        provider,
+        name="Renamed",
+        issuer="https://attacker.example.test/oidc/x",
+        client_id="attacker",
+        client_secret_env="DUO_OTHER",
+        link_existing_by_email=True,
+        machine_clients="attacker",
+        access_token_validation="off",
+        client_secret="typed",
+    )
+    response = client.post(change_url(provider), data)
+    assert response.status_code == 302, response.content
+    provider.refresh_from_db()
+    assert provider.name == "Renamed"  # the other fields still work
+    assert provider.issuer == FakeOP().issuer
+    assert provider.client_id == FakeOP().client_id
+    assert provider.client_secret_env == "DUO_FAKE_OP_SECRET"
+    assert not provider.link_existing_by_email
+    assert provider.machine_clients == ""
+    assert provider.access_token_validation == "auto"
+    assert provider.client_secret_encrypted == ""
+
+
+def test_without_the_connection_permission_no_provider_can_be_added(db: Any) -> None:
+    client = staff_client("add_provider", "change_provider", "view_provider")
+    assert client.get("/admin/duo_oidc/provider/add/").status_code == 403
+
+
+@pytest.fixture
+def stored_secret(provider: Provider) -> Provider:
+    provider.client_secret_env = ""
+    provider.set_client_secret(FakeOP().client_secret)
+    provider.save()
+    return provider
+
+
+def test_a_new_issuer_needs_the_secret_typed_again(stored_secret: Provider) -> None:
+    from tests.integration.test_admin_checks_command import provider_form
+
+    client = staff_client("change_provider", "view_provider", CONNECTION)
+    data = provider_form(stored_secret, issuer="https://attacker.example.test/oidc/x")
+    response = client.post(change_url(stored_secret), data)
+    assert response.status_code == 200
+    assert "type the client secret again" in response.content.decode()
+    stored_secret.refresh_from_db()
+    assert stored_secret.issuer == FakeOP().issuer
+    # The same for a new client id.
+    response = client.post(change_url(stored_secret), provider_form(stored_secret, client_id="other"))
+    assert "type the client secret again" in response.content.decode()
+
+
+def test_a_new_issuer_with_a_new_secret_is_saved_logged_and_recorded(
+    stored_secret: Provider, caplog: pytest.LogCaptureFixture
+) -> None:
+    from django.contrib.admin.models import LogEntry
+
+    from tests.integration.test_admin_checks_command import provider_form
+
+    client = staff_client("change_provider", "view_provider", CONNECTION)
+    caplog.set_level(logging.INFO, logger="django_duo_oidc")
+    data = provider_form(stored_secret, issuer="https://sso-new.example.test/oidc/x", client_secret="n3w-s3cret")
+    response = client.post(change_url(stored_secret), data)
+    assert response.status_code == 302, response.content
+    stored_secret.refresh_from_db()
+    assert stored_secret.issuer == "https://sso-new.example.test/oidc/x"
+    assert stored_secret.get_client_secret() == "n3w-s3cret"
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    user_pk = client.user.pk  # type: ignore[attr-defined]
+    assert any(f"admin user {user_pk}" in m and "issuer" in m and "client_secret" in m for m in warnings)
+    assert all("n3w-s3cret" not in r.getMessage() for r in caplog.records)
+    entry = LogEntry.objects.get(object_id=str(stored_secret.pk))
+    message = entry.get_change_message()
+    assert "connection" in message and "Issuer" in message
+    assert "n3w-s3cret" not in entry.change_message
+
+
+@pytest.mark.parametrize("name", ["HOME", "DATABASE_PASSWORD", "AWS_SECRET_ACCESS_KEY", "duo_lower", "DUO_"])
+def test_a_variable_outside_the_allowed_prefixes_is_refused_everywhere(
+    name: str, provider: Provider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.integration.test_admin_checks_command import provider_form
+
+    monkeypatch.setenv(name, "leak-me")
+    provider.client_secret_env = name
+    with pytest.raises(ValidationError) as info:
+        provider.full_clean()
+    assert "client_secret_env" in info.value.message_dict
+    # The admin form.
+    client = staff_client("change_provider", "view_provider", CONNECTION)
+    response = client.post(
+        change_url(provider), provider_form(Provider.objects.get(pk=provider.pk), client_secret_env=name)
+    )
+    assert response.status_code == 200 and "DUO_" in response.content.decode()
+    # The command.
+    with pytest.raises(CommandError, match="client_secret_env"):
+        call_command("duo_oidc_provider", "duo", "--client-secret-env", name, stdout=io.StringIO())
+    # At use time, for a row written around validation: fail closed, and say nothing about the variable.
+    Provider.objects.filter(pk=provider.pk).update(client_secret_env=name)
+    provider.refresh_from_db()
+    with pytest.raises(ConfigurationError):
+        provider.get_client_secret()
+    assert "set" not in provider.secret_status.replace("not allowed", "")
+    listing = client.get("/admin/duo_oidc/provider/").content.decode()
+    assert "(set)" not in listing and "NOT SET" not in listing
+
+
+def test_the_allowed_prefixes_are_a_setting(provider: Provider, settings: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MYAPP_OIDC_SECRET", FakeOP().client_secret)
+    provider.client_secret_env = "MYAPP_OIDC_SECRET"
+    with pytest.raises(ValidationError):
+        provider.full_clean()
+    settings.DUO_OIDC = {**settings.DUO_OIDC, "SECRET_ENV_PREFIXES": ["MYAPP_"]}
+    provider.full_clean()
+    assert provider.get_client_secret() == FakeOP().client_secret
+
+
+def test_a_disallowed_variable_is_a_check_error_that_does_not_say_whether_it_is_set(
+    provider: Provider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from django_duo_oidc import checks
+
+    Provider.objects.filter(pk=provider.pk).update(client_secret_env="HOME")
+    found = checks.check_providers(databases=["default"])
+    assert [m.id for m in found] == ["duo_oidc.E008"]
+    monkeypatch.delenv("HOME", raising=False)
+    assert [m.id for m in checks.check_providers(databases=["default"])] == ["duo_oidc.E008"]
