@@ -322,3 +322,84 @@ def test_a_disallowed_variable_is_a_check_error_that_does_not_say_whether_it_is_
     assert [m.id for m in found] == ["duo_oidc.E008"]
     monkeypatch.delenv("HOME", raising=False)
     assert [m.id for m in checks.check_providers(databases=["default"])] == ["duo_oidc.E008"]
+
+
+# Item 17: email linking never hands an account made through a less trusted provider to someone else -----
+
+
+@pytest.fixture
+def two_providers(provider: Provider, fake_op: FakeOP) -> tuple[Provider, Provider]:
+    """``duo`` links by email (trusted for it); ``partner`` does not (anyone may register there)."""
+    provider.link_existing_by_email = True
+    provider.save()
+    partner = Provider.objects.create(
+        slug="partner",
+        name="Partner",
+        issuer=fake_op.issuer,
+        client_id=fake_op.client_id,
+        client_secret_env="DUO_FAKE_OP_SECRET",
+        link_existing_by_email=False,
+    )
+    return provider, partner
+
+
+def _login(client: Client, op: FakeOP, slug: str, **kwargs: Any) -> Any:
+    from tests.integration.test_login_flow import login
+
+    client.post("/oidc/logout/")
+    return login(client, op, url=f"/oidc/login/?provider={slug}&next=/me/", **kwargs)
+
+
+def test_an_account_pre_registered_through_a_less_trusted_provider_is_not_linked(
+    client: Client, fake_op: FakeOP, two_providers: tuple[Provider, Provider]
+) -> None:
+    from django_duo_oidc.models import Identity
+
+    trusted, partner = two_providers
+    # The attacker registers at the partner provider with the victim's (unverified) address.
+    _login(client, fake_op, "partner", sub="mallory", claims={"email": "victim@example.test"})
+    attacker_user = Identity.objects.get(provider=partner, sub="mallory").user
+    assert attacker_user.email == "victim@example.test"
+    # The victim's first login through the provider trusted for linking.
+    assert _login(Client(), fake_op, "duo", sub="victim", claims={"email": "victim@example.test"}).status_code == 302
+    victim_user = Identity.objects.get(provider=trusted, sub="victim").user
+    assert victim_user != attacker_user
+    # And the attacker's next login does not open the victim's account.
+    _login(client, fake_op, "partner", sub="mallory", claims={"email": "victim@example.test"})
+    assert client.get("/me/").json()["username"] == attacker_user.get_username()
+    assert not Identity.objects.filter(user=attacker_user, provider=trusted).exists()
+
+
+def test_an_account_made_by_an_administrator_is_still_linked(
+    client: Client, fake_op: FakeOP, two_providers: tuple[Provider, Provider]
+) -> None:
+    from django_duo_oidc.models import Identity
+
+    trusted, _partner = two_providers
+    made = User.objects.create_user("ann", email="ann@example.test")
+    _login(client, fake_op, "duo", sub="ann-sub", claims={"email": "ann@example.test"})
+    assert Identity.objects.get(provider=trusted, sub="ann-sub").user == made
+
+
+def test_a_pre_registered_account_does_not_block_linking_of_the_real_one(
+    client: Client, fake_op: FakeOP, two_providers: tuple[Provider, Provider]
+) -> None:
+    from django_duo_oidc.models import Identity
+
+    trusted, _partner = two_providers
+    made = User.objects.create_user("ann", email="ann@example.test")
+    _login(client, fake_op, "partner", sub="mallory", claims={"email": "ann@example.test"})
+    # Two users have the address, but only one may be linked: no 'several accounts' refusal.
+    assert _login(client, fake_op, "duo", sub="ann-sub", claims={"email": "ann@example.test"}).status_code == 302
+    assert Identity.objects.get(provider=trusted, sub="ann-sub").user == made
+
+
+def test_an_unverified_email_is_never_linked(
+    client: Client, fake_op: FakeOP, two_providers: tuple[Provider, Provider]
+) -> None:
+    from django_duo_oidc.models import Identity
+
+    trusted, _partner = two_providers
+    made = User.objects.create_user("ann", email="ann@example.test")
+    _login(client, fake_op, "duo", sub="ann-sub", claims={"email": "ann@example.test", "email_verified": False})
+    assert Identity.objects.get(provider=trusted, sub="ann-sub").user != made
