@@ -205,9 +205,9 @@ def main() -> None:
     call_command("migrate", verbosity=0)
     get_user_model().objects.create_user("alice", email="alice@example.test")
     fakeop.CURRENT = OP
-    os.environ["BENCH_SECRET"] = OP.client_secret
+    os.environ["DUO_BENCH_SECRET"] = OP.client_secret
     provider = Provider.objects.create(
-        slug="duo", name="Duo", issuer=OP.issuer, client_id=OP.client_id, client_secret_env="BENCH_SECRET",
+        slug="duo", name="Duo", issuer=OP.issuer, client_id=OP.client_id, client_secret_env="DUO_BENCH_SECRET",
         is_default=True, access_token_validation=Provider.AccessTokenValidation.JWT,
     )  # fmt: skip
     stub = subprocess.Popen([sys.executable, "-c", STUB, str(STUB_PORT)])  # noqa: S603 - our own stub

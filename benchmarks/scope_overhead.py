@@ -115,13 +115,13 @@ def main() -> None:
     user = get_user_model().objects.create_user("alice")
     op = fakeop.FakeOP()
     fakeop.CURRENT = op
-    os.environ["BENCH_SECRET"] = op.client_secret
+    os.environ["DUO_BENCH_SECRET"] = op.client_secret
     Provider.objects.create(
         slug="duo",
         name="Duo",
         issuer=op.issuer,
         client_id=op.client_id,
-        client_secret_env="BENCH_SECRET",
+        client_secret_env="DUO_BENCH_SECRET",
         is_default=True,
     )
     cookie = {"Cookie": f"sessionid={fresh_session(user.pk)}"}

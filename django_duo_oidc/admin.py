@@ -1,6 +1,15 @@
-"""Providers, identities and group rules in the Django admin. A secret is never shown back."""
+"""Providers, identities and group rules in the Django admin. A secret is never shown back.
+
+The connection fields (where the client secret goes, which tokens count, how identities become
+users: :data:`~django_duo_oidc.models.CONNECTION_FIELDS` and the secret) are read-only unless the
+user holds ``duo_oidc.change_provider_connection``; adding a provider needs it too. Every change to
+them is logged (field names and the admin user, never a value) and recorded in the admin history.
+"""
 
 from __future__ import annotations
+
+import logging
+from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
@@ -10,7 +19,13 @@ from django.http import HttpRequest
 
 from .connection import check_connection
 from .middleware import reset_policy_cache
-from .models import GroupRule, Identity, Provider, ScopeRule
+from .models import CONNECTION_FIELDS, GroupRule, Identity, Provider, ScopeRule
+
+logger = logging.getLogger("django_duo_oidc")
+
+CONNECTION_PERMISSION = "duo_oidc.change_provider_connection"
+# Form-only fields that write the secret.
+SECRET_FORM_FIELDS = ("client_secret", "clear_client_secret")
 
 
 class ProviderForm(forms.ModelForm):
@@ -23,12 +38,23 @@ class ProviderForm(forms.ModelForm):
     )
     clear_client_secret = forms.BooleanField(required=False, help_text="Remove the stored encrypted secret.")
 
+    #: False for a user without the connection permission: the secret fields are then left out.
+    connection_editable = True
+
     class Meta:
         model = Provider
         fields = "__all__"
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if not self.connection_editable:
+            for name in SECRET_FORM_FIELDS:
+                self.fields.pop(name, None)
+
     def clean(self) -> dict:
         data = super().clean()
+        if "client_secret" not in self.fields:
+            return data
         secret = data.get("client_secret")
         if secret:
             try:
@@ -93,6 +119,65 @@ class ProviderAdmin(admin.ModelAdmin):
     def secret_status(self, obj: Provider) -> str:
         return obj.secret_status
 
+    # The connection permission ------------------------------------------------------------------
+
+    def may_change_connection(self, request: HttpRequest) -> bool:
+        return request.user.has_perm(CONNECTION_PERMISSION)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        # A new provider is all connection: an issuer, a secret, linking rules.
+        return super().has_add_permission(request) and self.may_change_connection(request)
+
+    def get_form(self, request: HttpRequest, obj: Provider | None = None, change: bool = False, **kwargs: Any) -> Any:
+        form = super().get_form(request, obj, change=change, **kwargs)
+        if self.may_change_connection(request):
+            return form
+        return type(form.__name__, (form,), {"connection_editable": False})
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Provider | None = None) -> Any:
+        readonly = tuple(super().get_readonly_fields(request, obj))
+        if self.may_change_connection(request):
+            return readonly
+        return readonly + tuple(f for f in CONNECTION_FIELDS if f not in readonly)
+
+    def get_fieldsets(self, request: HttpRequest, obj: Provider | None = None) -> Any:
+        fieldsets = super().get_fieldsets(request, obj)
+        if self.may_change_connection(request):
+            return fieldsets
+        # The write-only secret fields cannot be shown read-only: they are left out.
+        return [
+            (name, {**options, "fields": tuple(f for f in options["fields"] if f not in SECRET_FORM_FIELDS)})
+            for name, options in fieldsets
+        ]
+
+    def changed_connection_fields(self, form: forms.ModelForm) -> list[str]:
+        connection = set(CONNECTION_FIELDS) | set(SECRET_FORM_FIELDS)
+        changed = [f for f in form.changed_data if f in connection]
+        # A typed secret shows as changed even when it is the same: that is still a change of connection.
+        return changed
+
+    def save_model(self, request: HttpRequest, obj: Provider, form: forms.ModelForm, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        fields = self.changed_connection_fields(form)
+        if fields:
+            logger.warning(
+                "Provider %s: connection %s by admin user %s: %s",
+                obj.slug,
+                "changed" if change else "created",
+                request.user.pk,
+                ", ".join(fields),
+            )
+
+    def construct_change_message(
+        self, request: HttpRequest, form: forms.ModelForm, formsets: Any, add: bool = False
+    ) -> list[dict[str, Any]]:
+        message = super().construct_change_message(request, form, formsets, add)
+        fields = self.changed_connection_fields(form)
+        if fields and not add:
+            labels = [str(form.fields[f].label or f) if f in form.fields else f for f in fields]
+            message.append({"changed": {"name": "connection", "object": obj_label(form), "fields": labels}})
+        return message
+
     @admin.action(description="Check connection")
     def check_connection_action(self, request: HttpRequest, queryset: QuerySet[Provider]) -> None:
         for provider in queryset:
@@ -100,6 +185,10 @@ class ProviderAdmin(admin.ModelAdmin):
             level = messages.SUCCESS if report.ok else messages.ERROR
             verdict = "works" if report.ok else "has problems"
             self.message_user(request, f"{provider.name} {verdict}: " + " ".join(report.lines), level)
+
+
+def obj_label(form: forms.ModelForm) -> str:
+    return str(form.instance.slug)
 
 
 @admin.register(Identity)

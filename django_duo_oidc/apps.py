@@ -12,6 +12,10 @@ class DuoOIDCConfig(AppConfig):
 
     def ready(self) -> None:
         from . import checks as duo_checks
+        from . import logsafe
+
+        # Before the first request: every record of the "django_duo_oidc" logger is escaped.
+        logsafe.install()
 
         checks.register(duo_checks.check_settings, checks.Tags.security)
         checks.register(duo_checks.check_providers, checks.Tags.database)

@@ -51,6 +51,12 @@ class LoginAttempt:
     scopes: frozenset[str] = frozenset()
 
 
+def _says_unverified(claims: dict[str, Any]) -> bool:
+    """True when the claims state the email is not verified (absent: Duo sends none, not unverified)."""
+    verified = claims.get("email_verified")
+    return verified is False or (isinstance(verified, str) and verified.strip().lower() == "false")
+
+
 class DuoOIDCBackend(OIDCAuthenticationBackend):
     """Authenticate a user from a Duo authorization code; link users by (provider, sub)."""
 
@@ -112,11 +118,32 @@ class DuoOIDCBackend(OIDCAuthenticationBackend):
         return True
 
     def filter_users_by_claims(self, claims: dict[str, Any]) -> Any:
-        """Return users with the claims' email: used only by ``link_existing_by_email`` on first login."""
+        """Return the users an identity with these claims may be linked to by email.
+
+        Used only by ``link_existing_by_email`` on first login. The address must be one only trusted
+        parties vouched for (see :meth:`may_link`): users with an identity of a provider that is not
+        trusted for linking are left out, so an account pre-registered there with someone else's
+        address is neither linked nor makes the real one ambiguous. An address the provider says is
+        unverified (``email_verified: false``, OIDC Core 5.1) links nothing.
+        """
         email = claims.get((self.provider.email_claim if self.provider else "") or "email")
-        if not isinstance(email, str) or not email:
+        if not isinstance(email, str) or not email or _says_unverified(claims):
             return self.UserModel.objects.none()
-        return self.UserModel.objects.filter(email__iexact=email)
+        return self.UserModel.objects.filter(email__iexact=email).exclude(
+            duo_identities__provider__link_existing_by_email=False
+        )
+
+    def may_link(self, user: AbstractBaseUser, claims: dict[str, Any]) -> bool:
+        """Whether an identity with ``claims`` may be linked to ``user`` by email.
+
+        The rule (issue 10, account pre-hijacking): the user's address was set by an administrator
+        (no identity at all) or asserted only by providers trusted for linking
+        (``link_existing_by_email``), and these claims do not call the address unverified. Checked
+        here again whatever ``filter_users_by_claims`` (a mozilla hook projects override) returned.
+        """
+        if _says_unverified(claims):
+            return False
+        return not Identity.objects.filter(user=user, provider__link_existing_by_email=False).exists()
 
     def describe_user_by_claims(self, claims: dict[str, Any]) -> str:
         return f"subject {claims.get('sub')!r} of provider {self.provider.slug if self.provider else '?'}"
@@ -187,7 +214,7 @@ class DuoOIDCBackend(OIDCAuthenticationBackend):
         assert self.provider is not None
         user = None
         if self.provider.link_existing_by_email:
-            candidates = list(self.filter_users_by_claims(claims)[:2])
+            candidates = [u for u in self.filter_users_by_claims(claims)[:20] if self.may_link(u, claims)][:2]
             if len(candidates) > 1:
                 raise LoginRefused("Several accounts on this site have your email address; ask an administrator.")
             if candidates:

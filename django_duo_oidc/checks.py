@@ -7,6 +7,7 @@ duo_oidc.E004  unknown key in DUO_OIDC
 duo_oidc.E005  a provider stores an encrypted secret but DUO_OIDC["ENCRYPTION_KEYS"] is empty
 duo_oidc.E006  DUO_OIDC["ENCRYPTION_KEYS"] holds an invalid key
 duo_oidc.E007  the signed-cookie session backend would put tokens in a cookie
+duo_oidc.E008  a provider's client_secret_env names a variable outside DUO_OIDC["SECRET_ENV_PREFIXES"]
 duo_oidc.W001  (deploy) a provider's issuer is plain http while DEBUG is off
 duo_oidc.W002  (deploy) SESSION_COOKIE_SECURE is off
 duo_oidc.W003  a provider's client-secret environment variable is not set
@@ -111,8 +112,21 @@ def check_providers(app_configs: Any = None, databases: Any = None, **kwargs: An
                 id="duo_oidc.E005",
             )
         )
+    from .models import secret_env_refusal
+
     for p in providers:
-        if p.client_secret_env and not os.environ.get(p.client_secret_env):
+        if p.client_secret_env and secret_env_refusal(p.client_secret_env):
+            # Not whether it is set: only allowed variables are looked at.
+            errors.append(
+                Error(
+                    f"Provider {p.slug!r} reads its client secret from ${p.client_secret_env}, which is not an "
+                    "allowed name: logins and calls through it fail.",
+                    hint="Rename the variable to start with one of DUO_OIDC['SECRET_ENV_PREFIXES'] "
+                    "(default DUO_ or OIDC_), or add its prefix there.",
+                    id="duo_oidc.E008",
+                )
+            )
+        elif p.client_secret_env and not os.environ.get(p.client_secret_env):
             errors.append(
                 Warning(
                     f"Provider {p.slug!r} reads its client secret from ${p.client_secret_env}, which is not set.",

@@ -55,6 +55,10 @@ DEFAULTS: dict[str, Any] = {
     "RESOURCE_METADATA": {},
     # Offer a "request access" link on the 403 page that re-authorizes with the missing scopes.
     "REQUEST_ACCESS": True,
+    # Prefixes a provider's client_secret_env must start with: an administrator may name only these
+    # environment variables, so a provider row cannot send DATABASE_PASSWORD to a token endpoint.
+    # () allows none; ("",) allows any (not recommended).
+    "SECRET_ENV_PREFIXES": ("DUO_", "OIDC_"),
 }
 
 
@@ -145,6 +149,11 @@ class Settings:
     @property
     def resource_metadata(self) -> dict[str, Any]:
         return dict(self._get("RESOURCE_METADATA") or {})
+
+    @property
+    def secret_env_prefixes(self) -> tuple[str, ...]:
+        value = self._get("SECRET_ENV_PREFIXES")
+        return (value,) if isinstance(value, str) else tuple(str(v) for v in value or ())
 
     def unknown_keys(self) -> list[str]:
         return sorted(set(getattr(settings, "DUO_OIDC", {})) - set(DEFAULTS))

@@ -1,12 +1,39 @@
-""" "Check connection": fetch discovery and JWKS and say, in an admin's words, what was found."""
+""" "Check connection": fetch discovery and JWKS and say, in an admin's words, what was found.
+
+The report is shown in the admin and printed by the command, so it never repeats what the fetched
+documents say (the issuer may name any server; its answer is not to be echoed): it describes, and
+names only values from a fixed vocabulary (algorithm names) or from this site's own configuration.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .core.errors import ConfigurationError, DuoOIDCError
+from .core.errors import ConfigurationError, DuoOIDCError, ProviderUnavailable
 from .models import Provider
 from .providers import ProviderRuntime
+
+# JWS algorithm names (RFC 7518 section 3.1, RFC 8037, RFC 8812): the only advertised values named back.
+JWS_ALGORITHMS = frozenset(
+    {
+        *(f"{family}{bits}" for family in ("HS", "RS", "ES", "PS") for bits in (256, 384, 512)),
+        "none",
+        "EdDSA",
+        "Ed25519",
+        "Ed448",
+        "ES256K",
+    }
+)
+
+
+def _known_values(values: tuple[str, ...], vocabulary: frozenset[str]) -> str:
+    """Name the values that belong to ``vocabulary``; only count the others (never echo them)."""
+    known = [v for v in values if v in vocabulary]
+    others = len(values) - len(known)
+    parts = [", ".join(known)] if known else []
+    if others:
+        parts.append(f"{others} unrecognised value(s)")
+    return "; ".join(parts) or "none advertised"
 
 
 @dataclass
@@ -32,8 +59,11 @@ def check_connection(provider: Provider) -> ConnectionReport:
     report.lines.append(f"Discovery OK: issuer {metadata.issuer}.")
     try:
         keys = runtime.keys.refresh()
-    except DuoOIDCError as exc:
-        report.fail(f"Signing keys (JWKS) could not be loaded: {exc.description}")
+    except ProviderUnavailable:
+        report.fail("Signing keys (JWKS) could not be loaded: the provider's JWKS endpoint could not be reached.")
+    except DuoOIDCError:
+        # Not the description: it would name the jwks_uri the document chose, or part of its answer.
+        report.fail("Signing keys (JWKS) could not be loaded: the JWKS endpoint did not answer with a usable key set.")
     else:
         if len(keys):
             report.lines.append(f"Signing keys OK: {len(keys)} key(s) published.")
@@ -46,7 +76,7 @@ def check_connection(provider: Provider) -> ConnectionReport:
             "None of the allowed algorithms ("
             + ", ".join(provider.algorithm_list)
             + ") is among those the provider signs with ("
-            + ", ".join(metadata.id_token_signing_alg_values_supported)
+            + _known_values(metadata.id_token_signing_alg_values_supported, JWS_ALGORITHMS)
             + ")."
         )
     if metadata.code_challenge_methods_supported and "S256" not in metadata.code_challenge_methods_supported:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 
 from django.conf import settings
 from django.contrib.auth.models import Group
@@ -11,11 +12,45 @@ from django.core.validators import URLValidator
 from django.db import models, transaction
 from django.utils.translation import gettext_lazy as _
 
+from .conf import conf
 from .core.claims import ClaimMapping
+from .core.discovery import check_issuer
 from .core.errors import ConfigurationError
 from .core.flow import ClientCredentials
 from .core.scopes import parse_scopes
 from .encryption import SecretDecryptionError, decrypt, encrypt
+
+# A POSIX environment variable name (portable character set, not starting with a digit).
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def secret_env_refusal(name: str) -> str | None:
+    """Why ``name`` may not hold a client secret, or None when it may (``SECRET_ENV_PREFIXES``)."""
+    prefixes = conf.secret_env_prefixes
+    if not _ENV_NAME.fullmatch(name):
+        return "An environment variable name has letters, digits and underscores only."
+    if not any(name.startswith(p) and len(name) > len(p) for p in prefixes):
+        allowed = ", ".join(f"{p}..." for p in prefixes) or "none (DUO_OIDC['SECRET_ENV_PREFIXES'] is empty)"
+        return f"Only environment variables named {allowed} may hold a client secret (DUO_OIDC['SECRET_ENV_PREFIXES'])."
+    return None
+
+
+#: The fields that decide where the client secret is sent, which tokens count, and who an identity
+#: becomes: changing them needs the ``duo_oidc.change_provider_connection`` permission in the admin.
+CONNECTION_FIELDS = (
+    "issuer",
+    "client_id",
+    "client_secret_env",
+    "token_auth_method",
+    "allowed_algorithms",
+    "create_users",
+    "link_existing_by_email",
+    "email_claim",
+    "access_token_validation",
+    "access_token_audiences",
+    "access_token_require_audience",
+    "machine_clients",
+)
 
 
 class Provider(models.Model):
@@ -149,8 +184,36 @@ class Provider(models.Model):
         if self.issuer.endswith("/"):
             # The issuer must equal the discovery document's `issuer` exactly; Duo's has no slash.
             raise ValidationError({"issuer": _("Remove the trailing slash; Duo's issuer has none.")})
+        try:
+            check_issuer(self.issuer)
+        except ConfigurationError as exc:
+            raise ValidationError({"issuer": exc.description}) from exc
+        if self.client_secret_env:
+            refusal = secret_env_refusal(self.client_secret_env)
+            if refusal:
+                raise ValidationError({"client_secret_env": refusal})
+        self._check_secret_follows_connection()
         if "openid" not in parse_scopes(self.scopes):
             self.scopes = ("openid " + self.scopes).strip()
+
+    def _check_secret_follows_connection(self) -> None:
+        """A stored secret is not sent to another issuer or client: changing either needs it anew.
+
+        Otherwise whoever may edit the issuer could point it at their own server and receive the
+        secret in the next token request.
+        """
+        if not self.pk or not self.client_secret_encrypted:
+            return
+        stored = Provider.objects.filter(pk=self.pk).values("issuer", "client_id", "client_secret_encrypted").first()
+        if stored is None or stored["client_secret_encrypted"] != self.client_secret_encrypted:
+            return  # a new secret was given (or none was stored)
+        if stored["issuer"] != self.issuer or stored["client_id"] != self.client_id:
+            raise ValidationError(
+                _(
+                    "The issuer or client id changed: type the client secret again (or clear the stored one). "
+                    "The stored secret is not sent to another issuer or client."
+                )
+            )
 
     def save(self, *args, **kwargs) -> None:
         with transaction.atomic():
@@ -167,6 +230,11 @@ class Provider(models.Model):
     def get_client_secret(self) -> str:
         """Return the client secret, from the environment variable or the encrypted column."""
         if self.client_secret_env:
+            refusal = secret_env_refusal(self.client_secret_env)
+            if refusal:
+                # Checked at use time too (fail closed): a row written around validation, or a setting
+                # narrowed since, must not send an arbitrary variable to the token endpoint.
+                raise ConfigurationError(f"The provider's client-secret variable is not allowed. {refusal}")
             value = os.environ.get(self.client_secret_env, "")
             if not value:
                 raise ConfigurationError(
@@ -184,6 +252,9 @@ class Provider(models.Model):
     def secret_status(self) -> str:
         """Describe where the secret comes from, without revealing it."""
         if self.client_secret_env:
+            if secret_env_refusal(self.client_secret_env):
+                # Whether an arbitrary variable is set is not this page's business.
+                return f"environment variable {self.client_secret_env} (not allowed: see SECRET_ENV_PREFIXES)"
             state = "set" if os.environ.get(self.client_secret_env) else "NOT SET"
             return f"environment variable {self.client_secret_env} ({state})"
         if self.client_secret_encrypted:

@@ -4,7 +4,9 @@
 from Django's cache while it has more than ``REFRESH_MARGIN`` seconds to live, shared by every worker;
 when it must be renewed, one worker asks the provider and the others wait for its answer.
 :class:`ClientCredentialsAuth` attaches it to ``requests`` calls and, on a 401, drops it and retries
-once with a new one (the provider may have revoked it, or rotated the client secret).
+once with a new one (the provider may have revoked it, or rotated the client secret). The retry goes
+only to the origin the token was attached for and never follows a redirect: requests strips the
+token on a cross-origin redirect, and the retry must not put it back.
 
 The cache then holds access tokens: use a cache only this site can read (as for sessions).
 """
@@ -17,6 +19,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 
@@ -166,12 +169,21 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
     def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
         token = client_token(self.scope, provider=self.provider, resource=self.resource)
         request.headers["Authorization"] = token.authorization
+        # Mark this very request with the origin the token was attached for. requests follows a
+        # redirect with a *copy* (PreparedRequest.copy keeps the hooks but not this attribute), so the
+        # 401 hook can tell the original from a redirected request and never re-attaches a token there.
+        request._duo_oidc_origin = _origin(request.url)  # type: ignore[attr-defined]
         request.register_hook("response", self._retry_on_401)
         return request
 
     def _retry_on_401(self, response: requests.Response, **kwargs: Any) -> requests.Response:
         sent = response.request
         if response.status_code != 401 or getattr(sent, "_duo_oidc_retried", False):
+            return response
+        origin = getattr(sent, "_duo_oidc_origin", None)
+        if origin is None or origin != _origin(sent.url):
+            # A redirected request (requests stripped the token on a cross-origin redirect, and a
+            # same-origin one is still not the request the token was attached for): never retry.
             return response
         rejected = str(sent.headers.get("Authorization", ""))[len("Bearer ") :]
         forget_client_token(rejected, self.scope, provider=self.provider, resource=self.resource)
@@ -185,8 +197,29 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
         retry = sent.copy()
         retry.headers["Authorization"] = token.authorization
         retry._duo_oidc_retried = True  # type: ignore[attr-defined]
-        logger.info("Retrying %s %s once with a new client-credentials token after a 401", sent.method, sent.url)
+        retry._duo_oidc_origin = origin  # type: ignore[attr-defined]
+        logger.info(
+            "Retrying %s %s once with a new client-credentials token after a 401", sent.method, _url_for_log(sent.url)
+        )
         new_response = response.connection.send(retry, **kwargs)
         new_response.history.append(response)
         new_response.request = retry
         return new_response
+
+
+def _origin(url: str | None) -> tuple[str, str, int | None] | None:
+    """(scheme, host, port) of ``url``, the default port made explicit (RFC 6454 section 4)."""
+    if not url:
+        return None
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        return None
+    scheme = parts.scheme.lower()
+    return scheme, (parts.hostname or "").lower(), port or {"https": 443, "http": 80}.get(scheme)
+
+
+def _url_for_log(url: str | None) -> str:
+    """The URL without its query string, which may hold values not meant for logs."""
+    return (url or "").split("?", 1)[0]

@@ -9,6 +9,7 @@ state expiry and replay, and every failure ends on an error page with a logged r
 from __future__ import annotations
 
 import logging
+import re
 import time
 from typing import Any
 
@@ -48,6 +49,8 @@ logger = logging.getLogger("django_duo_oidc")
 REDIRECT_FIELD_NAME = "next"
 # OIDC Core 3.1.2.1, in the order they are sent.
 PROMPT_VALUES = ("none", "login", "consent", "select_account")
+# RFC 6749 section 4.1.2.1: error = 1*( %x20-21 / %x23-5B / %x5D-7E ); capped, it becomes a reason code.
+OAUTH_ERROR_CODE = re.compile(r"[\x20\x21\x23-\x5b\x5d-\x7e]{1,64}")
 
 
 def error_response(
@@ -191,7 +194,9 @@ class CallbackView(OIDCAuthenticationCallbackView):
         self.check_issuer(request, runtime)
         if request.GET.get("error"):
             error = request.GET["error"]
-            exc = AuthorizationError("The identity provider did not complete the login.", error=error[:64])
+            if not OAUTH_ERROR_CODE.fullmatch(error):
+                error = "invalid_error"  # not an error code as RFC 6749 spells them: not used as sent
+            exc = AuthorizationError("The identity provider did not complete the login.", error=error)
             if error == "access_denied":
                 exc.status_code = 403
             elif error == "login_required":

@@ -40,13 +40,13 @@ def fake_op(settings: Any) -> Iterator[fakeop.FakeOP]:
 def provider(db: Any, fake_op: fakeop.FakeOP, monkeypatch: pytest.MonkeyPatch) -> Any:
     from django_duo_oidc.models import Provider
 
-    monkeypatch.setenv("FAKE_OP_SECRET", fake_op.client_secret)
+    monkeypatch.setenv("DUO_FAKE_OP_SECRET", fake_op.client_secret)
     return Provider.objects.create(
         slug="duo",
         name="Duo",
         issuer=fake_op.issuer,
         client_id=fake_op.client_id,
-        client_secret_env="FAKE_OP_SECRET",
+        client_secret_env="DUO_FAKE_OP_SECRET",
         scopes="openid profile email groups",
         is_default=True,
     )

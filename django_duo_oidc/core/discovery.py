@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from .errors import DiscoveryError
+from .errors import ConfigurationError, DiscoveryError
 from .http import HttpClient
 
-__all__ = ["ProviderMetadata", "discovery_url", "fetch_metadata", "parse_metadata"]
+__all__ = ["ProviderMetadata", "check_issuer", "discovery_url", "fetch_metadata", "parse_metadata"]
 
 # Algorithms we are willing to verify ID and access tokens with: asymmetric only. "none" and the
 # HMAC family are never accepted, whatever a provider advertises (RFC 8725 section 3.1/3.2).
@@ -47,8 +47,40 @@ class ProviderMetadata:
         return dict(self.raw)
 
 
+def check_issuer(issuer: str) -> None:
+    """Refuse an issuer that is not a plain ``http(s)://host[:port][/path]`` URL.
+
+    OIDC Core section 1.2 and RFC 8414 section 2: an issuer identifier has scheme, host, optional
+    port and path, and *no query or fragment*. Appending the discovery path to an issuer holding
+    ``?`` or ``#`` would fetch whatever URL the rest names; userinfo (``user:pass@``) would send
+    credentials or hide the real host. Whitespace and control characters have no place in it either.
+
+    :raises ConfigurationError: with the reason, in words an administrator can act on.
+    """
+    if not isinstance(issuer, str) or not issuer:
+        raise ConfigurationError("The issuer is empty.")
+    if any(c in issuer for c in "?#"):
+        raise ConfigurationError("An issuer has no query (?) or fragment (#).")
+    if "@" in issuer or "\\" in issuer:
+        raise ConfigurationError("An issuer has no user name or password (@) and no backslash.")
+    if any(c.isspace() or not c.isprintable() for c in issuer):
+        raise ConfigurationError("An issuer has no spaces or control characters.")
+    parts = urlsplit(issuer)
+    try:
+        parts.port  # noqa: B018 - raises ValueError on a port that is not a number in range
+    except ValueError as exc:
+        raise ConfigurationError("The issuer's port is not valid.") from exc
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise ConfigurationError("An issuer is an https:// (or, for development, http://) URL with a host.")
+
+
 def discovery_url(issuer: str) -> str:
-    """Return ``<issuer>/.well-known/openid-configuration`` (Discovery section 4)."""
+    """Return ``<issuer>/.well-known/openid-configuration`` (Discovery section 4).
+
+    The issuer is checked again here (:func:`check_issuer`), whatever validated it when it was saved:
+    a row written around the model's validation must not turn discovery into a fetch of any URL.
+    """
+    check_issuer(issuer)
     return issuer.rstrip("/") + "/.well-known/openid-configuration"
 
 
@@ -66,12 +98,15 @@ def parse_metadata(doc: dict[str, Any], issuer: str) -> ProviderMetadata:
     Discovery section 4.3: the ``issuer`` in the document MUST be identical to the issuer URL used
     to fetch it. A document naming another issuer could let one provider impersonate another.
     """
+    check_issuer(issuer)  # also for a document served from the cache
     if not isinstance(doc, dict):
         raise DiscoveryError("The discovery document is not a JSON object.")
     if doc.get("issuer") != issuer:
+        # The document's value is not repeated: the answer may come from any server the issuer names,
+        # and what it says is not echoed into admin pages or logs.
         raise DiscoveryError(
-            f"The discovery document names the issuer {doc.get('issuer')!r}, "
-            f"but this provider is configured with {issuer!r}; they must be identical."
+            f"The discovery document names another issuer than {issuer!r}, the one this provider is "
+            "configured with; they must be identical."
         )
     required = ("authorization_endpoint", "token_endpoint", "jwks_uri")
     for name in required:

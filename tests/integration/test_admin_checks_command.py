@@ -145,7 +145,7 @@ def test_encrypted_secret_without_keys_is_an_error(provider: Provider) -> None:
 
 
 def test_unset_secret_variable_is_a_warning(provider: Provider, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("FAKE_OP_SECRET")
+    monkeypatch.delenv("DUO_FAKE_OP_SECRET")
     assert ids(checks.check_providers(databases=["default"])) == ["duo_oidc.W003"]
     assert checks.check_providers(databases=None) == []
 

@@ -82,10 +82,10 @@ def test_concurrent_renewals_make_one_provider_call(fake_op: FakeOP, provider: P
 
 
 def test_a_refusal_is_raised_and_not_cached(fake_op: FakeOP, provider: Provider, monkeypatch: Any) -> None:
-    monkeypatch.setenv("FAKE_OP_SECRET", "wrong")
+    monkeypatch.setenv("DUO_FAKE_OP_SECRET", "wrong")
     with pytest.raises(TokenEndpointError):
         client_token("x")
-    monkeypatch.setenv("FAKE_OP_SECRET", fake_op.client_secret)
+    monkeypatch.setenv("DUO_FAKE_OP_SECRET", fake_op.client_secret)
     time.sleep(0.01)
     cache.clear()  # the shared refusal lives a few seconds (single flight); a fresh worker asks again
     assert client_token("x").access_token
@@ -169,6 +169,6 @@ def test_the_command_calls_an_api_and_never_prints_the_token(
 def test_the_command_reports_a_refusal_without_a_traceback(
     fake_op: FakeOP, provider: Provider, monkeypatch: Any
 ) -> None:
-    monkeypatch.setenv("FAKE_OP_SECRET", "wrong")
+    monkeypatch.setenv("DUO_FAKE_OP_SECRET", "wrong")
     with pytest.raises(CommandError, match="No token: The identity provider's token endpoint refused"):
         call_command("duo_oidc_call", "https://api.test/", stdout=StringIO(), stderr=StringIO())

@@ -374,7 +374,7 @@ def test_missing_secret_is_a_clear_error(
     client: Client, fake_op: FakeOP, provider: Provider, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     location = start(client)
-    monkeypatch.delenv("FAKE_OP_SECRET")
+    monkeypatch.delenv("DUO_FAKE_OP_SECRET")
     response = client.get("/oidc/callback/?" + fake_op.authorize(location))
     assert response.status_code == 500
     assert me(client) == {"authenticated": False}

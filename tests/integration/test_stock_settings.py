@@ -61,10 +61,10 @@ settings.DUO_OIDC = {"HTTP_SESSION_FACTORY": "tests.fakeop.session_factory"}
 call_command("migrate", verbosity=0)
 op = fakeop.FakeOP()
 fakeop.CURRENT = op
-os.environ["FAKE_OP_SECRET"] = op.client_secret
+os.environ["DUO_CLIENT_SECRET"] = op.client_secret
 call_command(
     "duo_oidc_provider", "duo", "--issuer", op.issuer, "--client-id", op.client_id,
-    "--client-secret-env", "FAKE_OP_SECRET", "--scopes", "openid profile email", "--default",
+    "--client-secret-env", "DUO_CLIENT_SECRET", "--scopes", "openid profile email", "--default",
     stdout=open(os.devnull, "w"),
 )
 results = {}
