@@ -262,7 +262,7 @@ def _introspect_again(
         _remember(digest, _Refused(exc, now + REFUSED_FOR))
         raise
     except (ProviderUnavailable, ProviderResponseError) as exc:
-        trusted.runtime.cache.set(down_key, 1, conf.provider_down_backoff)
+        trusted.runtime.mark_down()  # never raises, even with the cache failing too
         if conf.on_provider_down == "allow":
             logger.warning("Using the last confirmed grant of a bearer token: %s", exc.description)
             return entry.grant, provider, True

@@ -26,6 +26,7 @@ from django.http import HttpRequest
 from . import session, signals
 from .conf import conf
 from .core.errors import (
+    CacheUnavailable,
     DuoOIDCError,
     InvalidClaim,
     ProviderResponseError,
@@ -64,9 +65,14 @@ def ensure_fresh(request: HttpRequest) -> None:
         end_session(request, None, "the identity provider was disabled")
         return
     runtime = ProviderRuntime(provider)
-    down_key = f"duo_oidc:down:{provider.slug}"
-    if runtime.cache.get(down_key):
-        mark_stale(request, provider, "the identity provider failed moments ago")
+    try:
+        if runtime.recently_down():
+            mark_stale(request, provider, "the identity provider failed moments ago")
+            return
+    except CacheUnavailable as exc:
+        # Without the cache there is no single-flight: asking the provider now would mean one call per
+        # request and worker, and a rotating refresh token spent twice. Stale, not trusted, not ended.
+        mark_stale(request, provider, exc.description)
         return
     try:
         data = dict(data)
@@ -82,8 +88,11 @@ def ensure_fresh(request: HttpRequest) -> None:
                 return
             if info.get("scope") is not None:
                 data["scopes"] = format_scopes(parse_scopes(info["scope"]))
+    except CacheUnavailable as exc:
+        mark_stale(request, provider, exc.description)  # the provider is not at fault: no down flag
+        return
     except (ProviderUnavailable, ProviderResponseError) as exc:
-        runtime.cache.set(down_key, 1, conf.provider_down_backoff)
+        runtime.mark_down()  # never raises, even with the cache failing too
         mark_stale(request, provider, exc.description)
         return
     except DuoOIDCError as exc:

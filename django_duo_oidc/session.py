@@ -11,9 +11,9 @@ import hashlib
 import time
 from typing import Any
 
-from django.core.cache import caches
 from django.http import HttpRequest
 
+from .cache import shared_cache
 from .conf import conf
 from .core.errors import StateError
 from .core.flow import TokenSet
@@ -32,7 +32,8 @@ def annotate_pending(request: HttpRequest, state: str, **values: Any) -> None:
 def pop_pending(request: HttpRequest, state: str | None) -> dict[str, Any] | None:
     """Remove and return the pending login attempt for ``state``; save at once so it is single-use.
 
-    Raises StateError when another request (on any worker sharing the cache) has already claimed it.
+    Raises StateError when another request (on any worker sharing the cache) has already claimed it,
+    CacheUnavailable when the cache cannot say (the entry then stays, for a retry after the outage).
     """
     pending = request.session.get(PENDING_KEY)
     if not state or not isinstance(pending, dict) or state not in pending:
@@ -42,7 +43,7 @@ def pop_pending(request: HttpRequest, state: str | None) -> dict[str, Any] | Non
     # both redeem the code; the provider then refuses the second and revokes what the first got
     # (RFC 6749 section 4.1.2). An atomic add in the shared cache lets exactly one of them go on.
     claim = "duo_oidc:state-used:" + hashlib.sha256(state.encode()).hexdigest()
-    if not caches[conf.cache_alias].add(claim, 1, timeout=conf.state_ttl):
+    if not shared_cache().add(claim, 1, timeout=conf.state_ttl):
         raise StateError("This login attempt is already being completed. Please start again if it fails.")
     entry = pending.pop(state)
     request.session.modified = True

@@ -3,10 +3,16 @@
 With a shared cache (Redis) this spans processes: N workers that find the same session's token due
 for refresh or introspection make one provider call between them. A refresh done twice with a
 rotating refresh token would revoke the whole grant (REAL.md: oidc-provider does exactly that).
+
+When the cache fails before the work starts (the result cannot be read, the lock cannot be taken),
+:class:`~django_duo_oidc.core.errors.CacheUnavailable` is raised and nothing is computed: without the
+lock every worker would call the provider. Once the work is done its result is returned even if the
+cache then fails to store it (a refresh the provider already answered must not be thrown away).
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -14,6 +20,8 @@ from typing import Any, TypeVar
 from .core import errors
 
 T = TypeVar("T")
+
+logger = logging.getLogger("django_duo_oidc")
 
 
 def single_flight(
@@ -30,6 +38,8 @@ def single_flight(
     ``ttl`` may be a function of the result (a token's answer is worth keeping only until it expires).
     A :class:`~django_duo_oidc.core.errors.DuoOIDCError` raised by ``compute`` is shared too, for
     ``error_ttl`` seconds, so waiting workers see the same refusal instead of trying again.
+
+    :raises CacheUnavailable: the cache failed before ``compute`` ran (it then did not run).
     """
     result_key, lock_key = f"{key}:result", f"{key}:lock"
     deadline = time.monotonic() + lock_timeout
@@ -40,27 +50,46 @@ def single_flight(
         if cache.add(lock_key, 1, lock_timeout):
             # Another worker may have published its result and released the lock between our read
             # and our add: read again before computing, or the work is done twice.
-            found = cache.get(result_key)
+            try:
+                found = cache.get(result_key)
+            except errors.CacheUnavailable:
+                _forget(cache, lock_key)
+                raise
             if found is not None:
-                cache.delete(lock_key)
+                _forget(cache, lock_key)
                 return _unwrap(found)
             try:
                 value = compute()
+            except errors.CacheUnavailable:
+                raise  # about this worker's cache access, not an answer to share
             except errors.DuoOIDCError as exc:
-                cache.set(result_key, ("error", type(exc).__name__, exc.description, exc.error), error_ttl)
-                raise
-            except BaseException:
-                cache.delete(lock_key)
+                _publish(cache, result_key, ("error", type(exc).__name__, exc.description, exc.error), error_ttl)
                 raise
             else:
                 # The result is published before the lock is released, so no worker computes twice.
-                cache.set(result_key, ("ok", value), ttl(value) if callable(ttl) else ttl)
+                _publish(cache, result_key, ("ok", value), ttl(value) if callable(ttl) else ttl)
             finally:
-                cache.delete(lock_key)
+                _forget(cache, lock_key)
             return value
         if time.monotonic() >= deadline:
             raise errors.ProviderUnavailable("Another worker's call to the identity provider did not finish in time.")
         time.sleep(0.02)
+
+
+def _publish(cache: Any, key: str, entry: tuple[Any, ...], timeout: float) -> None:
+    """Share ``entry``; a cache failure here is logged and swallowed (the caller has its answer)."""
+    try:
+        cache.set(key, entry, timeout)
+    except errors.CacheUnavailable:
+        logger.warning("A single-flight result could not be shared: the shared cache failed")
+
+
+def _forget(cache: Any, key: str) -> None:
+    """Release a lock; on a cache failure it expires by itself after ``lock_timeout``."""
+    try:
+        cache.delete(key)
+    except errors.CacheUnavailable:
+        logger.warning("A single-flight lock could not be released: the shared cache failed")
 
 
 def _unwrap(found: Any) -> Any:

@@ -32,6 +32,7 @@ from .backends import LoginAttempt
 from .conf import conf
 from .core.errors import (
     AuthorizationError,
+    CacheUnavailable,
     ConfigurationError,
     DuoOIDCError,
     StateError,
@@ -110,6 +111,14 @@ class LoginView(OIDCAuthenticationRequestView):
         )
         try:
             url = ProviderRuntime(provider).authorization_url(params)
+        except CacheUnavailable:
+            # The callback could not check its state for replay without the cache: don't start what
+            # cannot finish.
+            exc = CacheUnavailable(
+                "The login cannot start right now: this site's shared cache is not reachable. "
+                "Please try again in a moment."
+            )
+            return error_response(request, exc, provider=provider)
         except DuoOIDCError as exc:
             return error_response(request, exc, provider=provider)
         add_state_and_verifier_and_nonce_to_session(request, attempt.state, params, attempt.code_verifier)
