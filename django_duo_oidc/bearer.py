@@ -29,6 +29,7 @@ from asgiref.sync import sync_to_async
 from django.contrib.auth.models import AnonymousUser
 from django.http import HttpRequest, JsonResponse
 from django.utils.functional import SimpleLazyObject
+from django.views.decorators.debug import sensitive_variables
 
 from .conf import conf
 from .core import jws as jws_mod
@@ -391,6 +392,7 @@ def _linked_user(grant: AccessGrant, provider: Provider) -> Any:
     return identity.user
 
 
+@sensitive_variables()  # the token, here and in every function it calls
 def authenticate(request: HttpRequest) -> BearerContext:
     """Authenticate ``request`` by its bearer token, once; set ``request.oidc`` and ``request.user``.
 

@@ -22,6 +22,7 @@ from typing import Any
 
 from django.contrib import auth
 from django.http import HttpRequest
+from django.views.decorators.debug import sensitive_variables
 
 from . import session, signals
 from .conf import conf
@@ -52,6 +53,7 @@ def is_due(data: dict[str, Any], now: float) -> bool:
     return now - float(data.get("checked_at") or 0) >= conf.revalidate_seconds or refresh_due(data, now)
 
 
+@sensitive_variables()  # tokens; error reports show none of this function's locals, nor those it calls
 def ensure_fresh(request: HttpRequest) -> None:
     """Revalidate the session's grant if it is due. Returns with the session updated, ended, or marked stale."""
     data = session.login_data(request)
@@ -77,8 +79,12 @@ def ensure_fresh(request: HttpRequest) -> None:
     try:
         data = dict(data)
         if refresh_due(data, now):
-            data.update(refresh(runtime, data))
-        info = introspect(runtime, data["access_token"])
+            renewed = refresh(runtime, data)
+            tokens = {"access_token": renewed.pop("access_token"), "refresh_token": renewed.pop("refresh_token")}
+            data = session.with_tokens({**data, **renewed}, **tokens)
+            # Kept at once, whatever the check below says: a rotated refresh token is already spent.
+            session.save_login(request, data)
+        info = introspect(runtime, session.access_token(data))
         if info is not None:
             if not info["active"]:
                 end_session(request, provider, "the provider says the grant is no longer active")
@@ -102,9 +108,10 @@ def ensure_fresh(request: HttpRequest) -> None:
     session.save_login(request, data)
 
 
+@sensitive_variables()
 def refresh(runtime: ProviderRuntime, data: dict[str, Any]) -> dict[str, Any]:
     """Renew the access token; every worker that asks at once gets the one result."""
-    refresh_token = data.get("refresh_token")
+    refresh_token = session.refresh_token(data)
     if not refresh_token:
         raise TokenExpired("The login has expired and the provider gave no refresh token to renew it.")
     key = "duo_oidc:refresh:" + hashlib.sha256(refresh_token.encode()).hexdigest()
@@ -129,6 +136,7 @@ def refresh(runtime: ProviderRuntime, data: dict[str, Any]) -> dict[str, Any]:
     return renewed
 
 
+@sensitive_variables()
 def introspect(runtime: ProviderRuntime, access_token: str) -> dict[str, Any] | None:
     """Return the provider's view of ``access_token``, shared by all workers for one window."""
     key = "duo_oidc:introspection:" + hashlib.sha256(access_token.encode()).hexdigest()

@@ -10,6 +10,7 @@ from typing import Any
 
 import requests
 from django.utils.module_loading import import_string
+from django.views.decorators.debug import sensitive_variables
 
 from .cache import SharedCache, shared_cache
 from .conf import conf
@@ -130,6 +131,10 @@ class ProviderRuntime:
     def authorization_url(self, params: dict[str, str]) -> str:
         return flow.authorization_url(self.metadata.authorization_endpoint, params)
 
+    # Methods that hold a code, a token or the client secret hide their locals (and those of the core
+    # functions they call) from Django's error reports.
+
+    @sensitive_variables()
     def exchange_code(self, *, code: str, redirect_uri: str, code_verifier: str) -> flow.TokenSet:
         return flow.exchange_code(
             self.http,
@@ -140,9 +145,11 @@ class ProviderRuntime:
             code_verifier=code_verifier,
         )
 
+    @sensitive_variables()
     def refresh(self, refresh_token: str) -> flow.TokenSet:
         return flow.refresh_tokens(self.http, self.metadata.token_endpoint, self.provider.credentials(), refresh_token)
 
+    @sensitive_variables()
     def validate_id_token(
         self,
         id_token: str,
@@ -165,6 +172,7 @@ class ProviderRuntime:
             access_token=access_token,
         )
 
+    @sensitive_variables()
     def granted_scopes(self, tokens: flow.TokenSet) -> frozenset[str]:
         """Return the scopes the provider granted: never the scopes we asked for.
 
@@ -189,6 +197,7 @@ class ProviderRuntime:
             return frozenset({"openid"})
         return parse_scopes(claims.get("scope")) | {"openid"}
 
+    @sensitive_variables()
     def introspect(self, token: str) -> TokenInfo | None:
         """Ask the provider about ``token``; None when it has no introspection endpoint or it is off."""
         endpoint = self.metadata.introspection_endpoint
@@ -196,6 +205,7 @@ class ProviderRuntime:
             return None
         return introspect(self.http, endpoint, self.provider.credentials(), token)
 
+    @sensitive_variables()
     def userinfo(self, access_token: str) -> dict[str, Any] | None:
         endpoint = self.metadata.userinfo_endpoint
         if not (self.provider.use_userinfo and endpoint):

@@ -8,6 +8,10 @@ When the cache fails before the work starts (the result cannot be read, the lock
 :class:`~django_duo_oidc.core.errors.CacheUnavailable` is raised and nothing is computed: without the
 lock every worker would call the provider. Once the work is done its result is returned even if the
 cache then fails to store it (a refresh the provider already answered must not be thrown away).
+
+Results are sealed in the cache (:func:`~django_duo_oidc.encryption.seal`: a refreshed token set holds
+tokens, and an introspection answer must not be forgeable by whoever can write to the cache); a
+result that does not open is ignored and computed again. Results must be JSON values.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from .core import errors
+from .encryption import SealedValueError, seal, unseal
 
 T = TypeVar("T")
 
@@ -44,14 +49,14 @@ def single_flight(
     result_key, lock_key = f"{key}:result", f"{key}:lock"
     deadline = time.monotonic() + lock_timeout
     while True:
-        found = cache.get(result_key)
+        found = _open(cache.get(result_key))
         if found is not None:
             return _unwrap(found)
         if cache.add(lock_key, 1, lock_timeout):
             # Another worker may have published its result and released the lock between our read
             # and our add: read again before computing, or the work is done twice.
             try:
-                found = cache.get(result_key)
+                found = _open(cache.get(result_key))
             except errors.CacheUnavailable:
                 _forget(cache, lock_key)
                 raise
@@ -76,10 +81,32 @@ def single_flight(
         time.sleep(0.02)
 
 
+def shared_result(cache: Any, key: str) -> Any:
+    """Return the successful result shared under ``key``, or None (none, a refusal, or unreadable)."""
+    found = _open(cache.get(f"{key}:result"))
+    return found[1] if found is not None and found[0] == "ok" else None
+
+
+def forget_result(cache: Any, key: str) -> None:
+    """Drop the result shared under ``key`` (the next caller computes again)."""
+    cache.delete(f"{key}:result")
+
+
+def _open(found: Any) -> list[Any] | None:
+    if found is None:
+        return None
+    try:
+        entry = unseal(found)
+    except SealedValueError:
+        logger.warning("Ignored a single-flight result that does not open with the configured keys")
+        return None
+    return entry if isinstance(entry, list) and entry and entry[0] in ("ok", "error") else None
+
+
 def _publish(cache: Any, key: str, entry: tuple[Any, ...], timeout: float) -> None:
     """Share ``entry``; a cache failure here is logged and swallowed (the caller has its answer)."""
     try:
-        cache.set(key, entry, timeout)
+        cache.set(key, seal(list(entry)), timeout)
     except errors.CacheUnavailable:
         logger.warning("A single-flight result could not be shared: the shared cache failed")
 

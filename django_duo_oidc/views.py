@@ -18,6 +18,8 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render, resolve_url
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.debug import SafeExceptionReporterFilter
+from django.views.decorators.debug import sensitive_variables
 from django.views.generic import View
 from mozilla_django_oidc.utils import add_state_and_verifier_and_nonce_to_session
 from mozilla_django_oidc.views import (
@@ -48,6 +50,31 @@ logger = logging.getLogger("django_duo_oidc")
 
 REDIRECT_FIELD_NAME = "next"
 PROMPT_VALUES = frozenset({"none", "login", "consent", "select_account"})
+# Callback parameters that must not reach an error report: the code (with the session's PKCE verifier,
+# a login) and the state (the key of the pending login).
+SENSITIVE_CALLBACK_PARAMETERS = ("code", "state", "session_state")
+
+
+class CallbackReporterFilter(SafeExceptionReporterFilter):
+    """Django's filter, plus the callback's query string, which it would show as sent in META."""
+
+    def get_safe_request_meta(self, request: HttpRequest) -> dict[str, Any]:
+        meta = super().get_safe_request_meta(request)
+        if meta.get("QUERY_STRING"):
+            meta["QUERY_STRING"] = self.cleansed_substitute
+        return meta
+
+
+def cleanse_callback_query(request: HttpRequest) -> None:
+    """Replace the code and the state in ``request.GET`` and the query string once the callback is done
+    with them: Django's error reports list ``request.GET`` and the full URL unfiltered."""
+    cleansed = request.GET.copy()
+    for name in SENSITIVE_CALLBACK_PARAMETERS:
+        if name in cleansed:
+            cleansed.setlist(name, [SafeExceptionReporterFilter.cleansed_substitute])
+    cleansed._mutable = False
+    request.GET = cleansed
+    request.META["QUERY_STRING"] = cleansed.urlencode(safe="*")
 
 
 def error_response(
@@ -84,6 +111,7 @@ class LoginView(OIDCAuthenticationRequestView):
         # mozilla's __init__ reads OIDC_OP_AUTHORIZATION_ENDPOINT from settings; ours is discovered.
         View.__init__(self, **kwargs)
 
+    @sensitive_variables()  # the pending login's state, nonce and PKCE verifier
     def get(self, request: HttpRequest) -> HttpResponse:
         slug = request.GET.get("provider") or None
         try:
@@ -155,8 +183,10 @@ class CallbackView(OIDCAuthenticationCallbackView):
 
     http_method_names = ["get"]
 
+    @sensitive_variables()  # the code, the tokens, the claims: here and in everything called from here
     def get(self, request: HttpRequest) -> HttpResponse:
         self.provider: Provider | None = None
+        request.exception_reporter_filter = CallbackReporterFilter()  # type: ignore[attr-defined]
         try:
             return self.complete(request)
         except DuoOIDCError as exc:
@@ -165,6 +195,10 @@ class CallbackView(OIDCAuthenticationCallbackView):
             return error_response(
                 request, exc, provider=self.provider, status=502 if isinstance(exc, TokenError) else None
             )
+        finally:
+            # Before any error report is made of this request (they are made once the exception has
+            # left the view), and before the middleware below sees the request again.
+            cleanse_callback_query(request)
 
     def complete(self, request: HttpRequest) -> HttpResponse:
         pending = session.pop_pending(request, request.GET.get("state"))
