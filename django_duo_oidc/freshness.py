@@ -11,6 +11,11 @@ no query and no provider call. When the window has passed (or the access token i
 - no refresh token, a refused refresh, a token about another user: the session ends cleanly;
 - the provider is down: the request is marked ``stale`` (see ``ON_PROVIDER_DOWN``) and the provider
   is left alone for ``PROVIDER_DOWN_BACKOFF`` seconds.
+- the shared cache is down: the request is marked ``stale`` too, and the provider is not asked (without
+  the cache there is no single-flight, so every worker would call it, and spend a refresh token twice);
+- a stored token that no longer decrypts (its key retired): the session ends cleanly.
+
+Tokens are read and written through :mod:`.session` only (sealed at rest).
 """
 
 from __future__ import annotations
