@@ -430,7 +430,15 @@ def authenticate(request: HttpRequest) -> BearerContext:
     return context
 
 
+def _hide_posted_token(request: HttpRequest) -> None:
+    """A token posted in a form (refused below) must not show in an error report of this request."""
+    hidden = getattr(request, "sensitive_post_parameters", [])
+    if hidden != "__ALL__" and "access_token" not in hidden:
+        request.sensitive_post_parameters = [*hidden, "access_token"]  # type: ignore[attr-defined]
+
+
 def _authenticate(request: HttpRequest) -> BearerContext:
+    _hide_posted_token(request)
     try:
         token = token_from_header(request.META.get("HTTP_AUTHORIZATION"))
         # RFC 6750 sections 2.2/2.3 are optional and RFC 9700 section 2.5 says not to put tokens in

@@ -258,3 +258,28 @@ def test_single_flight_computes_nothing_without_its_lock(settings: Any) -> None:
     assert computed == []
     use_cache(settings, PublishFailsCache)
     assert single_flight(shared_cache(), "t:nopublish", lambda: "kept", ttl=5, lock_timeout=1) == "kept"
+
+
+@pytest.mark.parametrize("path", ["/t/drf/", "/t/async/", "/t/mixin/", "/contacts/export/"])
+def test_every_kind_of_scope_view_answers_503(
+    client: Client, fake_op: FakeOP, provider: Provider, settings: Any, path: str
+) -> None:
+    login(client, fake_op, scope=CRM)
+    age_session(client)
+    use_cache(settings, DownCache)
+    assert client.get(path).status_code == 503
+
+
+def test_a_scope_policy_rule_answers_503(client: Client, fake_op: FakeOP, provider: Provider, settings: Any) -> None:
+    from django_duo_oidc.middleware import reset_policy_cache
+
+    settings.DUO_OIDC = {**settings.DUO_OIDC, "SCOPE_POLICY": [{"path": "/t/policy/", "scopes": ["crm.contacts.read"]}]}
+    reset_policy_cache()
+    try:
+        login(client, fake_op, scope=CRM)
+        age_session(client)
+        use_cache(settings, DownCache)
+        assert client.get("/t/policy/area/").status_code == 503
+        assert client.get("/t/unguarded/").status_code == 200
+    finally:
+        reset_policy_cache()

@@ -7,6 +7,7 @@ import logging
 import sys
 import time
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 from cryptography.fernet import Fernet
@@ -186,3 +187,43 @@ def test_an_error_report_of_the_callback_shows_no_code_and_no_token(
         assert "a bug after the token exchange" in text  # the report is about this exception
         for secret in secrets:
             assert secret not in text
+
+
+def report_of(request: Any) -> str:
+    """The error report Django would send had this request raised."""
+    try:
+        raise RuntimeError("late failure")
+    except RuntimeError:
+        return ExceptionReporter(request, *sys.exc_info()).get_traceback_text()
+
+
+def test_a_token_posted_to_a_bearer_view_is_kept_out_of_error_reports(
+    client: Client, fake_op: FakeOP, provider: Provider
+) -> None:
+    token = fake_op.access_token("alice-sub", "crm.contacts.write")
+    form = urlencode({"access_token": token, "note": "hello"})
+    response = client.post("/t/bearer/mixin/", form, content_type="application/x-www-form-urlencoded")
+    assert response.status_code == 400  # refused: the header only (RFC 6750 section 2.2 not offered)
+    multipart = client.post("/t/bearer/mixin/", {"access_token": token, "note": "hello"})
+    for request in (response.wsgi_request, multipart.wsgi_request):
+        text = report_of(request)
+        assert "hello" in text  # the rest of the form is still reported
+        assert token not in text
+
+
+def test_a_client_secret_posted_in_the_admin_is_kept_out_of_error_reports(provider: Provider) -> None:
+    from django.contrib.auth import get_user_model
+
+    from .test_admin_checks_command import provider_form
+
+    admin = Client()
+    admin.force_login(
+        get_user_model().objects.create_superuser("admin", "admin@example.test", "pw"),
+        backend="django.contrib.auth.backends.ModelBackend",
+    )
+    url = f"/admin/duo_oidc/provider/{provider.pk}/change/"
+    response = admin.post(url, provider_form(provider, client_secret_env="", client_secret="t0p-s3cret!"))
+    assert response.status_code in (200, 302)
+    text = report_of(response.wsgi_request)
+    assert "client_secret" in text
+    assert "t0p-s3cret!" not in text
