@@ -7,7 +7,9 @@ rotating refresh token would revoke the whole grant (REAL.md: oidc-provider does
 When the cache fails before the work starts (the result cannot be read, the lock cannot be taken),
 :class:`~django_duo_oidc.core.errors.CacheUnavailable` is raised and nothing is computed: without the
 lock every worker would call the provider. Once the work is done its result is returned even if the
-cache then fails to store it (a refresh the provider already answered must not be thrown away).
+cache then fails to store it (a refresh the provider already answered must not be thrown away); its
+lock is then left to expire, so that no waiting worker does the same work again (they give up with
+``ProviderUnavailable``, their requests are stale).
 
 Results are sealed in the cache (:func:`~django_duo_oidc.encryption.seal`: a refreshed token set holds
 tokens, and an introspection answer must not be forgeable by whoever can write to the cache); a
@@ -66,14 +68,20 @@ def single_flight(
             try:
                 value = compute()
             except errors.CacheUnavailable:
+                _forget(cache, lock_key)
                 raise  # about this worker's cache access, not an answer to share
             except errors.DuoOIDCError as exc:
-                _publish(cache, result_key, ("error", type(exc).__name__, exc.description, exc.error), error_ttl)
+                if _publish(cache, result_key, ("error", type(exc).__name__, exc.description, exc.error), error_ttl):
+                    _forget(cache, lock_key)
                 raise
-            else:
-                # The result is published before the lock is released, so no worker computes twice.
-                _publish(cache, result_key, ("ok", value), ttl(value) if callable(ttl) else ttl)
-            finally:
+            except BaseException:
+                _forget(cache, lock_key)
+                raise
+            # The result is published before the lock is released, so no worker computes twice. When it
+            # cannot be published the lock is left to expire: the waiting workers give up (provider
+            # unavailable, a stale request) instead of computing again, which for a refresh would spend
+            # the same refresh token twice.
+            if _publish(cache, result_key, ("ok", value), ttl(value) if callable(ttl) else ttl):
                 _forget(cache, lock_key)
             return value
         if time.monotonic() >= deadline:
@@ -103,12 +111,14 @@ def _open(found: Any) -> list[Any] | None:
     return entry if isinstance(entry, list) and entry and entry[0] in ("ok", "error") else None
 
 
-def _publish(cache: Any, key: str, entry: tuple[Any, ...], timeout: float) -> None:
-    """Share ``entry``; a cache failure here is logged and swallowed (the caller has its answer)."""
+def _publish(cache: Any, key: str, entry: tuple[Any, ...], timeout: float) -> bool:
+    """Share ``entry``; False when the cache failed (logged, not raised: the caller has its answer)."""
     try:
         cache.set(key, seal(list(entry)), timeout)
     except errors.CacheUnavailable:
         logger.warning("A single-flight result could not be shared: the shared cache failed")
+        return False
+    return True
 
 
 def _forget(cache: Any, key: str) -> None:

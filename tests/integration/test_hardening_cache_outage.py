@@ -132,6 +132,9 @@ def test_a_refresh_whose_result_cannot_be_shared_is_kept(
 ) -> None:
     """The provider already rotated the refresh token: losing its answer would end the grant."""
     fake_op.rotate_refresh_tokens = True
+    # Distinct access tokens within one second (the fake's JWTs minted in one second are equal, and an
+    # unshared introspection would keep its lock for lock_timeout, by design).
+    fake_op.access_token_format = "opaque"
     login(client, fake_op, scope=CRM)
     use_cache(settings, PublishFailsCache)
     age_session(client, expires_at=time.time() - 1)
@@ -283,3 +286,36 @@ def test_a_scope_policy_rule_answers_503(client: Client, fake_op: FakeOP, provid
         assert client.get("/t/unguarded/").status_code == 200
     finally:
         reset_policy_cache()
+
+
+def test_a_result_that_could_not_be_shared_is_not_computed_again_by_a_waiting_worker() -> None:
+    """The lock is left to expire: a waiting worker gives up (503, stale) rather than spend the same
+    refresh token a second time."""
+    from django_duo_oidc.core.errors import CacheUnavailable, ProviderUnavailable
+    from django_duo_oidc.singleflight import single_flight
+
+    class NoStoring:
+        def __init__(self) -> None:
+            self.data: dict[str, object] = {}
+
+        def get(self, key: str, default: object = None) -> object:
+            return self.data.get(key, default)
+
+        def add(self, key: str, value: object, timeout: float | None = None) -> bool:
+            if key in self.data:
+                return False
+            self.data[key] = value
+            return True
+
+        def set(self, key: str, value: object, timeout: float | None = None) -> None:
+            raise CacheUnavailable()
+
+        def delete(self, key: str) -> None:
+            self.data.pop(key, None)
+
+    cache = NoStoring()
+    computed: list[int] = []
+    assert single_flight(cache, "t:once", lambda: computed.append(1) or "first", ttl=5, lock_timeout=0.2) == "first"
+    with pytest.raises(ProviderUnavailable):
+        single_flight(cache, "t:once", lambda: computed.append(1) or "second", ttl=5, lock_timeout=0.2)
+    assert computed == [1]
