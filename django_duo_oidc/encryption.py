@@ -26,7 +26,16 @@ from django.core.exceptions import ImproperlyConfigured
 
 from .conf import conf
 
-__all__ = ["SealedValueError", "SecretDecryptionError", "decrypt", "encrypt", "rotate", "seal", "unseal"]
+__all__ = [
+    "SealedValueError",
+    "SecretDecryptionError",
+    "decrypt",
+    "derive_token_key",
+    "encrypt",
+    "rotate",
+    "seal",
+    "unseal",
+]
 
 # Changing it changes every derived key: existing sealed values would no longer open.
 TOKEN_KEY_INFO = b"django-duo-oidc/tokens-at-rest/v1"
