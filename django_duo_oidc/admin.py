@@ -15,7 +15,9 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ImproperlyConfigured
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
+from django.utils.decorators import method_decorator
+from django.views.decorators.debug import sensitive_post_parameters
 
 from .connection import check_connection
 from .middleware import reset_policy_cache
@@ -80,6 +82,11 @@ class ProviderAdmin(admin.ModelAdmin):
     readonly_fields = ("secret_status", "created_at", "updated_at")
     inlines = [GroupRuleInline]
     actions = ["check_connection_action"]
+
+    @method_decorator(sensitive_post_parameters("client_secret"))  # never in an error report
+    def changeform_view(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        return super().changeform_view(request, *args, **kwargs)
+
     fieldsets = (
         (None, {"fields": ("name", "slug", "enabled", "is_default")}),
         (

@@ -19,6 +19,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest
 from django.utils import timezone
+from django.views.decorators.debug import sensitive_variables
 from mozilla_django_oidc.auth import OIDCAuthenticationBackend
 
 from .core.claims import map_claims, matching_rules
@@ -66,6 +67,7 @@ class DuoOIDCBackend(OIDCAuthenticationBackend):
         self.provider: Provider | None = None
         self.runtime: ProviderRuntime | None = None
 
+    @sensitive_variables()  # the code and the tokens (auth.authenticate hides only `credentials`)
     def authenticate(  # type: ignore[override]
         self, request: HttpRequest | None, *, duo_oidc_login: LoginAttempt
     ) -> AbstractBaseUser | None:

@@ -29,6 +29,7 @@ from asgiref.sync import sync_to_async
 from django.contrib.auth.models import AnonymousUser
 from django.http import HttpRequest, JsonResponse
 from django.utils.functional import SimpleLazyObject
+from django.views.decorators.debug import sensitive_variables
 
 from .conf import conf
 from .core import jws as jws_mod
@@ -262,7 +263,7 @@ def _introspect_again(
         _remember(digest, _Refused(exc, now + REFUSED_FOR))
         raise
     except (ProviderUnavailable, ProviderResponseError) as exc:
-        trusted.runtime.cache.set(down_key, 1, conf.provider_down_backoff)
+        trusted.runtime.mark_down()  # never raises, even with the cache failing too
         if conf.on_provider_down == "allow":
             logger.warning("Using the last confirmed grant of a bearer token: %s", exc.description)
             return entry.grant, provider, True
@@ -391,6 +392,7 @@ def _linked_user(grant: AccessGrant, provider: Provider) -> Any:
     return identity.user
 
 
+@sensitive_variables()  # the token, here and in every function it calls
 def authenticate(request: HttpRequest) -> BearerContext:
     """Authenticate ``request`` by its bearer token, once; set ``request.oidc`` and ``request.user``.
 
@@ -428,7 +430,15 @@ def authenticate(request: HttpRequest) -> BearerContext:
     return context
 
 
+def _hide_posted_token(request: HttpRequest) -> None:
+    """A token posted in a form (refused below) must not show in an error report of this request."""
+    hidden = getattr(request, "sensitive_post_parameters", [])
+    if hidden != "__ALL__" and "access_token" not in hidden:
+        request.sensitive_post_parameters = [*hidden, "access_token"]  # type: ignore[attr-defined]
+
+
 def _authenticate(request: HttpRequest) -> BearerContext:
+    _hide_posted_token(request)
     try:
         token = token_from_header(request.META.get("HTTP_AUTHORIZATION"))
         # RFC 6750 sections 2.2/2.3 are optional and RFC 9700 section 2.5 says not to put tokens in

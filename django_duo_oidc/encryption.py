@@ -1,17 +1,53 @@
-"""Client secrets at rest: Fernet encryption with rotatable keys (``DUO_OIDC["ENCRYPTION_KEYS"]``)."""
+"""Secrets and tokens at rest: Fernet (AES-CBC + HMAC-SHA256, authenticated) with rotatable keys.
+
+Two boxes, one per purpose, so a value sealed for one can never be opened as the other:
+
+- client secrets stored in the database (:func:`encrypt`, :func:`decrypt`, :func:`rotate`): the keys of
+  ``DUO_OIDC["ENCRYPTION_KEYS"]`` as given; they are required to store a secret in the database;
+- tokens at rest, in the session store and the shared cache (:func:`seal`, :func:`unseal`): keys
+  derived with HKDF-SHA256 (a fixed, purpose-specific ``info``) from each of ``ENCRYPTION_KEYS``, or,
+  when none are set, from ``SECRET_KEY`` and then ``SECRET_KEY_FALLBACKS``. The first key seals, all
+  open: rotate by putting the new key first and keeping the old one until the values it sealed are
+  gone (sessions and cache entries expire).
+"""
 
 from __future__ import annotations
 
+import base64
+import functools
+import json
+from typing import Any
+
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
 from .conf import conf
 
-__all__ = ["SecretDecryptionError", "decrypt", "encrypt", "rotate"]
+__all__ = [
+    "SealedValueError",
+    "SecretDecryptionError",
+    "decrypt",
+    "derive_token_key",
+    "encrypt",
+    "rotate",
+    "seal",
+    "unseal",
+]
+
+# Changing it changes every derived key: existing sealed values would no longer open.
+TOKEN_KEY_INFO = b"django-duo-oidc/tokens-at-rest/v1"
 
 
 class SecretDecryptionError(Exception):
     """A stored secret cannot be decrypted with any configured key."""
+
+
+class SealedValueError(Exception):
+    """A sealed value cannot be opened: tampered with, not sealed by us, or sealed under a key no
+    longer configured (``SECRET_KEY`` rotated without ``SECRET_KEY_FALLBACKS``, a retired key)."""
 
 
 def _fernet() -> MultiFernet:
@@ -44,3 +80,45 @@ def decrypt(token: str) -> str:
 def rotate(token: str) -> str:
     """Return ``token`` re-encrypted with the first configured key."""
     return _fernet().rotate(token.encode("ascii")).decode("ascii")
+
+
+# Tokens at rest ------------------------------------------------------------------------------------
+
+
+def derive_token_key(material: str | bytes) -> bytes:
+    """Return the Fernet key (urlsafe base64 of 32 bytes) for tokens at rest derived from ``material``."""
+    raw = material.encode() if isinstance(material, str) else material
+    derived = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=TOKEN_KEY_INFO).derive(raw)
+    return base64.urlsafe_b64encode(derived)
+
+
+def _token_key_material() -> tuple[str | bytes, ...]:
+    configured = conf.encryption_keys
+    if configured:
+        return tuple(configured)
+    return (settings.SECRET_KEY, *getattr(settings, "SECRET_KEY_FALLBACKS", []))
+
+
+@functools.lru_cache(maxsize=8)
+def _token_box(material: tuple[str | bytes, ...]) -> MultiFernet:
+    return MultiFernet([Fernet(derive_token_key(m)) for m in material])
+
+
+def seal(value: Any) -> str:
+    """Return ``value`` (anything JSON can hold) encrypted and authenticated with the first token key."""
+    data = json.dumps(value, separators=(",", ":")).encode()
+    return _token_box(_token_key_material()).encrypt(data).decode("ascii")
+
+
+def unseal(sealed: Any) -> Any:
+    """Return the value sealed in ``sealed``, trying every token key.
+
+    :raises SealedValueError: not a sealed value, altered, or sealed under a key no longer configured.
+    """
+    if not isinstance(sealed, str):
+        raise SealedValueError("Not a sealed value.")
+    try:
+        data = _token_box(_token_key_material()).decrypt(sealed.encode("ascii"))
+    except (InvalidToken, UnicodeEncodeError) as exc:
+        raise SealedValueError("The value cannot be opened with the configured keys.") from exc
+    return json.loads(data)

@@ -11,6 +11,11 @@ no query and no provider call. When the window has passed (or the access token i
 - no refresh token, a refused refresh, a token about another user: the session ends cleanly;
 - the provider is down: the request is marked ``stale`` (see ``ON_PROVIDER_DOWN``) and the provider
   is left alone for ``PROVIDER_DOWN_BACKOFF`` seconds.
+- the shared cache is down: the request is marked ``stale`` too, and the provider is not asked (without
+  the cache there is no single-flight, so every worker would call it, and spend a refresh token twice);
+- a stored token that no longer decrypts (its key retired): the session ends cleanly.
+
+Tokens are read and written through :mod:`.session` only (sealed at rest).
 """
 
 from __future__ import annotations
@@ -22,10 +27,12 @@ from typing import Any
 
 from django.contrib import auth
 from django.http import HttpRequest
+from django.views.decorators.debug import sensitive_variables
 
 from . import session, signals
 from .conf import conf
 from .core.errors import (
+    CacheUnavailable,
     DuoOIDCError,
     InvalidClaim,
     ProviderResponseError,
@@ -57,6 +64,7 @@ def is_due(data: dict[str, Any], now: float) -> bool:
     return now - float(data.get("checked_at") or 0) >= conf.revalidate_seconds or refresh_due(data, now)
 
 
+@sensitive_variables()  # tokens; error reports show none of this function's locals, nor those it calls
 def ensure_fresh(request: HttpRequest) -> None:
     """Revalidate the session's grant if it is due. Returns with the session updated, ended, or marked stale."""
     data = session.login_data(request)
@@ -70,15 +78,24 @@ def ensure_fresh(request: HttpRequest) -> None:
         end_session(request, None, "the identity provider was disabled")
         return
     runtime = ProviderRuntime(provider)
-    down_key = f"duo_oidc:down:{provider.slug}"
-    if runtime.cache.get(down_key):
-        mark_stale(request, provider, "the identity provider failed moments ago")
+    try:
+        if runtime.recently_down():
+            mark_stale(request, provider, "the identity provider failed moments ago")
+            return
+    except CacheUnavailable as exc:
+        # Without the cache there is no single-flight: asking the provider now would mean one call per
+        # request and worker, and a rotating refresh token spent twice. Stale, not trusted, not ended.
+        mark_stale(request, provider, exc.description)
         return
     try:
         data = dict(data)
         if refresh_due(data, now):
-            data.update(refresh(runtime, data))
-        info = introspect(runtime, data["access_token"])
+            renewed = refresh(runtime, data)
+            tokens = {"access_token": renewed.pop("access_token"), "refresh_token": renewed.pop("refresh_token")}
+            data = session.with_tokens({**data, **renewed}, **tokens)
+            # Kept at once, whatever the check below says: a rotated refresh token is already spent.
+            session.save_login(request, data)
+        info = introspect(runtime, session.access_token(data))
         if info is not None:
             if not info["active"]:
                 end_session(request, provider, "the provider says the grant is no longer active")
@@ -88,8 +105,11 @@ def ensure_fresh(request: HttpRequest) -> None:
                 return
             if info.get("scope") is not None:
                 data["scopes"] = format_scopes(parse_scopes(info["scope"]))
+    except CacheUnavailable as exc:
+        mark_stale(request, provider, exc.description)  # the provider is not at fault: no down flag
+        return
     except (ProviderUnavailable, ProviderResponseError) as exc:
-        runtime.cache.set(down_key, 1, conf.provider_down_backoff)
+        runtime.mark_down()  # never raises, even with the cache failing too
         mark_stale(request, provider, exc.description)
         return
     except DuoOIDCError as exc:
@@ -99,9 +119,10 @@ def ensure_fresh(request: HttpRequest) -> None:
     session.save_login(request, data)
 
 
+@sensitive_variables()
 def refresh(runtime: ProviderRuntime, data: dict[str, Any]) -> dict[str, Any]:
     """Renew the access token; every worker that asks at once gets the one result."""
-    refresh_token = data.get("refresh_token")
+    refresh_token = session.refresh_token(data)
     if not refresh_token:
         raise TokenExpired("The login has expired and the provider gave no refresh token to renew it.")
     key = "duo_oidc:refresh:" + hashlib.sha256(refresh_token.encode()).hexdigest()
@@ -128,6 +149,7 @@ def refresh(runtime: ProviderRuntime, data: dict[str, Any]) -> dict[str, Any]:
     return renewed
 
 
+@sensitive_variables()
 def introspect(runtime: ProviderRuntime, access_token: str) -> dict[str, Any] | None:
     """Return the provider's view of ``access_token``, shared by all workers for one window."""
     key = "duo_oidc:introspection:" + hashlib.sha256(access_token.encode()).hexdigest()

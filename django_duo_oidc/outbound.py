@@ -8,7 +8,8 @@ once with a new one (the provider may have revoked it, or rotated the client sec
 only to the origin the token was attached for and never follows a redirect: requests strips the
 token on a cross-origin redirect, and the retry must not put it back.
 
-The cache then holds access tokens: use a cache only this site can read (as for sessions).
+The cache then holds access tokens, sealed (:func:`~django_duo_oidc.encryption.seal`); still, use a
+cache only this site can read and write (as for sessions).
 """
 
 from __future__ import annotations
@@ -22,14 +23,16 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import requests
+from django.views.decorators.debug import sensitive_variables
 
 from .conf import conf
 from .core import flow
 from .core.lifetimes import renewal_margin
 from .core.scopes import format_scopes, parse_scopes
+from .encryption import SealedValueError, seal, unseal
 from .models import Provider
 from .providers import ProviderRuntime, get_provider
-from .singleflight import single_flight
+from .singleflight import forget_result, shared_result, single_flight
 
 logger = logging.getLogger("django_duo_oidc")
 
@@ -71,6 +74,7 @@ def _key(runtime: ProviderRuntime, scope: str, resource: str | None) -> str:
     return "duo_oidc:client_token:" + hashlib.sha256(material.encode()).hexdigest()
 
 
+@sensitive_variables()
 def client_token(
     scope: str | Iterable[str] = "",
     *,
@@ -87,8 +91,8 @@ def client_token(
     runtime = _runtime(provider)
     scope_str = _scope(scope)
     key = _key(runtime, scope_str, resource)
-    cached = runtime.cache.get(key)
-    if isinstance(cached, dict) and time.time() < cached["renew_at"]:
+    cached = _cached_entry(runtime, key)
+    if cached is not None and time.time() < cached["renew_at"]:
         return _token(cached, runtime, from_cache=True)
 
     def fetch() -> dict[str, Any]:
@@ -108,7 +112,7 @@ def client_token(
             "renew_at": now + lifetime - margin,
             "scope": tokens.scope,
         }
-        runtime.cache.set(key, entry, lifetime - margin)
+        runtime.cache.set(key, seal(entry), lifetime - margin)
         logger.info(
             "Obtained a client-credentials token from provider %s (scope %r, %s s)",
             runtime.provider.slug,
@@ -119,11 +123,22 @@ def client_token(
 
     # Workers that find the token due at once wait for the one that asks (a short-lived result key).
     entry = single_flight(runtime.cache, key + ":fetch", fetch, ttl=2, lock_timeout=conf.http_timeout + 5)
-    if time.time() >= entry["renew_at"] or (
-        isinstance(cached, dict) and entry["access_token"] == cached["access_token"]
-    ):
+    if time.time() >= entry["renew_at"] or (cached is not None and entry["access_token"] == cached["access_token"]):
         entry = fetch()  # an earlier flight's answer, already due: not the renewal we came for
     return _token(entry, runtime, from_cache=False)
+
+
+def _cached_entry(runtime: ProviderRuntime, key: str) -> dict[str, Any] | None:
+    """The cached token entry under ``key``; None when there is none or it does not open (then renewed)."""
+    found = runtime.cache.get(key)
+    if found is None:
+        return None
+    try:
+        entry = unseal(found)
+    except SealedValueError:
+        logger.warning("Ignored a cached client-credentials token that does not open with the configured keys")
+        return None
+    return entry if isinstance(entry, dict) and isinstance(entry.get("access_token"), str) else None
 
 
 def _token(entry: dict[str, Any], runtime: ProviderRuntime, *, from_cache: bool) -> ClientToken:
@@ -136,6 +151,7 @@ def _token(entry: dict[str, Any], runtime: ProviderRuntime, *, from_cache: bool)
     )
 
 
+@sensitive_variables()
 def forget_client_token(
     rejected: str,
     scope: str | Iterable[str] = "",
@@ -146,11 +162,12 @@ def forget_client_token(
     """Drop the cached token if it is still ``rejected`` (a newer one fetched meanwhile is kept)."""
     runtime = _runtime(provider)
     key = _key(runtime, _scope(scope), resource)
-    for candidate in (key, key + ":fetch:result"):
-        found = runtime.cache.get(candidate)
-        value = found[1] if isinstance(found, tuple) and len(found) == 2 else found
-        if isinstance(value, dict) and value.get("access_token") == rejected:
-            runtime.cache.delete(candidate)
+    cached = _cached_entry(runtime, key)
+    if cached is not None and cached["access_token"] == rejected:
+        runtime.cache.delete(key)
+    shared = shared_result(runtime.cache, key + ":fetch")
+    if isinstance(shared, dict) and shared.get("access_token") == rejected:
+        forget_result(runtime.cache, key + ":fetch")
 
 
 class ClientCredentialsAuth(requests.auth.AuthBase):

@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import logging
 import time
 from typing import Any
 
 import requests
-from django.core.cache import caches
 from django.utils.module_loading import import_string
+from django.views.decorators.debug import sensitive_variables
 
+from .cache import SharedCache, shared_cache
 from .conf import conf
 from .core import flow
 from .core import tokens as tokens_mod
 from .core.discovery import ProviderMetadata, fetch_metadata, parse_metadata
-from .core.errors import DiscoveryError, TokenError
+from .core.errors import CacheUnavailable, DiscoveryError, TokenError
 from .core.http import HttpClient
 from .core.introspection import TokenInfo, introspect
 from .core.jwks import JWKSStore
@@ -23,6 +25,8 @@ from .core.scopes import parse_scopes
 from .models import Provider
 
 __all__ = ["ProviderRuntime", "get_provider", "http_client"]
+
+logger = logging.getLogger("django_duo_oidc")
 
 
 @functools.cache
@@ -60,9 +64,30 @@ class ProviderRuntime:
     def __init__(self, provider: Provider, http: HttpClient | None = None) -> None:
         self.provider = provider
         self.http = http or http_client()
-        self.cache = caches[conf.cache_alias]
+        # Every cache access fails as CacheUnavailable (a ProviderUnavailable), never as a backend error.
+        self.cache: SharedCache = shared_cache()
         digest = hashlib.sha256(provider.issuer.encode()).hexdigest()[:32]
         self._metadata_key = f"duo_oidc:discovery:{digest}"
+        self._down_key = f"duo_oidc:down:{provider.slug}"
+
+    # Provider-down flag (shared by all workers) ------------------------------------------------
+
+    def recently_down(self) -> bool:
+        """True when a call to this provider failed less than ``PROVIDER_DOWN_BACKOFF`` seconds ago.
+
+        :raises CacheUnavailable: the flag cannot be read. Callers treat that as "down" too: without
+            the cache there is no single-flight either, so asking the provider would mean one call per
+            request and worker (and a rotating refresh token spent twice).
+        """
+        return bool(self.cache.get(self._down_key))
+
+    def mark_down(self) -> None:
+        """Leave the provider alone for ``PROVIDER_DOWN_BACKOFF`` seconds. Never raises: it runs in
+        error handlers, and a cache that cannot store the flag is already logged by the cache layer."""
+        try:
+            self.cache.set(self._down_key, 1, conf.provider_down_backoff)
+        except CacheUnavailable:
+            logger.warning("Could not note that provider %s is down: the shared cache failed", self.provider.slug)
 
     # Discovery and keys ------------------------------------------------------------------------
 
@@ -106,6 +131,10 @@ class ProviderRuntime:
     def authorization_url(self, params: dict[str, str]) -> str:
         return flow.authorization_url(self.metadata.authorization_endpoint, params)
 
+    # Methods that hold a code, a token or the client secret hide their locals (and those of the core
+    # functions they call) from Django's error reports.
+
+    @sensitive_variables()
     def exchange_code(self, *, code: str, redirect_uri: str, code_verifier: str) -> flow.TokenSet:
         return flow.exchange_code(
             self.http,
@@ -116,9 +145,11 @@ class ProviderRuntime:
             code_verifier=code_verifier,
         )
 
+    @sensitive_variables()
     def refresh(self, refresh_token: str) -> flow.TokenSet:
         return flow.refresh_tokens(self.http, self.metadata.token_endpoint, self.provider.credentials(), refresh_token)
 
+    @sensitive_variables()
     def validate_id_token(
         self,
         id_token: str,
@@ -141,6 +172,7 @@ class ProviderRuntime:
             access_token=access_token,
         )
 
+    @sensitive_variables()
     def granted_scopes(self, tokens: flow.TokenSet) -> frozenset[str]:
         """Return the scopes the provider granted: never the scopes we asked for.
 
@@ -165,6 +197,7 @@ class ProviderRuntime:
             return frozenset({"openid"})
         return parse_scopes(claims.get("scope")) | {"openid"}
 
+    @sensitive_variables()
     def introspect(self, token: str) -> TokenInfo | None:
         """Ask the provider about ``token``; None when it has no introspection endpoint or it is off."""
         endpoint = self.metadata.introspection_endpoint
@@ -172,6 +205,7 @@ class ProviderRuntime:
             return None
         return introspect(self.http, endpoint, self.provider.credentials(), token)
 
+    @sensitive_variables()
     def userinfo(self, access_token: str) -> dict[str, Any] | None:
         endpoint = self.metadata.userinfo_endpoint
         if not (self.provider.use_userinfo and endpoint):

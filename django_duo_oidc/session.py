@@ -2,7 +2,10 @@
 
 Pending login attempts live in mozilla-django-oidc's ``oidc_states`` map (state -> nonce, PKCE
 verifier, added_on), to which we add the provider slug, the next URL and max_age. After login the
-token set lives under ``duo_oidc``: server-side, never in a cookie or URL.
+login lives under ``duo_oidc``: server-side, never in a cookie or URL, and its access and refresh
+tokens sealed (:func:`~django_duo_oidc.encryption.seal`, authenticated encryption) under ``tokens``.
+Only this module knows that form: read the tokens with :func:`access_token` and :func:`refresh_token`,
+write them with :func:`with_tokens`.
 """
 
 from __future__ import annotations
@@ -11,16 +14,27 @@ import hashlib
 import time
 from typing import Any
 
-from django.core.cache import caches
 from django.http import HttpRequest
 
+from .cache import shared_cache
 from .conf import conf
-from .core.errors import StateError
+from .core.errors import StateError, TokenError
 from .core.flow import TokenSet
 from .core.scopes import format_scopes, parse_scopes
+from .encryption import SealedValueError, seal, unseal
 
 PENDING_KEY = "oidc_states"  # mozilla_django_oidc.utils.add_state_and_verifier_and_nonce_to_session
 LOGIN_KEY = "duo_oidc"
+TOKENS_KEY = "tokens"
+# Where releases before tokens were sealed kept them, in clear.
+_LEGACY_TOKEN_KEYS = ("access_token", "refresh_token")
+
+
+class UnreadableTokens(TokenError):
+    """The session's stored tokens cannot be opened (the key that sealed them was retired, or the
+    stored value was altered): the session cannot be renewed or checked, so it must end."""
+
+    default_description = "The stored tokens of this session cannot be decrypted with the configured keys."
 
 
 def annotate_pending(request: HttpRequest, state: str, **values: Any) -> None:
@@ -32,7 +46,8 @@ def annotate_pending(request: HttpRequest, state: str, **values: Any) -> None:
 def pop_pending(request: HttpRequest, state: str | None) -> dict[str, Any] | None:
     """Remove and return the pending login attempt for ``state``; save at once so it is single-use.
 
-    Raises StateError when another request (on any worker sharing the cache) has already claimed it.
+    Raises StateError when another request (on any worker sharing the cache) has already claimed it,
+    CacheUnavailable when the cache cannot say (the entry then stays, for a retry after the outage).
     """
     pending = request.session.get(PENDING_KEY)
     if not state or not isinstance(pending, dict) or state not in pending:
@@ -42,7 +57,7 @@ def pop_pending(request: HttpRequest, state: str | None) -> dict[str, Any] | Non
     # both redeem the code; the provider then refuses the second and revokes what the first got
     # (RFC 6749 section 4.1.2). An atomic add in the shared cache lets exactly one of them go on.
     claim = "duo_oidc:state-used:" + hashlib.sha256(state.encode()).hexdigest()
-    if not caches[conf.cache_alias].add(claim, 1, timeout=conf.state_ttl):
+    if not shared_cache().add(claim, 1, timeout=conf.state_ttl):
         raise StateError("This login attempt is already being completed. Please start again if it fails.")
     entry = pending.pop(state)
     request.session.modified = True
@@ -54,13 +69,11 @@ def pop_pending(request: HttpRequest, state: str | None) -> dict[str, Any] | Non
 def store_login(
     request: HttpRequest, *, provider: str, tokens: TokenSet, claims: dict[str, Any], scopes: frozenset[str]
 ) -> None:
-    """Keep the token set of a completed login in the (server-side) session."""
+    """Keep the token set of a completed login in the (server-side) session, tokens sealed."""
     now = time.time()
-    request.session[LOGIN_KEY] = {
+    data = {
         "provider": provider,
         "sub": claims["sub"],
-        "access_token": tokens.access_token,
-        "refresh_token": tokens.refresh_token,
         "expires_at": now + tokens.expires_in if tokens.expires_in else None,
         "issued_at": now,  # with expires_at, the token's lifetime (freshness.refresh_due's margin)
         "scopes": format_scopes(scopes),
@@ -68,17 +81,58 @@ def store_login(
         "login_at": now,
         "checked_at": now,
     }
+    request.session[LOGIN_KEY] = with_tokens(data, access_token=tokens.access_token, refresh_token=tokens.refresh_token)
 
 
 def save_login(request: HttpRequest, data: dict[str, Any]) -> None:
-    """Store an updated login (new tokens, scopes, check time)."""
+    """Store an updated login (new tokens through :func:`with_tokens`, scopes, check time)."""
     request.session[LOGIN_KEY] = data
 
 
 def login_data(request: HttpRequest) -> dict[str, Any] | None:
-    """Return the stored login of this session, if any."""
+    """Return the stored login of this session, if any (its tokens sealed: see :func:`access_token`)."""
     data = request.session.get(LOGIN_KEY)
-    return data if isinstance(data, dict) else None
+    if not isinstance(data, dict):
+        return None
+    if any(key in data for key in _LEGACY_TOKEN_KEYS):
+        # A login stored before tokens were sealed: seal them now, so they leave the store in clear.
+        legacy = dict(data)
+        access, refresh = (legacy.pop(key, None) for key in _LEGACY_TOKEN_KEYS)
+        data = with_tokens(legacy, access_token=str(access or ""), refresh_token=refresh)
+        request.session[LOGIN_KEY] = data
+    return data
+
+
+def with_tokens(data: dict[str, Any], *, access_token: str, refresh_token: str | None) -> dict[str, Any]:
+    """Return a copy of the login ``data`` holding these tokens (sealed)."""
+    return {**data, TOKENS_KEY: seal({"access_token": access_token, "refresh_token": refresh_token})}
+
+
+def _tokens(data: dict[str, Any]) -> dict[str, Any]:
+    try:
+        tokens = unseal(data.get(TOKENS_KEY))
+    except SealedValueError as exc:
+        raise UnreadableTokens() from exc
+    if not isinstance(tokens, dict) or not isinstance(tokens.get("access_token"), str):
+        raise UnreadableTokens()
+    return tokens
+
+
+def access_token(data: dict[str, Any]) -> str:
+    """Return the stored login's access token.
+
+    :raises UnreadableTokens: it cannot be decrypted (a ``TokenError``: the session must end).
+    """
+    return str(_tokens(data)["access_token"])
+
+
+def refresh_token(data: dict[str, Any]) -> str | None:
+    """Return the stored login's refresh token, None when the provider gave none.
+
+    :raises UnreadableTokens: it cannot be decrypted (a ``TokenError``: the session must end).
+    """
+    token = _tokens(data).get("refresh_token")
+    return token if isinstance(token, str) and token else None
 
 
 def granted_scopes(data: dict[str, Any] | None) -> frozenset[str]:

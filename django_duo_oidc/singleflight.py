@@ -3,17 +3,32 @@
 With a shared cache (Redis) this spans processes: N workers that find the same session's token due
 for refresh or introspection make one provider call between them. A refresh done twice with a
 rotating refresh token would revoke the whole grant (REAL.md: oidc-provider does exactly that).
+
+When the cache fails before the work starts (the result cannot be read, the lock cannot be taken),
+:class:`~django_duo_oidc.core.errors.CacheUnavailable` is raised and nothing is computed: without the
+lock every worker would call the provider. Once the work is done its result is returned even if the
+cache then fails to store it (a refresh the provider already answered must not be thrown away); its
+lock is then left to expire, so that no waiting worker does the same work again (they give up with
+``ProviderUnavailable``, their requests are stale).
+
+Results are sealed in the cache (:func:`~django_duo_oidc.encryption.seal`: a refreshed token set holds
+tokens, and an introspection answer must not be forgeable by whoever can write to the cache); a
+result that does not open is ignored and computed again. Results must be JSON values.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 from .core import errors
+from .encryption import SealedValueError, seal, unseal
 
 T = TypeVar("T")
+
+logger = logging.getLogger("django_duo_oidc")
 
 
 def single_flight(
@@ -30,37 +45,88 @@ def single_flight(
     ``ttl`` may be a function of the result (a token's answer is worth keeping only until it expires).
     A :class:`~django_duo_oidc.core.errors.DuoOIDCError` raised by ``compute`` is shared too, for
     ``error_ttl`` seconds, so waiting workers see the same refusal instead of trying again.
+
+    :raises CacheUnavailable: the cache failed before ``compute`` ran (it then did not run).
     """
     result_key, lock_key = f"{key}:result", f"{key}:lock"
     deadline = time.monotonic() + lock_timeout
     while True:
-        found = cache.get(result_key)
+        found = _open(cache.get(result_key))
         if found is not None:
             return _unwrap(found)
         if cache.add(lock_key, 1, lock_timeout):
             # Another worker may have published its result and released the lock between our read
             # and our add: read again before computing, or the work is done twice.
-            found = cache.get(result_key)
+            try:
+                found = _open(cache.get(result_key))
+            except errors.CacheUnavailable:
+                _forget(cache, lock_key)
+                raise
             if found is not None:
-                cache.delete(lock_key)
+                _forget(cache, lock_key)
                 return _unwrap(found)
             try:
                 value = compute()
+            except errors.CacheUnavailable:
+                _forget(cache, lock_key)
+                raise  # about this worker's cache access, not an answer to share
             except errors.DuoOIDCError as exc:
-                cache.set(result_key, ("error", type(exc).__name__, exc.description, exc.error), error_ttl)
+                if _publish(cache, result_key, ("error", type(exc).__name__, exc.description, exc.error), error_ttl):
+                    _forget(cache, lock_key)
                 raise
             except BaseException:
-                cache.delete(lock_key)
+                _forget(cache, lock_key)
                 raise
-            else:
-                # The result is published before the lock is released, so no worker computes twice.
-                cache.set(result_key, ("ok", value), ttl(value) if callable(ttl) else ttl)
-            finally:
-                cache.delete(lock_key)
+            # The result is published before the lock is released, so no worker computes twice. When it
+            # cannot be published the lock is left to expire: the waiting workers give up (provider
+            # unavailable, a stale request) instead of computing again, which for a refresh would spend
+            # the same refresh token twice.
+            if _publish(cache, result_key, ("ok", value), ttl(value) if callable(ttl) else ttl):
+                _forget(cache, lock_key)
             return value
         if time.monotonic() >= deadline:
             raise errors.ProviderUnavailable("Another worker's call to the identity provider did not finish in time.")
         time.sleep(0.02)
+
+
+def shared_result(cache: Any, key: str) -> Any:
+    """Return the successful result shared under ``key``, or None (none, a refusal, or unreadable)."""
+    found = _open(cache.get(f"{key}:result"))
+    return found[1] if found is not None and found[0] == "ok" else None
+
+
+def forget_result(cache: Any, key: str) -> None:
+    """Drop the result shared under ``key`` (the next caller computes again)."""
+    cache.delete(f"{key}:result")
+
+
+def _open(found: Any) -> list[Any] | None:
+    if found is None:
+        return None
+    try:
+        entry = unseal(found)
+    except SealedValueError:
+        logger.warning("Ignored a single-flight result that does not open with the configured keys")
+        return None
+    return entry if isinstance(entry, list) and entry and entry[0] in ("ok", "error") else None
+
+
+def _publish(cache: Any, key: str, entry: tuple[Any, ...], timeout: float) -> bool:
+    """Share ``entry``; False when the cache failed (logged, not raised: the caller has its answer)."""
+    try:
+        cache.set(key, seal(list(entry)), timeout)
+    except errors.CacheUnavailable:
+        logger.warning("A single-flight result could not be shared: the shared cache failed")
+        return False
+    return True
+
+
+def _forget(cache: Any, key: str) -> None:
+    """Release a lock; on a cache failure it expires by itself after ``lock_timeout``."""
+    try:
+        cache.delete(key)
+    except errors.CacheUnavailable:
+        logger.warning("A single-flight lock could not be released: the shared cache failed")
 
 
 def _unwrap(found: Any) -> Any:

@@ -19,6 +19,8 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render, resolve_url
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.debug import SafeExceptionReporterFilter
+from django.views.decorators.debug import sensitive_variables
 from django.views.generic import View
 from mozilla_django_oidc.utils import add_state_and_verifier_and_nonce_to_session
 from mozilla_django_oidc.views import (
@@ -33,6 +35,7 @@ from .backends import LoginAttempt
 from .conf import conf
 from .core.errors import (
     AuthorizationError,
+    CacheUnavailable,
     ConfigurationError,
     DuoOIDCError,
     StateError,
@@ -51,6 +54,31 @@ REDIRECT_FIELD_NAME = "next"
 PROMPT_VALUES = ("none", "login", "consent", "select_account")
 # RFC 6749 section 4.1.2.1: error = 1*( %x20-21 / %x23-5B / %x5D-7E ); capped, it becomes a reason code.
 OAUTH_ERROR_CODE = re.compile(r"[\x20\x21\x23-\x5b\x5d-\x7e]{1,64}")
+# Callback parameters that must not reach an error report: the code (with the session's PKCE verifier,
+# a login) and the state (the key of the pending login).
+SENSITIVE_CALLBACK_PARAMETERS = ("code", "state", "session_state")
+
+
+class CallbackReporterFilter(SafeExceptionReporterFilter):
+    """Django's filter, plus the callback's query string, which it would show as sent in META."""
+
+    def get_safe_request_meta(self, request: HttpRequest) -> dict[str, Any]:
+        meta = super().get_safe_request_meta(request)
+        if meta.get("QUERY_STRING"):
+            meta["QUERY_STRING"] = self.cleansed_substitute
+        return meta
+
+
+def cleanse_callback_query(request: HttpRequest) -> None:
+    """Replace the code and the state in ``request.GET`` and the query string once the callback is done
+    with them: Django's error reports list ``request.GET`` and the full URL unfiltered."""
+    cleansed = request.GET.copy()
+    for name in SENSITIVE_CALLBACK_PARAMETERS:
+        if name in cleansed:
+            cleansed.setlist(name, [SafeExceptionReporterFilter.cleansed_substitute])
+    cleansed._mutable = False
+    request.GET = cleansed
+    request.META["QUERY_STRING"] = cleansed.urlencode(safe="*")
 
 
 def error_response(
@@ -87,6 +115,7 @@ class LoginView(OIDCAuthenticationRequestView):
         # mozilla's __init__ reads OIDC_OP_AUTHORIZATION_ENDPOINT from settings; ours is discovered.
         View.__init__(self, **kwargs)
 
+    @sensitive_variables()  # the pending login's state, nonce and PKCE verifier
     def get(self, request: HttpRequest) -> HttpResponse:
         slug = request.GET.get("provider") or None
         try:
@@ -114,6 +143,14 @@ class LoginView(OIDCAuthenticationRequestView):
         )
         try:
             url = ProviderRuntime(provider).authorization_url(params)
+        except CacheUnavailable:
+            # The callback could not check its state for replay without the cache: don't start what
+            # cannot finish.
+            exc = CacheUnavailable(
+                "The login cannot start right now: this site's shared cache is not reachable. "
+                "Please try again in a moment."
+            )
+            return error_response(request, exc, provider=provider)
         except DuoOIDCError as exc:
             return error_response(request, exc, provider=provider)
         add_state_and_verifier_and_nonce_to_session(request, attempt.state, params, attempt.code_verifier)
@@ -169,8 +206,10 @@ class CallbackView(OIDCAuthenticationCallbackView):
 
     http_method_names = ["get"]
 
+    @sensitive_variables()  # the code, the tokens, the claims: here and in everything called from here
     def get(self, request: HttpRequest) -> HttpResponse:
         self.provider: Provider | None = None
+        request.exception_reporter_filter = CallbackReporterFilter()  # type: ignore[attr-defined]
         try:
             return self.complete(request)
         except DuoOIDCError as exc:
@@ -179,6 +218,10 @@ class CallbackView(OIDCAuthenticationCallbackView):
             return error_response(
                 request, exc, provider=self.provider, status=502 if isinstance(exc, TokenError) else None
             )
+        finally:
+            # Before any error report is made of this request (they are made once the exception has
+            # left the view), and before the middleware below sees the request again.
+            cleanse_callback_query(request)
 
     def complete(self, request: HttpRequest) -> HttpResponse:
         pending = session.pop_pending(request, request.GET.get("state"))

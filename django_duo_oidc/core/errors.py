@@ -8,6 +8,7 @@ HTTP status that fits it.
     DuoOIDCError
     ├── ConfigurationError          the provider settings or metadata are unusable
     ├── ProviderUnavailable         network error, timeout, 5xx or 429 from the provider (503)
+    │   └── CacheUnavailable        the shared cache (Redis) failed: nothing can be checked now (503)
     ├── ProviderResponseError       the provider answered something that is not what the spec says (502)
     │   └── DiscoveryError          bad discovery document, issuer mismatch
     ├── TokenEndpointError          the token endpoint refused the grant (error=invalid_grant, ...)
@@ -29,6 +30,7 @@ from __future__ import annotations
 __all__ = [
     "AuthorizationError",
     "BadSignature",
+    "CacheUnavailable",
     "ConfigurationError",
     "DiscoveryError",
     "DuoOIDCError",
@@ -73,6 +75,14 @@ class ProviderUnavailable(DuoOIDCError):
     error = "temporarily_unavailable"
     status_code = 503
     default_description = "The identity provider is not reachable right now."
+
+
+class CacheUnavailable(ProviderUnavailable):
+    """The shared cache failed. Treated like an unreachable provider, so every fail-closed path applies:
+    what needs the cache (single-flight calls, the provider-down flag, state replay checks) cannot be
+    done safely without it."""
+
+    default_description = "This site cannot check access right now: its shared cache is not reachable."
 
 
 class ProviderResponseError(DuoOIDCError):

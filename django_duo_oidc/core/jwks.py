@@ -27,7 +27,11 @@ _SIGNATURE_KTYS = frozenset(_KTY_FOR_ALG_PREFIX.values())
 
 
 class Cache(Protocol):
-    """The subset of Django's cache API the core needs (any object with these methods works)."""
+    """The subset of Django's cache API the core needs (any object with these methods works).
+
+    Errors it raises propagate: the app's cache raises ``CacheUnavailable`` (a ``ProviderUnavailable``),
+    so a cache outage is answered like an unreachable provider, never by fetching without the cache.
+    """
 
     def get(self, key: str, default: Any = None) -> Any: ...
 

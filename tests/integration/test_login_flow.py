@@ -14,6 +14,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.test import Client
 
+from django_duo_oidc import session as stored_session
 from django_duo_oidc import signals
 from django_duo_oidc.models import Identity, Provider
 from tests.conftest import captured, query
@@ -106,7 +107,7 @@ def test_tokens_stay_server_side(client: Client, fake_op: FakeOP, provider: Prov
     for cookie in client.cookies.values():
         assert access not in cookie.value
     assert access not in response["Location"]
-    assert client.session["duo_oidc"]["access_token"] == access
+    assert stored_session.access_token(client.session["duo_oidc"]) == access  # sealed at rest (item 22)
 
 
 def test_client_secret_post_provider(client: Client, fake_op: FakeOP, provider: Provider) -> None:

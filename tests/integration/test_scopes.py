@@ -15,8 +15,10 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import connections
 from django.test import Client, override_settings
 
+from django_duo_oidc import session as stored
 from django_duo_oidc import signals
 from django_duo_oidc.core import errors
+from django_duo_oidc.encryption import seal
 from django_duo_oidc.middleware import reset_policy_cache
 from django_duo_oidc.models import Provider, ScopeRule
 from django_duo_oidc.singleflight import single_flight
@@ -238,12 +240,12 @@ def test_expired_access_token_is_refreshed_and_scopes_reread(
     client: Client, fake_op: FakeOP, provider: Provider
 ) -> None:
     login(client, fake_op, scope=CRM)
-    old = client.session["duo_oidc"]["access_token"]
+    old = stored.access_token(client.session["duo_oidc"])
     fake_op.refresh_scope = "openid profile email"  # policy changed: the renewed token has fewer scopes
     age_session(client, expires_at=time.time() - 1)
     assert client.get("/contacts/").status_code == 403
     data = client.session["duo_oidc"]
-    assert data["access_token"] != old
+    assert stored.access_token(data) != old
     assert data["expires_at"] > time.time() + 3000
     assert fake_op.count("token") == 2
 
@@ -251,10 +253,10 @@ def test_expired_access_token_is_refreshed_and_scopes_reread(
 def test_rotated_refresh_token_is_kept(client: Client, fake_op: FakeOP, provider: Provider) -> None:
     fake_op.rotate_refresh_tokens = True
     login(client, fake_op, scope=CRM)
-    first = client.session["duo_oidc"]["refresh_token"]
+    first = stored.refresh_token(client.session["duo_oidc"])
     age_session(client, expires_at=time.time() - 1)
     assert client.get("/contacts/").status_code == 200
-    second = client.session["duo_oidc"]["refresh_token"]
+    second = stored.refresh_token(client.session["duo_oidc"])
     assert second != first
     age_session(client, expires_at=time.time() - 1)
     assert client.get("/contacts/").status_code == 200  # the old one would have been refused
@@ -398,7 +400,7 @@ def test_single_flight_reads_again_after_taking_the_lock() -> None:
             found = self.data.get(key, default)
             if key.endswith(":result") and not self.raced:
                 self.raced = True
-                self.data[key] = ("ok", "theirs")  # ...just after our read, the other worker finishes
+                self.data[key] = seal(["ok", "theirs"])  # ...just after our read, the other worker finishes
             return found
 
         def add(self, key: str, value: object, timeout: float | None = None) -> bool:

@@ -1,0 +1,75 @@
+"""The shared cache, as django-duo-oidc uses it: every access goes through :func:`shared_cache`.
+
+The cache (``DUO_OIDC["CACHE_ALIAS"]``, Redis in production) holds what the workers share: discovery
+documents, JWKS, single-flight locks and results, the provider-down flag, used login states, client
+tokens. When it fails (Redis restarting, network, a full or read-only server), whatever the backend
+raises becomes :class:`~django_duo_oidc.core.errors.CacheUnavailable`, a ``ProviderUnavailable``: the
+request is answered as if the provider could not be asked (fail closed: a 503, a stale session),
+never as a 500, and never by skipping the check the cache was read for.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.core.cache import caches
+from django.core.cache.backends.base import DEFAULT_TIMEOUT
+
+from .conf import conf
+from .core.errors import CacheUnavailable
+
+__all__ = ["SharedCache", "shared_cache"]
+
+logger = logging.getLogger("django_duo_oidc")
+
+
+class SharedCache:
+    """Django's cache API (the part this app uses) over ``caches[alias]``; backend errors become
+    :class:`CacheUnavailable`. The backend is looked up on each call, so ``override_settings`` works."""
+
+    def __init__(self, alias: str) -> None:
+        self.alias = alias
+
+    def _call(self, operation: str, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return getattr(caches[self.alias], operation)(*args, **kwargs)
+        except Exception as exc:
+            # The class name says enough (ConnectionError, TimeoutError, ...); the message may name hosts.
+            logger.error("The shared cache %r failed on %s: %s", self.alias, operation, type(exc).__name__)
+            raise CacheUnavailable() from exc
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self._call("get", key, default)
+
+    def set(self, key: str, value: Any, timeout: Any = DEFAULT_TIMEOUT) -> None:
+        self._call("set", key, value, timeout)
+
+    def add(self, key: str, value: Any, timeout: Any = DEFAULT_TIMEOUT) -> bool:
+        return bool(self._call("add", key, value, timeout))
+
+    def delete(self, key: str) -> bool:
+        return bool(self._call("delete", key))
+
+    def get_many(self, keys: list[str]) -> dict[str, Any]:
+        return dict(self._call("get_many", keys))
+
+    def set_many(self, data: dict[str, Any], timeout: Any = DEFAULT_TIMEOUT) -> list[str]:
+        return list(self._call("set_many", data, timeout) or [])
+
+    def delete_many(self, keys: list[str]) -> None:
+        self._call("delete_many", keys)
+
+    def incr(self, key: str, delta: int = 1) -> int:
+        return int(self._call("incr", key, delta))
+
+    def touch(self, key: str, timeout: Any = DEFAULT_TIMEOUT) -> bool:
+        return bool(self._call("touch", key, timeout))
+
+    def __repr__(self) -> str:
+        return f"<SharedCache {self.alias!r}>"
+
+
+def shared_cache() -> SharedCache:
+    """Return the app's shared cache (``DUO_OIDC["CACHE_ALIAS"]``)."""
+    return SharedCache(conf.cache_alias)
