@@ -391,17 +391,22 @@ def _linked_user(grant: AccessGrant, provider: Provider) -> Any:
     return identity.user
 
 
-def authenticate(request: HttpRequest) -> BearerContext:
+def authenticate(request: HttpRequest, *, token_only: bool = True) -> BearerContext:
     """Authenticate ``request`` by its bearer token, once; set ``request.oidc`` and ``request.user``.
 
     Never raises for anything the client sent: the outcome, including a refusal, is in the context.
-    A request without a bearer token gets a context with neither grant nor error (and its session user
-    is not used: a bearer-protected view answers to tokens only).
+    A request without a bearer token gets a context with neither grant nor error. With ``token_only``
+    (views that answer to tokens only: ``@bearer_auth``, ``BearerAuthMixin``) that empty context is
+    set and the user is anonymous, so a session never opens the view. With ``token_only=False``
+    (DRF, where the next authentication class may accept the session) a request without bearer
+    credentials is left untouched: nothing is set and the empty context is only returned.
     """
     existing = getattr(request, "oidc", None)
     if isinstance(existing, BearerContext):
         return existing
     context = _authenticate(request)
+    if not token_only and context.grant is None and context.error is None:
+        return context
     request.oidc = context  # type: ignore[attr-defined]
     if context.grant is not None and context._provider is not None:
         grant, provider = context.grant, context._provider

@@ -47,7 +47,9 @@ class DuoBearerAuthentication(BaseAuthentication):
 
     def authenticate(self, request: Any) -> tuple[Any, BearerContext] | None:
         django_request = request._request
-        context = bearer.authenticate(django_request)
+        # token_only=False: without bearer credentials the request (its session user included) is left
+        # untouched for the next authentication class, e.g. SessionAuthentication.
+        context = bearer.authenticate(django_request, token_only=False)
         error = context.error
         if error is None:
             return None if context.grant is None else (django_request.user, context)
