@@ -25,10 +25,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from asgiref.sync import sync_to_async
 from django.contrib.auth.models import AnonymousUser
 from django.http import HttpRequest, JsonResponse
-from django.utils.functional import SimpleLazyObject
 
 from .conf import conf
 from .core import jws as jws_mod
@@ -382,12 +380,28 @@ class BearerContext:
         return f"<BearerContext {state} provider={self.provider} scopes={format_scopes(self.scopes)!r}>"
 
 
+class _InactiveUser(InvalidClaim):
+    """The token's subject is linked to a user who is inactive on this site."""
+
+    def __init__(self) -> None:
+        super().__init__("sub", "The user linked to the token's subject is inactive on this site.")
+
+
 def _linked_user(grant: AccessGrant, provider: Provider) -> Any:
+    """The user linked to a user token's subject (one indexed query), or None.
+
+    Read on every request, never remembered: a user deactivated in Django (or by a directory sync)
+    is refused from the next request on, as ``ModelBackend.user_can_authenticate`` would refuse them.
+
+    :raises _InactiveUser: the linked user is inactive.
+    """
     if grant.is_client or grant.sub is None:
-        return AnonymousUser()  # a server calling for itself is never a logged-in user
+        return None  # a server calling for itself is never a logged-in user
     identity = Identity.objects.select_related("user").filter(provider=provider, sub=grant.sub).first()
-    if identity is None or not identity.user.is_active:
-        return AnonymousUser()
+    if identity is None:
+        return None  # a subject this site has never seen log in: a valid token, no user
+    if not identity.user.is_active:
+        raise _InactiveUser()
     return identity.user
 
 
@@ -400,40 +414,29 @@ def authenticate(request: HttpRequest, *, token_only: bool = True) -> BearerCont
     set and the user is anonymous, so a session never opens the view. With ``token_only=False``
     (DRF, where the next authentication class may accept the session) a request without bearer
     credentials is left untouched: nothing is set and the empty context is only returned.
+
+    ``request.user`` is the token's linked user, read with its identity in one query; anonymous for a
+    client's token, a subject with no identity here, or a refusal. A linked user who is inactive
+    refuses the token (``invalid_token``).
     """
     existing = getattr(request, "oidc", None)
     if isinstance(existing, BearerContext):
         return existing
-    context = _authenticate(request)
+    context, found = _authenticate(request)
     if not token_only and context.grant is None and context.error is None:
         return context
     request.oidc = context  # type: ignore[attr-defined]
-    if context.grant is not None and context._provider is not None:
-        grant, provider = context.grant, context._provider
-        loaded: list[Any] = []
+    user: Any = found if found is not None else AnonymousUser()
 
-        def load() -> Any:
-            if not loaded:
-                loaded.append(_linked_user(grant, provider))
-            return loaded[0]
-
-        user: Any = SimpleLazyObject(load)
-
-        async def auser() -> Any:  # as django.contrib.auth's middleware offers async views
-            return await sync_to_async(load)()
-
-    else:
-        user = AnonymousUser()
-
-        async def auser() -> Any:
-            return user
+    async def auser() -> Any:  # as django.contrib.auth's middleware offers async views
+        return user
 
     request.user = user
     request.auser = auser  # type: ignore[attr-defined]
     return context
 
 
-def _authenticate(request: HttpRequest) -> BearerContext:
+def _authenticate(request: HttpRequest) -> tuple[BearerContext, Any]:
     try:
         token = token_from_header(request.META.get("HTTP_AUTHORIZATION"))
         # RFC 6750 sections 2.2/2.3 are optional and RFC 9700 section 2.5 says not to put tokens in
@@ -445,12 +448,13 @@ def _authenticate(request: HttpRequest) -> BearerContext:
         ):
             raise InvalidRequest("Access tokens are accepted in the Authorization header only.")
         if token is None:
-            return BearerContext()
+            return BearerContext(), None
         grant, provider, stale = validate(token)
+        user = _linked_user(grant, provider)
     except DuoOIDCError as exc:
         _log_refusal(request, exc)
-        return BearerContext(error=exc)
-    return BearerContext(grant=grant, provider=provider, stale=stale)
+        return BearerContext(error=exc), None
+    return BearerContext(grant=grant, provider=provider, stale=stale), user
 
 
 def _log_refusal(request: HttpRequest, exc: DuoOIDCError) -> None:
