@@ -12,7 +12,9 @@ an opaque token goes to the default provider), in that provider's mode:
 
 The proven result (an :class:`AccessGrant`, never the token) is kept per process under the token's
 SHA-256, so a token already seen costs a hash and a dict lookup; a refused one is refused from
-memory for a minute. Only views that opt in (``@bearer_auth``, ``BearerAuthMixin``, the DRF class)
+memory for a minute (its error class and description only, never the exception, its traceback or
+the token). That memory is bounded in entries and in bytes (``SEEN_MAX``, ``SEEN_MAX_BYTES``), the
+oldest entries going first. Only views that opt in (``@bearer_auth``, ``BearerAuthMixin``, the DRF class)
 read the header: a token never authenticates a view that did not ask for one.
 """
 
@@ -20,8 +22,10 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import sys
 import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,8 +68,14 @@ __all__ = [
 
 # Providers are re-read from the database at most this often per process.
 REGISTRY_TTL = 5.0
-# Tokens remembered per process (proven or refused), and how long a refusal is remembered.
+# Tokens remembered per process (proven or refused), bounded twice: at most SEEN_MAX entries and about
+# SEEN_MAX_BYTES of accounted size (a refusal is a fixed ~ENTRY_OVERHEAD; a proven grant adds the size
+# of its claims, which a provider may make large). The oldest entries go first. So a flood of forged
+# tokens costs a worker at most ~SEEN_MAX * ENTRY_OVERHEAD (about 5 MB), never the tokens themselves.
 SEEN_MAX = 10_000
+SEEN_MAX_BYTES = 16 * 1024 * 1024
+ENTRY_OVERHEAD = 512
+# How long a refusal is remembered.
 REFUSED_FOR = 60.0
 
 
@@ -135,12 +145,53 @@ class _Seen:
     # When the provider last confirmed the token by introspection; None in jwt mode (never asked).
     checked_at: float | None
     local: AccessGrant | None  # what the JWT itself said, kept to merge with later introspections
+    size: int = 0  # accounted bytes (see SEEN_MAX_BYTES)
+
+    @classmethod
+    def of(
+        cls, grant: AccessGrant, version: tuple[Any, ...], checked_at: float | None, local: AccessGrant | None
+    ) -> _Seen:
+        size = ENTRY_OVERHEAD + _approx_size(grant.claims)
+        if local is not None and local.claims is not grant.claims:
+            size += _approx_size(local.claims)
+        return cls(grant, version, checked_at, local, size)
 
 
 @dataclass(frozen=True, slots=True)
 class _Refused:
-    error: TokenError
+    """A remembered refusal: only what the answer and the log line need, never the exception itself
+    (its traceback holds the request's frames and the token, and grows each time it is raised again)."""
+
+    error: type[TokenError]
+    description: str
+    claim: str | None
     until: float
+    size: int = ENTRY_OVERHEAD
+
+    @classmethod
+    def of(cls, exc: TokenError, until: float) -> _Refused:
+        return cls(type(exc), exc.description, getattr(exc, "claim", None), until)
+
+    def exception(self) -> TokenError:
+        """A fresh exception, equal to the one refused (raised anew, its traceback starts empty)."""
+        if issubclass(self.error, InvalidClaim):
+            return self.error(self.claim or "", self.description)
+        return self.error(self.description)
+
+
+def _approx_size(value: Any) -> int:
+    """Approximate bytes held by a JSON-like value (claims, an introspection answer); iterative, so a
+    deeply nested answer cannot exhaust the stack."""
+    total, stack = 0, [value]
+    while stack:
+        item = stack.pop()
+        total += sys.getsizeof(item)
+        if isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple):
+            stack.extend(item)
+    return total
 
 
 class _UntrustedIssuer(InvalidClaim):
@@ -156,23 +207,33 @@ class _NoIntrospector(MalformedToken):
 # read (REGISTRY_TTL) or JWKS refetch, not REFUSED_FOR later. Each costs a parse and a dict lookup.
 _NOT_REMEMBERED = (UnknownKey, _UntrustedIssuer, _NoIntrospector)
 
-_seen: dict[bytes, _Seen | _Refused] = {}
+_seen: OrderedDict[bytes, _Seen | _Refused] = OrderedDict()
+_seen_bytes = 0  # the sum of the entries' sizes
 _seen_lock = threading.Lock()
 
 
 def reset() -> None:
     """Forget the providers and tokens this process has seen (tests; after changing providers in code)."""
+    global _seen_bytes
     _registry.expires = 0.0
     with _seen_lock:
         _seen.clear()
+        _seen_bytes = 0
 
 
 def _remember(digest: bytes, entry: _Seen | _Refused) -> None:
+    global _seen_bytes
     with _seen_lock:
-        _seen.pop(digest, None)
-        while len(_seen) >= SEEN_MAX:
-            _seen.pop(next(iter(_seen)))  # the oldest entry first
+        old = _seen.pop(digest, None)
+        if old is not None:
+            _seen_bytes -= old.size
+        if entry.size > SEEN_MAX_BYTES:
+            return  # larger than the whole budget: proven again next time rather than evict everything
+        while _seen and (len(_seen) >= SEEN_MAX or _seen_bytes + entry.size > SEEN_MAX_BYTES):
+            _digest, evicted = _seen.popitem(last=False)  # the oldest entry first
+            _seen_bytes -= evicted.size
         _seen[digest] = entry
+        _seen_bytes += entry.size
 
 
 def validate(token: str) -> tuple[AccessGrant, Provider, bool]:
@@ -188,7 +249,7 @@ def validate(token: str) -> tuple[AccessGrant, Provider, bool]:
     entry = _seen.get(digest)
     if isinstance(entry, _Refused):
         if now < entry.until:
-            raise entry.error
+            raise entry.exception()
         entry = None
     if entry is not None:
         trusted = _registry.trusted_for(entry.grant.issuer)
@@ -197,7 +258,7 @@ def validate(token: str) -> tuple[AccessGrant, Provider, bool]:
         else:
             grant = entry.grant
             if grant.expires_at is not None and now >= grant.expires_at + conf.leeway:
-                _remember(digest, _Refused(TokenExpired(), now + REFUSED_FOR))
+                _remember(digest, _Refused.of(TokenExpired(), now + REFUSED_FOR))
                 raise TokenExpired()
             if entry.checked_at is None or now - entry.checked_at < conf.revalidate_seconds:
                 return grant, trusted.runtime.provider, False
@@ -206,9 +267,9 @@ def validate(token: str) -> tuple[AccessGrant, Provider, bool]:
         grant, trusted, checked_at, local = _prove(token, digest, now)
     except TokenError as exc:
         if not isinstance(exc, _NOT_REMEMBERED):
-            _remember(digest, _Refused(exc, now + REFUSED_FOR))
+            _remember(digest, _Refused.of(exc, now + REFUSED_FOR))
         raise
-    _remember(digest, _Seen(grant, trusted.version, checked_at, local))
+    _remember(digest, _Seen.of(grant, trusted.version, checked_at, local))
     return grant, trusted.runtime.provider, False
 
 
@@ -257,7 +318,7 @@ def _introspect_again(
         info, checked_at = _shared_introspection(trusted, token, digest, now)
         grant = _merge(trusted, info, now, entry.local)
     except TokenError as exc:
-        _remember(digest, _Refused(exc, now + REFUSED_FOR))
+        _remember(digest, _Refused.of(exc, now + REFUSED_FOR))
         raise
     except (ProviderUnavailable, ProviderResponseError) as exc:
         trusted.runtime.cache.set(down_key, 1, conf.provider_down_backoff)
@@ -265,7 +326,7 @@ def _introspect_again(
             logger.warning("Using the last confirmed grant of a bearer token: %s", exc.description)
             return entry.grant, provider, True
         raise
-    _remember(digest, _Seen(grant, trusted.version, checked_at, entry.local))
+    _remember(digest, _Seen.of(grant, trusted.version, checked_at, entry.local))
     return grant, provider, False
 
 
