@@ -294,7 +294,10 @@ def _prove(token: str, digest: bytes, now: float) -> tuple[AccessGrant, _Trusted
                 now=now,
                 leeway=conf.leeway,
             )
-            local = grant_from_claims(runtime.provider.issuer, claims)
+            provider = runtime.provider
+            local = grant_from_claims(
+                provider.issuer, claims, own_client_id=provider.client_id, machine_clients=provider.machine_client_set
+            )
             if mode == "jwt":
                 return local, trusted, None, local
     else:
@@ -359,7 +362,14 @@ def _shared_introspection(trusted: _Trusted, token: str, digest: bytes, now: flo
 def _merge(trusted: _Trusted, info: TokenInfo, now: float, local: AccessGrant | None) -> AccessGrant:
     provider = trusted.runtime.provider
     return grant_from_introspection(
-        provider.issuer, info, audiences=provider.audience_list, now=now, leeway=conf.leeway, local=local
+        provider.issuer,
+        info,
+        audiences=provider.audience_list,
+        now=now,
+        leeway=conf.leeway,
+        local=local,
+        own_client_id=provider.client_id,
+        machine_clients=provider.machine_client_set,
     )
 
 

@@ -15,7 +15,14 @@ from .introspection import TokenInfo
 from .jws import MAX_TOKEN_LENGTH
 from .scopes import format_scopes, parse_scopes
 
-__all__ = ["AccessGrant", "challenge", "grant_from_claims", "grant_from_introspection", "token_from_header"]
+__all__ = [
+    "AccessGrant",
+    "challenge",
+    "grant_from_claims",
+    "grant_from_introspection",
+    "is_client_token",
+    "token_from_header",
+]
 
 # RFC 6750 section 2.1: credentials = "Bearer" 1*SP b64token
 _B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
@@ -103,27 +110,81 @@ class AccessGrant:
     claims: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
 
-def _is_client(sub: str | None, client_id: str | None) -> bool:
-    # RFC 9068 section 2.2: for grants with no resource owner (client credentials) "sub SHOULD correspond
-    # to an identifier the authorization server uses to indicate the client application"; Duo's
-    # client-credentials tokens carry the client id as sub (DUO.md 2). No sub at all (introspection may
-    # omit it) means no user either.
-    return sub is None or (client_id is not None and sub == client_id)
+def _string(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
 
 
-def grant_from_claims(issuer: str, claims: Mapping[str, Any]) -> AccessGrant:
-    """The grant of a JWT access token whose signature, issuer, audience and times were checked."""
+def _strings(value: Any) -> tuple[str, ...]:
+    """An ``aud``-like value (a string or a list of strings) as a tuple of its strings."""
+    items = [value] if isinstance(value, str) else value if isinstance(value, list) else []
+    return tuple(item for item in items if isinstance(item, str) and item)
+
+
+def _client_of(claims: Mapping[str, Any]) -> str | None:
+    """The client a token was issued to: ``client_id`` (RFC 9068 2.2, RFC 7662 2.2), else ``azp`` (OIDC)."""
+    return _string(claims.get("client_id")) or _string(claims.get("azp"))
+
+
+def is_client_token(
+    claims: Mapping[str, Any],
+    *,
+    own_client_id: str | None = None,
+    machine_clients: frozenset[str] = frozenset(),
+) -> bool:
+    """True when a token (its JWT claims, or an introspection answer) is a client's, with no user behind it.
+
+    RFC 9068 section 2.2: for "grants where no resource owner is involved, such as the client
+    credentials grant, the value of ``sub`` SHOULD correspond to an identifier the authorization server
+    uses to indicate the client application". Providers differ in how they follow that, so a token is
+    a client's when any of these holds:
+
+    1. it has no ``sub`` (an introspection answer may omit it): there is nobody to log in;
+    2. ``gty`` is ``client-credentials`` (Auth0 names the grant this way);
+    3. ``sub`` equals its ``client_id`` or ``azp`` claim (the RFC 9068 shape);
+    4. ``sub`` equals one of its ``aud`` values, or ``own_client_id`` (the client id this site is
+       registered under): those name clients and resources, never a user. Duo's client-credentials
+       tokens carry the calling client's id as ``sub`` and no ``client_id`` claim (DUO.md 2), while a
+       Duo user's ``sub`` is 64 hex characters (DUO.md 1.5);
+    5. its ``sub``, ``client_id`` or ``azp`` is in ``machine_clients``, the provider's own list of
+       machine clients (``Provider.machine_clients``): the way to name, e.g., a Keycloak service
+       account (its ``sub`` is a user id, ``azp``/``client_id`` the client) or another Duo client
+       calling with a token addressed to this site.
+
+    A token wrongly judged a client's loses its user (never gains one), so the rule errs that way.
+    """
+    sub = _string(claims.get("sub"))
+    if sub is None:
+        return True
+    if claims.get("gty") == "client-credentials":
+        return True
+    clients = {c for c in (_string(claims.get("client_id")), _string(claims.get("azp"))) if c is not None}
+    if sub in clients:
+        return True
+    if sub in _strings(claims.get("aud")) or (own_client_id is not None and sub == own_client_id):
+        return True
+    return bool(machine_clients & ({sub} | clients))
+
+
+def grant_from_claims(
+    issuer: str,
+    claims: Mapping[str, Any],
+    *,
+    own_client_id: str | None = None,
+    machine_clients: frozenset[str] = frozenset(),
+) -> AccessGrant:
+    """The grant of a JWT access token whose signature, issuer, audience and times were checked.
+
+    ``own_client_id`` and ``machine_clients`` feed :func:`is_client_token`.
+    """
     sub = claims["sub"]
-    client_id = claims.get("client_id", claims.get("azp"))
-    client_id = client_id if isinstance(client_id, str) else None
     auth_time = claims.get("auth_time")
     return AccessGrant(
         issuer=issuer,
         sub=sub,
-        client_id=client_id,
+        client_id=_client_of(claims),
         scopes=parse_scopes(claims.get("scope")),
         expires_at=float(claims["exp"]),
-        is_client=_is_client(sub, client_id),
+        is_client=is_client_token(claims, own_client_id=own_client_id, machine_clients=machine_clients),
         auth_time=float(auth_time) if isinstance(auth_time, int | float) and not isinstance(auth_time, bool) else None,
         claims=dict(claims),
     )
@@ -137,6 +198,8 @@ def grant_from_introspection(
     now: float,
     leeway: float,
     local: AccessGrant | None = None,
+    own_client_id: str | None = None,
+    machine_clients: frozenset[str] = frozenset(),
 ) -> AccessGrant:
     """Combine an introspection answer with what the token itself said (``local``), if anything.
 
@@ -167,15 +230,18 @@ def grant_from_introspection(
     if expires_at is not None and now >= expires_at + leeway:
         raise TokenError("The token has expired.")
     sub = info.sub if info.sub is not None else (local.sub if local else None)
-    client_id = info.client_id or (local.client_id if local else None)
+    client_id = info.client_id or _string(raw.get("azp")) or (local.client_id if local else None)
     scopes = parse_scopes(info.scope) if info.scope is not None else (local.scopes if local else frozenset())
+    # The rule on what both said: the JWT's claims, the answer's over them, the subject as resolved.
+    said = {**(local.claims if local else {}), **raw, "sub": sub}
+    is_client = is_client_token(said, own_client_id=own_client_id, machine_clients=machine_clients)
     return AccessGrant(
         issuer=issuer,
         sub=sub,
         client_id=client_id,
         scopes=scopes,
         expires_at=expires_at,
-        is_client=_is_client(sub, client_id) if local is None else local.is_client or _is_client(sub, client_id),
+        is_client=is_client or (local is not None and local.is_client),
         auth_time=local.auth_time if local else None,
         claims={k: v for k, v in raw.items() if k != "active"} if local is None else local.claims,
     )

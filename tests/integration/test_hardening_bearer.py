@@ -12,6 +12,7 @@ import time
 import tracemalloc
 from typing import Any
 
+import jwt
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.handlers.wsgi import WSGIHandler
@@ -284,3 +285,54 @@ def test_proven_grants_are_bounded_in_bytes_as_well_as_in_entries(
     for _ in range(80):
         assert wsgi("/api/contacts/", forged(fake_op)) == 401
     assert len(bearer._seen) == 50
+
+
+# 11. Client-credentials tokens are clients in every validation mode ------------------------------
+
+
+@pytest.mark.parametrize("mode", ["jwt", "auto", "introspection"])
+def test_a_duo_client_credentials_token_is_a_client_in_every_mode(
+    client: Client, fake_op: FakeOP, provider: Provider, mode: str
+) -> None:
+    provider.access_token_validation = mode
+    provider.save()
+    link(provider, sub=fake_op.client_id, username="impostor")  # an identity with the client's id as sub
+    status, payload, _ = fake_op.client_credentials_grant({"scope": "crm.contacts.read"})
+    assert status == 200
+    token = payload["access_token"]
+    assert "client_id" not in jwt.decode(token, options={"verify_signature": False})  # Duo's shape
+    for path in ("/t/bearer/any/", "/t/bearer/drf/"):
+        body = get(client, path, token).json()
+        assert body["is_client"] is True, (mode, path, body)
+        assert body["user"] is None
+        assert body["sub"] == fake_op.client_id
+
+
+@pytest.mark.parametrize("named", ["svc-reports", "5b1e8c1e-service-account"])
+def test_a_keycloak_service_account_named_as_a_machine_client_is_a_client(
+    client: Client, fake_op: FakeOP, provider: Provider, named: str
+) -> None:
+    provider.access_token_validation = Provider.AccessTokenValidation.JWT
+    provider.machine_clients = f"other {named}"
+    provider.save()
+    sa = "5b1e8c1e-service-account"
+    link(provider, sub=sa, username="service-account-svc-reports")
+    token = issue(fake_op, sub=sa, azp="svc-reports", client_id="svc-reports")
+    body = get(client, "/t/bearer/any/", token).json()
+    assert body == {
+        "is_client": True,
+        "sub": sa,
+        "client_id": "svc-reports",
+        "user": None,
+        "scopes": ["crm.contacts.read"],
+    }
+
+
+def test_a_user_token_of_the_same_provider_is_still_a_user(client: Client, fake_op: FakeOP, provider: Provider) -> None:
+    provider.access_token_validation = Provider.AccessTokenValidation.JWT
+    provider.machine_clients = "svc-reports"
+    provider.save()
+    link(provider, sub="b1cee4e5" * 8)
+    body = get(client, "/t/bearer/any/", issue(fake_op, sub="b1cee4e5" * 8, azp="crm-web")).json()
+    assert body["is_client"] is False
+    assert body["user"] == "alice"
