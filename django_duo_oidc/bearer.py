@@ -1,14 +1,26 @@
 """Bearer access tokens for API views: who is calling, with which scopes, proven once and then cheap.
 
 A token is validated the first time a process sees it, by the provider that issued it (its ``iss``;
-an opaque token goes to the default provider), in that provider's mode:
+when several enabled rows share an issuer, e.g. two clients of one Duo application, the row whose
+audiences the token names, default first), in that provider's mode:
 
 - ``jwt``: signature (JWKS from the shared cache), algorithm allow-list, exact ``iss``, audience,
   ``exp``/``nbf``/``iat``, ``typ``, never an ID token (RFC 9068 section 4, RFC 8725). No provider call.
-- ``introspection``: the provider's RFC 7662 endpoint decides (opaque tokens too).
+- ``introspection``: the provider's RFC 7662 endpoint decides, for JWTs and opaque tokens (these go to
+  the default provider if it introspects, else to the one provider that does). The answer must show
+  the token is for this resource (its ``aud``, its ``client_id``/``azp``, or the JWT's own ``aud``;
+  RFC 7662 section 4) unless the row opts out (``access_token_require_audience``). Nothing local
+  vouches for such a token, so a token never seen before costs one call from a shared budget
+  (``BEARER_INTROSPECTION_BUDGET`` per ``BEARER_INTROSPECTION_WINDOW``, per provider, all workers);
+  beyond it: 503 with ``Retry-After``, not remembered.
 - ``jwt+introspection`` (``auto`` picks it when discovery advertises introspection): local checks, then
   introspection before the token is first trusted and again once per ``REVALIDATE_SECONDS``, shared by
-  all workers through the cache and never kept beyond the token's ``exp``.
+  all workers through the cache and never kept beyond the token's ``exp``. Only tokens that pass the
+  local checks are introspected: ``auto`` never asks about an opaque token.
+
+The provider-down flag (``duo_oidc:down:<slug>``, shared with sessions) is honoured before any call,
+and set only when a check of a token proven before fails: never by a token seen for the first time,
+so nobody without a valid token can put every session's scope views on 503.
 
 The proven result (an :class:`AccessGrant`, never the token) is kept per process under the token's
 SHA-256, so a token already seen costs a hash and a dict lookup; a refused one is refused from
@@ -35,7 +47,14 @@ from django.http import HttpRequest, JsonResponse
 from .conf import conf
 from .core import jws as jws_mod
 from .core import tokens as tokens_mod
-from .core.bearer import AccessGrant, challenge, grant_from_claims, grant_from_introspection, token_from_header
+from .core.bearer import (
+    AccessGrant,
+    audiences_of,
+    challenge,
+    grant_from_claims,
+    grant_from_introspection,
+    token_from_header,
+)
 from .core.errors import (
     ConfigurationError,
     DuoOIDCError,
@@ -89,6 +108,11 @@ class _Trusted:
     version: tuple[Any, ...]
 
     @property
+    def introspects_only(self) -> bool:
+        """Set to "introspection" (known without discovery: ``auto`` never resolves to it)."""
+        return self.runtime.provider.access_token_validation == _INTROSPECTION
+
+    @property
     def mode(self) -> str:
         provider = self.runtime.provider
         mode = provider.access_token_validation
@@ -99,39 +123,59 @@ class _Trusted:
 
 
 class _Registry:
+    """The enabled providers that accept bearer tokens, re-read at most every ``REGISTRY_TTL``.
+
+    An issuer may have several rows (several clients of one authorization server, e.g. two Duo
+    clients of one OAuth application): all are kept, default first, and a token is matched to the
+    row whose audience it carries.
+    """
+
     def __init__(self) -> None:
         self.expires = 0.0
-        self.by_issuer: dict[str, _Trusted] = {}
+        self.by_issuer: dict[str, tuple[_Trusted, ...]] = {}
+        self.by_pk: dict[int, _Trusted] = {}
         self.default: _Trusted | None = None
+        self.opaque: _Trusted | None = None
 
     def current(self) -> _Registry:
         if time.monotonic() < self.expires:
             return self
-        by_issuer: dict[str, _Trusted] = {}
+        by_issuer: dict[str, list[_Trusted]] = {}
+        by_pk: dict[int, _Trusted] = {}
         default = None
         enabled = Provider.objects.filter(enabled=True).exclude(
             access_token_validation=Provider.AccessTokenValidation.OFF
         )
-        for provider in enabled:  # ordered default first: it wins an issuer two rows share
+        rows = []
+        for provider in enabled:  # ordered default first
             trusted = _Trusted(ProviderRuntime(provider), (provider.pk, provider.updated_at))
-            by_issuer.setdefault(provider.issuer, trusted)
+            rows.append(trusted)
+            by_issuer.setdefault(provider.issuer, []).append(trusted)
+            by_pk[provider.pk] = trusted
             if default is None and provider.is_default:
                 default = trusted
         if default is None and len(by_issuer) == 1:
-            default = next(iter(by_issuer.values()))
-        self.by_issuer, self.default = by_issuer, default
+            default = rows[0]
+        # Opaque tokens can only be judged by introspection, and only a provider set to "introspection"
+        # asks about them (auto never does: each would cost a provider call, for anyone who sends one).
+        introspecting = [t for t in rows if t.introspects_only]
+        opaque = None
+        if default is not None and default in introspecting:
+            opaque = default
+        elif introspecting and len({t.runtime.provider.issuer for t in introspecting}) == 1:
+            opaque = introspecting[0]
+        self.by_issuer = {issuer: tuple(found) for issuer, found in by_issuer.items()}
+        self.by_pk, self.default, self.opaque = by_pk, default, opaque
         self.expires = time.monotonic() + REGISTRY_TTL
         return self
 
-    def trusted_for(self, issuer: str) -> _Trusted | None:
-        return self.current().by_issuer.get(issuer)
 
-
+_INTROSPECTION = Provider.AccessTokenValidation.INTROSPECTION
 _registry = _Registry()
 
 
 def trusted_issuers() -> list[str]:
-    """Issuers whose access tokens this site accepts (RFC 9728 ``authorization_servers``)."""
+    """Issuers whose access tokens this site accepts (RFC 9728 ``authorization_servers``), each once."""
     return list(_registry.current().by_issuer)
 
 
@@ -252,7 +296,7 @@ def validate(token: str) -> tuple[AccessGrant, Provider, bool]:
             raise entry.exception()
         entry = None
     if entry is not None:
-        trusted = _registry.trusted_for(entry.grant.issuer)
+        trusted = _registry.current().by_pk.get(entry.version[0])
         if trusted is None or trusted.version != entry.version:
             entry = None  # the provider was disabled or reconfigured: prove the token again
         else:
@@ -275,55 +319,101 @@ def validate(token: str) -> tuple[AccessGrant, Provider, bool]:
 
 def _prove(token: str, digest: bytes, now: float) -> tuple[AccessGrant, _Trusted, float | None, AccessGrant | None]:
     registry = _registry.current()
-    if jws_mod.looks_like_jws(token):
-        parsed = jws_mod.parse(token)
-        issuer = parsed.claims.get("iss")
-        trusted = registry.by_issuer.get(issuer) if isinstance(issuer, str) else None
-        if trusted is None:
-            raise _UntrustedIssuer("iss", "The token was not issued by a provider this site trusts.")
-        mode = trusted.mode
-        local = None
-        if mode != "introspection":
-            runtime = trusted.runtime
-            claims = tokens_mod.validate_access_token(
-                parsed,
-                key_for=runtime.keys.key_for,
-                issuer=runtime.provider.issuer,
-                audiences=runtime.provider.audience_list,
-                algorithms=runtime.algorithms,
-                now=now,
-                leeway=conf.leeway,
-            )
-            provider = runtime.provider
-            local = grant_from_claims(
-                provider.issuer, claims, own_client_id=provider.client_id, machine_clients=provider.machine_client_set
-            )
-            if mode == "jwt":
-                return local, trusted, None, local
-    else:
-        trusted = registry.default
-        if trusted is None or trusted.mode == "jwt":
+    if not jws_mod.looks_like_jws(token):
+        asker = registry.opaque
+        if asker is None:
             raise _NoIntrospector("The token is not a JWT and no provider introspects opaque tokens.")
-        local = None
-    info, checked_at = _shared_introspection(trusted, token, digest, now)
-    grant = _merge(trusted, info, now, local)
-    return grant, trusted, checked_at, local
+        siblings = registry.by_issuer[asker.runtime.provider.issuer]
+        candidates = (asker, *(t for t in siblings if t.introspects_only and t is not asker))
+        return _prove_by_introspection(token, digest, now, candidates, ())
+    parsed = jws_mod.parse(token)
+    issuer = parsed.claims.get("iss")
+    rows = registry.by_issuer.get(issuer, ()) if isinstance(issuer, str) else ()
+    if not rows:
+        raise _UntrustedIssuer("iss", "The token was not issued by a provider this site trusts.")
+    # The rows whose audiences the token names first, default first among equals (a stable sort):
+    # two clients of one issuer each accept their own tokens.
+    token_audiences = audiences_of(parsed.claims.get("aud"))
+    ordered = sorted(rows, key=lambda t: set(t.runtime.provider.audience_list).isdisjoint(token_audiences))
+    by_introspection = tuple(t for t in ordered if t.introspects_only)
+    first = ordered[0]
+    named = not set(first.runtime.provider.audience_list).isdisjoint(token_audiences)
+    if first.introspects_only or (not named and by_introspection):
+        return _prove_by_introspection(token, digest, now, by_introspection, token_audiences)
+    # Local checks (RFC 9068 section 4); a token naming no row's audience is refused by them ("aud").
+    runtime = first.runtime
+    provider = runtime.provider
+    mode = first.mode
+    claims = tokens_mod.validate_access_token(
+        parsed,
+        key_for=runtime.keys.key_for,
+        issuer=provider.issuer,
+        audiences=provider.audience_list,
+        algorithms=runtime.algorithms,
+        now=now,
+        leeway=conf.leeway,
+    )
+    local = grant_from_claims(
+        provider.issuer, claims, own_client_id=provider.client_id, machine_clients=provider.machine_client_set
+    )
+    if mode == "jwt":
+        return local, first, None, local
+    # jwt+introspection: the provider signed this token, so asking about it spends no budget.
+    info, checked_at = _shared_introspection(first, token, digest, now, budgeted=False)
+    return _merge(first, info, now, local, ()), first, checked_at, local
+
+
+def _prove_by_introspection(
+    token: str, digest: bytes, now: float, candidates: tuple[_Trusted, ...], token_audiences: tuple[str, ...]
+) -> tuple[AccessGrant, _Trusted, float | None, AccessGrant | None]:
+    """Ask the first candidate's provider about a token nothing local could verify (budgeted), then
+    take the first candidate row the answer shows the token is for (several clients of one issuer)."""
+    info, checked_at = _shared_introspection(candidates[0], token, digest, now, budgeted=True)
+    grant, trusted = _choose_row(candidates, info, now, token_audiences)
+    return grant, trusted, checked_at, None
+
+
+def _choose_row(
+    candidates: tuple[_Trusted, ...], info: TokenInfo, now: float, token_audiences: tuple[str, ...]
+) -> tuple[AccessGrant, _Trusted]:
+    """The first row whose audiences the answer (or the JWT's own aud) establishes; failing that, the
+    first row that explicitly does not require it. Refusals other than the audience are the same for
+    every row of an issuer and are raised at once."""
+    refused: InvalidClaim | None = None
+    for require in (True, False):
+        for trusted in candidates:
+            if not require and trusted.runtime.provider.access_token_require_audience:
+                continue
+            try:
+                return _merge(trusted, info, now, None, token_audiences, require_audience=require), trusted
+            except InvalidClaim as exc:
+                if exc.claim != "aud":
+                    raise
+                refused = refused or exc
+    raise refused or InvalidClaim("aud", "No provider row could take the token.")
 
 
 def _introspect_again(
     digest: bytes, token: str, trusted: _Trusted, entry: _Seen, now: float
 ) -> tuple[AccessGrant, Provider, bool]:
     provider = trusted.runtime.provider
-    down_key = f"duo_oidc:down:{provider.slug}"
+    down_key = _down_key(provider)
     try:
-        if trusted.runtime.cache.get(down_key):
-            raise ProviderUnavailable("The identity provider failed moments ago.")
-        info, checked_at = _shared_introspection(trusted, token, digest, now)
-        grant = _merge(trusted, info, now, entry.local)
+        info, checked_at = _shared_introspection(trusted, token, digest, now, budgeted=False)
+        token_audiences = () if entry.local is not None else _unverified_audiences(token)
+        grant = _merge(
+            trusted,
+            info,
+            now,
+            entry.local,
+            token_audiences,
+            require_audience=provider.access_token_require_audience,
+        )
     except TokenError as exc:
         _remember(digest, _Refused.of(exc, now + REFUSED_FOR))
         raise
     except (ProviderUnavailable, ProviderResponseError) as exc:
+        # A token this site proved before, failing again: the provider is in trouble for everyone.
         trusted.runtime.cache.set(down_key, 1, conf.provider_down_backoff)
         if conf.on_provider_down == "allow":
             logger.warning("Using the last confirmed grant of a bearer token: %s", exc.description)
@@ -333,8 +423,70 @@ def _introspect_again(
     return grant, provider, False
 
 
-def _shared_introspection(trusted: _Trusted, token: str, digest: bytes, now: float) -> tuple[TokenInfo, float]:
-    """Ask the provider about ``token`` once per window for all workers; return the answer and its time."""
+def _down_key(provider: Provider) -> str:
+    # Shared with freshness.py: set only after a check of a grant already proven failed (a session's,
+    # or a bearer token's revalidation), never by a token seen for the first time, so that nobody
+    # without a valid token can put every session's scope views on 503.
+    return f"duo_oidc:down:{provider.slug}"
+
+
+class _IntrospectionBudgetExhausted(ProviderUnavailable):
+    """This site's own limit on asking the provider about tokens it has never seen was reached."""
+
+    def __init__(self, retry_after: int) -> None:
+        self.retry_after = retry_after
+        super().__init__("The budget of introspection calls for unseen tokens is spent for this window.")
+
+
+class _NotAsked(Exception):
+    """Raised inside single_flight's compute to give up before calling the provider.
+
+    Not a DuoOIDCError, so single_flight does not share it with other workers as the token's answer.
+    """
+
+    def __init__(self, error: DuoOIDCError) -> None:
+        super().__init__()
+        self.error = error
+
+
+def _spend_budget(trusted: _Trusted, now: float) -> None:
+    """Take one introspection call from the provider's shared budget for unseen tokens, or raise.
+
+    Counted in the cache (all workers), per provider, per fixed window of
+    ``BEARER_INTROSPECTION_WINDOW`` seconds: at most ``BEARER_INTROSPECTION_BUDGET`` calls.
+    """
+    window, budget = conf.bearer_introspection_window, conf.bearer_introspection_budget
+    index = int(now // window)
+    retry_after = max(1, int((index + 1) * window - now) + 1)
+    cache = trusted.runtime.cache
+    key = f"duo_oidc:bearer:budget:{trusted.runtime.provider.slug}:{index}"
+    cache.add(key, 0, window + 1)
+    try:
+        used = cache.incr(key)
+    except ValueError:  # expired between add and incr
+        cache.add(key, 1, window + 1)
+        used = 1
+    if used > budget:
+        if used == budget + 1:  # once per window and provider, not once per request
+            logger.warning(
+                "Bearer introspection budget of provider %s spent (%d unseen tokens in %ds): "
+                "answering 503 to unseen tokens until the window ends",
+                trusted.runtime.provider.slug,
+                budget,
+                int(window),
+            )
+        raise _IntrospectionBudgetExhausted(retry_after)
+
+
+def _shared_introspection(
+    trusted: _Trusted, token: str, digest: bytes, now: float, *, budgeted: bool
+) -> tuple[TokenInfo, float]:
+    """Ask the provider about ``token`` once per window for all workers; return the answer and its time.
+
+    A provider marked down is not asked. ``budgeted``: the token was not verified locally (an opaque
+    token, or a JWT in introspection mode), so anyone can make one up: the call is taken from the
+    provider's budget for unseen tokens. An answer another worker already got costs nothing.
+    """
     runtime = trusted.runtime
     endpoint = runtime.metadata.introspection_endpoint
     if not endpoint:
@@ -344,6 +496,13 @@ def _shared_introspection(trusted: _Trusted, token: str, digest: bytes, now: flo
     key = "duo_oidc:bearer:introspection:" + digest.hex()
 
     def ask() -> dict[str, Any]:
+        if runtime.cache.get(_down_key(runtime.provider)):
+            raise _NotAsked(ProviderUnavailable("The identity provider failed moments ago."))
+        if budgeted:
+            try:
+                _spend_budget(trusted, now)
+            except _IntrospectionBudgetExhausted as exc:
+                raise _NotAsked(exc) from None
         info = introspect(runtime.http, endpoint, runtime.provider.credentials(), token)
         return {"raw": info.raw, "at": time.time()}
 
@@ -355,11 +514,32 @@ def _shared_introspection(trusted: _Trusted, token: str, digest: bytes, now: flo
         window = conf.revalidate_seconds
         return max(0.0, min(window, lifetime) if lifetime is not None else window)
 
-    answer = single_flight(runtime.cache, key, ask, ttl=keep_for, lock_timeout=conf.http_timeout + 5)
+    try:
+        answer = single_flight(runtime.cache, key, ask, ttl=keep_for, lock_timeout=conf.http_timeout + 5)
+    except _NotAsked as stop:
+        raise stop.error from None
     return TokenInfo.from_answer(answer["raw"]), float(answer["at"])
 
 
-def _merge(trusted: _Trusted, info: TokenInfo, now: float, local: AccessGrant | None) -> AccessGrant:
+def _unverified_audiences(token: str) -> tuple[str, ...]:
+    """The ``aud`` of a JWS-shaped token, read without verifying it (see grant_from_introspection)."""
+    if not jws_mod.looks_like_jws(token):
+        return ()
+    try:
+        return audiences_of(jws_mod.parse(token).claims.get("aud"))
+    except TokenError:
+        return ()
+
+
+def _merge(
+    trusted: _Trusted,
+    info: TokenInfo,
+    now: float,
+    local: AccessGrant | None,
+    token_audiences: tuple[str, ...],
+    *,
+    require_audience: bool = True,
+) -> AccessGrant:
     provider = trusted.runtime.provider
     return grant_from_introspection(
         provider.issuer,
@@ -370,6 +550,8 @@ def _merge(trusted: _Trusted, info: TokenInfo, now: float, local: AccessGrant | 
         local=local,
         own_client_id=provider.client_id,
         machine_clients=provider.machine_client_set,
+        require_audience=require_audience,
+        token_audiences=token_audiences,
     )
 
 
@@ -593,7 +775,8 @@ def refusal(
         # The provider could not be asked (or is misconfigured): fail closed, and say it is temporary.
         error, status = "temporarily_unavailable", 503
         description = "The access token could not be checked with the identity provider right now."
-        headers["Retry-After"] = str(max(1, int(conf.provider_down_backoff)))
+        retry_after = getattr(exc, "retry_after", None) or max(1, int(conf.provider_down_backoff))
+        headers["Retry-After"] = str(retry_after)
     return Refusal(status, {"error": error, "error_description": description}, headers)
 
 

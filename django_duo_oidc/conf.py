@@ -55,6 +55,12 @@ DEFAULTS: dict[str, Any] = {
     "RESOURCE_METADATA": {},
     # Offer a "request access" link on the 403 page that re-authorizes with the missing scopes.
     "REQUEST_ACCESS": True,
+    # Bearer tokens nothing local can verify (opaque tokens, JWTs of a provider in "introspection" mode)
+    # cost a call to the provider the first time they are seen. Per provider, all workers together
+    # (counted in the cache), at most BEARER_INTROSPECTION_BUDGET such calls (>= 0) per fixed window of
+    # BEARER_INTROSPECTION_WINDOW seconds (>= 1); beyond it unseen tokens get 503 with Retry-After.
+    "BEARER_INTROSPECTION_BUDGET": 100,
+    "BEARER_INTROSPECTION_WINDOW": 60,
 }
 
 
@@ -145,6 +151,14 @@ class Settings:
     @property
     def resource_metadata(self) -> dict[str, Any]:
         return dict(self._get("RESOURCE_METADATA") or {})
+
+    @property
+    def bearer_introspection_budget(self) -> int:
+        return max(0, int(self._get("BEARER_INTROSPECTION_BUDGET")))
+
+    @property
+    def bearer_introspection_window(self) -> float:
+        return max(1.0, float(self._get("BEARER_INTROSPECTION_WINDOW")))
 
     def unknown_keys(self) -> list[str]:
         return sorted(set(getattr(settings, "DUO_OIDC", {})) - set(DEFAULTS))

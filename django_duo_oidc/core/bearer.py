@@ -17,6 +17,7 @@ from .scopes import format_scopes, parse_scopes
 
 __all__ = [
     "AccessGrant",
+    "audiences_of",
     "challenge",
     "grant_from_claims",
     "grant_from_introspection",
@@ -114,8 +115,8 @@ def _string(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def _strings(value: Any) -> tuple[str, ...]:
-    """An ``aud``-like value (a string or a list of strings) as a tuple of its strings."""
+def audiences_of(value: Any) -> tuple[str, ...]:
+    """An ``aud`` value (RFC 7519 4.1.3: a string or an array of strings) as a tuple of its strings."""
     items = [value] if isinstance(value, str) else value if isinstance(value, list) else []
     return tuple(item for item in items if isinstance(item, str) and item)
 
@@ -160,7 +161,7 @@ def is_client_token(
     clients = {c for c in (_string(claims.get("client_id")), _string(claims.get("azp"))) if c is not None}
     if sub in clients:
         return True
-    if sub in _strings(claims.get("aud")) or (own_client_id is not None and sub == own_client_id):
+    if sub in audiences_of(claims.get("aud")) or (own_client_id is not None and sub == own_client_id):
         return True
     return bool(machine_clients & ({sub} | clients))
 
@@ -200,11 +201,24 @@ def grant_from_introspection(
     local: AccessGrant | None = None,
     own_client_id: str | None = None,
     machine_clients: frozenset[str] = frozenset(),
+    require_audience: bool = True,
+    token_audiences: Iterable[str] = (),
 ) -> AccessGrant:
     """Combine an introspection answer with what the token itself said (``local``), if anything.
 
     Introspection is authoritative (RFC 7662 section 2.2): inactive is refused; its scope, narrower
     or not, replaces the token's; a different subject or issuer is a lie by one of the two.
+
+    "Active" is not "for this resource": one authorization server (one Duo application) serves
+    several clients, and Duo's answer has no ``aud``. RFC 7662 section 4 has the resource server
+    check that the token was meant for it; RFC 9068 section 4 the same for JWTs. So the audience must
+    be one of ``audiences``, established by, in order: the answer's ``aud`` (when present it decides,
+    and another value is refused whatever else says); the audience ``local`` already proved (a
+    verified JWT); the answer's ``client_id`` (or ``azp``), the client the token was issued to, as
+    Duo sets ``aud`` to the client id; the JWT's own ``aud`` (``token_audiences``: the exact string
+    the provider calls active, so its payload is the provider's). When none establishes it the token
+    is refused, unless ``require_audience`` is False (``Provider.access_token_require_audience``,
+    an explicit opt-out for an authorization server that issues tokens for this site alone).
 
     :raises TokenError: the token is not active, expired, or not for this resource.
     """
@@ -217,11 +231,14 @@ def grant_from_introspection(
         raise InvalidClaim("token_type", "The token is not a bearer access token.")
     if "iss" in raw and raw["iss"] != issuer:
         raise InvalidClaim("iss", "The introspection answer names another issuer.")
-    aud = raw.get("aud")
-    if aud is not None:
-        token_audiences = [aud] if isinstance(aud, str) else aud if isinstance(aud, list) else []
-        if set(audiences).isdisjoint(a for a in token_audiences if isinstance(a, str)):
+    accepted = set(audiences)
+    if raw.get("aud") is not None:
+        if accepted.isdisjoint(audiences_of(raw["aud"])):
             raise InvalidClaim("aud", "The token was not issued for this resource.")
+    elif local is None and require_audience:
+        named = {c for c in (info.client_id, _string(raw.get("azp"))) if c is not None} | set(token_audiences)
+        if accepted.isdisjoint(named):
+            raise InvalidClaim("aud", "Nothing establishes that the token was issued for this resource.")
     expires_at = float(info.exp) if info.exp is not None else None
     if local is not None:
         if info.sub is not None and info.sub != local.sub:

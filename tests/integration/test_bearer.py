@@ -396,6 +396,9 @@ def test_a_refresh_token_per_introspection_is_refused(client: Client, fake_op: F
 
 
 def test_an_opaque_token_is_introspected(client: Client, fake_op: FakeOP, provider: Provider) -> None:
+    # Issue 10 item 9: only a provider set to "introspection" asks about opaque tokens (auto no longer does).
+    provider.access_token_validation = Provider.AccessTokenValidation.INTROSPECTION
+    provider.save()
     fake_op.access_token_format = "opaque"
     token = issue(fake_op)
     assert get(client, token=token).status_code == 200

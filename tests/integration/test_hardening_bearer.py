@@ -15,6 +15,7 @@ from typing import Any
 import jwt
 import pytest
 from django.contrib.auth import get_user_model
+from django.core.cache import cache
 from django.core.handlers.wsgi import WSGIHandler
 from django.core.signals import request_finished, request_started
 from django.db import close_old_connections, connection
@@ -26,6 +27,7 @@ from django_duo_oidc.models import Identity, Provider
 from tests.fakeop import FakeOP
 
 from .test_login_flow import login
+from .test_scopes import age_session
 
 pytestmark = pytest.mark.django_db
 
@@ -336,3 +338,220 @@ def test_a_user_token_of_the_same_provider_is_still_a_user(client: Client, fake_
     body = get(client, "/t/bearer/any/", issue(fake_op, sub="b1cee4e5" * 8, azp="crm-web")).json()
     assert body["is_client"] is False
     assert body["user"] == "alice"
+
+
+# 9. Opaque strings are not an unauthenticated amplifier ------------------------------------------
+
+DOWN_KEY = "duo_oidc:down:duo"
+
+
+def introspection_mode(provider: Provider) -> Provider:
+    provider.access_token_validation = Provider.AccessTokenValidation.INTROSPECTION
+    provider.save()
+    return provider
+
+
+def test_auto_mode_never_introspects_an_opaque_token(client: Client, fake_op: FakeOP, provider: Provider) -> None:
+    assert provider.access_token_validation == Provider.AccessTokenValidation.AUTO
+    for _ in range(20):
+        response = get(client, "/api/contacts/", secrets.token_urlsafe(32))
+        assert response.status_code == 401
+        assert response.json()["error"] == "invalid_token"
+    assert fake_op.count("token_introspection") == 0
+    # Only tokens that pass the local JWT checks are introspected in auto mode.
+    fake_op.sign_with = "other-key"
+    assert get(client, "/api/contacts/", issue(fake_op)).status_code == 401
+    assert fake_op.count("token_introspection") == 0
+    fake_op.sign_with = "rsa"
+    assert get(client, "/api/contacts/", issue(fake_op)).status_code == 200
+    assert fake_op.count("token_introspection") == 1
+
+
+def test_introspection_mode_spends_a_shared_budget_on_unseen_tokens(
+    client: Client, fake_op: FakeOP, provider: Provider, settings: Any, caplog: Any, monkeypatch: Any
+) -> None:
+    caplog.set_level(logging.WARNING, logger="django_duo_oidc")
+    clock = [float(int(time.time() // 60) * 60 + 1)]  # one second into a budget window
+    monkeypatch.setattr(time, "time", lambda: clock[0])
+    settings.DUO_OIDC = {**settings.DUO_OIDC, "BEARER_INTROSPECTION_BUDGET": 5, "BEARER_INTROSPECTION_WINDOW": 60}
+    introspection_mode(provider)
+    fake_op.access_token_format = "opaque"
+    for i in range(8):
+        if i == 3:
+            bearer.reset()  # another worker: the budget is shared through the cache
+        response = get(client, "/api/contacts/", secrets.token_urlsafe(32))
+        if i < 5:
+            assert response.status_code == 401, i
+            continue
+        assert response.status_code == 503, i
+        assert response.json()["error"] == "temporarily_unavailable"
+        assert response["Retry-After"] == "60"  # when the window ends
+    assert fake_op.count("token_introspection") == 5
+    assert cache.get(DOWN_KEY) is None  # our own budget never marks the provider down
+    assert any("budget" in r.getMessage() for r in caplog.records)
+
+    # Over budget is not remembered: the same valid token is served once the window has passed.
+    good = issue(fake_op)
+    assert get(client, "/api/contacts/", good).status_code == 503
+    clock[0] += 60
+    assert get(client, "/api/contacts/", good).status_code == 200
+    # A token already proven costs no budget: it is not asked about again within its window.
+    for _ in range(5):
+        assert get(client, "/api/contacts/", good).status_code == 200
+    assert fake_op.count("token_introspection") == 6
+
+
+def test_a_provider_429_on_a_never_seen_token_does_not_mark_the_provider_down(
+    client: Client, fake_op: FakeOP, provider: Provider
+) -> None:
+    login(client, fake_op, scope=CRM)
+    fake_op.faults["token_introspection"] = 429
+    other = Client()
+    assert get(other, "/api/contacts/", issue(fake_op)).status_code == 503
+    assert cache.get(DOWN_KEY) is None
+    del fake_op.faults["token_introspection"]
+    age_session(client)  # the session's grant is due for its check with the provider
+    assert client.get("/contacts/").status_code == 200  # asked, not refused as "down moments ago"
+
+
+def test_a_provider_marked_down_is_not_asked_about_unseen_tokens(
+    client: Client, fake_op: FakeOP, provider: Provider
+) -> None:
+    introspection_mode(provider)
+    fake_op.access_token_format = "opaque"
+    cache.set(DOWN_KEY, 1, 30)  # a session's check failed moments ago
+    for _ in range(5):
+        assert get(client, "/api/contacts/", issue(fake_op)).status_code == 503
+    assert fake_op.count("token_introspection") == 0
+
+
+# 10. Introspection: the token must be for this resource -----------------------------------------
+
+OTHER_CLIENT = "DIOTHERCLIENT0000002"
+
+
+@pytest.mark.parametrize(
+    ("answer", "expected"),
+    [
+        ({}, 200),  # Duo's answer: client_id = this site's client
+        ({"client_id": OTHER_CLIENT}, 401),  # another client's token, no aud: refused
+        ({"client_id": None}, 401),  # nothing names the audience: refused
+        ({"client_id": None, "azp": "DIFAKECLIENT0000001"}, 200),
+        ({"client_id": OTHER_CLIENT, "aud": "DIFAKECLIENT0000001"}, 200),
+        ({"aud": OTHER_CLIENT}, 401),  # an aud that is not ours is never overridden by client_id
+        ({"aud": ["x", "DIFAKECLIENT0000001"]}, 200),
+    ],
+)
+def test_an_opaque_token_must_be_for_this_resource(
+    client: Client, fake_op: FakeOP, provider: Provider, answer: dict[str, Any], expected: int
+) -> None:
+    introspection_mode(provider)
+    fake_op.access_token_format = "opaque"
+    token = issue(fake_op)
+    fake_op.tokens[token]["introspection"] = answer
+    response = get(client, "/api/contacts/", token)
+    assert response.status_code == expected, response.content
+    if expected == 401:
+        assert response.json()["error"] == "invalid_token"
+
+
+@pytest.mark.parametrize(("aud", "expected"), [("DIFAKECLIENT0000001", 200), (OTHER_CLIENT, 401)])
+def test_a_jwt_in_introspection_mode_may_prove_its_audience_with_its_own_aud(
+    client: Client, fake_op: FakeOP, provider: Provider, aud: str, expected: int
+) -> None:
+    introspection_mode(provider)
+    token = issue(fake_op, aud=aud)
+    fake_op.tokens[token]["introspection"] = {"client_id": None}
+    assert get(client, "/api/contacts/", token).status_code == expected
+
+
+def test_the_audience_requirement_can_be_turned_off_explicitly(
+    client: Client, fake_op: FakeOP, provider: Provider, caplog: Any
+) -> None:
+    caplog.set_level(logging.WARNING, logger="django_duo_oidc")
+    introspection_mode(provider)
+    fake_op.access_token_format = "opaque"
+    token = issue(fake_op)
+    fake_op.tokens[token]["introspection"] = {"client_id": OTHER_CLIENT}
+    assert get(client, "/api/contacts/", token).status_code == 401
+    assert any("claim aud" in r.getMessage() for r in caplog.records)
+    provider.access_token_require_audience = False
+    provider.save()
+    bearer.reset()
+    assert get(client, "/api/contacts/", token).status_code == 200
+    fake_op.tokens[token]["introspection"] = {"aud": OTHER_CLIENT}  # an explicit other aud: still refused
+    bearer.reset()
+    cache.clear()
+    assert get(client, "/api/contacts/", token).status_code == 401
+
+
+def test_jwt_plus_introspection_keeps_the_audience_its_signature_proved(
+    client: Client, fake_op: FakeOP, provider: Provider
+) -> None:
+    token = issue(fake_op)  # auto: jwt+introspection
+    fake_op.tokens[token]["introspection"] = {"client_id": None}
+    assert get(client, "/api/contacts/", token).status_code == 200
+
+
+# 12. Two provider rows on one issuer (two clients of one authorization server) -------------------
+
+SECOND = "DISECONDCLIENT000002"
+
+
+@pytest.fixture
+def second(provider: Provider, fake_op: FakeOP, monkeypatch: Any) -> Provider:
+    fake_op.other_clients[SECOND] = "second-secret"
+    monkeypatch.setenv("SECOND_SECRET", "second-secret")
+    return Provider.objects.create(
+        slug="second",
+        name="Second client",
+        issuer=fake_op.issuer,
+        client_id=SECOND,
+        client_secret_env="SECOND_SECRET",
+    )
+
+
+@pytest.mark.parametrize("mode", ["jwt", "auto"])
+def test_a_token_for_the_second_client_of_an_issuer_is_accepted(
+    client: Client, fake_op: FakeOP, provider: Provider, second: Provider, mode: str
+) -> None:
+    for row in (provider, second):
+        row.access_token_validation = mode
+        row.save()
+    link(second, sub="bob-sub", username="bob")
+    token = issue(fake_op, sub="bob-sub", aud=SECOND)
+    fake_op.tokens[token]["introspection"] = {"client_id": SECOND}
+    body = get(client, "/t/bearer/any/", token).json()
+    assert body["user"] == "bob"  # the identity linked on the second row
+    assert body["client_id"] == (SECOND if mode == "auto" else None)  # Duo's JWT names no client_id
+    assert bearer.validate(token)[1].slug == "second"
+    first = issue(fake_op)
+    assert get(client, "/t/bearer/any/", first).status_code == 200
+    assert bearer.validate(first)[1].slug == "duo"
+    assert get(client, "/t/bearer/any/", issue(fake_op, aud="neither")).status_code == 401
+    if mode == "auto":  # each row asks with its own credentials
+        assert fake_op.count("token_introspection") == 2
+
+
+def test_introspection_mode_picks_the_row_by_the_answers_client(
+    client: Client, fake_op: FakeOP, provider: Provider, second: Provider
+) -> None:
+    for row in (provider, second):
+        introspection_mode(row)
+    fake_op.access_token_format = "opaque"
+    token = issue(fake_op, sub="bob-sub")
+    fake_op.tokens[token]["introspection"] = {"client_id": SECOND}
+    assert get(client, "/t/bearer/any/", token).json()["client_id"] == SECOND
+    assert bearer.validate(token)[1].slug == "second"
+    mine = issue(fake_op)
+    assert bearer.validate(mine)[1].slug == "duo"
+    stranger = issue(fake_op)
+    fake_op.tokens[stranger]["introspection"] = {"client_id": "DITHIRDCLIENT0000003"}
+    assert get(client, "/t/bearer/any/", stranger).status_code == 401
+
+
+def test_the_issuer_is_listed_once_in_the_resource_metadata(
+    client: Client, fake_op: FakeOP, provider: Provider, second: Provider
+) -> None:
+    assert bearer.trusted_issuers() == [fake_op.issuer]
+    assert client.get("/.well-known/oauth-protected-resource").json()["authorization_servers"] == [fake_op.issuer]

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from django_duo_oidc.core import errors
 from django_duo_oidc.core.bearer import grant_from_claims, grant_from_introspection, is_client_token
 from django_duo_oidc.core.introspection import TokenInfo
 
@@ -102,3 +103,41 @@ def test_a_client_token_stays_a_client_when_the_answer_names_no_client() -> None
         ISSUER, info(sub=CLIENT_ID), audiences=[CLIENT_ID], now=NOW, leeway=0, local=local, own_client_id=CLIENT_ID
     )
     assert merged.is_client
+
+
+# 10. Introspection: whose audience --------------------------------------------------------------
+
+
+def _judge(answer: TokenInfo, **kw: Any) -> Any:
+    return grant_from_introspection(ISSUER, answer, audiences=[CLIENT_ID], now=NOW, leeway=0, **kw)
+
+
+@pytest.mark.parametrize(
+    ("raw", "kw", "accepted"),
+    [
+        ({"sub": "u", "aud": CLIENT_ID}, {}, True),
+        ({"sub": "u", "aud": [OTHER_DUO_CLIENT, CLIENT_ID]}, {}, True),
+        ({"sub": "u", "aud": OTHER_DUO_CLIENT, "client_id": CLIENT_ID}, {}, False),  # aud said otherwise
+        ({"sub": "u", "aud": 7}, {}, False),
+        ({"sub": "u", "client_id": CLIENT_ID}, {}, True),  # Duo's shape: no aud, client_id
+        ({"sub": "u", "azp": CLIENT_ID}, {}, True),
+        ({"sub": "u", "client_id": OTHER_DUO_CLIENT}, {}, False),  # another client's token
+        ({"sub": "u"}, {}, False),  # nothing says whom it is for
+        ({"sub": "u"}, {"token_audiences": (CLIENT_ID,)}, True),  # the JWT's own aud
+        ({"sub": "u"}, {"token_audiences": (OTHER_DUO_CLIENT,)}, False),
+        ({"sub": "u", "client_id": OTHER_DUO_CLIENT}, {"require_audience": False}, True),  # explicit opt-out
+        ({"sub": "u", "aud": OTHER_DUO_CLIENT}, {"require_audience": False}, False),  # an explicit other aud
+    ],
+)
+def test_the_audience_must_be_established(raw: dict[str, Any], kw: dict[str, Any], accepted: bool) -> None:
+    if accepted:
+        assert _judge(info(**raw), **kw).sub == "u"
+    else:
+        with pytest.raises(errors.InvalidClaim) as refused:
+            _judge(info(**raw), **kw)
+        assert refused.value.claim == "aud"
+
+
+def test_a_verified_jwt_established_its_audience_already() -> None:
+    local = grant_from_claims(ISSUER, jwt_claims(sub="u", aud=CLIENT_ID))
+    assert _judge(info(sub="u"), local=local).sub == "u"
