@@ -38,6 +38,8 @@ import sys
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -260,6 +262,7 @@ def reset() -> None:
     """Forget the providers and tokens this process has seen (tests; after changing providers in code)."""
     global _seen_bytes
     _registry.expires = 0.0
+    _fetch_failed.clear()
     with _seen_lock:
         _seen.clear()
         _seen_bytes = 0
@@ -343,16 +346,17 @@ def _prove(token: str, digest: bytes, now: float) -> tuple[AccessGrant, _Trusted
     # Local checks (RFC 9068 section 4); a token naming no row's audience is refused by them ("aud").
     runtime = first.runtime
     provider = runtime.provider
-    mode = first.mode
-    claims = tokens_mod.validate_access_token(
-        parsed,
-        key_for=runtime.keys.key_for,
-        issuer=provider.issuer,
-        audiences=provider.audience_list,
-        algorithms=runtime.algorithms,
-        now=now,
-        leeway=conf.leeway,
-    )
+    with _fetching(first):
+        mode = first.mode
+        claims = tokens_mod.validate_access_token(
+            parsed,
+            key_for=runtime.keys.key_for,
+            issuer=provider.issuer,
+            audiences=provider.audience_list,
+            algorithms=runtime.algorithms,
+            now=now,
+            leeway=conf.leeway,
+        )
     local = grant_from_claims(
         provider.issuer, claims, own_client_id=provider.client_id, machine_clients=provider.machine_client_set
     )
@@ -361,6 +365,36 @@ def _prove(token: str, digest: bytes, now: float) -> tuple[AccessGrant, _Trusted
     # jwt+introspection: the provider signed this token, so asking about it spends no budget.
     info, checked_at = _shared_introspection(first, token, digest, now, budgeted=False)
     return _merge(first, info, now, local, ()), first, checked_at, local
+
+
+# Provider pk -> when (monotonic) fetching its discovery document or keys last failed, in this process.
+_fetch_failed: dict[int, float] = {}
+
+
+@contextmanager
+def _fetching(trusted: _Trusted) -> Iterator[None]:
+    """Spare a provider whose discovery document or keys could not be fetched moments ago.
+
+    Discovery and the JWKS are fetched when the shared cache has none; while the provider fails,
+    every bearer request (anyone can forge a token naming a trusted issuer) would fetch again and
+    hold a worker for up to ``HTTP_TIMEOUT``. For ``PROVIDER_DOWN_BACKOFF`` seconds after a failure
+    this process answers 503 at once instead. Per process, so it never touches the down flag that
+    sessions read.
+    """
+    pk = trusted.version[0]
+    failed = _fetch_failed.get(pk)
+    if failed is not None and time.monotonic() - failed < conf.provider_down_backoff:
+        raise ProviderUnavailable("The identity provider's configuration or keys could not be fetched moments ago.")
+    try:
+        yield
+    except (ProviderUnavailable, ProviderResponseError):
+        runtime = trusted.runtime
+        # Only when nothing is at hand: a failed refetch for an unknown kid (rate-limited already,
+        # and any token can ask for one) must not close the door to tokens with known keys.
+        if "metadata" not in runtime.__dict__ or runtime.cache.get(runtime.keys.cache_key) is None:
+            _fetch_failed[pk] = time.monotonic()
+        raise
+    _fetch_failed.pop(pk, None)
 
 
 def _prove_by_introspection(
@@ -488,7 +522,8 @@ def _shared_introspection(
     provider's budget for unseen tokens. An answer another worker already got costs nothing.
     """
     runtime = trusted.runtime
-    endpoint = runtime.metadata.introspection_endpoint
+    with _fetching(trusted):
+        endpoint = runtime.metadata.introspection_endpoint
     if not endpoint:
         raise ConfigurationError(
             f"Provider {runtime.provider.slug} validates bearer tokens by introspection but advertises no endpoint."

@@ -555,3 +555,34 @@ def test_the_issuer_is_listed_once_in_the_resource_metadata(
 ) -> None:
     assert bearer.trusted_issuers() == [fake_op.issuer]
     assert client.get("/.well-known/oauth-protected-resource").json()["authorization_servers"] == [fake_op.issuer]
+
+
+@pytest.mark.parametrize("endpoint", [".well-known/openid-configuration", "jwks"])
+def test_forged_tokens_do_not_refetch_from_a_failing_provider_on_every_request(
+    client: Client, fake_op: FakeOP, provider: Provider, endpoint: str
+) -> None:
+    # Sibling of item 9: with discovery or the JWKS failing (nothing cached), every forged token naming
+    # the trusted issuer made a fetch (and held a worker up to HTTP_TIMEOUT).
+    provider.access_token_validation = Provider.AccessTokenValidation.JWT
+    provider.save()
+    fake_op.faults[endpoint] = "down"
+    for _ in range(10):
+        assert get(client, "/api/contacts/", forged(fake_op, size=400)).status_code == 503
+    assert fake_op.count(endpoint) == 1
+    assert cache.get(DOWN_KEY) is None  # sessions are not affected
+    del fake_op.faults[endpoint]
+    bearer._fetch_failed.clear()  # PROVIDER_DOWN_BACKOFF (5 s) later
+    assert get(client, "/api/contacts/", issue(fake_op)).status_code == 200
+
+
+def test_a_failed_refetch_for_an_unknown_kid_does_not_close_the_door(
+    client: Client, fake_op: FakeOP, provider: Provider
+) -> None:
+    provider.access_token_validation = Provider.AccessTokenValidation.JWT
+    provider.save()
+    assert get(client, "/api/contacts/", issue(fake_op)).status_code == 200  # keys fetched and cached
+    fake_op.faults["jwks"] = "down"
+    now = int(time.time())
+    claims = {"iss": fake_op.issuer, "sub": "a", "aud": fake_op.client_id, "exp": now + 60, "iat": now}
+    assert get(client, "/api/contacts/", fake_op.sign(claims, {"kid": "unknown"})).status_code == 503
+    assert get(client, "/api/contacts/", issue(fake_op)).status_code == 200
