@@ -557,6 +557,22 @@ def test_the_issuer_is_listed_once_in_the_resource_metadata(
     assert client.get("/.well-known/oauth-protected-resource").json()["authorization_servers"] == [fake_op.issuer]
 
 
+def test_drf_says_when_to_retry_a_503(client: Client, fake_op: FakeOP, provider: Provider, settings: Any) -> None:
+    # Sibling of item 9: DRF's 503 carried no Retry-After, unlike @bearer_auth's.
+    settings.DUO_OIDC = {**settings.DUO_OIDC, "BEARER_INTROSPECTION_BUDGET": 0}
+    introspection_mode(provider)
+    fake_op.access_token_format = "opaque"
+    response = get(client, "/t/bearer/drf/", issue(fake_op))
+    assert response.status_code == 503
+    assert response.json()["error"] == "temporarily_unavailable"
+    assert 1 <= int(response["Retry-After"]) <= 61
+    fake_op.faults["token_introspection"] = "down"
+    settings.DUO_OIDC = {**settings.DUO_OIDC, "BEARER_INTROSPECTION_BUDGET": 10}
+    response = get(client, "/t/bearer/drf/", issue(fake_op))
+    assert response.status_code == 503
+    assert int(response["Retry-After"]) >= 1
+
+
 @pytest.mark.parametrize("endpoint", [".well-known/openid-configuration", "jwks"])
 def test_forged_tokens_do_not_refetch_from_a_failing_provider_on_every_request(
     client: Client, fake_op: FakeOP, provider: Provider, endpoint: str
