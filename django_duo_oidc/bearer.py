@@ -216,7 +216,10 @@ class _Refused:
 
     @classmethod
     def of(cls, exc: TokenError, until: float) -> _Refused:
-        return cls(type(exc), exc.description, getattr(exc, "claim", None), until)
+        error = type(exc)
+        while error.__module__ != TokenError.__module__:  # a private subclass: its public base, whose
+            error = error.__base__  # type: ignore[assignment]  # constructor exception() knows
+        return cls(error, exc.description, getattr(exc, "claim", None), until)
 
     def exception(self) -> TokenError:
         """A fresh exception, equal to the one refused (raised anew, its traceback starts empty)."""

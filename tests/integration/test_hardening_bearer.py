@@ -23,6 +23,7 @@ from django.test import Client, RequestFactory
 from django.test.utils import CaptureQueriesContext
 
 from django_duo_oidc import bearer
+from django_duo_oidc.core.errors import InvalidClaim, TokenExpired
 from django_duo_oidc.models import Identity, Provider
 from tests.fakeop import FakeOP
 
@@ -602,3 +603,12 @@ def test_a_failed_refetch_for_an_unknown_kid_does_not_close_the_door(
     claims = {"iss": fake_op.issuer, "sub": "a", "aud": fake_op.client_id, "exp": now + 60, "iat": now}
     assert get(client, "/api/contacts/", fake_op.sign(claims, {"kid": "unknown"})).status_code == 503
     assert get(client, "/api/contacts/", issue(fake_op)).status_code == 200
+
+
+def test_a_remembered_refusal_is_rebuilt_from_its_class_description_and_claim() -> None:
+    refused = bearer._Refused.of(bearer._InactiveUser(), until=0)
+    again = refused.exception()
+    assert type(again) is InvalidClaim and again.claim == "sub" and again.description == refused.description
+    assert again is not refused.exception()  # a fresh exception each time
+    expired = bearer._Refused.of(TokenExpired("gone"), until=0).exception()
+    assert type(expired) is TokenExpired and expired.description == "gone" and expired.__traceback__ is None
