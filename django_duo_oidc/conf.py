@@ -59,6 +59,12 @@ DEFAULTS: dict[str, Any] = {
     # environment variables, so a provider row cannot send DATABASE_PASSWORD to a token endpoint.
     # () allows none; ("",) allows any (not recommended).
     "SECRET_ENV_PREFIXES": ("DUO_", "OIDC_"),
+    # Bearer tokens nothing local can verify (opaque tokens, JWTs of a provider in "introspection" mode)
+    # cost a call to the provider the first time they are seen. Per provider, all workers together
+    # (counted in the cache), at most BEARER_INTROSPECTION_BUDGET such calls (>= 0) per fixed window of
+    # BEARER_INTROSPECTION_WINDOW seconds (>= 1); beyond it unseen tokens get 503 with Retry-After.
+    "BEARER_INTROSPECTION_BUDGET": 100,
+    "BEARER_INTROSPECTION_WINDOW": 60,
 }
 
 
@@ -154,6 +160,14 @@ class Settings:
     def secret_env_prefixes(self) -> tuple[str, ...]:
         value = self._get("SECRET_ENV_PREFIXES")
         return (value,) if isinstance(value, str) else tuple(str(v) for v in value or ())
+
+    @property
+    def bearer_introspection_budget(self) -> int:
+        return max(0, int(self._get("BEARER_INTROSPECTION_BUDGET")))
+
+    @property
+    def bearer_introspection_window(self) -> float:
+        return max(1.0, float(self._get("BEARER_INTROSPECTION_WINDOW")))
 
     def unknown_keys(self) -> list[str]:
         return sorted(set(getattr(settings, "DUO_OIDC", {})) - set(DEFAULTS))

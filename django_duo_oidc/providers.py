@@ -83,7 +83,12 @@ class ProviderRuntime:
 
     def mark_down(self) -> None:
         """Leave the provider alone for ``PROVIDER_DOWN_BACKOFF`` seconds. Never raises: it runs in
-        error handlers, and a cache that cannot store the flag is already logged by the cache layer."""
+        error handlers, and a cache that cannot store the flag is already logged by the cache layer.
+
+        Called only after a check of a grant already proven failed (a session's freshness check, a
+        bearer token's revalidation), never for a token seen for the first time: nobody without a
+        valid grant can put every session's scope views on 503.
+        """
         try:
             self.cache.set(self._down_key, 1, conf.provider_down_backoff)
         except CacheUnavailable:

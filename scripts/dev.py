@@ -204,6 +204,9 @@ def example() -> int:
             "groups=crm-users:CRM",
             "--staff-rule",
             "groups=admins",
+            # The local provider's access tokens are opaque: only "introspection" mode asks about them.
+            "--access-token-validation",
+            "introspection",
             "--check",
             env=env,
             cwd=ROOT,

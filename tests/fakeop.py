@@ -82,6 +82,8 @@ class FakeOP:
         self.issue_refresh_tokens = True
         self.client_token_lifetime: int | None = 600  # expires_in of client-credentials tokens
         self.rotate_refresh_tokens = False
+        # More clients of this authorization server (client id -> secret), e.g. a second Provider row.
+        self.other_clients: dict[str, str] = {}
 
     # Documents -------------------------------------------------------------------------------
 
@@ -231,12 +233,15 @@ class FakeOP:
 
     def authenticate_client(self, request: requests.PreparedRequest, form: dict[str, str]) -> bool:
         header = request.headers.get("Authorization", "")
+        clients = {self.client_id: self.client_secret, **self.other_clients}
         if header.startswith("Basic "):
             raw = base64.b64decode(header[6:]).decode()
             user, _, password = raw.partition(":")
             # RFC 6749 2.3.1: both parts are form-urlencoded before Basic encoding.
-            return unquote_plus(user) == self.client_id and unquote_plus(password) == self.client_secret
-        return form.get("client_id") == self.client_id and form.get("client_secret") == self.client_secret
+            user = unquote_plus(user)
+            return user in clients and clients[user] == unquote_plus(password)
+        client_id = form.get("client_id", "")
+        return client_id in clients and clients[client_id] == form.get("client_secret")
 
     def token_endpoint(self, request: requests.PreparedRequest) -> tuple[int, Any, dict[str, str]]:
         form = _form(request)

@@ -67,9 +67,10 @@ class ContactsAPI(APIView):
 
 def _who(request: HttpRequest) -> dict[str, object]:
     return {
-        "is_client": request.oidc.is_client,
+        # A session's context (DRF with session authentication) has no client side.
+        "is_client": getattr(request.oidc, "is_client", False),
         "sub": request.oidc.sub,
-        "client_id": request.oidc.client_id,
+        "client_id": getattr(request.oidc, "client_id", None),
         "user": request.user.get_username() if request.user.is_authenticated else None,
         "scopes": sorted(request.oidc.scopes),
     }

@@ -16,6 +16,7 @@ from rest_framework.permissions import BasePermission
 
 from .. import bearer
 from ..bearer import BearerContext
+from ..conf import conf
 from ..core.errors import InsufficientScope, InvalidRequest, ProviderUnavailable, TokenError
 from ..core.scopes import format_scopes
 from ..policy import Requirement
@@ -24,9 +25,16 @@ __all__ = ["DuoBearerAuthentication", "HasScopes", "ProviderUnavailableError"]
 
 
 class ProviderUnavailableError(exceptions.APIException):
+    """503: the provider could not confirm the request now; ``Retry-After`` says when to try again."""
+
     status_code = 503
     default_detail = "Your access could not be confirmed with the identity provider right now."
     default_code = "temporarily_unavailable"
+
+    def __init__(self, detail: Any = None, code: str | None = None, *, retry_after: str | int | None = None) -> None:
+        super().__init__(detail, code)
+        # DRF's exception handler turns ``wait`` into Retry-After (as for Throttled).
+        self.wait = int(retry_after) if retry_after else max(1, int(conf.provider_down_backoff))
 
 
 class InvalidBearerRequest(exceptions.AuthenticationFailed):
@@ -47,7 +55,9 @@ class DuoBearerAuthentication(BaseAuthentication):
 
     def authenticate(self, request: Any) -> tuple[Any, BearerContext] | None:
         django_request = request._request
-        context = bearer.authenticate(django_request)
+        # token_only=False: without bearer credentials the request (its session user included) is left
+        # untouched for the next authentication class, e.g. SessionAuthentication.
+        context = bearer.authenticate(django_request, token_only=False)
         error = context.error
         if error is None:
             return None if context.grant is None else (django_request.user, context)
@@ -57,7 +67,7 @@ class DuoBearerAuthentication(BaseAuthentication):
             raise InvalidBearerRequest(refused.body)
         if isinstance(error, TokenError):
             raise exceptions.AuthenticationFailed(refused.body)
-        raise ProviderUnavailableError(refused.body)
+        raise ProviderUnavailableError(refused.body, retry_after=refused.headers.get("Retry-After"))
 
     def authenticate_header(self, request: Any) -> str:
         django_request = request._request

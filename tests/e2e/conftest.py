@@ -145,6 +145,9 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
             s.manage(
                 "duo_oidc_provider", slug, "--issuer", issuer, "--client-id", client_id,
                 "--client-secret-env", "DUO_CLIENT_SECRET", "--scopes", scopes, "--check", *extra,
+                # The real provider's access tokens are opaque: only "introspection" mode asks about
+                # them (issue 10 item 9: "auto" introspects only tokens that pass the local JWT checks).
+                "--access-token-validation", "introspection",
             )  # fmt: skip
         log = open(tmp / "runserver.log", "w")  # noqa: SIM115
         server = subprocess.Popen(

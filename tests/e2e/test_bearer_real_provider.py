@@ -1,8 +1,9 @@
 """Bearer tokens from the REAL provider on the example project's /api/contacts/ (served by runserver).
 
-The provider issues opaque client-credentials tokens (introspected: the default ``auto`` mode sees its
-introspection endpoint) and, for the resource ``urn:crm``, RFC 9068 JWTs (``at+jwt``), which a second
-provider process and a ``jwt``-mode provider row prove without any introspection.
+The provider issues opaque client-credentials tokens (introspected: the site's rows are set to
+``introspection``, as ``auto`` never asks about an opaque token) and, for the resource ``urn:crm``,
+RFC 9068 JWTs (``at+jwt``), which a second provider process and a ``jwt``-mode provider row prove
+without any introspection.
 """
 
 from __future__ import annotations

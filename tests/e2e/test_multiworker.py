@@ -140,7 +140,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
             site.manage(
                 "duo_oidc_provider", "duo", "--issuer", issuer, "--client-id", "django-basic",
                 "--client-secret-env", "DUO_CLIENT_SECRET", "--scopes", "openid profile email crm.contacts.read",
-                "--default",
+                "--default", "--access-token-validation", "introspection",  # its access tokens are opaque
             )  # fmt: skip
             access_log = tmp / "access.log"
             master = subprocess.Popen(

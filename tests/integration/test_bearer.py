@@ -79,8 +79,9 @@ def test_a_token_whose_subject_is_not_linked_has_no_user(client: Client, fake_op
 
 
 def test_an_inactive_linked_user_is_not_the_request_user(client: Client, fake_op: FakeOP, provider: Provider) -> None:
+    # Issue 10 item 2: refused (invalid_token), no longer served as an anonymous request.
     link(provider, is_active=False)
-    assert get(client, "/t/bearer/any/", issue(fake_op)).json()["user"] is None
+    assert get(client, "/t/bearer/any/", issue(fake_op)).status_code == 401
 
 
 def test_a_client_credentials_token_is_a_client_never_a_user(
@@ -395,6 +396,9 @@ def test_a_refresh_token_per_introspection_is_refused(client: Client, fake_op: F
 
 
 def test_an_opaque_token_is_introspected(client: Client, fake_op: FakeOP, provider: Provider) -> None:
+    # Issue 10 item 9: only a provider set to "introspection" asks about opaque tokens (auto no longer does).
+    provider.access_token_validation = Provider.AccessTokenValidation.INTROSPECTION
+    provider.save()
     fake_op.access_token_format = "opaque"
     token = issue(fake_op)
     assert get(client, token=token).status_code == 200

@@ -160,8 +160,13 @@ def test_introspection_is_authoritative() -> None:
 
 
 def test_an_opaque_client_token_without_sub_is_a_client() -> None:
+    # aud: issue 10 item 10 requires the answer to establish the audience (client_id "svc" is not ours).
     grant = grant_from_introspection(
-        ISSUER, _info(client_id="svc", scope="a", token_type="Bearer"), audiences=[CLIENT_ID], now=NOW, leeway=0
+        ISSUER,
+        _info(client_id="svc", scope="a", token_type="Bearer", aud=CLIENT_ID),
+        audiences=[CLIENT_ID],
+        now=NOW,
+        leeway=0,
     )
     assert grant.is_client
     assert grant.sub is None
