@@ -103,7 +103,10 @@ class DuoOIDCMiddleware:
         for prefix, name, requirement in rules:
             if (prefix and request.path.startswith(prefix)) or (name and name == url_name):
                 if is_bearer_view(view_func):
-                    authenticate(request)  # the rule is judged on the token, as the view itself would
+                    # Judged as the view itself will authenticate: a token-only view by its token (or its
+                    # absence); a DRF view that also takes sessions by a token when one is sent, else by the
+                    # session (token_only=False leaves a request without bearer credentials untouched).
+                    authenticate(request, token_only=is_token_only_view(view_func))
                 refused = check(request, requirement, view_name=url_name or request.path)
                 if refused is not None:
                     return refused

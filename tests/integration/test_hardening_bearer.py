@@ -612,3 +612,23 @@ def test_a_remembered_refusal_is_rebuilt_from_its_class_description_and_claim() 
     assert again is not refused.exception()  # a fresh exception each time
     expired = bearer._Refused.of(TokenExpired("gone"), until=0).exception()
     assert type(expired) is TokenExpired and expired.description == "gone" and expired.__traceback__ is None
+
+
+def test_a_policy_rule_on_a_drf_view_that_also_takes_sessions_judges_the_session(
+    client: Client, fake_op: FakeOP, provider: Provider, settings: Any
+) -> None:
+    # A SCOPE_POLICY rule over a DRF view listing [DuoBearerAuthentication, SessionAuthentication]: without a
+    # bearer header the session is what DRF will authenticate, so the rule must judge the session too.
+    from django_duo_oidc.middleware import reset_policy_cache
+
+    settings.DUO_OIDC = {**settings.DUO_OIDC, "SCOPE_POLICY": [{"path": "/t/bearer/drf/", "scopes": [CRM]}]}
+    reset_policy_cache()
+    try:
+        login(client, fake_op, scope=CRM)
+        assert client.get("/t/bearer/drf/").status_code == 200
+        # With a header, the token is judged, and a narrower token is refused by the rule.
+        narrow = get(client, "/t/bearer/drf/", issue(fake_op, sub="bob-sub", scope="email"))
+        assert narrow.status_code == 403
+        assert "insufficient_scope" in narrow["WWW-Authenticate"]
+    finally:
+        reset_policy_cache()
