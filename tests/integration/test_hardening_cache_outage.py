@@ -48,6 +48,13 @@ class PublishFailsCache(LocMemCache):
     set = _refuse  # type: ignore[assignment]
 
 
+@pytest.fixture(autouse=True)
+def _local_memory_cache(settings: Any) -> None:
+    """Every test here starts on a working local-memory cache (also on the Redis leg), so that switching to
+    a failing twin at the same location keeps what the login stored (discovery, JWKS)."""
+    settings.CACHES = {"default": {"BACKEND": f"{LocMemCache.__module__}.LocMemCache", "LOCATION": "duo-oidc-tests"}}
+
+
 def use_cache(settings: Any, backend: type[LocMemCache]) -> None:
     # The test settings' location: what the login put there (discovery, JWKS) is still readable.
     settings.CACHES = {"default": {"BACKEND": f"{__name__}.{backend.__name__}", "LOCATION": "duo-oidc-tests"}}

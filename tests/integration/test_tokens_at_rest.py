@@ -43,7 +43,14 @@ def raw_session(client: Client) -> str:
 
 
 def raw_cache() -> bytes:
-    """Every value of every local-memory cache, as stored (pickled)."""
+    """Every value the cache holds, as stored (pickled): every local-memory cache, or the whole Redis on the
+    PostgreSQL + Redis leg."""
+    from django.core.cache import caches
+
+    backend = caches["default"]
+    if backend.__class__.__name__ == "RedisCache":
+        redis_client = backend._cache.get_client()
+        return b"".join(redis_client.get(key) or b"" for key in redis_client.keys("*"))
     return b"".join(value for store in _caches.values() for value in store.values())
 
 
