@@ -59,7 +59,9 @@ settings.configure(
     ],
     MIDDLEWARE=APP_MIDDLEWARE,
     ROOT_URLCONF=__name__,
-    DATABASES={"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": str(DB)}},
+    # Persistent connections, as production sites run: a new subject costs its identity lookup, not a
+    # connection opened per request (what CONN_MAX_AGE=0 would add to any request that touches the database).
+    DATABASES={"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": str(DB), "CONN_MAX_AGE": None}},
     CACHES={"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}},
     USE_TZ=True,
     DUO_OIDC={"HTTP_SESSION_FACTORY": "tests.fakeop.session_factory", "REVALIDATE_SECONDS": 60},

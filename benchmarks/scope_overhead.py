@@ -62,6 +62,7 @@ from django.http import HttpResponse  # noqa: E402
 from django.urls import path  # noqa: E402
 
 from benchmarks.wsgi_timing import call, handler, interleaved, report, timed  # noqa: E402
+from django_duo_oidc import session as stored  # noqa: E402
 from django_duo_oidc.decorators import scopes_required  # noqa: E402
 from django_duo_oidc.models import Provider  # noqa: E402
 from tests import fakeop  # noqa: E402
@@ -90,17 +91,20 @@ def fresh_session(user_id: int) -> str:
     store["_auth_user_backend"] = "django_duo_oidc.backends.DuoOIDCBackend"
     store["_auth_user_hash"] = get_user_model().objects.get(pk=user_id).get_session_auth_hash()
     now = time.time()
-    store["duo_oidc"] = {
-        "provider": "duo",
-        "sub": "alice",
-        "access_token": "unused",
-        "refresh_token": None,
-        "expires_at": now + 3600,
-        "scopes": "crm.contacts.read email openid profile",
-        "auth_time": now,
-        "login_at": now,
-        "checked_at": now,
-    }
+    store["duo_oidc"] = stored.with_tokens(
+        {
+            "provider": "duo",
+            "sub": "alice",
+            "expires_at": now + 3600,
+            "issued_at": now,
+            "scopes": "crm.contacts.read email openid profile",
+            "auth_time": now,
+            "login_at": now,
+            "checked_at": now,
+        },
+        access_token="unused",  # sealed, as a real login stores it
+        refresh_token=None,
+    )
     store.create()
     return store.session_key  # type: ignore[return-value]
 
@@ -166,8 +170,8 @@ def main() -> None:
         key = fresh_session(user.pk)
         store = SessionStore(session_key=key)
         data = store["duo_oidc"]
-        data.update(checked_at=0, access_token="live-token")
-        store["duo_oidc"] = data
+        data.update(checked_at=0)
+        store["duo_oidc"] = stored.with_tokens(data, access_token="live-token", refresh_token=None)
         store.save()
         op.tokens["live-token"] = {"sub": "alice", "scope": "openid crm.contacts.read", "active": True}
         return key

@@ -11,11 +11,21 @@ class DuoOIDCConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from django.conf import settings
+        from django.db.models.signals import post_delete, post_save
+
+        from . import bearer, logsafe
         from . import checks as duo_checks
-        from . import logsafe
+        from .models import Identity
 
         # Before the first request: every record of the "django_duo_oidc" logger is escaped.
         logsafe.install()
+
+        # A user or an identity changed: bearer tokens re-read who they belong to at their next request.
+        for model in (settings.AUTH_USER_MODEL, Identity):
+            for name, signal in (("saved", post_save), ("deleted", post_delete)):
+                uid = f"duo_oidc_forget_linked_users_{name}_{model}"
+                signal.connect(bearer.forget_linked_users, sender=model, dispatch_uid=uid)
 
         checks.register(duo_checks.check_settings, checks.Tags.security)
         checks.register(duo_checks.check_providers, checks.Tags.database)

@@ -32,6 +32,7 @@ read the header: a token never authenticates a view that did not ask for one.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import sys
@@ -43,8 +44,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from asgiref.sync import sync_to_async
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AnonymousUser
+from django.core.exceptions import FieldDoesNotExist
+from django.db import DatabaseError
 from django.http import HttpRequest, JsonResponse
+from django.utils.functional import SimpleLazyObject
 from django.views.decorators.debug import sensitive_variables
 
 from .conf import conf
@@ -267,6 +273,7 @@ def reset() -> None:
     global _seen_bytes
     _registry.expires = 0.0
     _fetch_failed.clear()
+    _users.clear()
     with _seen_lock:
         _seen.clear()
         _seen_bytes = 0
@@ -670,22 +677,75 @@ class _InactiveUser(InvalidClaim):
         super().__init__("sub", "The user linked to the token's subject is inactive on this site.")
 
 
-def _linked_user(grant: AccessGrant, provider: Provider) -> Any:
-    """The user linked to a user token's subject (one indexed query), or None.
+# Which user a user token's subject is linked to, and whether it may log in: remembered per process for
+# at most USER_TTL seconds, and forgotten at once in this process when a user or an identity is saved
+# or deleted (apps.py connects forget_linked_users). A seen token on a view that never reads
+# request.user then costs no database round trip; a user deactivated by another process (a worker, a
+# sync job) is refused within USER_TTL, and is never request.user meanwhile (the lazy load re-checks).
+USER_TTL = 1.0
+USERS_MAX = 10_000
+_users: dict[tuple[int, str], tuple[int | None, bool, float]] = {}
 
-    Read on every request, never remembered: a user deactivated in Django (or by a directory sync)
-    is refused from the next request on, as ``ModelBackend.user_can_authenticate`` would refuse them.
 
-    :raises _InactiveUser: the linked user is inactive.
+def forget_linked_users(**_: Any) -> None:
+    """Forget which users token subjects are linked to (a user or an identity changed)."""
+    _users.clear()
+
+
+def _linked_user_pk(grant: AccessGrant, provider: Provider) -> int | None:
+    """The pk of the active user linked to a user token's subject, or None (a client, or no link here).
+
+    :raises _InactiveUser: the linked user may not log in (``is_active`` False).
+    :raises ProviderUnavailable: the database cannot be read (503, never a 500, never a guess).
     """
     if grant.is_client or grant.sub is None:
         return None  # a server calling for itself is never a logged-in user
-    identity = Identity.objects.select_related("user").filter(provider=provider, sub=grant.sub).first()
-    if identity is None:
-        return None  # a subject this site has never seen log in: a valid token, no user
-    if not identity.user.is_active:
+    key = (provider.pk, grant.sub)
+    now = time.monotonic()
+    found = _users.get(key)
+    if found is None or now >= found[2]:
+        try:
+            link = _identity_link(provider, grant.sub)
+        except DatabaseError as exc:
+            raise ProviderUnavailable("This site's user directory cannot be read right now.") from exc
+        # No link: a subject that never logged in here (a valid token, no user).
+        found = (link[0], link[1], now + USER_TTL) if link else (None, True, now + USER_TTL)
+        if len(_users) >= USERS_MAX:
+            _users.clear()
+        _users[key] = found
+    user_pk, active, _expires = found
+    if not active:
         raise _InactiveUser()
-    return identity.user
+    return user_pk
+
+
+@functools.cache
+def _users_have_is_active() -> bool:
+    try:
+        get_user_model()._meta.get_field("is_active")
+    except FieldDoesNotExist:
+        return False  # a custom user model without the field: every user may log in (AbstractBaseUser)
+    return True
+
+
+def _identity_link(provider: Provider, sub: str) -> tuple[int, bool] | None:
+    """``(user pk, may log in)`` of the identity ``(provider, sub)``, in one indexed query, or None."""
+    identities = Identity.objects.filter(provider_id=provider.pk, sub=sub)
+    if _users_have_is_active():
+        row = identities.values_list("user_id", "user__is_active")[:1]
+        return (row[0][0], bool(row[0][1])) if row else None
+    pks = identities.values_list("user_id", flat=True)[:1]
+    return (pks[0], True) if pks else None
+
+
+def _load_user(user_pk: int | None) -> Any:
+    """The user for ``request.user``: read when first touched, and only while it may still log in."""
+    if user_pk is None:
+        return AnonymousUser()
+    user = get_user_model()._default_manager.filter(pk=user_pk).first()
+    if user is None or not getattr(user, "is_active", True):
+        return AnonymousUser()  # deactivated since the link was remembered: never served as that user
+    return user
 
 
 @sensitive_variables()  # the token, here and in every function it calls
@@ -699,21 +759,28 @@ def authenticate(request: HttpRequest, *, token_only: bool = True) -> BearerCont
     (DRF, where the next authentication class may accept the session) a request without bearer
     credentials is left untouched: nothing is set and the empty context is only returned.
 
-    ``request.user`` is the token's linked user, read with its identity in one query; anonymous for a
-    client's token, a subject with no identity here, or a refusal. A linked user who is inactive
-    refuses the token (``invalid_token``).
+    ``request.user`` is the token's linked user, read (one query) when the view first touches it;
+    anonymous for a client's token, a subject with no identity here, or a refusal. A linked user who
+    is inactive refuses the token (``invalid_token``); see :data:`USER_TTL`.
     """
     existing = getattr(request, "oidc", None)
     if isinstance(existing, BearerContext):
         return existing
-    context, found = _authenticate(request)
+    context, user_pk = _authenticate(request)
     if not token_only and context.grant is None and context.error is None:
         return context
     request.oidc = context  # type: ignore[attr-defined]
-    user: Any = found if found is not None else AnonymousUser()
+    loaded: list[Any] = []
+
+    def load() -> Any:
+        if not loaded:
+            loaded.append(_load_user(user_pk))
+        return loaded[0]
+
+    user: Any = SimpleLazyObject(load) if user_pk is not None else AnonymousUser()
 
     async def auser() -> Any:  # as django.contrib.auth's middleware offers async views
-        return user
+        return await sync_to_async(load)() if user_pk is not None else user
 
     request.user = user
     request.auser = auser  # type: ignore[attr-defined]
@@ -727,7 +794,7 @@ def _hide_posted_token(request: HttpRequest) -> None:
         request.sensitive_post_parameters = [*hidden, "access_token"]  # type: ignore[attr-defined]
 
 
-def _authenticate(request: HttpRequest) -> tuple[BearerContext, Any]:
+def _authenticate(request: HttpRequest) -> tuple[BearerContext, int | None]:
     _hide_posted_token(request)
     try:
         token = token_from_header(request.META.get("HTTP_AUTHORIZATION"))
@@ -742,11 +809,11 @@ def _authenticate(request: HttpRequest) -> tuple[BearerContext, Any]:
         if token is None:
             return BearerContext(), None
         grant, provider, stale = validate(token)
-        user = _linked_user(grant, provider)
+        user_pk = _linked_user_pk(grant, provider)
     except DuoOIDCError as exc:
         _log_refusal(request, exc)
         return BearerContext(error=exc), None
-    return BearerContext(grant=grant, provider=provider, stale=stale), user
+    return BearerContext(grant=grant, provider=provider, stale=stale), user_pk
 
 
 def _log_refusal(request: HttpRequest, exc: DuoOIDCError) -> None:

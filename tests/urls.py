@@ -90,6 +90,13 @@ def bearer_only_view(request: HttpRequest) -> HttpResponse:
 
 
 @bearer_auth
+@scopes_required("crm.contacts.read")
+def bearer_hot_view(request: HttpRequest) -> HttpResponse:
+    """The hot path of a bearer API: the token's grant only, request.user never read."""
+    return JsonResponse({"sub": request.oidc.sub, "scopes": sorted(request.oidc.scopes)})  # type: ignore[attr-defined]
+
+
+@bearer_auth
 @scopes_required("crm.contacts.read", max_age=300)
 def bearer_recent_view(request: HttpRequest) -> HttpResponse:
     return JsonResponse(_who(request))
@@ -132,6 +139,7 @@ urlpatterns = [
     path("t/drf/", ContactsAPI.as_view()),
     path("t/bearer/reversed/", bearer_reversed_view),
     path("t/bearer/any/", bearer_only_view),
+    path("t/bearer/hot/", bearer_hot_view),
     path("t/bearer/recent/", bearer_recent_view),
     path("t/bearer/async/", bearer_async_view),
     path("t/bearer/mixin/", BearerMixinView.as_view()),

@@ -122,17 +122,46 @@ def test_deactivation_takes_effect_on_the_next_request_and_reactivation_too(
     assert get(client, "/t/bearer/any/", token).json()["user"] == "alice"
 
 
-def test_the_user_is_read_once_per_request_with_its_identity(
+def test_the_user_is_read_once_per_request_only_when_the_view_asks(
     client: Client, fake_op: FakeOP, provider: Provider
 ) -> None:
     link(provider)
     token = issue(fake_op)
-    assert get(client, "/t/bearer/any/", token).status_code == 200
+    assert get(client, "/t/bearer/any/", token).status_code == 200  # proven; the link remembered
     with CaptureQueriesContext(connection) as queries:
         # The view reads request.user several times (is_authenticated, get_username).
         assert get(client, "/t/bearer/any/", token).json()["user"] == "alice"
     assert len(queries) == 1, [q["sql"] for q in queries]
-    assert "duo_oidc_identity" in queries[0]["sql"] and "auth_user" in queries[0]["sql"]
+    assert "auth_user" in queries[0]["sql"]
+
+
+def test_a_seen_token_costs_no_query_when_the_view_does_not_read_the_user(
+    client: Client, fake_op: FakeOP, provider: Provider
+) -> None:
+    # The hot path of a bearer API: a token already seen, a view that never touches request.user. The
+    # linked user's state is remembered per process for bearer.USER_TTL (and forgotten at once here when
+    # a user or an identity is saved), so this request costs no database round trip at all.
+    link(provider)
+    token = issue(fake_op)
+    assert get(client, "/t/bearer/hot/", token).status_code == 200
+    with CaptureQueriesContext(connection) as queries:
+        assert get(client, "/t/bearer/hot/", token).status_code == 200
+    assert len(queries) == 0, [q["sql"] for q in queries]
+
+
+def test_a_user_deactivated_in_another_process_is_refused_within_the_user_ttl(
+    client: Client, fake_op: FakeOP, provider: Provider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    user = link(provider)
+    token = issue(fake_op)
+    assert get(client, "/t/bearer/any/", token).status_code == 200
+    # Another process (a worker, a sync job) deactivates the user: no signal reaches this one.
+    type(user).objects.filter(pk=user.pk).update(is_active=False)
+    # Within the TTL the remembered link stands, but request.user is re-read and is never the inactive user.
+    assert get(client, "/t/bearer/any/", token).json()["user"] is None
+    clock = time.monotonic() + bearer.USER_TTL + 0.01
+    monkeypatch.setattr(bearer.time, "monotonic", lambda: clock)
+    assert get(client, "/t/bearer/any/", token).status_code == 401
 
 
 def test_an_async_view_gets_the_user_with_auser(client: Client, fake_op: FakeOP, provider: Provider) -> None:
