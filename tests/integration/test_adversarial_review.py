@@ -8,14 +8,34 @@ from typing import Any
 
 import pytest
 from django.core.cache import cache
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.test import Client
+from django.urls import path
+from django.views import View
 
+from django_duo_oidc.mixins import BearerAuthMixin, ScopesRequiredMixin
 from django_duo_oidc.models import Provider
 from tests.fakeop import FakeOP
+from tests.urls import urlpatterns as test_urls
 
 from .test_hardening_bearer import get, introspection_mode, issue, link
+from .test_login_flow import login
 
 pytestmark = pytest.mark.django_db
+
+CRM = "openid profile email crm.contacts.read"
+
+
+class ScopesFirstBearerView(ScopesRequiredMixin, BearerAuthMixin, View):
+    """The mixins in the order a reader of "combine in either order" (the decorators) would try."""
+
+    required_scopes = "crm.contacts.read"
+
+    def get(self, request: HttpRequest) -> HttpResponse:
+        return JsonResponse({"sub": request.oidc.sub, "scopes": sorted(request.oidc.scopes)})
+
+
+urlpatterns = [*test_urls, path("adv/scopes-first/", ScopesFirstBearerView.as_view())]
 
 
 def _result_key(token: str) -> str:
@@ -66,3 +86,51 @@ def test_a_bearer_revalidation_refused_by_the_down_flag_does_not_extend_it(
         time.sleep(0.25)
     assert fake_op.count("token_introspection") > calls, "the provider was never asked again after the backoff"
     assert get(client, "/api/contacts/", token).status_code == 200
+
+
+@pytest.mark.parametrize("exp", [10**400, -(10**400)])
+def test_an_introspection_answer_with_an_out_of_range_exp_is_not_a_500(
+    client: Client, fake_op: FakeOP, provider: Provider, exp: int
+) -> None:
+    """Item 4's sibling on the introspection side: TokenInfo.from_answer keeps any int as ``exp``, and
+    ``float(exp)`` (single_flight's ttl, grant_from_introspection) overflows: a provider answering
+    ``"exp": 1e400``-as-an-integer (a lying or broken provider, tier 3 of the review) gives a 500."""
+    introspection_mode(provider)
+    fake_op.access_token_format = "opaque"
+    token = issue(fake_op)
+    fake_op.tokens[token]["introspection"] = {"exp": exp}
+    response = get(client, "/api/contacts/", token)
+    assert response.status_code in (401, 503), response.status_code
+
+
+@pytest.mark.urls(__name__)
+def test_scopes_mixin_before_bearer_mixin_judges_the_token_not_the_session_cookie(
+    client: Client, fake_op: FakeOP, provider: Provider
+) -> None:
+    """@scopes_required judges a bearer view on its token in either order; ScopesRequiredMixin placed
+    before BearerAuthMixin judges the session cookie instead (and, the view being token-only, a session
+    the middleware never freshened), then lets the token in: a token without the scope opens the view."""
+    login(client, fake_op, scope=CRM)  # the session holds crm.contacts.read
+    narrow = issue(fake_op, sub="bob-sub", scope="email")  # the token does not
+    response = get(client, "/adv/scopes-first/", narrow)
+    assert response.status_code == 403, response.content
+
+
+def test_an_old_sealed_introspection_answer_written_back_does_not_outlive_its_ttl(
+    client: Client, fake_op: FakeOP, provider: Provider, settings: Any
+) -> None:
+    """The same cache writer, replaying: a sealed answer carries no expiry of its own (Fernet's timestamp
+    is never checked), so an "active" answer kept from before a revocation, written back under its own
+    key after its TTL, is trusted again: the revoked token keeps working."""
+    import time
+
+    settings.DUO_OIDC = {**settings.DUO_OIDC, "REVALIDATE_SECONDS": 0.2}
+    introspection_mode(provider)
+    fake_op.access_token_format = "opaque"
+    token = issue(fake_op)
+    assert get(client, "/api/contacts/", token).status_code == 200
+    old = cache.get(_result_key(token))
+    fake_op.revoke_token(token)
+    time.sleep(0.3)  # the answer's TTL passed: the next request must ask the provider again
+    cache.set(_result_key(token), old, 300)
+    assert get(client, "/api/contacts/", token).status_code == 401
