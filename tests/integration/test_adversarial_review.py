@@ -134,3 +134,13 @@ def test_an_old_sealed_introspection_answer_written_back_does_not_outlive_its_tt
     time.sleep(0.3)  # the answer's TTL passed: the next request must ask the provider again
     cache.set(_result_key(token), old, 300)
     assert get(client, "/api/contacts/", token).status_code == 401
+
+
+@pytest.mark.parametrize("max_age", ["\u00b2", "1\u00b9"])  # str.isdigit() is True for superscripts
+def test_a_login_url_with_a_non_decimal_digit_max_age_is_not_a_500(
+    client: Client, fake_op: FakeOP, provider: Provider, max_age: str
+) -> None:
+    """get_extra_params now does int(requested) after requested.isdigit(): superscript digits pass
+    isdigit() and int() raises ValueError, a 500 on /oidc/login/ from a crafted link (item 5's code)."""
+    response = client.get("/oidc/login/", {"provider": "duo", "max_age": max_age})
+    assert response.status_code == 302
