@@ -144,3 +144,15 @@ def test_a_login_url_with_a_non_decimal_digit_max_age_is_not_a_500(
     isdigit() and int() raises ValueError, a 500 on /oidc/login/ from a crafted link (item 5's code)."""
     response = client.get("/oidc/login/", {"provider": "duo", "max_age": max_age})
     assert response.status_code == 302
+
+
+@pytest.mark.parametrize("expires_in", ["\u00b2", 10**400, -(10**400)])
+def test_a_token_answer_with_an_unusable_expires_in_ends_on_the_error_page_not_a_500(
+    client: Client, fake_op: FakeOP, provider: Provider, expires_in: Any
+) -> None:
+    """core.flow._token_request: ``expires_in.isdigit()`` then int() (superscripts raise ValueError), and
+    any int is kept, so ``now + expires_in`` (session.store_login, the refresh, the client token)
+    overflows: a lying provider's token answer is a 500 at the callback instead of the login error page."""
+    fake_op.token_overrides = {"expires_in": expires_in}
+    response = login(client, fake_op)  # the test client re-raises an unhandled exception
+    assert response.status_code != 500
