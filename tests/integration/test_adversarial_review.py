@@ -156,3 +156,23 @@ def test_a_token_answer_with_an_unusable_expires_in_ends_on_the_error_page_not_a
     fake_op.token_overrides = {"expires_in": expires_in}
     response = login(client, fake_op)  # the test client re-raises an unhandled exception
     assert response.status_code != 500
+
+
+def test_a_policy_path_rule_holds_when_the_site_is_served_under_a_script_prefix(
+    client: Client, fake_op: FakeOP, provider: Provider
+) -> None:
+    """DuoOIDCMiddleware matches SCOPE_POLICY / ScopeRule prefixes against request.path, which carries the
+    script prefix (SCRIPT_NAME / FORCE_SCRIPT_NAME), while the URLconf (and the admin's "e.g. /admin/")
+    is written without it: a site mounted under /app serves every "protected" view unguarded."""
+    from django_duo_oidc.middleware import reset_policy_cache
+
+    from .test_scopes import settings_with
+
+    reset_policy_cache()
+    try:
+        with settings_with(SCOPE_POLICY=[{"path": "/t/policy/", "scopes": ["crm.contacts.read"]}]):
+            assert client.get("/t/policy/area/").status_code == 302  # anonymous: to login
+            mounted = client.get("/t/policy/area/", SCRIPT_NAME="/app")
+            assert mounted.status_code == 302, mounted.content
+    finally:
+        reset_policy_cache()
