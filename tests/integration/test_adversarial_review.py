@@ -88,7 +88,7 @@ def test_a_bearer_revalidation_refused_by_the_down_flag_does_not_extend_it(
     assert get(client, "/api/contacts/", token).status_code == 200
 
 
-@pytest.mark.parametrize("exp", [10**400, -(10**400)])
+@pytest.mark.parametrize("exp", [10**400, -(10**400)], ids=["huge", "-huge"])
 def test_an_introspection_answer_with_an_out_of_range_exp_is_not_a_500(
     client: Client, fake_op: FakeOP, provider: Provider, exp: int
 ) -> None:
@@ -146,7 +146,7 @@ def test_a_login_url_with_a_non_decimal_digit_max_age_is_not_a_500(
     assert response.status_code == 302
 
 
-@pytest.mark.parametrize("expires_in", ["\u00b2", 10**400, -(10**400)])
+@pytest.mark.parametrize("expires_in", ["\u00b2", 10**400, -(10**400)], ids=["superscript", "huge", "-huge"])
 def test_a_token_answer_with_an_unusable_expires_in_ends_on_the_error_page_not_a_500(
     client: Client, fake_op: FakeOP, provider: Provider, expires_in: Any
 ) -> None:
