@@ -12,7 +12,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from .bearer import authenticate_or_refuse
+from .bearer import authenticate, authenticate_or_refuse
 from .policy import Requirement, check
 
 
@@ -72,6 +72,9 @@ class ScopesRequiredMixin(AccessMixin):
 
     def check_scopes(self, request: HttpRequest) -> HttpResponse | None:
         """Return the response refusing ``request``, or None when it meets the requirement (sync: may query)."""
+        if getattr(self, "duo_oidc_bearer", False):
+            # A bearer view is judged on its token whatever the order of the mixins (as @scopes_required).
+            authenticate(request)
         return check(
             request,
             self.get_scope_requirement(),
