@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import secrets
+import time
 from typing import Any
 
 import pytest
@@ -18,6 +20,7 @@ from django_duo_oidc.models import Provider
 from tests.fakeop import FakeOP
 from tests.urls import urlpatterns as test_urls
 
+from . import test_hardening_bearer
 from .test_hardening_bearer import get, introspection_mode, issue, link
 from .test_login_flow import login
 
@@ -34,6 +37,8 @@ class ScopesFirstBearerView(ScopesRequiredMixin, BearerAuthMixin, View):
     def get(self, request: HttpRequest) -> HttpResponse:
         return JsonResponse({"sub": request.oidc.sub, "scopes": sorted(request.oidc.scopes)})
 
+
+wsgi = test_hardening_bearer.wsgi  # the fixture: requests through the real WSGI handler
 
 urlpatterns = [*test_urls, path("adv/scopes-first/", ScopesFirstBearerView.as_view())]
 
@@ -176,3 +181,30 @@ def test_a_policy_path_rule_holds_when_the_site_is_served_under_a_script_prefix(
             assert mounted.status_code == 302, mounted.content
     finally:
         reset_policy_cache()
+
+
+def test_refused_tokens_with_a_long_alg_retain_a_bounded_amount_of_memory(
+    fake_op: FakeOP, provider: Provider, wsgi: Any
+) -> None:
+    """Item 8's byte bound assumes a refusal costs a fixed ENTRY_OVERHEAD (512 B), but _Refused keeps the
+    exception's description, and check_algorithm puts the token's own ``alg`` in it (``f"... {alg!r}
+    ..."``). An unauthenticated flood of ~16 kB tokens whose header ``alg`` is ~11 kB keeps ~11 kB per
+    entry: SEEN_MAX (10,000) of them hold ~110+ MB per worker while the accounting says 5 MB."""
+    from .test_hardening_bearer import _b64, _retained
+
+    def long_alg() -> str:
+        header = _b64(json.dumps({"alg": "A" * 11_000 + secrets.token_hex(4), "kid": fake_op.kid}).encode())
+        now = int(time.time())
+        claims = {"iss": fake_op.issuer, "sub": "m", "aud": fake_op.client_id, "exp": now + 600, "iat": now}
+        return f"{header}.{_b64(json.dumps(claims).encode())}.{_b64(b'x' * 32)}"
+
+    assert len(long_alg()) <= 16_384
+    assert wsgi("/api/contacts/", long_alg()) == 401  # discovery and JWKS fetched outside the measurement
+
+    def flood() -> None:
+        for _ in range(1_000):
+            assert wsgi("/api/contacts/", long_alg()) == 401
+        fake_op.calls.clear()
+
+    retained = _retained(flood)
+    assert retained < 2 * 1024 * 1024, f"{retained / 1e6:.1f} MB retained by 1,000 refusals"
