@@ -221,7 +221,10 @@ class _Refused:
         error = type(exc)
         while error.__module__ != TokenError.__module__:  # a private subclass: its public base, whose
             error = error.__base__  # type: ignore[assignment]  # constructor exception() knows
-        return cls(error, exc.description, getattr(exc, "claim", None), until)
+        description, claim = exc.description, getattr(exc, "claim", None)
+        # The description and claim are accounted too: a description may quote what the sender sent.
+        size = ENTRY_OVERHEAD + sys.getsizeof(description) + (sys.getsizeof(claim) if claim else 0)
+        return cls(error, description, claim, until, size)
 
     def exception(self) -> TokenError:
         """A fresh exception, equal to the one refused (raised anew, its traceback starts empty)."""
