@@ -208,3 +208,22 @@ def test_refused_tokens_with_a_long_alg_retain_a_bounded_amount_of_memory(
 
     retained = _retained(flood)
     assert retained < 2 * 1024 * 1024, f"{retained / 1e6:.1f} MB retained by 1,000 refusals"
+
+
+def test_without_the_connection_permission_revocation_checks_cannot_be_turned_off(provider: Provider) -> None:
+    """Item 16's sibling: CONNECTION_FIELDS gates access_token_validation ("which tokens count"), but not
+    ``introspect``, which decides the same thing (auto: jwt+introspection or plain jwt) and whether
+    sessions ever hear of a revocation. A staff user with only "change provider" turns it off unlogged:
+    revoked grants and narrowed scopes at Duo then hold until the tokens expire."""
+    from tests.integration.test_admin_checks_command import provider_form
+    from tests.integration.test_hardening_admin import change_url, staff_client
+
+    assert provider.introspect
+    client = staff_client("change_provider", "view_provider")
+    data = provider_form(provider, name="Renamed")
+    data.pop("introspect", None)  # an unticked checkbox
+    response = client.post(change_url(provider), data)
+    assert response.status_code == 302, response.content
+    provider.refresh_from_db()
+    assert provider.name == "Renamed"
+    assert provider.introspect, "revocation checks turned off without the connection permission"
