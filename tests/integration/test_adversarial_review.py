@@ -227,3 +227,37 @@ def test_without_the_connection_permission_revocation_checks_cannot_be_turned_of
     provider.refresh_from_db()
     assert provider.name == "Renamed"
     assert provider.introspect, "revocation checks turned off without the connection permission"
+
+
+def test_a_key_set_written_into_the_shared_cache_does_not_make_forged_tokens_valid(
+    client: Client, fake_op: FakeOP, provider: Provider
+) -> None:
+    """Where the cache's integrity matters most: the JWKS (and the discovery document: token_endpoint,
+    where the client secret goes) are kept in the shared cache as plain dicts, so whoever can write to
+    the cache (the adversary single_flight's sealing is meant to stop) adds their own key and signs any
+    access token: Alice's, any scope, no provider call. Either the cache is trusted for integrity (then
+    say so, and sealing results buys nothing against writers) or these entries need a MAC too."""
+    import jwt
+
+    from django_duo_oidc.core.jwks import JWKSStore
+    from tests.fakeop import public_jwk, rsa_key
+
+    link(provider)
+    attacker = rsa_key("attacker-in-the-cache")
+    jwks_key = "duo_oidc:jwks:" + hashlib.sha256(f"{fake_op.issuer}/jwks".encode()).hexdigest()[:32]
+    cache.set(jwks_key, {"fp": "planted", "jwks": {"keys": [public_jwk(attacker, "planted")]}}, 3600)
+    JWKSStore.forget_all()
+    now = int(time.time())
+    claims = {
+        "iss": fake_op.issuer,
+        "sub": "alice-sub",
+        "aud": fake_op.client_id,
+        "exp": now + 600,
+        "iat": now,
+        "scope": "crm.contacts.read crm.contacts.write",
+    }
+    forged = jwt.encode(claims, attacker, algorithm="RS256", headers={"kid": "planted"})
+    provider.access_token_validation = Provider.AccessTokenValidation.JWT
+    provider.save()
+    response = get(client, "/t/bearer/any/", forged)
+    assert response.status_code == 401, response.content
