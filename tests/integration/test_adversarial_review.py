@@ -261,3 +261,24 @@ def test_a_key_set_written_into_the_shared_cache_does_not_make_forged_tokens_val
     provider.save()
     response = get(client, "/t/bearer/any/", forged)
     assert response.status_code == 401, response.content
+
+
+def test_setting_encryption_keys_for_the_first_time_keeps_sessions(
+    client: Client, fake_op: FakeOP, provider: Provider, settings: Any
+) -> None:
+    """A stock site seals tokens under keys derived from SECRET_KEY. The day it sets ENCRYPTION_KEYS (as
+    the admin's error message tells it to, to store a client secret in the database), _token_key_material
+    drops SECRET_KEY altogether: every session's tokens stop opening and every user is logged out at
+    their next check (REVALIDATE_SECONDS), every shared result and client token is thrown away."""
+    import time as _time
+
+    from cryptography.fernet import Fernet
+
+    from .test_scopes import age_session
+    from .test_tokens_at_rest import without_encryption_keys
+
+    without_encryption_keys(settings)
+    login(client, fake_op, scope=CRM)
+    settings.DUO_OIDC = {**settings.DUO_OIDC, "ENCRYPTION_KEYS": [Fernet.generate_key().decode()]}
+    age_session(client, expires_at=_time.time() - 1)
+    assert client.get("/contacts/").status_code == 200
