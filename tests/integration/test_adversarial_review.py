@@ -282,3 +282,37 @@ def test_setting_encryption_keys_for_the_first_time_keeps_sessions(
     settings.DUO_OIDC = {**settings.DUO_OIDC, "ENCRYPTION_KEYS": [Fernet.generate_key().decode()]}
     age_session(client, expires_at=_time.time() - 1)
     assert client.get("/contacts/").status_code == 200
+
+
+LOGIN_REQUIRED_MW = "django.contrib.auth.middleware.LoginRequiredMiddleware"
+
+
+def _with_login_required_middleware(settings: Any) -> None:
+    """Django 5.1's LoginRequiredMiddleware, placed as its docs say: right after AuthenticationMiddleware."""
+    middleware = list(settings.MIDDLEWARE)
+    after = middleware.index("django.contrib.auth.middleware.AuthenticationMiddleware") + 1
+    middleware.insert(after, LOGIN_REQUIRED_MW)
+    settings.MIDDLEWARE = middleware
+
+
+def test_the_login_flow_works_behind_djangos_login_required_middleware(
+    client: Client, fake_op: FakeOP, provider: Provider, settings: Any
+) -> None:
+    """With LoginRequiredMiddleware (Django >= 5.1, "every view needs a login unless marked"), the login,
+    callback (and logout) views are not marked @login_not_required: /oidc/login/ redirects to LOGIN_URL,
+    which is /oidc/login/ itself: nobody can log in."""
+    _with_login_required_middleware(settings)
+    response = client.get("/oidc/login/?provider=duo&next=/me/")
+    assert response.status_code == 302
+    assert response["Location"].startswith(fake_op.issuer), response["Location"]
+
+
+def test_bearer_views_answer_tokens_behind_djangos_login_required_middleware(
+    client: Client, fake_op: FakeOP, provider: Provider, settings: Any
+) -> None:
+    """The same for the resource server: a @bearer_auth view (and the RFC 9728 document) is judged by
+    its token, but LoginRequiredMiddleware, seeing no session user, redirects the API client to the
+    browser login page: the API is unusable."""
+    _with_login_required_middleware(settings)
+    assert get(client, "/t/bearer/any/", issue(fake_op)).status_code == 200
+    assert get(client, "/t/bearer/any/").status_code == 401  # a challenge, not a redirect to a login page
