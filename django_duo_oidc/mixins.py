@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from asgiref.sync import sync_to_async
+from django.contrib.auth.decorators import login_not_required
 from django.contrib.auth.mixins import AccessMixin
 from django.core.exceptions import ImproperlyConfigured
 from django.http import HttpRequest, HttpResponse
@@ -96,7 +97,8 @@ class BearerAuthMixin:
 
     @classmethod
     def as_view(cls, **initkwargs: Any) -> Any:
-        return csrf_exempt(super().as_view(**initkwargs))  # type: ignore[misc]
+        # Judged by its token, never by a session: also behind Django's LoginRequiredMiddleware.
+        return login_not_required(csrf_exempt(super().as_view(**initkwargs)))  # type: ignore[misc]
 
     def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
         return _guarded_dispatch(self, BearerAuthMixin, authenticate_or_refuse, request, args, kwargs)
