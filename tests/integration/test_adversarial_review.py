@@ -316,3 +316,22 @@ def test_bearer_views_answer_tokens_behind_djangos_login_required_middleware(
     _with_login_required_middleware(settings)
     assert get(client, "/t/bearer/any/", issue(fake_op)).status_code == 200
     assert get(client, "/t/bearer/any/").status_code == 401  # a challenge, not a redirect to a login page
+
+
+def test_a_revoked_session_does_not_pass_login_required_middleware_placed_before_ours(
+    client: Client, fake_op: FakeOP, provider: Provider, settings: Any
+) -> None:
+    """Freshness is decided in DuoOIDCMiddleware.process_view. LoginRequiredMiddleware (its docs: "after
+    AuthenticationMiddleware") decides in its own process_view, which runs first: a grant revoked at Duo
+    passes it, our process_view then ends the session, and the login-required view runs for an anonymous
+    request (or a view that assumes a user crashes). The system check only orders us after
+    AuthenticationMiddleware; nothing says we must come before middleware that judges request.user."""
+    from .test_scopes import age_session
+
+    _with_login_required_middleware(settings)
+    login(client, fake_op, scope=CRM)
+    assert client.get("/t/unguarded/").status_code == 200
+    fake_op.revoke(client.session["duo_oidc"]["sub"])
+    age_session(client)
+    response = client.get("/t/unguarded/")
+    assert response.status_code == 302, response.content  # to the login page, as for any anonymous request
