@@ -335,3 +335,19 @@ def test_a_revoked_session_does_not_pass_login_required_middleware_placed_before
     age_session(client)
     response = client.get("/t/unguarded/")
     assert response.status_code == 302, response.content  # to the login page, as for any anonymous request
+
+
+def test_a_new_issuer_does_not_inherit_a_secret_read_from_the_environment(provider: Provider) -> None:
+    """Item 16's rule "the stored secret is not sent to another issuer or client" covers only a secret
+    stored encrypted (_check_secret_follows_connection returns at once without one). The README's
+    Quick start reads it from the environment (DUO_CLIENT_SECRET; here DUO_FAKE_OP_SECRET): changing
+    only the issuer is accepted, and the next token request sends the real secret to the new issuer."""
+    from tests.integration.test_admin_checks_command import provider_form
+    from tests.integration.test_hardening_admin import CONNECTION, change_url, staff_client
+
+    assert provider.client_secret_env and not provider.client_secret_encrypted
+    client = staff_client("change_provider", "view_provider", CONNECTION)
+    data = provider_form(provider, issuer="https://attacker.example.test/oidc/x")
+    client.post(change_url(provider), data)
+    provider.refresh_from_db()
+    assert provider.issuer == FakeOP().issuer, "the environment's secret now goes to another issuer"
