@@ -65,6 +65,7 @@ from .core.bearer import (
     token_from_header,
 )
 from .core.errors import (
+    CacheUnavailable,
     ConfigurationError,
     DuoOIDCError,
     InsufficientScope,
@@ -226,7 +227,10 @@ class _Refused:
         error = type(exc)
         while error.__module__ != TokenError.__module__:  # a private subclass: its public base, whose
             error = error.__base__  # type: ignore[assignment]  # constructor exception() knows
-        return cls(error, exc.description, getattr(exc, "claim", None), until)
+        description, claim = exc.description, getattr(exc, "claim", None)
+        # The description and claim are accounted too: a description may quote what the sender sent.
+        size = ENTRY_OVERHEAD + sys.getsizeof(description) + (sys.getsizeof(claim) if claim else 0)
+        return cls(error, description, claim, until, size)
 
     def exception(self) -> TokenError:
         """A fresh exception, equal to the one refused (raised anew, its traceback starts empty)."""
@@ -457,7 +461,10 @@ def _introspect_again(
         _remember(digest, _Refused.of(exc, now + REFUSED_FOR))
         raise
     except (ProviderUnavailable, ProviderResponseError) as exc:
-        trusted.runtime.mark_down()  # never raises, even with the cache failing too
+        # Only a call that failed marks the provider down: a refusal *because* it is marked down (or
+        # because the cache failed) must not set the flag again, or steady traffic keeps it down forever.
+        if getattr(exc, "provider_asked", True) and not isinstance(exc, CacheUnavailable):
+            trusted.runtime.mark_down()  # never raises, even with the cache failing too
         if conf.on_provider_down == "allow":
             logger.warning("Using the last confirmed grant of a bearer token: %s", exc.description)
             return entry.grant, provider, True
@@ -554,6 +561,7 @@ def _shared_introspection(
     try:
         answer = single_flight(runtime.cache, key, ask, ttl=keep_for, lock_timeout=conf.http_timeout + 5)
     except _NotAsked as stop:
+        stop.error.provider_asked = False  # type: ignore[attr-defined]  # no call failed: not a reason to mark down
         raise stop.error from None
     return TokenInfo.from_answer(answer["raw"]), float(answer["at"])
 

@@ -8,6 +8,7 @@ from functools import wraps
 from typing import Any, TypeVar
 
 from asgiref.sync import iscoroutinefunction, sync_to_async
+from django.contrib.auth.decorators import login_not_required
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
@@ -92,4 +93,5 @@ def bearer_auth(view: V) -> V:
     """
     wrapper = _guarded(view, authenticate_or_refuse)
     wrapper.duo_oidc_bearer = True
-    return csrf_exempt(wrapper)  # type: ignore[no-any-return]
+    # Judged by its token, never by a session: also behind Django's LoginRequiredMiddleware.
+    return login_not_required(csrf_exempt(wrapper))  # type: ignore[no-any-return]

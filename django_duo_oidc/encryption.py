@@ -5,10 +5,10 @@ Two boxes, one per purpose, so a value sealed for one can never be opened as the
 - client secrets stored in the database (:func:`encrypt`, :func:`decrypt`, :func:`rotate`): the keys of
   ``DUO_OIDC["ENCRYPTION_KEYS"]`` as given; they are required to store a secret in the database;
 - tokens at rest, in the session store and the shared cache (:func:`seal`, :func:`unseal`): keys
-  derived with HKDF-SHA256 (a fixed, purpose-specific ``info``) from each of ``ENCRYPTION_KEYS``, or,
-  when none are set, from ``SECRET_KEY`` and then ``SECRET_KEY_FALLBACKS``. The first key seals, all
-  open: rotate by putting the new key first and keeping the old one until the values it sealed are
-  gone (sessions and cache entries expire).
+  derived with HKDF-SHA256 (a fixed, purpose-specific ``info``) from each of ``ENCRYPTION_KEYS``, then
+  from ``SECRET_KEY`` and ``SECRET_KEY_FALLBACKS`` (so values sealed before ``ENCRYPTION_KEYS`` was set
+  still open). The first key seals, all open: rotate by putting the new key first and keeping the old
+  one until the values it sealed are gone (sessions and cache entries expire).
 """
 
 from __future__ import annotations
@@ -93,10 +93,10 @@ def derive_token_key(material: str | bytes) -> bytes:
 
 
 def _token_key_material() -> tuple[str | bytes, ...]:
-    configured = conf.encryption_keys
-    if configured:
-        return tuple(configured)
-    return (settings.SECRET_KEY, *getattr(settings, "SECRET_KEY_FALLBACKS", []))
+    derived = (settings.SECRET_KEY, *getattr(settings, "SECRET_KEY_FALLBACKS", []))
+    # With ENCRYPTION_KEYS the first of them seals; SECRET_KEY's keys still open what was sealed before
+    # they were set (a site that sets them for the first time must not log every user out).
+    return (*conf.encryption_keys, *derived)
 
 
 @functools.lru_cache(maxsize=8)

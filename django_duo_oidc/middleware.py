@@ -101,7 +101,9 @@ class DuoOIDCMiddleware:
             return None  # never guard the login flow itself
         url_name = match.view_name if match is not None else ""
         for prefix, name, requirement in rules:
-            if (prefix and request.path.startswith(prefix)) or (name and name == url_name):
+            # A prefix is matched with and without the script prefix (SCRIPT_NAME): fail closed either way.
+            matched = prefix and (request.path.startswith(prefix) or request.path_info.startswith(prefix))
+            if matched or (name and name == url_name):
                 if is_bearer_view(view_func):
                     # Judged as the view itself will authenticate: a token-only view by its token (or its
                     # absence); a DRF view that also takes sessions by a token when one is sent, else by the

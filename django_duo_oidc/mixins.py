@@ -7,12 +7,13 @@ from collections.abc import Callable
 from typing import Any
 
 from asgiref.sync import sync_to_async
+from django.contrib.auth.decorators import login_not_required
 from django.contrib.auth.mixins import AccessMixin
 from django.core.exceptions import ImproperlyConfigured
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from .bearer import authenticate_or_refuse
+from .bearer import authenticate, authenticate_or_refuse
 from .policy import Requirement, check
 
 
@@ -72,6 +73,9 @@ class ScopesRequiredMixin(AccessMixin):
 
     def check_scopes(self, request: HttpRequest) -> HttpResponse | None:
         """Return the response refusing ``request``, or None when it meets the requirement (sync: may query)."""
+        if getattr(self, "duo_oidc_bearer", False):
+            # A bearer view is judged on its token whatever the order of the mixins (as @scopes_required).
+            authenticate(request)
         return check(
             request,
             self.get_scope_requirement(),
@@ -93,7 +97,8 @@ class BearerAuthMixin:
 
     @classmethod
     def as_view(cls, **initkwargs: Any) -> Any:
-        return csrf_exempt(super().as_view(**initkwargs))  # type: ignore[misc]
+        # Judged by its token, never by a session: also behind Django's LoginRequiredMiddleware.
+        return login_not_required(csrf_exempt(super().as_view(**initkwargs)))  # type: ignore[misc]
 
     def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
         return _guarded_dispatch(self, BearerAuthMixin, authenticate_or_refuse, request, args, kwargs)

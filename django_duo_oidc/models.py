@@ -47,6 +47,7 @@ CONNECTION_FIELDS = (
     "link_existing_by_email",
     "email_claim",
     "access_token_validation",
+    "introspect",  # in auto mode it decides jwt vs jwt+introspection; for sessions, whether revocations are seen
     "access_token_audiences",
     "access_token_require_audience",
     "machine_clients",

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from django.contrib.auth.decorators import login_not_required
 from django.urls import path
 
 from . import views
 
 app_name = "duo_oidc"
 
+# The way in (and out) never needs a login, also behind Django's LoginRequiredMiddleware.
 urlpatterns = [
-    path("login/", views.LoginView.as_view(), name="login"),
-    path("callback/", views.CallbackView.as_view(), name="callback"),
-    path("logout/", views.LogoutView.as_view(), name="logout"),
+    path("login/", login_not_required(views.LoginView.as_view()), name="login"),
+    path("callback/", login_not_required(views.CallbackView.as_view()), name="callback"),
+    path("logout/", login_not_required(views.LogoutView.as_view()), name="logout"),
 ]

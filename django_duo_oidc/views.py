@@ -179,7 +179,8 @@ class LoginView(OIDCAuthenticationRequestView):
         if login_hint and len(login_hint) <= 254 and login_hint.isprintable():
             extra["login_hint"] = login_hint
         requested = request.GET.get("max_age", "")
-        ages = [int(requested)] if requested.isdigit() and len(requested) < 9 else []
+        # isascii: str.isdigit() is also True for superscripts, which int() refuses.
+        ages = [int(requested)] if requested.isascii() and requested.isdigit() and len(requested) < 9 else []
         if provider.max_age is not None:
             ages.append(provider.max_age)
         if ages:

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from django.contrib.auth.decorators import login_not_required
 from django.urls import path
 
 from .resource import URL_NAME, ProtectedResourceMetadataView
 
 urlpatterns = [
-    path(".well-known/oauth-protected-resource", ProtectedResourceMetadataView.as_view(), name=URL_NAME),
+    path(
+        ".well-known/oauth-protected-resource",
+        login_not_required(ProtectedResourceMetadataView.as_view()),
+        name=URL_NAME,
+    ),
 ]

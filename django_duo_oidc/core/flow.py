@@ -82,6 +82,10 @@ class TokenSet:
     raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
 
+# The longest token lifetime taken from a token response (ten years): beyond it, a broken or lying answer.
+MAX_EXPIRES_IN = 10 * 365 * 24 * 3600
+
+
 def authorization_url(endpoint: str, params: dict[str, str]) -> str:
     """Return ``endpoint`` with ``params`` added to any query it already has (RFC 6749 3.1)."""
     parts = urlsplit(endpoint)
@@ -203,9 +207,12 @@ def _token_request(http: HttpClient, token_endpoint: str, client: ClientCredenti
         # RFC 6749 section 7.1 / RFC 6750: we only know how to use Bearer tokens.
         raise ProviderResponseError("The token response is not for a Bearer token.")
     expires_in = payload.get("expires_in")
-    if isinstance(expires_in, str) and expires_in.isdigit():
+    if isinstance(expires_in, str) and expires_in.isascii() and expires_in.isdigit():
         expires_in = int(expires_in)
-    if expires_in is not None and (isinstance(expires_in, bool) or not isinstance(expires_in, int)):
+    if expires_in is not None and (
+        isinstance(expires_in, bool) or not isinstance(expires_in, int) or not 0 <= expires_in <= MAX_EXPIRES_IN
+    ):
+        # Bounded: `now + expires_in` must stay a float (a 400-digit integer overflows).
         raise ProviderResponseError("The token response's expires_in is not a number.")
     scope = payload.get("scope")
     refresh_token = payload.get("refresh_token")

@@ -102,8 +102,9 @@ class HttpClient:
 def _read_body(response: requests.Response, deadline: float, what: str) -> bytes:
     """Read a streamed body up to :data:`MAX_BODY_BYTES` and before ``deadline``, else raise."""
     too_large = ProviderResponseError(f"The identity provider's answer is too large ({what}).")
-    declared = response.headers.get("Content-Length", "")
-    if declared.strip().isdigit() and int(declared) > MAX_BODY_BYTES:
+    declared = response.headers.get("Content-Length", "").strip()
+    # isascii: str.isdigit() is also True for superscripts, which int() refuses.
+    if declared.isascii() and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
         raise too_large  # refused before a byte of it is read
     if response._content is not False:  # an adapter that did not stream (already read)
         content = response._content or b""

@@ -14,6 +14,9 @@ from .http import HttpClient
 
 __all__ = ["TokenInfo", "introspect"]
 
+# Larger than any real time in seconds, small enough for float() (2**53: exact as a float).
+MAX_TIME = 2**53
+
 
 @dataclass(frozen=True)
 class TokenInfo:
@@ -36,6 +39,9 @@ class TokenInfo:
         if not active:
             return cls(active=False, raw=data)
         scope, sub, client_id, exp = (data.get(k) for k in ("scope", "sub", "client_id", "exp"))
+        if isinstance(exp, int) and not isinstance(exp, bool) and abs(exp) > MAX_TIME:
+            # float(exp) would overflow (and no real token lives until then): not an answer to trust.
+            raise ProviderResponseError("The introspection answer's exp is out of range.")
         return cls(
             active=True,
             scope=scope if isinstance(scope, str) else None,
