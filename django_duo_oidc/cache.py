@@ -18,8 +18,9 @@ from django.core.cache.backends.base import DEFAULT_TIMEOUT
 
 from .conf import conf
 from .core.errors import CacheUnavailable
+from .encryption import SealedValueError, open_bound, seal_bound
 
-__all__ = ["SharedCache", "shared_cache"]
+__all__ = ["SealedView", "SharedCache", "shared_cache"]
 
 logger = logging.getLogger("django_duo_oidc")
 
@@ -73,3 +74,34 @@ class SharedCache:
 def shared_cache() -> SharedCache:
     """Return the app's shared cache (``DUO_OIDC["CACHE_ALIAS"]``)."""
     return SharedCache(conf.cache_alias)
+
+
+class SealedView:
+    """The shared cache with every value sealed and bound to its key and expiry (:func:`seal_bound`).
+
+    For what the app must be able to trust when it reads it back: the discovery document (where the
+    client secret is sent) and the JWKS (which keys sign valid tokens). A value planted, moved or
+    replayed by someone who can write to the cache but holds no key reads as missing: fetched again.
+    """
+
+    def __init__(self, cache: SharedCache) -> None:
+        self.cache = cache
+
+    def get(self, key: str, default: Any = None) -> Any:
+        found = self.cache.get(key)
+        if found is None:
+            return default
+        try:
+            return open_bound(key, found)
+        except SealedValueError:
+            logger.warning("Ignored a shared cache entry that was not sealed for its key (or expired)")
+            return default
+
+    def set(self, key: str, value: Any, timeout: float | None) -> None:
+        self.cache.set(key, seal_bound(key, value, timeout), timeout)
+
+    def add(self, key: str, value: Any, timeout: float | None) -> bool:
+        return self.cache.add(key, seal_bound(key, value, timeout), timeout)
+
+    def delete(self, key: str) -> bool:
+        return self.cache.delete(key)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import functools
 import json
+import time
 from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
@@ -32,8 +33,10 @@ __all__ = [
     "decrypt",
     "derive_token_key",
     "encrypt",
+    "open_bound",
     "rotate",
     "seal",
+    "seal_bound",
     "unseal",
 ]
 
@@ -122,3 +125,32 @@ def unseal(sealed: Any) -> Any:
     except (InvalidToken, UnicodeEncodeError) as exc:
         raise SealedValueError("The value cannot be opened with the configured keys.") from exc
     return json.loads(data)
+
+
+# Values shared through the cache --------------------------------------------------------------------
+
+
+def seal_bound(key: str, value: Any, ttl: float | None) -> str:
+    """Seal ``value`` bound to the cache ``key`` it is stored under and to its expiry (``ttl`` seconds).
+
+    Whoever can write to the cache but holds no key can then neither read a value, nor forge one, nor
+    move one under another key (another token's answer), nor write an old one back after it expired
+    (an "active" answer from before a revocation).
+    """
+    return seal({"k": key, "x": None if ttl is None else time.time() + float(ttl), "v": value})
+
+
+def open_bound(key: str, sealed: Any) -> Any:
+    """Return the value :func:`seal_bound` sealed for ``key``.
+
+    :raises SealedValueError: not sealed by us, sealed for another key, or expired.
+    """
+    entry = unseal(sealed)
+    if not isinstance(entry, dict) or entry.get("k") != key or "v" not in entry:
+        raise SealedValueError("The value was sealed for another cache key.")
+    expires = entry.get("x")
+    if expires is not None and (isinstance(expires, bool) or not isinstance(expires, int | float)):
+        raise SealedValueError("The value's expiry is not a number.")
+    if expires is not None and time.time() >= expires:
+        raise SealedValueError("The value has expired.")
+    return entry["v"]

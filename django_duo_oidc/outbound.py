@@ -29,7 +29,7 @@ from .conf import conf
 from .core import flow
 from .core.lifetimes import renewal_margin
 from .core.scopes import format_scopes, parse_scopes
-from .encryption import SealedValueError, seal, unseal
+from .encryption import SealedValueError, open_bound, seal_bound
 from .models import Provider
 from .providers import ProviderRuntime, get_provider
 from .singleflight import forget_result, shared_result, single_flight
@@ -112,7 +112,7 @@ def client_token(
             "renew_at": now + lifetime - margin,
             "scope": tokens.scope,
         }
-        runtime.cache.set(key, seal(entry), lifetime - margin)
+        runtime.cache.set(key, seal_bound(key, entry, lifetime - margin), lifetime - margin)
         logger.info(
             "Obtained a client-credentials token from provider %s (scope %r, %s s)",
             runtime.provider.slug,
@@ -134,7 +134,7 @@ def _cached_entry(runtime: ProviderRuntime, key: str) -> dict[str, Any] | None:
     if found is None:
         return None
     try:
-        entry = unseal(found)
+        entry = open_bound(key, found)
     except SealedValueError:
         logger.warning("Ignored a cached client-credentials token that does not open with the configured keys")
         return None

@@ -12,7 +12,7 @@ import requests
 from django.utils.module_loading import import_string
 from django.views.decorators.debug import sensitive_variables
 
-from .cache import SharedCache, shared_cache
+from .cache import SealedView, SharedCache, shared_cache
 from .conf import conf
 from .core import flow
 from .core import tokens as tokens_mod
@@ -66,6 +66,9 @@ class ProviderRuntime:
         self.http = http or http_client()
         # Every cache access fails as CacheUnavailable (a ProviderUnavailable), never as a backend error.
         self.cache: SharedCache = shared_cache()
+        # Discovery (where the client secret goes) and the JWKS (which keys sign valid tokens): sealed and
+        # bound to their key, so a value planted in the cache by someone without the key is never trusted.
+        self.trusted_cache = SealedView(self.cache)
         digest = hashlib.sha256(provider.issuer.encode()).hexdigest()[:32]
         self._metadata_key = f"duo_oidc:discovery:{digest}"
         self._down_key = f"duo_oidc:down:{provider.slug}"
@@ -98,14 +101,14 @@ class ProviderRuntime:
 
     @functools.cached_property
     def metadata(self) -> ProviderMetadata:
-        doc = self.cache.get(self._metadata_key)
+        doc = self.trusted_cache.get(self._metadata_key)
         if isinstance(doc, dict):
             try:
                 return parse_metadata(doc, self.provider.issuer)
             except DiscoveryError:
                 pass  # stale entry for an issuer that changed: fetch again
         metadata = fetch_metadata(self.http, self.provider.issuer)
-        self.cache.set(self._metadata_key, metadata.to_dict(), conf.discovery_ttl)
+        self.trusted_cache.set(self._metadata_key, metadata.to_dict(), conf.discovery_ttl)
         return metadata
 
     def refresh_metadata(self) -> ProviderMetadata:
@@ -119,7 +122,7 @@ class ProviderRuntime:
         return JWKSStore(
             self.http,
             self.metadata.jwks_uri,
-            self.cache,
+            self.trusted_cache,
             ttl=conf.jwks_ttl,
             refetch_interval=conf.jwks_refetch_interval,
         )

@@ -24,7 +24,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from .core import errors
-from .encryption import SealedValueError, seal, unseal
+from .encryption import SealedValueError, open_bound, seal_bound
 
 T = TypeVar("T")
 
@@ -51,14 +51,14 @@ def single_flight(
     result_key, lock_key = f"{key}:result", f"{key}:lock"
     deadline = time.monotonic() + lock_timeout
     while True:
-        found = _open(cache.get(result_key))
+        found = _open(result_key, cache.get(result_key))
         if found is not None:
             return _unwrap(found)
         if cache.add(lock_key, 1, lock_timeout):
             # Another worker may have published its result and released the lock between our read
             # and our add: read again before computing, or the work is done twice.
             try:
-                found = _open(cache.get(result_key))
+                found = _open(result_key, cache.get(result_key))
             except errors.CacheUnavailable:
                 _forget(cache, lock_key)
                 raise
@@ -91,7 +91,7 @@ def single_flight(
 
 def shared_result(cache: Any, key: str) -> Any:
     """Return the successful result shared under ``key``, or None (none, a refusal, or unreadable)."""
-    found = _open(cache.get(f"{key}:result"))
+    found = _open(f"{key}:result", cache.get(f"{key}:result"))
     return found[1] if found is not None and found[0] == "ok" else None
 
 
@@ -100,13 +100,13 @@ def forget_result(cache: Any, key: str) -> None:
     cache.delete(f"{key}:result")
 
 
-def _open(found: Any) -> list[Any] | None:
+def _open(key: str, found: Any) -> list[Any] | None:
     if found is None:
         return None
     try:
-        entry = unseal(found)
+        entry = open_bound(key, found)
     except SealedValueError:
-        logger.warning("Ignored a single-flight result that does not open with the configured keys")
+        logger.warning("Ignored a single-flight result not sealed for its key (or expired, or under another key)")
         return None
     return entry if isinstance(entry, list) and entry and entry[0] in ("ok", "error") else None
 
@@ -114,7 +114,7 @@ def _open(found: Any) -> list[Any] | None:
 def _publish(cache: Any, key: str, entry: tuple[Any, ...], timeout: float) -> bool:
     """Share ``entry``; False when the cache failed (logged, not raised: the caller has its answer)."""
     try:
-        cache.set(key, seal(list(entry)), timeout)
+        cache.set(key, seal_bound(key, list(entry), timeout), timeout)
     except errors.CacheUnavailable:
         logger.warning("A single-flight result could not be shared: the shared cache failed")
         return False

@@ -18,7 +18,7 @@ from django.test import Client, override_settings
 from django_duo_oidc import session as stored
 from django_duo_oidc import signals
 from django_duo_oidc.core import errors
-from django_duo_oidc.encryption import seal
+from django_duo_oidc.encryption import seal_bound
 from django_duo_oidc.middleware import reset_policy_cache
 from django_duo_oidc.models import Provider, ScopeRule
 from django_duo_oidc.singleflight import single_flight
@@ -400,7 +400,7 @@ def test_single_flight_reads_again_after_taking_the_lock() -> None:
             found = self.data.get(key, default)
             if key.endswith(":result") and not self.raced:
                 self.raced = True
-                self.data[key] = seal(["ok", "theirs"])  # ...just after our read, the other worker finishes
+                self.data[key] = seal_bound(key, ["ok", "theirs"], 5)  # just after our read, the other worker finishes
             return found
 
         def add(self, key: str, value: object, timeout: float | None = None) -> bool:
