@@ -3,6 +3,7 @@ for views you don't own (``DUO_OIDC["SCOPE_POLICY"]`` and the admin's scope rule
 
 Whether a session's grant must be fresh is decided by the view that will run, never by the request's
 headers: only a view that answers to bearer tokens alone skips it (``resource.is_token_only_view``).
+It is decided in ``__call__``, before any middleware's ``process_view`` judges ``request.user``.
 """
 
 from __future__ import annotations
@@ -11,14 +12,16 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
+from django.urls import Resolver404, resolve
 
+from . import session
 from .bearer import authenticate
 from .conf import conf
 from .context import OIDCContext
-from .freshness import ensure_fresh
+from .freshness import ensure_fresh, is_due
 from .policy import Requirement, check
 from .resource import is_bearer_view, is_token_only_view
 
@@ -52,6 +55,26 @@ def policy_rules() -> list[tuple[str, str, Requirement]]:
     return rules
 
 
+def freshen(request: HttpRequest) -> None:
+    """Revalidate the session's grant if it is due, unless the view that will run answers to tokens only.
+
+    Runs in ``__call__``, before any ``process_view`` (Django's ``LoginRequiredMiddleware``, say, or a
+    permission middleware listed before this one) can judge a grant that was revoked. Whether the check
+    applies is decided by the view the URL resolves to, never by the request's headers: an
+    ``Authorization: Bearer junk`` header must not turn it off. The URL is resolved only when the grant
+    is due (once per freshness window); within the window this costs a read of the loaded session.
+    """
+    data = session.login_data(request)
+    if data is None or not is_due(data, time.time()):
+        return
+    try:
+        view = resolve(request.path_info, urlconf=getattr(request, "urlconf", None)).func
+    except Resolver404:
+        view = None  # no view: nothing answers to tokens only here
+    if view is None or not is_token_only_view(view):
+        ensure_fresh(request)
+
+
 def reset_policy_cache() -> None:
     global _rules_memo
     _rules_memo = (0.0, [])
@@ -61,9 +84,8 @@ class DuoOIDCMiddleware:
     """Set ``request.oidc``, revalidate a due grant, and apply the scope policy.
 
     Goes after ``AuthenticationMiddleware``. A request without a session cookie is not touched
-    beyond attaching the (lazy) context. The grant is revalidated in ``process_view``, once the view
-    is known (Django runs a sync ``process_view`` through ``sync_to_async`` on an async stack); within
-    the freshness window that costs no query and no provider call.
+    beyond attaching the (lazy) context. A due grant is revalidated in ``__call__`` (see :func:`freshen`);
+    within the freshness window that costs no query and no provider call.
     """
 
     sync_capable = True
@@ -79,20 +101,19 @@ class DuoOIDCMiddleware:
         if self.async_mode:
             return self.__acall__(request)
         request.oidc = OIDCContext(request)  # type: ignore[attr-defined]
+        if settings.SESSION_COOKIE_NAME in request.COOKIES:
+            freshen(request)
         return self.get_response(request)  # type: ignore[return-value]
 
     async def __acall__(self, request: HttpRequest) -> HttpResponse:
         request.oidc = OIDCContext(request)  # type: ignore[attr-defined]
+        if settings.SESSION_COOKIE_NAME in request.COOKIES:
+            await sync_to_async(freshen)(request)
         return await self.get_response(request)  # type: ignore[misc]
 
     def process_view(
         self, request: HttpRequest, view_func: Callable[..., Any], view_args: Any, view_kwargs: Any
     ) -> HttpResponse | None:
-        # A view that answers to tokens only never reads the session; every other view (session views,
-        # DRF views that also list SessionAuthentication) gets a fresh grant, whatever headers came along:
-        # an "Authorization: Bearer junk" header must not turn the check off.
-        if settings.SESSION_COOKIE_NAME in request.COOKIES and not is_token_only_view(view_func):
-            ensure_fresh(request)
         rules = policy_rules()
         if not rules:
             return None
