@@ -27,7 +27,7 @@ logger = logging.getLogger("django_duo_oidc")
 
 CONNECTION_PERMISSION = "duo_oidc.change_provider_connection"
 # Form-only fields that write the secret.
-SECRET_FORM_FIELDS = ("client_secret", "clear_client_secret")
+SECRET_FORM_FIELDS = ("client_secret", "clear_client_secret", "send_secret_to_new_connection")
 
 
 class ProviderForm(forms.ModelForm):
@@ -39,6 +39,11 @@ class ProviderForm(forms.ModelForm):
         "current one. Prefer the environment variable field.",
     )
     clear_client_secret = forms.BooleanField(required=False, help_text="Remove the stored encrypted secret.")
+    send_secret_to_new_connection = forms.BooleanField(
+        required=False,
+        help_text="When changing the issuer or client id while the secret comes from an environment variable: "
+        "confirm that this secret may be sent to the new issuer.",
+    )
 
     #: False for a user without the connection permission: the secret fields are then left out.
     connection_editable = True
@@ -65,6 +70,8 @@ class ProviderForm(forms.ModelForm):
                 self.add_error("client_secret", str(exc))
         elif data.get("clear_client_secret"):
             self.instance.set_client_secret("")
+        if data.get("send_secret_to_new_connection"):
+            self.instance.confirm_secret_for_connection()
         return data
 
 
@@ -98,6 +105,7 @@ class ProviderAdmin(admin.ModelAdmin):
                     "client_secret_env",
                     "client_secret",
                     "clear_client_secret",
+                    "send_secret_to_new_connection",
                     "secret_status",
                     "token_auth_method",
                     "allowed_algorithms",

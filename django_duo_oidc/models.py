@@ -197,23 +197,43 @@ class Provider(models.Model):
         if "openid" not in parse_scopes(self.scopes):
             self.scopes = ("openid " + self.scopes).strip()
 
+    def confirm_secret_for_connection(self) -> None:
+        """Say that the current secret may go to this (changed) issuer and client id: the admin's "send
+        the secret to the new connection" box, or the command naming ``--client-secret-env`` again."""
+        self._secret_confirmed = True
+
     def _check_secret_follows_connection(self) -> None:
-        """A stored secret is not sent to another issuer or client: changing either needs it anew.
+        """A secret is not sent to another issuer or client by changing the URL next to it.
 
         Otherwise whoever may edit the issuer could point it at their own server and receive the
-        secret in the next token request.
+        secret in the next token request. A secret stored encrypted must be typed again; a secret read
+        from an environment variable needs another variable or an explicit confirmation
+        (:meth:`confirm_secret_for_connection`).
         """
-        if not self.pk or not self.client_secret_encrypted:
+        if not self.pk:
             return
-        stored = Provider.objects.filter(pk=self.pk).values("issuer", "client_id", "client_secret_encrypted").first()
-        if stored is None or stored["client_secret_encrypted"] != self.client_secret_encrypted:
-            return  # a new secret was given (or none was stored)
-        if stored["issuer"] != self.issuer or stored["client_id"] != self.client_id:
+        stored = (
+            Provider.objects.filter(pk=self.pk)
+            .values("issuer", "client_id", "client_secret_encrypted", "client_secret_env")
+            .first()
+        )
+        if stored is None or (stored["issuer"] == self.issuer and stored["client_id"] == self.client_id):
+            return
+        if self.client_secret_encrypted and stored["client_secret_encrypted"] == self.client_secret_encrypted:
             raise ValidationError(
                 _(
                     "The issuer or client id changed: type the client secret again (or clear the stored one). "
                     "The stored secret is not sent to another issuer or client."
                 )
+            )
+        same_variable = self.client_secret_env and stored["client_secret_env"] == self.client_secret_env
+        if same_variable and not getattr(self, "_secret_confirmed", False):
+            raise ValidationError(
+                _(
+                    "The issuer or client id changed: confirm that the secret in %(variable)s may be sent to the "
+                    'new connection (tick "send the secret to the new connection"), or name another variable.'
+                )
+                % {"variable": self.client_secret_env}
             )
 
     def save(self, *args, **kwargs) -> None:

@@ -351,3 +351,28 @@ def test_a_new_issuer_does_not_inherit_a_secret_read_from_the_environment(provid
     client.post(change_url(provider), data)
     provider.refresh_from_db()
     assert provider.issuer == FakeOP().issuer, "the environment's secret now goes to another issuer"
+
+
+def test_a_new_issuer_with_an_environment_secret_needs_an_explicit_confirmation(provider: Provider) -> None:
+    """The way through for an administrator who means it: tick the confirmation in the admin, or name the
+    variable on the command line next to the new issuer (configuration as code)."""
+    import io
+
+    from django.core.management import call_command
+
+    from tests.integration.test_admin_checks_command import provider_form
+    from tests.integration.test_hardening_admin import CONNECTION, change_url, staff_client
+
+    new_issuer = "https://sso-other.sso.duosecurity.test/oidc/DIOTHER"
+    client = staff_client("change_provider", "view_provider", CONNECTION)
+    page = client.post(change_url(provider), provider_form(provider, issuer=new_issuer))
+    assert page.status_code == 200 and "confirm that the secret in DUO_FAKE_OP_SECRET" in page.content.decode()
+    client.post(change_url(provider), provider_form(provider, issuer=new_issuer, send_secret_to_new_connection="on"))
+    provider.refresh_from_db()
+    assert provider.issuer == new_issuer
+    call_command(
+        "duo_oidc_provider", "duo", "--issuer", FakeOP().issuer, "--client-secret-env", "DUO_FAKE_OP_SECRET",
+        stdout=io.StringIO(),
+    )  # fmt: skip
+    provider.refresh_from_db()
+    assert provider.issuer == FakeOP().issuer

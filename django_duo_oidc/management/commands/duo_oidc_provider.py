@@ -88,6 +88,8 @@ class Command(BaseCommand):
                 setattr(provider, attr, options[option])
         if options["client_secret_env"]:
             provider.client_secret_env = options["client_secret_env"]
+            # Naming the variable on the command line, next to the new issuer, is the confirmation.
+            provider.confirm_secret_for_connection()
             provider.client_secret_encrypted = ""
         if options["client_secret_stdin"]:
             secret = sys.stdin.readline().rstrip("\n")
