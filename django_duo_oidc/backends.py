@@ -58,6 +58,10 @@ def _says_unverified(claims: dict[str, Any]) -> bool:
     return verified is False or (isinstance(verified, str) and verified.strip().lower() == "false")
 
 
+def _is_privileged(user: AbstractBaseUser) -> bool:
+    return bool(getattr(user, "is_staff", False) or getattr(user, "is_superuser", False))
+
+
 class DuoOIDCBackend(OIDCAuthenticationBackend):
     """Authenticate a user from a Duo authorization code; link users by (provider, sub)."""
 
@@ -217,6 +221,12 @@ class DuoOIDCBackend(OIDCAuthenticationBackend):
         user = None
         if self.provider.link_existing_by_email:
             candidates = [u for u in self.filter_users_by_claims(claims)[:20] if self.may_link(u, claims)][:2]
+            if any(_is_privileged(u) for u in candidates):
+                # Staff and superusers are never linked by an email claim: one mistake in a provider's
+                # directory would hand over the admin. An administrator links them (an Identity row).
+                raise LoginRefused(
+                    "The account with your email address can only be linked by an administrator on this site."
+                )
             if len(candidates) > 1:
                 raise LoginRefused("Several accounts on this site have your email address; ask an administrator.")
             if candidates:

@@ -403,3 +403,36 @@ def test_an_unverified_email_is_never_linked(
     made = User.objects.create_user("ann", email="ann@example.test")
     _login(client, fake_op, "duo", sub="ann-sub", claims={"email": "ann@example.test", "email_verified": False})
     assert Identity.objects.get(provider=trusted, sub="ann-sub").user != made
+
+
+@pytest.mark.parametrize("flag", ["is_staff", "is_superuser"])
+def test_a_staff_or_superuser_account_is_never_linked_by_email(
+    client: Client, fake_op: FakeOP, two_providers: tuple[Provider, Provider], flag: str
+) -> None:
+    # One wrong address in a trusted provider's directory must not hand over the admin: an administrator
+    # links privileged accounts by hand. The login is refused with a page saying so; no account is made.
+    from django_duo_oidc.models import Identity
+
+    User.objects.create_user("root", email="root@example.test", **{flag: True})
+    response = _login(client, fake_op, "duo", sub="root-sub", claims={"email": "root@example.test"})
+    assert response.status_code == 403
+    assert "linked by an administrator" in response.content.decode()
+    assert not Identity.objects.filter(sub="root-sub").exists()
+    assert User.objects.filter(email__iexact="root@example.test").count() == 1
+
+
+def test_a_database_error_while_reading_a_tokens_user_is_a_503_not_a_500(
+    client: Client, fake_op: FakeOP, provider: Provider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from django.db import OperationalError
+
+    from django_duo_oidc import bearer
+    from tests.integration.test_bearer import issue
+
+    def down(*_args: Any, **_kwargs: Any) -> Any:
+        raise OperationalError("could not connect to server")
+
+    monkeypatch.setattr(bearer, "_identity_link", down)
+    response = client.get("/t/bearer/any/", HTTP_AUTHORIZATION=f"Bearer {issue(fake_op)}")
+    assert response.status_code == 503
+    assert response.json()["error"] == "temporarily_unavailable"
