@@ -53,6 +53,7 @@ from django.http import HttpRequest, JsonResponse
 from django.utils.functional import SimpleLazyObject
 from django.views.decorators.debug import sensitive_variables
 
+from . import signals
 from .conf import conf
 from .core import jws as jws_mod
 from .core import tokens as tokens_mod
@@ -929,6 +930,4 @@ def note_scope_denied(request: HttpRequest, exc: InsufficientScope, *, view_name
     logger.warning(
         "Scope denied: bearer %s view=%s missing=%s", who, view_name or request.path, format_scopes(exc.missing)
     )
-    from .policy import send_scope_denied  # policy imports this module
-
-    send_scope_denied(request, exc, view_name=view_name)
+    signals.send_scope_denied(request, exc, view_name=view_name)

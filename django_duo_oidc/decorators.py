@@ -13,7 +13,8 @@ from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from .bearer import authenticate, authenticate_or_refuse
-from .policy import Requirement, check
+from .core.scopes import Requirement
+from .policy import check
 
 V = TypeVar("V", bound=Callable[..., Any])
 

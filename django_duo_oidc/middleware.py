@@ -21,8 +21,9 @@ from . import session
 from .bearer import authenticate
 from .conf import conf
 from .context import OIDCContext
+from .core.scopes import Requirement
 from .freshness import ensure_fresh, is_due
-from .policy import Requirement, check
+from .policy import check
 from .resource import is_bearer_view, is_token_only_view
 
 # Admin-managed scope rules are read at most this often per process.

@@ -10,8 +10,6 @@ policy middleware share (shaped like ``django.contrib.auth``'s ``AccessMixin``).
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
-from dataclasses import dataclass
 from urllib.parse import urlencode
 
 from django.conf import settings
@@ -25,27 +23,9 @@ from . import bearer, signals
 from .bearer import BearerContext
 from .conf import conf
 from .core.errors import InsufficientScope, ProviderUnavailable, TokenError
-from .core.scopes import format_scopes
+from .core.scopes import Requirement, format_scopes
 
 logger = logging.getLogger("django_duo_oidc")
-
-
-@dataclass(frozen=True)
-class Requirement:
-    """What a view needs: scopes (all, or any one of them), and optionally a recent authentication."""
-
-    scopes: frozenset[str]
-    any_of: bool = False
-    max_age: int | None = None
-
-    @classmethod
-    def of(
-        cls, scopes: str | Iterable[str | Iterable[str]], *, any_of: bool = False, max_age: int | None = None
-    ) -> Requirement:
-        """Build a requirement from a space-separated string, or an iterable of strings and iterables."""
-        items = [scopes] if isinstance(scopes, str) else scopes
-        names = (s for item in items for group in ([item] if isinstance(item, str) else item) for s in group.split())
-        return cls(frozenset(names), any_of, max_age)
 
 
 def check(
@@ -98,18 +78,6 @@ def check_bearer(request: HttpRequest, requirement: Requirement, *, view_name: s
     return None
 
 
-def send_scope_denied(request: HttpRequest, exc: InsufficientScope, *, view_name: str = "") -> None:
-    """Send ``scope_denied`` (sessions and bearer tokens alike)."""
-    signals.scope_denied.send(
-        sender=InsufficientScope,
-        request=request,
-        user=request.user,
-        view=view_name or request.path,
-        required=exc.required,
-        missing=exc.missing,
-    )
-
-
 def forbidden(request: HttpRequest, exc: InsufficientScope, *, view_name: str = "") -> HttpResponse:
     """Log and signal the denial, and render the 403 page naming the missing scopes."""
     logger.warning(
@@ -118,7 +86,7 @@ def forbidden(request: HttpRequest, exc: InsufficientScope, *, view_name: str = 
         view_name or request.path,
         format_scopes(exc.missing),
     )
-    send_scope_denied(request, exc, view_name=view_name)
+    signals.send_scope_denied(request, exc, view_name=view_name)
     request_access_url = None
     provider = request.oidc.provider  # type: ignore[attr-defined]
     if conf.request_access and provider:

@@ -16,7 +16,7 @@ from django.urls import NoReverseMatch, URLPattern, URLResolver, get_resolver, r
 from django.views import View
 
 from .conf import conf
-from .policy import Requirement
+from .core.scopes import Requirement
 
 __all__ = ["ProtectedResourceMetadataView", "bearer_view_scopes", "metadata_document", "metadata_url"]
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.dispatch import Signal
 
 #: Sent after a successful login. Arguments: ``request``, ``user``, ``provider`` (a Provider),
@@ -19,3 +21,15 @@ scope_denied = Signal()
 #: Sent when a session is ended because the provider no longer backs it (revoked, refresh refused,
 #: expired without a refresh token). Arguments: ``request``, ``user``, ``provider``, ``reason``.
 session_ended = Signal()
+
+
+def send_scope_denied(request: Any, exc: Any, *, view_name: str = "") -> None:
+    """Send ``scope_denied`` for an ``InsufficientScope`` refusal (sessions and bearer tokens alike)."""
+    scope_denied.send(
+        sender=type(exc),
+        request=request,
+        user=request.user,
+        view=view_name or request.path,
+        required=exc.required,
+        missing=exc.missing,
+    )

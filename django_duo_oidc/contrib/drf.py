@@ -18,8 +18,7 @@ from .. import bearer
 from ..bearer import BearerContext
 from ..conf import conf
 from ..core.errors import InsufficientScope, InvalidRequest, ProviderUnavailable, TokenError
-from ..core.scopes import format_scopes
-from ..policy import Requirement
+from ..core.scopes import Requirement, format_scopes
 
 __all__ = ["DuoBearerAuthentication", "HasScopes", "ProviderUnavailableError"]
 

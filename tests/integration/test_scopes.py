@@ -432,7 +432,7 @@ def test_single_flight_shares_a_refusal() -> None:
 
 
 def test_requirement_accepts_strings_and_iterables() -> None:
-    from django_duo_oidc.policy import Requirement
+    from django_duo_oidc.core.scopes import Requirement
 
     assert Requirement.of("a b").scopes == {"a", "b"}
     assert Requirement.of(["a b", ("c", "d e")]).scopes == {"a", "b", "c", "d", "e"}
