@@ -83,7 +83,7 @@ from .core.introspection import TokenInfo, introspect
 from .core.scopes import format_scopes, missing_scopes
 from .models import Identity, Provider
 from .providers import ProviderRuntime
-from .singleflight import single_flight
+from .state.singleflight import single_flight
 
 logger = logging.getLogger("django_duo_oidc")
 

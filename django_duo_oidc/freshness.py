@@ -43,7 +43,7 @@ from .core.lifetimes import renewal_margin
 from .core.scopes import format_scopes, parse_scopes
 from .models import Provider
 from .providers import ProviderRuntime
-from .singleflight import single_flight
+from .state.singleflight import single_flight
 
 logger = logging.getLogger("django_duo_oidc")
 

@@ -18,7 +18,7 @@ from .core.discovery import check_issuer
 from .core.errors import ConfigurationError
 from .core.flow import ClientCredentials
 from .core.scopes import parse_scopes
-from .encryption import SecretDecryptionError, decrypt, encrypt
+from .state.encryption import SecretDecryptionError, decrypt, encrypt
 
 # A POSIX environment variable name (portable character set, not starting with a digit).
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")

@@ -8,7 +8,7 @@ once with a new one (the provider may have revoked it, or rotated the client sec
 only to the origin the token was attached for and never follows a redirect: requests strips the
 token on a cross-origin redirect, and the retry must not put it back.
 
-The cache then holds access tokens, sealed (:func:`~django_duo_oidc.encryption.seal`); still, use a
+The cache then holds access tokens, sealed (:func:`~django_duo_oidc.state.encryption.seal`); still, use a
 cache only this site can read and write (as for sessions).
 """
 
@@ -29,10 +29,10 @@ from .conf import conf
 from .core import flow
 from .core.lifetimes import renewal_margin
 from .core.scopes import format_scopes, parse_scopes
-from .encryption import SealedValueError, open_bound, seal_bound
 from .models import Provider
 from .providers import ProviderRuntime, get_provider
-from .singleflight import forget_result, shared_result, single_flight
+from .state.encryption import SealedValueError, open_bound, seal_bound
+from .state.singleflight import forget_result, shared_result, single_flight
 
 logger = logging.getLogger("django_duo_oidc")
 

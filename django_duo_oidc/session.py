@@ -3,7 +3,7 @@
 Pending login attempts live in mozilla-django-oidc's ``oidc_states`` map (state -> nonce, PKCE
 verifier, added_on), to which we add the provider slug, the next URL and max_age. After login the
 login lives under ``duo_oidc``: server-side, never in a cookie or URL, and its access and refresh
-tokens sealed (:func:`~django_duo_oidc.encryption.seal`, authenticated encryption) under ``tokens``.
+tokens sealed (:func:`~django_duo_oidc.state.encryption.seal`, authenticated encryption) under ``tokens``.
 Only this module knows that form: read the tokens with :func:`access_token` and :func:`refresh_token`,
 write them with :func:`with_tokens`.
 """
@@ -16,12 +16,12 @@ from typing import Any
 
 from django.http import HttpRequest
 
-from .cache import shared_cache
 from .conf import conf
 from .core.errors import StateError, TokenError
 from .core.flow import TokenSet
 from .core.scopes import format_scopes, parse_scopes
-from .encryption import SealedValueError, seal, unseal
+from .state.cache import shared_cache
+from .state.encryption import SealedValueError, seal, unseal
 
 PENDING_KEY = "oidc_states"  # mozilla_django_oidc.utils.add_state_and_verifier_and_nonce_to_session
 LOGIN_KEY = "duo_oidc"

@@ -12,8 +12,9 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.test import Client, override_settings
 
-from django_duo_oidc import checks, encryption
+from django_duo_oidc import checks
 from django_duo_oidc.models import Provider
+from django_duo_oidc.state import encryption
 from tests.fakeop import FakeOP
 
 pytestmark = pytest.mark.django_db

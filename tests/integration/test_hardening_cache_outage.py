@@ -237,8 +237,8 @@ def test_with_on_provider_down_allow_a_proven_bearer_token_is_served_stale(
 
 
 def test_every_backend_error_becomes_cache_unavailable(settings: Any) -> None:
-    from django_duo_oidc.cache import shared_cache
     from django_duo_oidc.core.errors import CacheUnavailable, ProviderUnavailable
+    from django_duo_oidc.state.cache import shared_cache
 
     use_cache(settings, DownCache)
     cache = shared_cache()
@@ -257,9 +257,9 @@ def test_every_backend_error_becomes_cache_unavailable(settings: Any) -> None:
 
 
 def test_single_flight_computes_nothing_without_its_lock(settings: Any) -> None:
-    from django_duo_oidc.cache import shared_cache
     from django_duo_oidc.core.errors import CacheUnavailable
-    from django_duo_oidc.singleflight import single_flight
+    from django_duo_oidc.state.cache import shared_cache
+    from django_duo_oidc.state.singleflight import single_flight
 
     use_cache(settings, WriteOnlyFailsCache)
     computed: list[int] = []
@@ -299,7 +299,7 @@ def test_a_result_that_could_not_be_shared_is_not_computed_again_by_a_waiting_wo
     """The lock is left to expire: a waiting worker gives up (503, stale) rather than spend the same
     refresh token a second time."""
     from django_duo_oidc.core.errors import CacheUnavailable, ProviderUnavailable
-    from django_duo_oidc.singleflight import single_flight
+    from django_duo_oidc.state.singleflight import single_flight
 
     class NoStoring:
         def __init__(self) -> None:

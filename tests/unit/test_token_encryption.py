@@ -9,8 +9,8 @@ import pytest
 from cryptography.fernet import Fernet, InvalidToken
 from django.core.exceptions import ImproperlyConfigured
 
-from django_duo_oidc import encryption
-from django_duo_oidc.encryption import SealedValueError, SecretDecryptionError, seal, unseal
+from django_duo_oidc.state import encryption
+from django_duo_oidc.state.encryption import SealedValueError, SecretDecryptionError, seal, unseal
 
 TOKEN = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJl"
 

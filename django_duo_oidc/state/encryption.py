@@ -25,7 +25,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
-from .conf import conf
+from ..conf import conf
 
 __all__ = [
     "SealedValueError",

@@ -11,7 +11,7 @@ cache then fails to store it (a refresh the provider already answered must not b
 lock is then left to expire, so that no waiting worker does the same work again (they give up with
 ``ProviderUnavailable``, their requests are stale).
 
-Results are sealed in the cache (:func:`~django_duo_oidc.encryption.seal`: a refreshed token set holds
+Results are sealed in the cache (:func:`~django_duo_oidc.state.encryption.seal`: a refreshed token set holds
 tokens, and an introspection answer must not be forgeable by whoever can write to the cache); a
 result that does not open is ignored and computed again. Results must be JSON values.
 """
@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from .core import errors
+from ..core import errors
 from .encryption import SealedValueError, open_bound, seal_bound
 
 T = TypeVar("T")

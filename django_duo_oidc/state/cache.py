@@ -16,8 +16,8 @@ from typing import Any
 from django.core.cache import caches
 from django.core.cache.backends.base import DEFAULT_TIMEOUT
 
-from .conf import conf
-from .core.errors import CacheUnavailable
+from ..conf import conf
+from ..core.errors import CacheUnavailable
 from .encryption import SealedValueError, open_bound, seal_bound
 
 __all__ = ["SealedView", "SharedCache", "shared_cache"]
