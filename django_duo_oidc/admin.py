@@ -19,9 +19,9 @@ from django.http import HttpRequest, HttpResponse
 from django.utils.decorators import method_decorator
 from django.views.decorators.debug import sensitive_post_parameters
 
-from .connection import check_connection
 from .middleware import reset_policy_cache
 from .models import CONNECTION_FIELDS, GroupRule, Identity, Provider, ScopeRule
+from .providers.connection import check_connection
 
 logger = logging.getLogger("django_duo_oidc")
 

@@ -26,7 +26,7 @@ from .core.claims import map_claims, matching_rules
 from .core.errors import InvalidClaim, LoginRefused
 from .core.flow import TokenSet
 from .models import GroupRule, Identity, Provider
-from .providers import ProviderRuntime
+from .providers.runtime import ProviderRuntime
 
 logger = logging.getLogger("django_duo_oidc")
 

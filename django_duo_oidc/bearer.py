@@ -82,7 +82,7 @@ from .core.errors import (
 from .core.introspection import TokenInfo, introspect
 from .core.scopes import format_scopes, missing_scopes
 from .models import Identity, Provider
-from .providers import ProviderRuntime
+from .providers.runtime import ProviderRuntime
 from .state.singleflight import single_flight
 
 logger = logging.getLogger("django_duo_oidc")

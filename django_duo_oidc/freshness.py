@@ -42,7 +42,7 @@ from .core.errors import (
 from .core.lifetimes import renewal_margin
 from .core.scopes import format_scopes, parse_scopes
 from .models import Provider
-from .providers import ProviderRuntime
+from .providers.runtime import ProviderRuntime
 from .state.singleflight import single_flight
 
 logger = logging.getLogger("django_duo_oidc")

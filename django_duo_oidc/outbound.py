@@ -30,7 +30,7 @@ from .core import flow
 from .core.lifetimes import renewal_margin
 from .core.scopes import format_scopes, parse_scopes
 from .models import Provider
-from .providers import ProviderRuntime, get_provider
+from .providers.runtime import ProviderRuntime, get_provider
 from .state.encryption import SealedValueError, open_bound, seal_bound
 from .state.singleflight import forget_result, shared_result, single_flight
 

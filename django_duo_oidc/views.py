@@ -45,7 +45,7 @@ from .core.errors import (
 from .core.flow import AuthRequest, authorization_params, authorization_url
 from .core.scopes import format_scopes, parse_scopes
 from .models import Provider
-from .providers import ProviderRuntime, get_provider
+from .providers.runtime import ProviderRuntime, get_provider
 
 logger = logging.getLogger("django_duo_oidc")
 

@@ -77,7 +77,7 @@ def test_a_bearer_revalidation_refused_by_the_down_flag_does_not_extend_it(
     the provider is never asked again and every session's scope views stay on 503."""
     import time
 
-    from django_duo_oidc.providers import ProviderRuntime
+    from django_duo_oidc.providers.runtime import ProviderRuntime
 
     settings.DUO_OIDC = {**settings.DUO_OIDC, "REVALIDATE_SECONDS": 0.2, "PROVIDER_DOWN_BACKOFF": 1}
     assert provider.access_token_validation == Provider.AccessTokenValidation.AUTO  # jwt+introspection

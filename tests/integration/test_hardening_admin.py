@@ -14,10 +14,10 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.test import Client
 
-from django_duo_oidc.connection import check_connection
 from django_duo_oidc.core.discovery import discovery_url
 from django_duo_oidc.core.errors import ConfigurationError
 from django_duo_oidc.models import Provider
+from django_duo_oidc.providers.connection import check_connection
 from tests.fakeop import FakeOP
 
 pytestmark = pytest.mark.django_db

@@ -13,8 +13,8 @@ from django.contrib.auth.models import Group
 from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from ...connection import check_connection
 from ...models import GroupRule, Provider
+from ...providers.connection import check_connection
 
 
 class Command(BaseCommand):

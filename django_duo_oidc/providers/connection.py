@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .core.errors import ConfigurationError, DuoOIDCError, ProviderUnavailable
-from .models import Provider
-from .providers import ProviderRuntime
+from ..core.errors import ConfigurationError, DuoOIDCError, ProviderUnavailable
+from ..models import Provider
+from .runtime import ProviderRuntime
 
 # JWS algorithm names (RFC 7518 section 3.1, RFC 8037, RFC 8812): the only advertised values named back.
 JWS_ALGORITHMS = frozenset(

@@ -12,17 +12,17 @@ import requests
 from django.utils.module_loading import import_string
 from django.views.decorators.debug import sensitive_variables
 
-from .conf import conf
-from .core import flow
-from .core import tokens as tokens_mod
-from .core.discovery import ProviderMetadata, fetch_metadata, parse_metadata
-from .core.errors import CacheUnavailable, DiscoveryError, TokenError
-from .core.http import HttpClient
-from .core.introspection import TokenInfo, introspect
-from .core.jwks import JWKSStore
-from .core.scopes import parse_scopes
-from .models import Provider
-from .state.cache import SealedView, SharedCache, shared_cache
+from ..conf import conf
+from ..core import flow
+from ..core import tokens as tokens_mod
+from ..core.discovery import ProviderMetadata, fetch_metadata, parse_metadata
+from ..core.errors import CacheUnavailable, DiscoveryError, TokenError
+from ..core.http import HttpClient
+from ..core.introspection import TokenInfo, introspect
+from ..core.jwks import JWKSStore
+from ..core.scopes import parse_scopes
+from ..models import Provider
+from ..state.cache import SealedView, SharedCache, shared_cache
 
 __all__ = ["ProviderRuntime", "get_provider", "http_client"]
 
