@@ -29,7 +29,7 @@ from django.contrib import auth
 from django.http import HttpRequest
 from django.views.decorators.debug import sensitive_variables
 
-from . import session, signals
+from . import signals
 from .conf import conf
 from .core.errors import (
     CacheUnavailable,
@@ -41,6 +41,7 @@ from .core.errors import (
 )
 from .core.lifetimes import renewal_margin
 from .core.scopes import format_scopes, parse_scopes
+from .login import session
 from .models import Provider
 from .providers.runtime import ProviderRuntime
 from .state.singleflight import single_flight

@@ -17,12 +17,12 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.urls import Resolver404, resolve
 
-from . import session
 from .bearer import authenticate
 from .conf import conf
-from .context import OIDCContext
 from .core.scopes import Requirement
 from .freshness import ensure_fresh, is_due
+from .login import session
+from .login.context import OIDCContext
 from .policy import check
 from .resource import is_bearer_view, is_token_only_view
 

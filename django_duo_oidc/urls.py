@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.contrib.auth.decorators import login_not_required
 from django.urls import path
 
-from . import views
+from .login import views
 
 app_name = "duo_oidc"
 

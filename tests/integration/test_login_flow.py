@@ -14,8 +14,8 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.test import Client
 
-from django_duo_oidc import session as stored_session
 from django_duo_oidc import signals
+from django_duo_oidc.login import session as stored_session
 from django_duo_oidc.models import Identity, Provider
 from tests.conftest import captured, query
 from tests.fakeop import FakeOP

@@ -15,9 +15,9 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import connections
 from django.test import Client, override_settings
 
-from django_duo_oidc import session as stored
 from django_duo_oidc import signals
 from django_duo_oidc.core import errors
+from django_duo_oidc.login import session as stored
 from django_duo_oidc.middleware import reset_policy_cache
 from django_duo_oidc.models import Provider, ScopeRule
 from django_duo_oidc.state.encryption import seal_bound

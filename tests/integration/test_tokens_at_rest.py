@@ -17,7 +17,7 @@ from django.core.signals import got_request_exception
 from django.test import Client
 from django.views.debug import ExceptionReporter
 
-from django_duo_oidc import session as stored
+from django_duo_oidc.login import session as stored
 from django_duo_oidc.models import Provider
 from django_duo_oidc.outbound import client_token
 from django_duo_oidc.providers.runtime import ProviderRuntime

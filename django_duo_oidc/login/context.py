@@ -8,9 +8,9 @@ from typing import Any
 
 from django.http import HttpRequest
 
+from ..core.errors import InsufficientScope, ProviderUnavailable
+from ..core.scopes import missing_scopes
 from . import session
-from .core.errors import InsufficientScope, ProviderUnavailable
-from .core.scopes import missing_scopes
 
 
 class OIDCContext:

@@ -30,10 +30,9 @@ from mozilla_django_oidc.views import (
     get_next_url,
 )
 
-from . import session, signals
-from .backends import LoginAttempt
-from .conf import conf
-from .core.errors import (
+from .. import signals
+from ..conf import conf
+from ..core.errors import (
     AuthorizationError,
     CacheUnavailable,
     ConfigurationError,
@@ -42,10 +41,12 @@ from .core.errors import (
     TokenEndpointError,
     TokenError,
 )
-from .core.flow import AuthRequest, authorization_params, authorization_url
-from .core.scopes import format_scopes, parse_scopes
-from .models import Provider
-from .providers.runtime import ProviderRuntime, get_provider
+from ..core.flow import AuthRequest, authorization_params, authorization_url
+from ..core.scopes import format_scopes, parse_scopes
+from ..models import Provider
+from ..providers.runtime import ProviderRuntime, get_provider
+from . import session
+from .backend import LoginAttempt
 
 logger = logging.getLogger("django_duo_oidc")
 

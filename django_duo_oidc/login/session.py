@@ -16,12 +16,12 @@ from typing import Any
 
 from django.http import HttpRequest
 
-from .conf import conf
-from .core.errors import StateError, TokenError
-from .core.flow import TokenSet
-from .core.scopes import format_scopes, parse_scopes
-from .state.cache import shared_cache
-from .state.encryption import SealedValueError, seal, unseal
+from ..conf import conf
+from ..core.errors import StateError, TokenError
+from ..core.flow import TokenSet
+from ..core.scopes import format_scopes, parse_scopes
+from ..state.cache import shared_cache
+from ..state.encryption import SealedValueError, seal, unseal
 
 PENDING_KEY = "oidc_states"  # mozilla_django_oidc.utils.add_state_and_verifier_and_nonce_to_session
 LOGIN_KEY = "duo_oidc"
