@@ -20,7 +20,7 @@ from django.urls import Resolver404, resolve
 from .bearer import authenticate
 from .conf import conf
 from .core.scopes import Requirement
-from .freshness import ensure_fresh, is_due
+from .freshness.revalidation import ensure_fresh, is_due
 from .login import session
 from .login.context import OIDCContext
 from .policy import check

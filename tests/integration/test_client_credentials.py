@@ -13,10 +13,10 @@ from django.core.cache import cache
 from django.core.management import CommandError, call_command
 from requests.adapters import BaseAdapter
 
-from django_duo_oidc import outbound
 from django_duo_oidc.core.errors import TokenEndpointError
 from django_duo_oidc.models import Provider
-from django_duo_oidc.outbound import ClientCredentialsAuth, client_token
+from django_duo_oidc.outbound import client_credentials as outbound
+from django_duo_oidc.outbound.client_credentials import ClientCredentialsAuth, client_token
 from tests.fakeop import FakeOP
 
 pytestmark = pytest.mark.django_db

@@ -15,7 +15,7 @@ from django.core.management import CommandError, call_command
 from requests.adapters import BaseAdapter
 
 from django_duo_oidc.models import Provider
-from django_duo_oidc.outbound import ClientCredentialsAuth
+from django_duo_oidc.outbound.client_credentials import ClientCredentialsAuth
 from tests.fakeop import FakeOP
 
 pytestmark = pytest.mark.django_db

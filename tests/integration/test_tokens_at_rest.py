@@ -19,7 +19,7 @@ from django.views.debug import ExceptionReporter
 
 from django_duo_oidc.login import session as stored
 from django_duo_oidc.models import Provider
-from django_duo_oidc.outbound import client_token
+from django_duo_oidc.outbound.client_credentials import client_token
 from django_duo_oidc.providers.runtime import ProviderRuntime
 from tests.conftest import query
 from tests.fakeop import FakeOP

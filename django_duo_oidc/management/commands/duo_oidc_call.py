@@ -18,7 +18,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from ...conf import conf
 from ...core.errors import DuoOIDCError
 from ...models import Provider
-from ...outbound import ClientCredentialsAuth, client_token
+from ...outbound.client_credentials import ClientCredentialsAuth, client_token
 
 
 class Command(BaseCommand):

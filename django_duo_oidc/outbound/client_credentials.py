@@ -25,14 +25,14 @@ from urllib.parse import urlsplit
 import requests
 from django.views.decorators.debug import sensitive_variables
 
-from .conf import conf
-from .core import flow
-from .core.lifetimes import renewal_margin
-from .core.scopes import format_scopes, parse_scopes
-from .models import Provider
-from .providers.runtime import ProviderRuntime, get_provider
-from .state.encryption import SealedValueError, open_bound, seal_bound
-from .state.singleflight import forget_result, shared_result, single_flight
+from ..conf import conf
+from ..core import flow
+from ..core.lifetimes import renewal_margin
+from ..core.scopes import format_scopes, parse_scopes
+from ..models import Provider
+from ..providers.runtime import ProviderRuntime, get_provider
+from ..state.encryption import SealedValueError, open_bound, seal_bound
+from ..state.singleflight import forget_result, shared_result, single_flight
 
 logger = logging.getLogger("django_duo_oidc")
 

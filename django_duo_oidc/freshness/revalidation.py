@@ -29,9 +29,9 @@ from django.contrib import auth
 from django.http import HttpRequest
 from django.views.decorators.debug import sensitive_variables
 
-from . import signals
-from .conf import conf
-from .core.errors import (
+from .. import signals
+from ..conf import conf
+from ..core.errors import (
     CacheUnavailable,
     DuoOIDCError,
     InvalidClaim,
@@ -39,12 +39,12 @@ from .core.errors import (
     ProviderUnavailable,
     TokenExpired,
 )
-from .core.lifetimes import renewal_margin
-from .core.scopes import format_scopes, parse_scopes
-from .login import session
-from .models import Provider
-from .providers.runtime import ProviderRuntime
-from .state.singleflight import single_flight
+from ..core.lifetimes import renewal_margin
+from ..core.scopes import format_scopes, parse_scopes
+from ..login import session
+from ..models import Provider
+from ..providers.runtime import ProviderRuntime
+from ..state.singleflight import single_flight
 
 logger = logging.getLogger("django_duo_oidc")
 
