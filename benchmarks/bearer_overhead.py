@@ -91,10 +91,11 @@ from rest_framework.response import Response  # noqa: E402
 from rest_framework.views import APIView  # noqa: E402
 
 from benchmarks.wsgi_timing import call, handler, interleaved, report  # noqa: E402
-from django_duo_oidc import bearer  # noqa: E402
+from django_duo_oidc import resource  # noqa: E402
 from django_duo_oidc.contrib.drf import DuoBearerAuthentication, HasScopes  # noqa: E402
-from django_duo_oidc.decorators import bearer_auth, scopes_required  # noqa: E402
+from django_duo_oidc.decorators import scopes_required  # noqa: E402
 from django_duo_oidc.models import Provider  # noqa: E402
+from django_duo_oidc.resource.views import bearer_auth  # noqa: E402
 from tests import fakeop  # noqa: E402
 
 OP = fakeop.FakeOP()
@@ -266,7 +267,7 @@ def run(args: argparse.Namespace, per_round: int, provider: Provider) -> None:
 
     provider.access_token_validation = Provider.AccessTokenValidation.JWT_INTROSPECTION
     provider.save()
-    bearer.reset()
+    resource.reset()
     OP.calls.clear()
     for t in tokens:
         OP.tokens[t["Authorization"][7:]] = {"sub": "u", "scope": "crm.contacts.read", "active": True}
@@ -276,7 +277,7 @@ def run(args: argparse.Namespace, per_round: int, provider: Provider) -> None:
 
     provider.access_token_validation = Provider.AccessTokenValidation.JWT
     provider.save()
-    bearer.reset()
+    resource.reset()
     OP.calls.clear()
     for i in range(1000):
         status = call(app, "/bearer/", bearer_header(token(kid=f"forged-{i}")))

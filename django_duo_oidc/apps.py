@@ -14,9 +14,10 @@ class DuoOIDCConfig(AppConfig):
         from django.conf import settings
         from django.db.models.signals import post_delete, post_save
 
-        from . import bearer, logsafe
         from . import checks as duo_checks
+        from . import logsafe
         from .models import Identity
+        from .resource import context as resource_context
 
         # Before the first request: every record of the "django_duo_oidc" logger is escaped.
         logsafe.install()
@@ -25,7 +26,7 @@ class DuoOIDCConfig(AppConfig):
         for model in (settings.AUTH_USER_MODEL, Identity):
             for name, signal in (("saved", post_save), ("deleted", post_delete)):
                 uid = f"duo_oidc_forget_linked_users_{name}_{model}"
-                signal.connect(bearer.forget_linked_users, sender=model, dispatch_uid=uid)
+                signal.connect(resource_context.forget_linked_users, sender=model, dispatch_uid=uid)
 
         checks.register(duo_checks.check_settings, checks.Tags.security)
         checks.register(duo_checks.check_providers, checks.Tags.database)

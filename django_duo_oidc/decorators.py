@@ -1,45 +1,18 @@
-"""View decorators: ``@scopes_required`` (shaped like ``django.contrib.auth``'s ``permission_required``)
-and ``@bearer_auth`` (the view answers to bearer access tokens, RFC 6750)."""
+"""``@scopes_required``, shaped like ``django.contrib.auth``'s ``permission_required``."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from functools import wraps
 from typing import Any, TypeVar
 
-from asgiref.sync import iscoroutinefunction, sync_to_async
-from django.contrib.auth.decorators import login_not_required
 from django.http import HttpRequest, HttpResponse
-from django.views.decorators.csrf import csrf_exempt
 
-from .bearer import authenticate, authenticate_or_refuse
 from .core.scopes import Requirement
+from .guards import guarded
 from .policy import check
+from .resource.context import authenticate
 
 V = TypeVar("V", bound=Callable[..., Any])
-
-
-def _guarded(view: Callable[..., Any], refuse: Callable[[HttpRequest], HttpResponse | None]) -> Any:
-    """Wrap a sync or async view so that ``refuse(request)`` runs first; a response it returns wins."""
-    if iscoroutinefunction(view):
-
-        @wraps(view)
-        async def _async_view(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-            refused = await sync_to_async(refuse)(request)
-            if refused is not None:
-                return refused
-            return await view(request, *args, **kwargs)
-
-        return _async_view
-
-    @wraps(view)
-    def _view(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        refused = refuse(request)
-        if refused is not None:
-            return refused
-        return view(request, *args, **kwargs)
-
-    return _view
 
 
 def scopes_required(
@@ -74,25 +47,10 @@ def scopes_required(
                 authenticate(request)
             return check(request, requirement, view_name=name, **options)
 
-        wrapper = _guarded(view, judge)
+        wrapper = guarded(view, judge)
         # Like login_required's attributes: the view carries its own requirement.
         wrapper.required_scopes = requirement.scopes
         wrapper.scope_requirement = requirement
         return wrapper  # type: ignore[no-any-return]
 
     return decorator
-
-
-def bearer_auth(view: V) -> V:
-    """Make a view a resource server endpoint: it answers to ``Authorization: Bearer <token>`` only.
-
-    No token: 401 with a ``Bearer`` challenge. A malformed header or a token in the URL: 400
-    ``invalid_request``. A token that cannot be trusted: 401 ``invalid_token``. Inside the view,
-    ``request.oidc`` describes the token's grant and ``request.user`` is its linked user (or anonymous,
-    for a client-credentials token). Combine with ``@scopes_required`` in either order. The view is
-    CSRF-exempt: a header the browser never sends by itself cannot be forged cross-site.
-    """
-    wrapper = _guarded(view, authenticate_or_refuse)
-    wrapper.duo_oidc_bearer = True
-    # Judged by its token, never by a session: also behind Django's LoginRequiredMiddleware.
-    return login_not_required(csrf_exempt(wrapper))  # type: ignore[no-any-return]

@@ -17,14 +17,14 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.urls import Resolver404, resolve
 
-from .bearer import authenticate
 from .conf import conf
 from .core.scopes import Requirement
 from .freshness.revalidation import ensure_fresh, is_due
 from .login import session
 from .login.context import OIDCContext
 from .policy import check
-from .resource import is_bearer_view, is_token_only_view
+from .resource.context import authenticate
+from .resource.metadata import is_bearer_view, is_token_only_view
 
 # Admin-managed scope rules are read at most this often per process.
 RULES_TTL = 5.0

@@ -3,49 +3,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
-from asgiref.sync import sync_to_async
-from django.contrib.auth.decorators import login_not_required
 from django.contrib.auth.mixins import AccessMixin
 from django.core.exceptions import ImproperlyConfigured
 from django.http import HttpRequest, HttpResponse
-from django.views.decorators.csrf import csrf_exempt
 
-from .bearer import authenticate, authenticate_or_refuse
 from .core.scopes import Requirement
+from .guards import guarded_dispatch
 from .policy import check
-
-
-def _guarded_dispatch(
-    view: Any,
-    mixin: type,
-    refuse: Callable[[HttpRequest], HttpResponse | None],
-    request: HttpRequest,
-    args: tuple[Any, ...],
-    kwargs: dict[str, Any],
-) -> Any:
-    """Run ``refuse(request)`` and then the next ``dispatch`` after ``mixin``; a response it returns wins.
-
-    On an async view (``async def get``) dispatch must return a coroutine, and ``refuse`` (which reads
-    the session, the user and perhaps the provider) must run outside the event loop: through
-    ``sync_to_async``, as ``@scopes_required`` does for async function views.
-    """
-    following = super(mixin, view).dispatch
-    if getattr(view, "view_is_async", False):
-
-        async def checked() -> HttpResponse:
-            refused = await sync_to_async(refuse)(request)
-            if refused is not None:
-                return refused
-            return await following(request, *args, **kwargs)  # type: ignore[no-any-return]
-
-        return checked()
-    refused = refuse(request)
-    if refused is not None:
-        return refused
-    return following(request, *args, **kwargs)
+from .resource.context import authenticate
 
 
 class ScopesRequiredMixin(AccessMixin):
@@ -87,19 +54,4 @@ class ScopesRequiredMixin(AccessMixin):
         )
 
     def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
-        return _guarded_dispatch(self, ScopesRequiredMixin, self.check_scopes, request, args, kwargs)
-
-
-class BearerAuthMixin:
-    """Authenticate by ``Authorization: Bearer`` only, like ``@bearer_auth``; put it first in the bases,
-    before ``ScopesRequiredMixin``, so the scope check sees the token."""
-
-    duo_oidc_bearer = True
-
-    @classmethod
-    def as_view(cls, **initkwargs: Any) -> Any:
-        # Judged by its token, never by a session: also behind Django's LoginRequiredMiddleware.
-        return login_not_required(csrf_exempt(super().as_view(**initkwargs)))  # type: ignore[misc]
-
-    def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
-        return _guarded_dispatch(self, BearerAuthMixin, authenticate_or_refuse, request, args, kwargs)
+        return guarded_dispatch(self, ScopesRequiredMixin, self.check_scopes, request, args, kwargs)

@@ -19,11 +19,12 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render, resolve_url
 from django.urls import reverse
 
-from . import bearer, signals
-from .bearer import BearerContext
+from . import signals
 from .conf import conf
 from .core.errors import InsufficientScope, ProviderUnavailable, TokenError
 from .core.scopes import Requirement, format_scopes
+from .resource import answers
+from .resource.context import BearerContext
 
 logger = logging.getLogger("django_duo_oidc")
 
@@ -63,18 +64,18 @@ def check_bearer(request: HttpRequest, requirement: Requirement, *, view_name: s
     """The bearer twin of :func:`check`: RFC 6750 answers instead of redirects and pages."""
     oidc: BearerContext = request.oidc  # type: ignore[attr-defined]
     if oidc.error is not None or oidc.grant is None:
-        return bearer.error_response(request, oidc.error)
+        return answers.error_response(request, oidc.error)
     try:
         oidc.require_scopes(requirement.scopes, any_of=requirement.any_of, deny_stale=conf.on_provider_down == "deny")
     except ProviderUnavailable as exc:
-        return bearer.error_response(request, exc)
+        return answers.error_response(request, exc)
     except InsufficientScope as exc:
-        return bearer.refuse_scope(request, exc, view_name=view_name)
+        return answers.refuse_scope(request, exc, view_name=view_name)
     if requirement.max_age is not None and not oidc.authenticated_within(requirement.max_age):
         logger.info(
             "Bearer token for %s needs a more recent authentication (max_age %s)", request.path, requirement.max_age
         )
-        return bearer.error_response(request, TokenError(), max_age=requirement.max_age)
+        return answers.error_response(request, TokenError(), max_age=requirement.max_age)
     return None
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.contrib.auth.decorators import login_not_required
 from django.urls import path
 
-from .resource import URL_NAME, ProtectedResourceMetadataView
+from .resource.metadata import URL_NAME, ProtectedResourceMetadataView
 
 urlpatterns = [
     path(

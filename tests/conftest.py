@@ -13,14 +13,14 @@ from tests import fakeop
 @pytest.fixture(autouse=True)
 def _fresh_process_memos() -> Iterator[None]:
     """Each test starts like a fresh worker process: no parsed keys or seen tokens from an earlier test."""
-    from django_duo_oidc import bearer
+    from django_duo_oidc import resource
     from django_duo_oidc.core.jwks import JWKSStore
 
     JWKSStore.forget_all()
-    bearer.reset()
+    resource.reset()
     yield
     JWKSStore.forget_all()
-    bearer.reset()
+    resource.reset()
 
 
 @pytest.fixture

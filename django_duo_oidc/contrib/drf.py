@@ -14,11 +14,11 @@ from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.permissions import BasePermission
 
-from .. import bearer
-from ..bearer import BearerContext
 from ..conf import conf
 from ..core.errors import InsufficientScope, InvalidRequest, ProviderUnavailable, TokenError
 from ..core.scopes import Requirement, format_scopes
+from ..resource import answers
+from ..resource.context import BearerContext, authenticate
 
 __all__ = ["DuoBearerAuthentication", "HasScopes", "ProviderUnavailableError"]
 
@@ -56,11 +56,11 @@ class DuoBearerAuthentication(BaseAuthentication):
         django_request = request._request
         # token_only=False: without bearer credentials the request (its session user included) is left
         # untouched for the next authentication class, e.g. SessionAuthentication.
-        context = bearer.authenticate(django_request, token_only=False)
+        context = authenticate(django_request, token_only=False)
         error = context.error
         if error is None:
             return None if context.grant is None else (django_request.user, context)
-        refused = bearer.refusal(django_request, error)
+        refused = answers.refusal(django_request, error)
         django_request._duo_oidc_challenge = refused.headers.get("WWW-Authenticate")
         if isinstance(error, InvalidRequest):
             raise InvalidBearerRequest(refused.body)
@@ -71,7 +71,7 @@ class DuoBearerAuthentication(BaseAuthentication):
     def authenticate_header(self, request: Any) -> str:
         django_request = request._request
         found = getattr(django_request, "_duo_oidc_challenge", None)
-        return found or bearer.refusal(django_request, None).headers["WWW-Authenticate"]
+        return found or answers.refusal(django_request, None).headers["WWW-Authenticate"]
 
 
 class HasScopes(BasePermission):
@@ -106,8 +106,8 @@ class HasScopes(BasePermission):
             raise ProviderUnavailableError() from exc
         except InsufficientScope as exc:
             if isinstance(oidc, BearerContext):
-                bearer.note_scope_denied(request._request, exc, view_name=type(view).__qualname__)
-                refused = bearer.refusal(request._request, exc)
+                answers.note_scope_denied(request._request, exc, view_name=type(view).__qualname__)
+                refused = answers.refusal(request._request, exc)
                 denied = exceptions.PermissionDenied(refused.body, code="insufficient_scope")
                 # DRF's exception handler turns auth_header into WWW-Authenticate.
                 denied.auth_header = refused.headers["WWW-Authenticate"]  # type: ignore[attr-defined]

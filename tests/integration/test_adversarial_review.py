@@ -15,8 +15,9 @@ from django.test import Client
 from django.urls import path
 from django.views import View
 
-from django_duo_oidc.mixins import BearerAuthMixin, ScopesRequiredMixin
+from django_duo_oidc.mixins import ScopesRequiredMixin
 from django_duo_oidc.models import Provider
+from django_duo_oidc.resource.views import BearerAuthMixin
 from tests.fakeop import FakeOP
 from tests.urls import urlpatterns as test_urls
 

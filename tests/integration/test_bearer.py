@@ -16,8 +16,9 @@ from django.contrib.auth import get_user_model
 from django.core.cache import cache
 from django.test import Client
 
-from django_duo_oidc import bearer
+from django_duo_oidc import resource
 from django_duo_oidc.models import Identity, Provider
+from django_duo_oidc.resource import registry
 from tests.fakeop import FakeOP, public_jwk, rsa_key
 
 API = "/api/contacts/"
@@ -303,7 +304,7 @@ def test_a_disabled_provider_stops_a_remembered_token(client: Client, fake_op: F
     assert get(client, token=token).status_code == 200
     jwt_mode.enabled = False
     jwt_mode.save()
-    bearer._registry.expires = 0  # the per-process provider list is re-read (every 5 s in production)
+    registry._registry.expires = 0  # the per-process provider list is re-read (every 5 s in production)
     _refused(client, token)
 
 
@@ -312,12 +313,12 @@ def test_a_provider_enabled_after_a_refusal_is_trusted_at_the_next_provider_list
 ) -> None:
     jwt_mode.enabled = False
     jwt_mode.save()
-    bearer._registry.expires = 0
+    registry._registry.expires = 0
     token = issue(fake_op)
     _refused(client, token)  # no enabled provider has its issuer
     jwt_mode.enabled = True
     jwt_mode.save()
-    bearer._registry.expires = 0  # the per-process provider list is re-read (every 5 s in production)
+    registry._registry.expires = 0  # the per-process provider list is re-read (every 5 s in production)
     assert get(client, token=token).status_code == 200  # the refusal was not remembered
 
 
@@ -329,7 +330,7 @@ def test_an_opaque_token_is_accepted_once_a_provider_introspects(
     _refused(client, token)  # jwt mode: nobody introspects opaque tokens
     jwt_mode.access_token_validation = Provider.AccessTokenValidation.INTROSPECTION
     jwt_mode.save()
-    bearer._registry.expires = 0
+    registry._registry.expires = 0
     assert get(client, token=token).status_code == 200
 
 
@@ -412,7 +413,7 @@ def test_a_token_is_introspected_once_per_window_for_all_workers(
     for _ in range(5):
         assert get(client, token=token).status_code == 200
     assert fake_op.count("token_introspection") == 1
-    bearer.reset()  # another worker process, sharing the cache
+    resource.reset()  # another worker process, sharing the cache
     assert get(client, token=token).status_code == 200
     assert fake_op.count("token_introspection") == 1
     later = time.time() + 61  # the window (REVALIDATE_SECONDS, 60) has passed...

@@ -22,9 +22,11 @@ from django.db import close_old_connections, connection
 from django.test import Client, RequestFactory
 from django.test.utils import CaptureQueriesContext
 
-from django_duo_oidc import bearer
+from django_duo_oidc import resource
 from django_duo_oidc.core.errors import InvalidClaim, TokenExpired
 from django_duo_oidc.models import Identity, Provider
+from django_duo_oidc.resource import context as resource_context
+from django_duo_oidc.resource import memory, registry, validation
 from tests.fakeop import FakeOP
 
 from .test_login_flow import login
@@ -139,7 +141,7 @@ def test_a_seen_token_costs_no_query_when_the_view_does_not_read_the_user(
     client: Client, fake_op: FakeOP, provider: Provider
 ) -> None:
     # The hot path of a bearer API: a token already seen, a view that never touches request.user. The
-    # linked user's state is remembered per process for bearer.USER_TTL (and forgotten at once here when
+    # linked user's state is remembered per process for resource_context.USER_TTL (and forgotten at once here when
     # a user or an identity is saved), so this request costs no database round trip at all.
     link(provider)
     token = issue(fake_op)
@@ -159,8 +161,8 @@ def test_a_user_deactivated_in_another_process_is_refused_within_the_user_ttl(
     type(user).objects.filter(pk=user.pk).update(is_active=False)
     # Within the TTL the remembered link stands, but request.user is re-read and is never the inactive user.
     assert get(client, "/t/bearer/any/", token).json()["user"] is None
-    clock = time.monotonic() + bearer.USER_TTL + 0.01
-    monkeypatch.setattr(bearer.time, "monotonic", lambda: clock)
+    clock = time.monotonic() + resource_context.USER_TTL + 0.01
+    monkeypatch.setattr(resource_context.time, "monotonic", lambda: clock)
     assert get(client, "/t/bearer/any/", token).status_code == 401
 
 
@@ -290,33 +292,33 @@ def test_proven_grants_are_bounded_in_bytes_as_well_as_in_entries(
     assert wsgi("/api/contacts/", tokens[0]) == 200
 
     # The accounted size follows what the entries really hold (tracemalloc), within a factor of two.
-    bearer.reset()
+    resource.reset()
 
     def prove() -> None:
         for token in tokens:
             assert wsgi("/api/contacts/", token) == 200
 
     retained = _retained(prove)
-    print(f"{len(tokens)} proven grants: retained {retained / 1e3:.0f} kB, accounted {bearer._seen_bytes / 1e3:.0f} kB")
-    assert len(bearer._seen) == len(tokens)
-    assert retained / 2 < bearer._seen_bytes < retained * 2
+    print(f"{len(tokens)} proven grants: retained {retained / 1e3:.0f} kB, accounted {memory._seen_bytes / 1e3:.0f} kB")
+    assert len(memory._seen) == len(tokens)
+    assert retained / 2 < memory._seen_bytes < retained * 2
 
     # A byte budget smaller than all of them: the oldest go first, the total stays under it.
-    monkeypatch.setattr(bearer, "SEEN_MAX_BYTES", 200_000)
-    bearer.reset()
+    monkeypatch.setattr(memory, "SEEN_MAX_BYTES", 200_000)
+    resource.reset()
     for token in tokens:
         assert wsgi("/api/contacts/", token) == 200
-        assert bearer._seen_bytes <= 200_000
-    assert 10 < len(bearer._seen) < 40
-    assert hashlib.sha256(tokens[-1].encode()).digest() in bearer._seen
-    assert hashlib.sha256(tokens[0].encode()).digest() not in bearer._seen
-    assert bearer._seen_bytes == sum(entry.size for entry in bearer._seen.values())
+        assert memory._seen_bytes <= 200_000
+    assert 10 < len(memory._seen) < 40
+    assert hashlib.sha256(tokens[-1].encode()).digest() in memory._seen
+    assert hashlib.sha256(tokens[0].encode()).digest() not in memory._seen
+    assert memory._seen_bytes == sum(entry.size for entry in memory._seen.values())
 
     # And the entry bound still holds for refusals, which are small.
-    monkeypatch.setattr(bearer, "SEEN_MAX", 50)
+    monkeypatch.setattr(memory, "SEEN_MAX", 50)
     for _ in range(80):
         assert wsgi("/api/contacts/", forged(fake_op)) == 401
-    assert len(bearer._seen) == 50
+    assert len(memory._seen) == 50
 
 
 # 11. Client-credentials tokens are clients in every validation mode ------------------------------
@@ -408,7 +410,7 @@ def test_introspection_mode_spends_a_shared_budget_on_unseen_tokens(
     fake_op.access_token_format = "opaque"
     for i in range(8):
         if i == 3:
-            bearer.reset()  # another worker: the budget is shared through the cache
+            resource.reset()  # another worker: the budget is shared through the cache
         response = get(client, "/api/contacts/", secrets.token_urlsafe(32))
         if i < 5:
             assert response.status_code == 401, i
@@ -507,10 +509,10 @@ def test_the_audience_requirement_can_be_turned_off_explicitly(
     assert any("claim aud" in r.getMessage() for r in caplog.records)
     provider.access_token_require_audience = False
     provider.save()
-    bearer.reset()
+    resource.reset()
     assert get(client, "/api/contacts/", token).status_code == 200
     fake_op.tokens[token]["introspection"] = {"aud": OTHER_CLIENT}  # an explicit other aud: still refused
-    bearer.reset()
+    resource.reset()
     cache.clear()
     assert get(client, "/api/contacts/", token).status_code == 401
 
@@ -554,10 +556,10 @@ def test_a_token_for_the_second_client_of_an_issuer_is_accepted(
     body = get(client, "/t/bearer/any/", token).json()
     assert body["user"] == "bob"  # the identity linked on the second row
     assert body["client_id"] == (SECOND if mode == "auto" else None)  # Duo's JWT names no client_id
-    assert bearer.validate(token)[1].slug == "second"
+    assert validation.validate(token)[1].slug == "second"
     first = issue(fake_op)
     assert get(client, "/t/bearer/any/", first).status_code == 200
-    assert bearer.validate(first)[1].slug == "duo"
+    assert validation.validate(first)[1].slug == "duo"
     assert get(client, "/t/bearer/any/", issue(fake_op, aud="neither")).status_code == 401
     if mode == "auto":  # each row asks with its own credentials
         assert fake_op.count("token_introspection") == 2
@@ -572,9 +574,9 @@ def test_introspection_mode_picks_the_row_by_the_answers_client(
     token = issue(fake_op, sub="bob-sub")
     fake_op.tokens[token]["introspection"] = {"client_id": SECOND}
     assert get(client, "/t/bearer/any/", token).json()["client_id"] == SECOND
-    assert bearer.validate(token)[1].slug == "second"
+    assert validation.validate(token)[1].slug == "second"
     mine = issue(fake_op)
-    assert bearer.validate(mine)[1].slug == "duo"
+    assert validation.validate(mine)[1].slug == "duo"
     stranger = issue(fake_op)
     fake_op.tokens[stranger]["introspection"] = {"client_id": "DITHIRDCLIENT0000003"}
     assert get(client, "/t/bearer/any/", stranger).status_code == 401
@@ -583,7 +585,7 @@ def test_introspection_mode_picks_the_row_by_the_answers_client(
 def test_the_issuer_is_listed_once_in_the_resource_metadata(
     client: Client, fake_op: FakeOP, provider: Provider, second: Provider
 ) -> None:
-    assert bearer.trusted_issuers() == [fake_op.issuer]
+    assert registry.trusted_issuers() == [fake_op.issuer]
     assert client.get("/.well-known/oauth-protected-resource").json()["authorization_servers"] == [fake_op.issuer]
 
 
@@ -617,7 +619,7 @@ def test_forged_tokens_do_not_refetch_from_a_failing_provider_on_every_request(
     assert fake_op.count(endpoint) == 1
     assert cache.get(DOWN_KEY) is None  # sessions are not affected
     del fake_op.faults[endpoint]
-    bearer._fetch_failed.clear()  # PROVIDER_DOWN_BACKOFF (5 s) later
+    validation._fetch_failed.clear()  # PROVIDER_DOWN_BACKOFF (5 s) later
     assert get(client, "/api/contacts/", issue(fake_op)).status_code == 200
 
 
@@ -635,11 +637,11 @@ def test_a_failed_refetch_for_an_unknown_kid_does_not_close_the_door(
 
 
 def test_a_remembered_refusal_is_rebuilt_from_its_class_description_and_claim() -> None:
-    refused = bearer._Refused.of(bearer._InactiveUser(), until=0)
+    refused = memory._Refused.of(resource_context._InactiveUser(), until=0)
     again = refused.exception()
     assert type(again) is InvalidClaim and again.claim == "sub" and again.description == refused.description
     assert again is not refused.exception()  # a fresh exception each time
-    expired = bearer._Refused.of(TokenExpired("gone"), until=0).exception()
+    expired = memory._Refused.of(TokenExpired("gone"), until=0).exception()
     assert type(expired) is TokenExpired and expired.description == "gone" and expired.__traceback__ is None
 
 

@@ -15,8 +15,8 @@ import redis.exceptions
 from django.core.cache.backends.locmem import LocMemCache
 from django.test import Client
 
-from django_duo_oidc import bearer
 from django_duo_oidc.models import Provider
+from django_duo_oidc.resource import registry
 from tests.fakeop import FakeOP
 
 from .test_bearer import issue, link
@@ -212,7 +212,7 @@ def test_a_bearer_token_due_for_introspection_answers_503(
     assert client.get("/api/contacts/", HTTP_AUTHORIZATION=f"Bearer {token}").status_code == 200
     settings.DUO_OIDC = {**settings.DUO_OIDC, "REVALIDATE_SECONDS": 0}
     use_cache(settings, DownCache)
-    bearer._registry.expires = 0.0  # providers re-read now, not REGISTRY_TTL later (the token stays proven)
+    registry._registry.expires = 0.0  # providers re-read now, not REGISTRY_TTL later (the token stays proven)
     before = provider_calls(fake_op)
     response = client.get("/api/contacts/", HTTP_AUTHORIZATION=f"Bearer {token}")
     assert response.status_code == 503
@@ -229,7 +229,7 @@ def test_with_on_provider_down_allow_a_proven_bearer_token_is_served_stale(
     assert client.get("/api/contacts/", HTTP_AUTHORIZATION=f"Bearer {token}").status_code == 200
     settings.DUO_OIDC = {**settings.DUO_OIDC, "REVALIDATE_SECONDS": 0, "ON_PROVIDER_DOWN": "allow"}
     use_cache(settings, DownCache)
-    bearer._registry.expires = 0.0
+    registry._registry.expires = 0.0
     assert client.get("/api/contacts/", HTTP_AUTHORIZATION=f"Bearer {token}").status_code == 200
 
 

@@ -15,10 +15,18 @@ from django.http import HttpRequest, JsonResponse
 from django.urls import NoReverseMatch, URLPattern, URLResolver, get_resolver, reverse
 from django.views import View
 
-from .conf import conf
-from .core.scopes import Requirement
+from ..conf import conf
+from ..core.scopes import Requirement
+from .registry import trusted_issuers
 
-__all__ = ["ProtectedResourceMetadataView", "bearer_view_scopes", "metadata_document", "metadata_url"]
+__all__ = [
+    "ProtectedResourceMetadataView",
+    "bearer_view_scopes",
+    "is_bearer_view",
+    "is_token_only_view",
+    "metadata_document",
+    "metadata_url",
+]
 
 URL_NAME = "duo_oidc_resource_metadata"
 
@@ -35,6 +43,14 @@ def metadata_url(request: HttpRequest) -> str | None:
     """The absolute URL of the metadata document, or None when it is not routed."""
     path = _metadata_path(getattr(request, "urlconf", None))
     return request.build_absolute_uri(path) if path else None
+
+
+def _required_scopes(callback: Any) -> Iterable[str]:
+    requirement = getattr(callback, "scope_requirement", None)
+    if isinstance(requirement, Requirement):
+        return requirement.scopes
+    required = getattr(_view_class(callback) or callback, "required_scopes", None)
+    return Requirement.of(required).scopes if required else ()
 
 
 def _view_class(callback: Any) -> Any:
@@ -71,14 +87,6 @@ def is_token_only_view(callback: Any) -> bool:
     return bool(classes) and all(getattr(auth, "duo_oidc_bearer", False) for auth in classes)
 
 
-def _required_scopes(callback: Any) -> Iterable[str]:
-    requirement = getattr(callback, "scope_requirement", None)
-    if isinstance(requirement, Requirement):
-        return requirement.scopes
-    required = getattr(_view_class(callback) or callback, "required_scopes", None)
-    return Requirement.of(required).scopes if required else ()
-
-
 @functools.cache
 def bearer_view_scopes(urlconf: str | None = None) -> tuple[str, ...]:
     """Every scope a bearer-protected view in the URLconf requires (the default ``scopes_supported``)."""
@@ -97,8 +105,6 @@ def bearer_view_scopes(urlconf: str | None = None) -> tuple[str, ...]:
 
 def metadata_document(request: HttpRequest) -> dict[str, Any]:
     """The RFC 9728 section 2 document for this site."""
-    from .bearer import trusted_issuers
-
     # Section 3.3: "resource" must equal the URL the document was fetched for, minus the well-known
     # part; for a document at the root that is the origin.
     origin = f"{request.scheme}://{request.get_host()}"

@@ -1,0 +1,113 @@
+"""The answers of a resource server that refuses a request (RFC 6750 section 3): status, JSON body,
+``WWW-Authenticate`` with ``resource_metadata`` (RFC 9728 section 5.1).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from django.http import HttpRequest, JsonResponse
+
+from .. import signals
+from ..conf import conf
+from ..core.bearer import (
+    challenge,
+)
+from ..core.errors import (
+    DuoOIDCError,
+    InsufficientScope,
+    InvalidRequest,
+    TokenError,
+    TokenExpired,
+)
+from ..core.scopes import format_scopes
+from .metadata import metadata_url
+
+logger = logging.getLogger("django_duo_oidc")
+
+
+def _challenge_base(request: HttpRequest) -> dict[str, str | None]:
+    return {"realm": conf.bearer_realm or request.get_host(), "resource_metadata": metadata_url(request)}
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """An RFC 6750 refusal: the status, the JSON body and the headers (``WWW-Authenticate`` included)."""
+
+    status: int
+    body: dict[str, Any]
+    headers: dict[str, str]
+
+
+def refusal(
+    request: HttpRequest,
+    exc: DuoOIDCError | None,
+    *,
+    scope: frozenset[str] | None = None,
+    max_age: int | None = None,
+) -> Refusal:
+    """Describe the answer to a refused bearer request; ``exc`` None means no credentials were sent."""
+    base = _challenge_base(request)
+    headers = {"Cache-Control": "no-store"}
+    if exc is None:
+        # RFC 6750 section 3: no credentials, so no error code.
+        headers["WWW-Authenticate"] = challenge(**base)
+        return Refusal(401, {"error_description": "This resource needs a bearer access token."}, headers)
+    if max_age is not None:
+        # RFC 9470 section 3: the authentication behind the token is too old for this resource.
+        description = "A more recent authentication is required."
+        error, status = "insufficient_user_authentication", 401
+        headers["WWW-Authenticate"] = challenge(**base, error=error, description=description, max_age=max_age)
+    elif isinstance(exc, InsufficientScope):
+        error, status = "insufficient_scope", 403
+        description = "The access token does not carry the scope this resource requires."
+        headers["WWW-Authenticate"] = challenge(
+            **base, error=error, description=description, scope=scope if scope is not None else exc.required
+        )
+    elif isinstance(exc, InvalidRequest):
+        error, status, description = "invalid_request", 400, exc.description
+        headers["WWW-Authenticate"] = challenge(**base, error=error, description=description)
+    elif isinstance(exc, TokenError):
+        # The description says no more than "expired" or "not valid": which check failed is logged, not told.
+        error, status = "invalid_token", 401
+        description = (
+            "The access token has expired." if isinstance(exc, TokenExpired) else "The access token is not valid."
+        )
+        headers["WWW-Authenticate"] = challenge(**base, error=error, description=description)
+    else:
+        # The provider could not be asked (or is misconfigured): fail closed, and say it is temporary.
+        error, status = "temporarily_unavailable", 503
+        description = "The access token could not be checked with the identity provider right now."
+        retry_after = getattr(exc, "retry_after", None) or max(1, int(conf.provider_down_backoff))
+        headers["Retry-After"] = str(retry_after)
+    return Refusal(status, {"error": error, "error_description": description}, headers)
+
+
+def error_response(
+    request: HttpRequest,
+    exc: DuoOIDCError | None,
+    *,
+    scope: frozenset[str] | None = None,
+    max_age: int | None = None,
+) -> JsonResponse:
+    """The RFC 6750 answer for a refused bearer request, as a JSON response."""
+    refused = refusal(request, exc, scope=scope, max_age=max_age)
+    return JsonResponse(refused.body, status=refused.status, headers=refused.headers)
+
+
+def refuse_scope(request: HttpRequest, exc: InsufficientScope, *, view_name: str = "") -> JsonResponse:
+    """Log and signal a bearer request without the scopes, and answer 403 insufficient_scope."""
+    note_scope_denied(request, exc, view_name=view_name)
+    return error_response(request, exc)
+
+
+def note_scope_denied(request: HttpRequest, exc: InsufficientScope, *, view_name: str = "") -> None:
+    """Log the denial and send ``scope_denied``, as for sessions."""
+    context = request.oidc  # type: ignore[attr-defined]
+    who = f"client {context.client_id}" if context.is_client else f"sub {context.sub}"
+    logger.warning(
+        "Scope denied: bearer %s view=%s missing=%s", who, view_name or request.path, format_scopes(exc.missing)
+    )
+    signals.send_scope_denied(request, exc, view_name=view_name)

@@ -1,0 +1,279 @@
+"""The request side of a bearer token: ``request.oidc`` (:class:`BearerContext`), ``request.user``
+(the linked user, checked for ``is_active``), and :func:`authenticate`, which only views that opt in
+call (``@bearer_auth``, ``BearerAuthMixin``, the DRF class): a token never authenticates a view that
+did not ask for one.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AnonymousUser
+from django.core.exceptions import FieldDoesNotExist
+from django.db import DatabaseError
+from django.http import HttpRequest, JsonResponse
+from django.utils.functional import SimpleLazyObject
+from django.views.decorators.debug import sensitive_variables
+
+from ..core.bearer import (
+    AccessGrant,
+    token_from_header,
+)
+from ..core.errors import (
+    DuoOIDCError,
+    InsufficientScope,
+    InvalidClaim,
+    InvalidRequest,
+    ProviderUnavailable,
+    TokenExpired,
+)
+from ..core.scopes import format_scopes, missing_scopes
+from ..models import Identity, Provider
+from .answers import error_response
+from .validation import validate
+
+logger = logging.getLogger("django_duo_oidc")
+
+
+class BearerContext:
+    """``request.oidc`` on a bearer-authenticated request: the same questions as a session's, answered
+    from the token's grant. ``error`` holds why the request is refused, if it is."""
+
+    mode = "bearer"
+
+    def __init__(
+        self,
+        *,
+        grant: AccessGrant | None = None,
+        provider: Provider | None = None,
+        error: DuoOIDCError | None = None,
+        stale: bool = False,
+    ) -> None:
+        self.grant = grant
+        self.error = error
+        self.stale = stale
+        self._provider = provider
+
+    @property
+    def is_authenticated(self) -> bool:
+        """True when a valid token was presented (a user's or a client's)."""
+        return self.grant is not None
+
+    @property
+    def provider(self) -> str | None:
+        return self._provider.slug if self._provider is not None else None
+
+    @property
+    def sub(self) -> str | None:
+        return self.grant.sub if self.grant else None
+
+    @property
+    def client_id(self) -> str | None:
+        """The OAuth client the token was issued to, when the provider says."""
+        return self.grant.client_id if self.grant else None
+
+    @property
+    def is_client(self) -> bool:
+        """True for a client-credentials token: a server calling, with no user behind it."""
+        return bool(self.grant and self.grant.is_client)
+
+    @property
+    def scopes(self) -> frozenset[str]:
+        return self.grant.scopes if self.grant else frozenset()
+
+    @property
+    def expires_at(self) -> float | None:
+        return self.grant.expires_at if self.grant else None
+
+    @property
+    def auth_time(self) -> float | None:
+        return self.grant.auth_time if self.grant else None
+
+    @property
+    def claims(self) -> dict[str, Any]:
+        """The token's claims (or the introspection answer), for reading; the token itself is not kept."""
+        return dict(self.grant.claims) if self.grant else {}
+
+    def require_scopes(self, required: frozenset[str], *, any_of: bool = False, deny_stale: bool = True) -> None:
+        """The same decision as a session's (:meth:`OIDCContext.require_scopes`)."""
+        if self.stale and deny_stale:
+            raise ProviderUnavailable("Your access could not be confirmed with the identity provider right now.")
+        if missing_scopes(required, self.scopes, any_of=any_of):
+            raise InsufficientScope(required, self.scopes)
+
+    def authenticated_within(self, max_age: int, now: float | None = None) -> bool:
+        auth_time = self.auth_time
+        return auth_time is not None and (now or time.time()) - auth_time <= max_age
+
+    def __repr__(self) -> str:
+        state = "error" if self.error else "client" if self.is_client else "user" if self.grant else "none"
+        return f"<BearerContext {state} provider={self.provider} scopes={format_scopes(self.scopes)!r}>"
+
+
+class _InactiveUser(InvalidClaim):
+    """The token's subject is linked to a user who is inactive on this site."""
+
+    def __init__(self) -> None:
+        super().__init__("sub", "The user linked to the token's subject is inactive on this site.")
+
+
+# Which user a user token's subject is linked to, and whether it may log in: remembered per process for
+# at most USER_TTL seconds, and forgotten at once in this process when a user or an identity is saved
+# or deleted (apps.py connects forget_linked_users). A seen token on a view that never reads
+# request.user then costs no database round trip; a user deactivated by another process (a worker, a
+# sync job) is refused within USER_TTL, and is never request.user meanwhile (the lazy load re-checks).
+USER_TTL = 1.0
+USERS_MAX = 10_000
+_users: dict[tuple[int, str], tuple[int | None, bool, float]] = {}
+
+
+def forget_linked_users(**_: Any) -> None:
+    """Forget which users token subjects are linked to (a user or an identity changed)."""
+    _users.clear()
+
+
+def _linked_user_pk(grant: AccessGrant, provider: Provider) -> int | None:
+    """The pk of the active user linked to a user token's subject, or None (a client, or no link here).
+
+    :raises _InactiveUser: the linked user may not log in (``is_active`` False).
+    :raises ProviderUnavailable: the database cannot be read (503, never a 500, never a guess).
+    """
+    if grant.is_client or grant.sub is None:
+        return None  # a server calling for itself is never a logged-in user
+    key = (provider.pk, grant.sub)
+    now = time.monotonic()
+    found = _users.get(key)
+    if found is None or now >= found[2]:
+        try:
+            link = _identity_link(provider, grant.sub)
+        except DatabaseError as exc:
+            raise ProviderUnavailable("This site's user directory cannot be read right now.") from exc
+        # No link: a subject that never logged in here (a valid token, no user).
+        found = (link[0], link[1], now + USER_TTL) if link else (None, True, now + USER_TTL)
+        if len(_users) >= USERS_MAX:
+            _users.clear()
+        _users[key] = found
+    user_pk, active, _expires = found
+    if not active:
+        raise _InactiveUser()
+    return user_pk
+
+
+@functools.cache
+def _users_have_is_active() -> bool:
+    try:
+        get_user_model()._meta.get_field("is_active")
+    except FieldDoesNotExist:
+        return False  # a custom user model without the field: every user may log in (AbstractBaseUser)
+    return True
+
+
+def _identity_link(provider: Provider, sub: str) -> tuple[int, bool] | None:
+    """``(user pk, may log in)`` of the identity ``(provider, sub)``, in one indexed query, or None."""
+    identities = Identity.objects.filter(provider_id=provider.pk, sub=sub)
+    if _users_have_is_active():
+        row = identities.values_list("user_id", "user__is_active")[:1]
+        return (row[0][0], bool(row[0][1])) if row else None
+    pks = identities.values_list("user_id", flat=True)[:1]
+    return (pks[0], True) if pks else None
+
+
+def _load_user(user_pk: int | None) -> Any:
+    """The user for ``request.user``: read when first touched, and only while it may still log in."""
+    if user_pk is None:
+        return AnonymousUser()
+    user = get_user_model()._default_manager.filter(pk=user_pk).first()
+    if user is None or not getattr(user, "is_active", True):
+        return AnonymousUser()  # deactivated since the link was remembered: never served as that user
+    return user
+
+
+@sensitive_variables()  # the token, here and in every function it calls
+def authenticate(request: HttpRequest, *, token_only: bool = True) -> BearerContext:
+    """Authenticate ``request`` by its bearer token, once; set ``request.oidc`` and ``request.user``.
+
+    Never raises for anything the client sent: the outcome, including a refusal, is in the context.
+    A request without a bearer token gets a context with neither grant nor error. With ``token_only``
+    (views that answer to tokens only: ``@bearer_auth``, ``BearerAuthMixin``) that empty context is
+    set and the user is anonymous, so a session never opens the view. With ``token_only=False``
+    (DRF, where the next authentication class may accept the session) a request without bearer
+    credentials is left untouched: nothing is set and the empty context is only returned.
+
+    ``request.user`` is the token's linked user, read (one query) when the view first touches it;
+    anonymous for a client's token, a subject with no identity here, or a refusal. A linked user who
+    is inactive refuses the token (``invalid_token``); see :data:`USER_TTL`.
+    """
+    existing = getattr(request, "oidc", None)
+    if isinstance(existing, BearerContext):
+        return existing
+    context, user_pk = _authenticate(request)
+    if not token_only and context.grant is None and context.error is None:
+        return context
+    request.oidc = context  # type: ignore[attr-defined]
+    loaded: list[Any] = []
+
+    def load() -> Any:
+        if not loaded:
+            loaded.append(_load_user(user_pk))
+        return loaded[0]
+
+    user: Any = SimpleLazyObject(load) if user_pk is not None else AnonymousUser()
+
+    async def auser() -> Any:  # as django.contrib.auth's middleware offers async views
+        return await sync_to_async(load)() if user_pk is not None else user
+
+    request.user = user
+    request.auser = auser  # type: ignore[attr-defined]
+    return context
+
+
+def _hide_posted_token(request: HttpRequest) -> None:
+    """A token posted in a form (refused below) must not show in an error report of this request."""
+    hidden = getattr(request, "sensitive_post_parameters", [])
+    if hidden != "__ALL__" and "access_token" not in hidden:
+        request.sensitive_post_parameters = [*hidden, "access_token"]  # type: ignore[attr-defined]
+
+
+def _authenticate(request: HttpRequest) -> tuple[BearerContext, int | None]:
+    _hide_posted_token(request)
+    try:
+        token = token_from_header(request.META.get("HTTP_AUTHORIZATION"))
+        # RFC 6750 sections 2.2/2.3 are optional and RFC 9700 section 2.5 says not to put tokens in
+        # URLs: a token anywhere but the header is refused (invalid_request), never silently ignored.
+        if "access_token" in request.GET or (
+            request.content_type == "application/x-www-form-urlencoded"
+            and request.method in ("POST", "PUT", "PATCH", "DELETE")
+            and "access_token" in request.POST
+        ):
+            raise InvalidRequest("Access tokens are accepted in the Authorization header only.")
+        if token is None:
+            return BearerContext(), None
+        grant, provider, stale = validate(token)
+        user_pk = _linked_user_pk(grant, provider)
+    except DuoOIDCError as exc:
+        _log_refusal(request, exc)
+        return BearerContext(error=exc), None
+    return BearerContext(grant=grant, provider=provider, stale=stale), user_pk
+
+
+def _log_refusal(request: HttpRequest, exc: DuoOIDCError) -> None:
+    reason = f"{type(exc).__name__}: {exc.description}"
+    if isinstance(exc, InvalidClaim):
+        reason += f" (claim {exc.claim})"
+    level = logging.INFO if isinstance(exc, TokenExpired) else logging.WARNING
+    logger.log(level, "Bearer request to %s refused: %s", request.path, reason)
+
+
+def authenticate_or_refuse(request: HttpRequest) -> JsonResponse | None:
+    """Authenticate the request by bearer token; return None if it may proceed, else the refusal."""
+    context = authenticate(request)
+    if context.error is not None:
+        return error_response(request, context.error)
+    if context.grant is None:
+        return error_response(request, None)
+    return None

@@ -1,0 +1,139 @@
+"""What a process remembers about tokens it has judged: the proven grant (never the token) or the
+refusal (its error class, description and claim: never the exception, its traceback or the token),
+under the token's SHA-256, bounded in entries and in bytes (``SEEN_MAX``, ``SEEN_MAX_BYTES``), the
+oldest entries going first.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+from ..core.bearer import (
+    AccessGrant,
+)
+from ..core.errors import (
+    InvalidClaim,
+    MalformedToken,
+    TokenError,
+    UnknownKey,
+)
+
+logger = logging.getLogger("django_duo_oidc")
+
+# Tokens remembered per process (proven or refused), bounded twice: at most SEEN_MAX entries and about
+# SEEN_MAX_BYTES of accounted size (a refusal is a fixed ~ENTRY_OVERHEAD; a proven grant adds the size
+# of its claims, which a provider may make large). The oldest entries go first. So a flood of forged
+# tokens costs a worker at most ~SEEN_MAX * ENTRY_OVERHEAD (about 5 MB), never the tokens themselves.
+SEEN_MAX = 10_000
+SEEN_MAX_BYTES = 16 * 1024 * 1024
+ENTRY_OVERHEAD = 512
+# How long a refusal is remembered.
+REFUSED_FOR = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class _Seen:
+    grant: AccessGrant
+    version: tuple[Any, ...]
+    # When the provider last confirmed the token by introspection; None in jwt mode (never asked).
+    checked_at: float | None
+    local: AccessGrant | None  # what the JWT itself said, kept to merge with later introspections
+    size: int = 0  # accounted bytes (see SEEN_MAX_BYTES)
+
+    @classmethod
+    def of(
+        cls, grant: AccessGrant, version: tuple[Any, ...], checked_at: float | None, local: AccessGrant | None
+    ) -> _Seen:
+        size = ENTRY_OVERHEAD + _approx_size(grant.claims)
+        if local is not None and local.claims is not grant.claims:
+            size += _approx_size(local.claims)
+        return cls(grant, version, checked_at, local, size)
+
+
+@dataclass(frozen=True, slots=True)
+class _Refused:
+    """A remembered refusal: only what the answer and the log line need, never the exception itself
+    (its traceback holds the request's frames and the token, and grows each time it is raised again)."""
+
+    error: type[TokenError]
+    description: str
+    claim: str | None
+    until: float
+    size: int = ENTRY_OVERHEAD
+
+    @classmethod
+    def of(cls, exc: TokenError, until: float) -> _Refused:
+        error = type(exc)
+        while error.__module__ != TokenError.__module__:  # a private subclass: its public base, whose
+            error = error.__base__  # type: ignore[assignment]  # constructor exception() knows
+        description, claim = exc.description, getattr(exc, "claim", None)
+        # The description and claim are accounted too: a description may quote what the sender sent.
+        size = ENTRY_OVERHEAD + sys.getsizeof(description) + (sys.getsizeof(claim) if claim else 0)
+        return cls(error, description, claim, until, size)
+
+    def exception(self) -> TokenError:
+        """A fresh exception, equal to the one refused (raised anew, its traceback starts empty)."""
+        if issubclass(self.error, InvalidClaim):
+            return self.error(self.claim or "", self.description)
+        return self.error(self.description)
+
+
+def _approx_size(value: Any) -> int:
+    """Approximate bytes held by a JSON-like value (claims, an introspection answer); iterative, so a
+    deeply nested answer cannot exhaust the stack."""
+    total, stack = 0, [value]
+    while stack:
+        item = stack.pop()
+        total += sys.getsizeof(item)
+        if isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple):
+            stack.extend(item)
+    return total
+
+
+class _UntrustedIssuer(InvalidClaim):
+    """No enabled provider has the token's issuer (yet)."""
+
+
+class _NoIntrospector(MalformedToken):
+    """An opaque token, and no enabled provider introspects (yet)."""
+
+
+# Refusals that depend on this site's configuration or the provider's keys, not on the token alone:
+# never remembered, so a provider added or a key rotated in is honoured at the next provider-list
+# read (REGISTRY_TTL) or JWKS refetch, not REFUSED_FOR later. Each costs a parse and a dict lookup.
+_NOT_REMEMBERED = (UnknownKey, _UntrustedIssuer, _NoIntrospector)
+
+_seen: OrderedDict[bytes, _Seen | _Refused] = OrderedDict()
+_seen_bytes = 0  # the sum of the entries' sizes
+_seen_lock = threading.Lock()
+
+
+def _remember(digest: bytes, entry: _Seen | _Refused) -> None:
+    global _seen_bytes
+    with _seen_lock:
+        old = _seen.pop(digest, None)
+        if old is not None:
+            _seen_bytes -= old.size
+        if entry.size > SEEN_MAX_BYTES:
+            return  # larger than the whole budget: proven again next time rather than evict everything
+        while _seen and (len(_seen) >= SEEN_MAX or _seen_bytes + entry.size > SEEN_MAX_BYTES):
+            _digest, evicted = _seen.popitem(last=False)  # the oldest entry first
+            _seen_bytes -= evicted.size
+        _seen[digest] = entry
+        _seen_bytes += entry.size
+
+
+def forget() -> None:
+    """Forget every token this process has judged."""
+    global _seen_bytes
+    with _seen_lock:
+        _seen.clear()
+        _seen_bytes = 0

@@ -1,0 +1,96 @@
+"""Which providers this site trusts for bearer tokens, by issuer (several rows may share one), re-read
+from the database at most every ``REGISTRY_TTL`` seconds per process.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from ..models import Provider
+from ..providers.runtime import ProviderRuntime
+
+logger = logging.getLogger("django_duo_oidc")
+
+# Providers are re-read from the database at most this often per process.
+REGISTRY_TTL = 5.0
+
+
+@dataclass(frozen=True)
+class _Trusted:
+    runtime: ProviderRuntime
+    # Changes when the provider row changes: grants proven under an older configuration are dropped.
+    version: tuple[Any, ...]
+
+    @property
+    def introspects_only(self) -> bool:
+        """Set to "introspection" (known without discovery: ``auto`` never resolves to it)."""
+        return self.runtime.provider.access_token_validation == _INTROSPECTION
+
+    @property
+    def mode(self) -> str:
+        provider = self.runtime.provider
+        mode = provider.access_token_validation
+        if mode == Provider.AccessTokenValidation.AUTO:
+            endpoint = self.runtime.metadata.introspection_endpoint
+            return "jwt+introspection" if provider.introspect and endpoint else "jwt"
+        return str(mode)
+
+
+class _Registry:
+    """The enabled providers that accept bearer tokens, re-read at most every ``REGISTRY_TTL``.
+
+    An issuer may have several rows (several clients of one authorization server, e.g. two Duo
+    clients of one OAuth application): all are kept, default first, and a token is matched to the
+    row whose audience it carries.
+    """
+
+    def __init__(self) -> None:
+        self.expires = 0.0
+        self.by_issuer: dict[str, tuple[_Trusted, ...]] = {}
+        self.by_pk: dict[int, _Trusted] = {}
+        self.default: _Trusted | None = None
+        self.opaque: _Trusted | None = None
+
+    def current(self) -> _Registry:
+        if time.monotonic() < self.expires:
+            return self
+        by_issuer: dict[str, list[_Trusted]] = {}
+        by_pk: dict[int, _Trusted] = {}
+        default = None
+        enabled = Provider.objects.filter(enabled=True).exclude(
+            access_token_validation=Provider.AccessTokenValidation.OFF
+        )
+        rows = []
+        for provider in enabled:  # ordered default first
+            trusted = _Trusted(ProviderRuntime(provider), (provider.pk, provider.updated_at))
+            rows.append(trusted)
+            by_issuer.setdefault(provider.issuer, []).append(trusted)
+            by_pk[provider.pk] = trusted
+            if default is None and provider.is_default:
+                default = trusted
+        if default is None and len(by_issuer) == 1:
+            default = rows[0]
+        # Opaque tokens can only be judged by introspection, and only a provider set to "introspection"
+        # asks about them (auto never does: each would cost a provider call, for anyone who sends one).
+        introspecting = [t for t in rows if t.introspects_only]
+        opaque = None
+        if default is not None and default in introspecting:
+            opaque = default
+        elif introspecting and len({t.runtime.provider.issuer for t in introspecting}) == 1:
+            opaque = introspecting[0]
+        self.by_issuer = {issuer: tuple(found) for issuer, found in by_issuer.items()}
+        self.by_pk, self.default, self.opaque = by_pk, default, opaque
+        self.expires = time.monotonic() + REGISTRY_TTL
+        return self
+
+
+_INTROSPECTION = Provider.AccessTokenValidation.INTROSPECTION
+_registry = _Registry()
+
+
+def trusted_issuers() -> list[str]:
+    """Issuers whose access tokens this site accepts (RFC 9728 ``authorization_servers``), each once."""
+    return list(_registry.current().by_issuer)
