@@ -93,8 +93,8 @@ from rest_framework.views import APIView  # noqa: E402
 from benchmarks.wsgi_timing import call, handler, interleaved, report  # noqa: E402
 from django_duo_oidc import resource  # noqa: E402
 from django_duo_oidc.contrib.drf import DuoBearerAuthentication, HasScopes  # noqa: E402
-from django_duo_oidc.decorators import scopes_required  # noqa: E402
 from django_duo_oidc.models import Provider  # noqa: E402
+from django_duo_oidc.policy.decorators import scopes_required  # noqa: E402
 from django_duo_oidc.resource.views import bearer_auth  # noqa: E402
 from tests import fakeop  # noqa: E402
 

@@ -62,9 +62,9 @@ from django.http import HttpResponse  # noqa: E402
 from django.urls import path  # noqa: E402
 
 from benchmarks.wsgi_timing import call, handler, interleaved, report, timed  # noqa: E402
-from django_duo_oidc.decorators import scopes_required  # noqa: E402
 from django_duo_oidc.login import session as stored  # noqa: E402
 from django_duo_oidc.models import Provider  # noqa: E402
+from django_duo_oidc.policy.decorators import scopes_required  # noqa: E402
 from tests import fakeop  # noqa: E402
 
 

@@ -19,8 +19,8 @@ from django.http import HttpRequest, HttpResponse
 from django.utils.decorators import method_decorator
 from django.views.decorators.debug import sensitive_post_parameters
 
-from .middleware import reset_policy_cache
 from .models import CONNECTION_FIELDS, GroupRule, Identity, Provider, ScopeRule
+from .policy.rules import reset_policy_cache
 from .providers.connection import check_connection
 
 logger = logging.getLogger("django_duo_oidc")
@@ -222,7 +222,7 @@ class ScopeRuleAdmin(admin.ModelAdmin):
 
     def save_model(self, request: HttpRequest, obj: ScopeRule, form: forms.ModelForm, change: bool) -> None:
         super().save_model(request, obj, form, change)
-        reset_policy_cache()  # this process at once; other workers within middleware.RULES_TTL seconds
+        reset_policy_cache()  # this process at once; other workers within policy.rules.RULES_TTL seconds
 
     def delete_model(self, request: HttpRequest, obj: ScopeRule) -> None:
         super().delete_model(request, obj)

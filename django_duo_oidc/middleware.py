@@ -17,43 +17,13 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.urls import Resolver404, resolve
 
-from .conf import conf
-from .core.scopes import Requirement
 from .freshness.revalidation import ensure_fresh, is_due
 from .login import session
 from .login.context import OIDCContext
-from .policy import check
+from .policy.check import check
+from .policy.rules import policy_rules
 from .resource.context import authenticate
 from .resource.metadata import is_bearer_view, is_token_only_view
-
-# Admin-managed scope rules are read at most this often per process.
-RULES_TTL = 5.0
-_rules_memo: tuple[float, list[tuple[str, str, Requirement]]] = (0.0, [])
-
-
-def policy_rules() -> list[tuple[str, str, Requirement]]:
-    """Return ``(path_prefix, url_name, requirement)`` from settings and from the admin's ScopeRule rows."""
-    global _rules_memo
-    expires, rules = _rules_memo
-    now = time.monotonic()
-    if now < expires:
-        return rules
-    from .models import ScopeRule
-
-    rules = [
-        (
-            str(rule.get("path", "")),
-            str(rule.get("url_name", "")),
-            Requirement.of(rule["scopes"], any_of=bool(rule.get("any_of")), max_age=rule.get("max_age")),
-        )
-        for rule in conf.scope_policy
-    ]
-    rules += [
-        (r.path_prefix, r.url_name, Requirement.of(r.scopes, any_of=r.any_of, max_age=r.max_age))
-        for r in ScopeRule.objects.filter(enabled=True)
-    ]
-    _rules_memo = (now + RULES_TTL, rules)
-    return rules
 
 
 def freshen(request: HttpRequest) -> None:
@@ -74,11 +44,6 @@ def freshen(request: HttpRequest) -> None:
         view = None  # no view: nothing answers to tokens only here
     if view is None or not is_token_only_view(view):
         ensure_fresh(request)
-
-
-def reset_policy_cache() -> None:
-    global _rules_memo
-    _rules_memo = (0.0, [])
 
 
 class DuoOIDCMiddleware:

@@ -5,9 +5,9 @@ from django.shortcuts import render
 from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.generic import TemplateView
 
-from django_duo_oidc.decorators import scopes_required
-from django_duo_oidc.mixins import ScopesRequiredMixin
 from django_duo_oidc.models import Provider
+from django_duo_oidc.policy.decorators import scopes_required
+from django_duo_oidc.policy.mixins import ScopesRequiredMixin
 from django_duo_oidc.resource.views import bearer_auth
 
 CONTACTS = [

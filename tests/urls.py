@@ -10,8 +10,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from django_duo_oidc.contrib.drf import DuoBearerAuthentication, HasScopes
-from django_duo_oidc.decorators import scopes_required
-from django_duo_oidc.mixins import ScopesRequiredMixin
+from django_duo_oidc.policy.decorators import scopes_required
+from django_duo_oidc.policy.mixins import ScopesRequiredMixin
 from django_duo_oidc.resource.views import BearerAuthMixin, bearer_auth
 from example_project.urls import urlpatterns as example_urls
 

@@ -22,6 +22,8 @@ The provider-down flag (``duo_oidc:down:<slug>``, shared with sessions) is honou
 and set only when a check of a token proven before fails: never by a token seen for the first time,
 so nobody without a valid token can put every session's scope views on 503.
 
+Over 300 lines on purpose: one concept, the path of a token from first sight to a grant (which row,
+which mode, local checks, the introspection budget, the shared answer, the merge), read top to bottom.
 """
 
 from __future__ import annotations

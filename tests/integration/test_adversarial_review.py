@@ -15,8 +15,8 @@ from django.test import Client
 from django.urls import path
 from django.views import View
 
-from django_duo_oidc.mixins import ScopesRequiredMixin
 from django_duo_oidc.models import Provider
+from django_duo_oidc.policy.mixins import ScopesRequiredMixin
 from django_duo_oidc.resource.views import BearerAuthMixin
 from tests.fakeop import FakeOP
 from tests.urls import urlpatterns as test_urls
@@ -170,7 +170,7 @@ def test_a_policy_path_rule_holds_when_the_site_is_served_under_a_script_prefix(
     """DuoOIDCMiddleware matches SCOPE_POLICY / ScopeRule prefixes against request.path, which carries the
     script prefix (SCRIPT_NAME / FORCE_SCRIPT_NAME), while the URLconf (and the admin's "e.g. /admin/")
     is written without it: a site mounted under /app serves every "protected" view unguarded."""
-    from django_duo_oidc.middleware import reset_policy_cache
+    from django_duo_oidc.policy.rules import reset_policy_cache
 
     from .test_scopes import settings_with
 

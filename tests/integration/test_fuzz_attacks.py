@@ -23,8 +23,8 @@ import redis
 from django.core.cache.backends.locmem import LocMemCache
 from django.test import Client
 
-from django_duo_oidc.middleware import reset_policy_cache
 from django_duo_oidc.models import Provider
+from django_duo_oidc.policy.rules import reset_policy_cache
 from tests.fakeop import FakeOP
 
 from .test_bearer import issue

@@ -650,7 +650,7 @@ def test_a_policy_rule_on_a_drf_view_that_also_takes_sessions_judges_the_session
 ) -> None:
     # A SCOPE_POLICY rule over a DRF view listing [DuoBearerAuthentication, SessionAuthentication]: without a
     # bearer header the session is what DRF will authenticate, so the rule must judge the session too.
-    from django_duo_oidc.middleware import reset_policy_cache
+    from django_duo_oidc.policy.rules import reset_policy_cache
 
     settings.DUO_OIDC = {**settings.DUO_OIDC, "SCOPE_POLICY": [{"path": "/t/bearer/drf/", "scopes": [CRM]}]}
     reset_policy_cache()

@@ -281,7 +281,7 @@ def test_every_kind_of_scope_view_answers_503(
 
 
 def test_a_scope_policy_rule_answers_503(client: Client, fake_op: FakeOP, provider: Provider, settings: Any) -> None:
-    from django_duo_oidc.middleware import reset_policy_cache
+    from django_duo_oidc.policy.rules import reset_policy_cache
 
     settings.DUO_OIDC = {**settings.DUO_OIDC, "SCOPE_POLICY": [{"path": "/t/policy/", "scopes": ["crm.contacts.read"]}]}
     reset_policy_cache()

@@ -19,9 +19,9 @@ from rest_framework.authentication import SessionAuthentication
 from rest_framework.views import APIView
 
 from django_duo_oidc.contrib.drf import DuoBearerAuthentication
-from django_duo_oidc.middleware import reset_policy_cache
-from django_duo_oidc.mixins import ScopesRequiredMixin
 from django_duo_oidc.models import Provider
+from django_duo_oidc.policy.mixins import ScopesRequiredMixin
+from django_duo_oidc.policy.rules import reset_policy_cache
 from django_duo_oidc.resource.metadata import is_token_only_view
 from django_duo_oidc.resource.views import BearerAuthMixin
 from tests import urls as test_urls

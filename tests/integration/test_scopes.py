@@ -18,8 +18,8 @@ from django.test import Client, override_settings
 from django_duo_oidc import signals
 from django_duo_oidc.core import errors
 from django_duo_oidc.login import session as stored
-from django_duo_oidc.middleware import reset_policy_cache
 from django_duo_oidc.models import Provider, ScopeRule
+from django_duo_oidc.policy.rules import reset_policy_cache
 from django_duo_oidc.state.encryption import seal_bound
 from django_duo_oidc.state.singleflight import single_flight
 from tests.conftest import captured, query

@@ -19,12 +19,12 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render, resolve_url
 from django.urls import reverse
 
-from . import signals
-from .conf import conf
-from .core.errors import InsufficientScope, ProviderUnavailable, TokenError
-from .core.scopes import Requirement, format_scopes
-from .resource import answers
-from .resource.context import BearerContext
+from .. import signals
+from ..conf import conf
+from ..core.errors import InsufficientScope, ProviderUnavailable, TokenError
+from ..core.scopes import Requirement, format_scopes
+from ..resource import answers
+from ..resource.context import BearerContext
 
 logger = logging.getLogger("django_duo_oidc")
 

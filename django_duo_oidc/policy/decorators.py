@@ -7,10 +7,10 @@ from typing import Any, TypeVar
 
 from django.http import HttpRequest, HttpResponse
 
-from .core.scopes import Requirement
-from .guards import guarded
-from .policy import check
-from .resource.context import authenticate
+from ..core.scopes import Requirement
+from ..guards import guarded
+from ..resource.context import authenticate
+from .check import check
 
 V = TypeVar("V", bound=Callable[..., Any])
 

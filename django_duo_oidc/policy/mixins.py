@@ -9,10 +9,10 @@ from django.contrib.auth.mixins import AccessMixin
 from django.core.exceptions import ImproperlyConfigured
 from django.http import HttpRequest, HttpResponse
 
-from .core.scopes import Requirement
-from .guards import guarded_dispatch
-from .policy import check
-from .resource.context import authenticate
+from ..core.scopes import Requirement
+from ..guards import guarded_dispatch
+from ..resource.context import authenticate
+from .check import check
 
 
 class ScopesRequiredMixin(AccessMixin):
