@@ -1,4 +1,8 @@
-"""Providers, the identities linked to users, and group rules, all managed in the Django admin."""
+"""Providers, the identities linked to users, and group rules, all managed in the Django admin.
+
+Over 300 lines on purpose: Django reads an app's tables from one ``models`` module, and the
+validation of a provider row (issuer, secret source, connection changes) belongs with the row.
+"""
 
 from __future__ import annotations
 

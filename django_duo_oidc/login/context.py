@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from django.http import HttpRequest
 
@@ -16,7 +16,7 @@ from . import session
 class OIDCContext:
     """The OIDC side of a request. Every field reads the session, which the middleware keeps fresh."""
 
-    mode = "session"
+    mode: Literal["session"] = "session"
     #: True when the grant was due for a check with the provider and the provider could not answer.
     stale = False
 
@@ -86,3 +86,9 @@ class OIDCContext:
         """
         auth_time = self.auth_time
         return auth_time is not None and (now or time.time()) - auth_time <= max_age
+
+
+if TYPE_CHECKING:  # the session context is a RequestContext: a type checker holds it to that
+    from ..core.context import RequestContext
+
+    _conforms: type[RequestContext] = OIDCContext

@@ -4,6 +4,9 @@ Kept from mozilla: the capped per-session map of pending logins (parallel tabs w
 same-site ``next`` check, the session reload after the slow token exchange. Replaced: settings
 come from the Provider row, PKCE S256 and nonce are always on, the callback checks RFC 9207 ``iss``,
 state expiry and replay, and every failure ends on an error page with a logged reason.
+
+Over 300 lines on purpose: the three views of one flow (start, callback, logout) and the error page
+they share, read in the order a login happens.
 """
 
 from __future__ import annotations

@@ -21,6 +21,7 @@ from django.urls import reverse
 
 from .. import signals
 from ..conf import conf
+from ..core.context import RequestContext
 from ..core.errors import InsufficientScope, ProviderUnavailable, TokenError
 from ..core.scopes import Requirement, format_scopes
 from ..resource import answers
@@ -39,7 +40,7 @@ def check(
     raise_exception: bool = False,
 ) -> HttpResponse | None:
     """Return None when ``request`` meets ``requirement``, else the response that refuses it."""
-    if isinstance(getattr(request, "oidc", None), BearerContext):
+    if getattr(getattr(request, "oidc", None), "mode", None) == "bearer":
         return check_bearer(request, requirement, view_name=view_name)
     if not request.user.is_authenticated:
         if raise_exception:
@@ -47,7 +48,7 @@ def check(
         return redirect_to_login(
             request.get_full_path(), resolve_url(login_url or settings.LOGIN_URL), redirect_field_name
         )
-    oidc = request.oidc  # type: ignore[attr-defined]
+    oidc: RequestContext = request.oidc  # type: ignore[attr-defined]
     try:
         oidc.require_scopes(requirement.scopes, any_of=requirement.any_of, deny_stale=conf.on_provider_down == "deny")
     except ProviderUnavailable as exc:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import logging
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from asgiref.sync import sync_to_async
 from django.contrib.auth import get_user_model
@@ -44,7 +44,7 @@ class BearerContext:
     """``request.oidc`` on a bearer-authenticated request: the same questions as a session's, answered
     from the token's grant. ``error`` holds why the request is refused, if it is."""
 
-    mode = "bearer"
+    mode: Literal["bearer"] = "bearer"
 
     def __init__(
         self,
@@ -113,6 +113,12 @@ class BearerContext:
     def __repr__(self) -> str:
         state = "error" if self.error else "client" if self.is_client else "user" if self.grant else "none"
         return f"<BearerContext {state} provider={self.provider} scopes={format_scopes(self.scopes)!r}>"
+
+
+if TYPE_CHECKING:  # the bearer context is a RequestContext: a type checker holds it to that
+    from ..core.context import RequestContext
+
+    _conforms: type[RequestContext] = BearerContext
 
 
 class _InactiveUser(InvalidClaim):
