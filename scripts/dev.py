@@ -2,7 +2,7 @@
 """The README's two commands, with all the set-up they need on a machine that has only Python (and node).
 
     python scripts/dev.py example   # the example project + a local OpenID provider: http://127.0.0.1:8000/
-    python scripts/dev.py test      # every test tier (add --fast for the unit and integration tiers only)
+    python scripts/dev.py test      # lint-imports, then every test tier (--fast: unit and integration only)
 
 It creates .venv, installs the package with its test extras, installs the pinned provider with
 `npm ci`, and then runs. Set-up is skipped when nothing it depends on has changed.
@@ -250,8 +250,17 @@ def pytest_leg(name: str, slug: str, args: list[str], env: dict[str, str]) -> di
     return {"name": name, "code": code, "seconds": time.monotonic() - started, "tiers": tiers, **counts}
 
 
+def lint_imports() -> int:
+    """The layers of ARCHITECTURE.md, as import-linter contracts in pyproject.toml: no cycle, no layer
+    importing one above it, no Django in the core."""
+    log("lint-imports (the layers of ARCHITECTURE.md)")
+    done = subprocess.run([str(VENV / "bin" / "lint-imports"), "--no-cache"], cwd=ROOT, check=False)
+    return done.returncode
+
+
 def test(args: list[str]) -> int:
     ensure_python_env()
+    layers = lint_imports()
     fast = "--fast" in args
     args = [a for a in args if a != "--fast"]
     if fast:
@@ -283,7 +292,9 @@ def test(args: list[str]) -> int:
     print("\n".join(lines))
     # Kept for .ci/run, which prints every matrix leg's summary at the end.
     (ROOT / "test-artifacts" / f"summary{VENV.name}.txt").write_text("\n".join(lines) + "\n")
-    return next((int(leg["code"]) for leg in legs if leg["code"]), 0)
+    if layers:
+        print("lint-imports: a contract is broken (see above)")
+    return next((int(leg["code"]) for leg in legs if leg["code"]), layers)
 
 
 def main() -> int:
