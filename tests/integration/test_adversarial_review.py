@@ -23,7 +23,7 @@ from tests.urls import urlpatterns as test_urls
 
 from . import test_hardening_bearer
 from .test_hardening_bearer import get, introspection_mode, issue, link
-from .test_login_flow import login
+from .test_login_views import login
 
 pytestmark = pytest.mark.django_db
 
@@ -172,7 +172,7 @@ def test_a_policy_path_rule_holds_when_the_site_is_served_under_a_script_prefix(
     is written without it: a site mounted under /app serves every "protected" view unguarded."""
     from django_duo_oidc.policy.rules import reset_policy_cache
 
-    from .test_scopes import settings_with
+    from .test_policy import settings_with
 
     reset_policy_cache()
     try:
@@ -275,7 +275,7 @@ def test_setting_encryption_keys_for_the_first_time_keeps_sessions(
 
     from cryptography.fernet import Fernet
 
-    from .test_scopes import age_session
+    from .test_policy import age_session
     from .test_tokens_at_rest import without_encryption_keys
 
     without_encryption_keys(settings)
@@ -327,7 +327,7 @@ def test_a_revoked_session_does_not_pass_login_required_middleware_placed_before
     passes it, our process_view then ends the session, and the login-required view runs for an anonymous
     request (or a view that assumes a user crashes). The system check only orders us after
     AuthenticationMiddleware; nothing says we must come before middleware that judges request.user."""
-    from .test_scopes import age_session
+    from .test_policy import age_session
 
     _with_login_required_middleware(settings)
     login(client, fake_op, scope=CRM)

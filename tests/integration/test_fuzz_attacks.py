@@ -27,9 +27,9 @@ from django_duo_oidc.models import Provider
 from django_duo_oidc.policy.rules import reset_policy_cache
 from tests.fakeop import FakeOP
 
-from .test_bearer import issue
-from .test_login_flow import login, me, start
-from .test_scopes import CRM, age_session, settings_with
+from .test_login_views import login, me, start
+from .test_policy import CRM, age_session, settings_with
+from .test_resource import issue
 
 pytestmark = pytest.mark.django_db
 

@@ -126,7 +126,7 @@ def test_a_callback_error_with_a_newline_forges_no_log_line(
 ) -> None:
     from django_duo_oidc import signals
     from tests.conftest import captured
-    from tests.integration.test_login_flow import start
+    from tests.integration.test_login_views import start
 
     caplog.set_level(logging.INFO, logger="django_duo_oidc")
     with captured(signals.login_failed) as failures:
@@ -143,7 +143,7 @@ def test_a_callback_error_with_a_newline_forges_no_log_line(
 def test_a_well_formed_callback_error_is_kept(client: Client, provider: Provider, fake_op: FakeOP) -> None:
     from django_duo_oidc import signals
     from tests.conftest import captured
-    from tests.integration.test_login_flow import start
+    from tests.integration.test_login_views import start
 
     with captured(signals.login_failed) as failures:
         response = client.get("/oidc/callback/?" + fake_op.authorize(start(client), error="access_denied"))
@@ -344,7 +344,7 @@ def two_providers(provider: Provider, fake_op: FakeOP) -> tuple[Provider, Provid
 
 
 def _login(client: Client, op: FakeOP, slug: str, **kwargs: Any) -> Any:
-    from tests.integration.test_login_flow import login
+    from tests.integration.test_login_views import login
 
     client.post("/oidc/logout/")
     return login(client, op, url=f"/oidc/login/?provider={slug}&next=/me/", **kwargs)
@@ -427,7 +427,7 @@ def test_a_database_error_while_reading_a_tokens_user_is_a_503_not_a_500(
     from django.db import OperationalError
 
     from django_duo_oidc.resource import context as resource_context
-    from tests.integration.test_bearer import issue
+    from tests.integration.test_resource import issue
 
     def down(*_args: Any, **_kwargs: Any) -> Any:
         raise OperationalError("could not connect to server")

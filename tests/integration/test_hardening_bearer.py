@@ -29,8 +29,8 @@ from django_duo_oidc.resource import context as resource_context
 from django_duo_oidc.resource import memory, registry, validation
 from tests.fakeop import FakeOP
 
-from .test_login_flow import login
-from .test_scopes import age_session
+from .test_login_views import login
+from .test_policy import age_session
 
 pytestmark = pytest.mark.django_db
 

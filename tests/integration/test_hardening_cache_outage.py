@@ -19,9 +19,9 @@ from django_duo_oidc.models import Provider
 from django_duo_oidc.resource import registry
 from tests.fakeop import FakeOP
 
-from .test_bearer import issue, link
-from .test_login_flow import login, start
-from .test_scopes import CRM, age_session
+from .test_login_views import login, start
+from .test_policy import CRM, age_session
+from .test_resource import issue, link
 
 pytestmark = pytest.mark.django_db
 

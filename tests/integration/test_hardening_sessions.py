@@ -28,9 +28,9 @@ from tests import urls as test_urls
 from tests.conftest import query
 from tests.fakeop import FakeOP
 
-from .test_bearer import issue, link
-from .test_login_flow import login, me, start, token_calls
-from .test_scopes import CRM, age_session, settings_with
+from .test_login_views import login, me, start, token_calls
+from .test_policy import CRM, age_session, settings_with
+from .test_resource import issue, link
 
 pytestmark = pytest.mark.django_db
 JUNK = {"HTTP_AUTHORIZATION": "Bearer junk"}
@@ -68,7 +68,7 @@ with_async_views = pytest.mark.urls(__name__)
 
 
 def close_executor_connections() -> None:
-    # See tests/integration/test_scopes.py::test_async_view.
+    # See tests/integration/test_policy.py::test_async_view.
     asyncio.run(sync_to_async(connections.close_all)())
 
 

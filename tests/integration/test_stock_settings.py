@@ -160,7 +160,7 @@ def test_provider_logout_with_the_default_logout_redirect_url(
 ) -> None:
     from tests.conftest import query
 
-    from .test_login_flow import login, me
+    from .test_login_views import login, me
 
     settings.LOGOUT_REDIRECT_URL = None  # Django's default
     fake_op.discovery_overrides["end_session_endpoint"] = f"{fake_op.issuer}/logout"

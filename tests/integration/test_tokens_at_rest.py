@@ -24,8 +24,8 @@ from django_duo_oidc.providers.runtime import ProviderRuntime
 from tests.conftest import query
 from tests.fakeop import FakeOP
 
-from .test_login_flow import login, me, start
-from .test_scopes import CRM, age_session
+from .test_login_views import login, me, start
+from .test_policy import CRM, age_session
 
 pytestmark = pytest.mark.django_db
 

@@ -9,7 +9,7 @@ import pytest
 from django_duo_oidc.core import errors
 
 from .helpers import NOW, id_claims, sign
-from .test_tokens import access_claims, validate, validate_at
+from .test_core_tokens import access_claims, validate, validate_at
 
 # JSON allows no NaN, but Python's json (and PyJWT's encoder) writes and reads NaN/Infinity literals.
 HOSTILE_TIMES: list[Any] = ["yesterday", True, False, [int(NOW)], {"t": 1}, "NaN", "nan", "1e999", ""]

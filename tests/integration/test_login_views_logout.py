@@ -9,7 +9,7 @@ from django_duo_oidc.models import Provider
 from tests.conftest import query
 from tests.fakeop import FakeOP
 
-from .test_login_flow import login, me
+from .test_login_views import login, me
 
 pytestmark = pytest.mark.django_db
 

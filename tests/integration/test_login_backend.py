@@ -12,7 +12,7 @@ from django.test import Client
 from django_duo_oidc.models import GroupRule, Identity, Provider
 from tests.fakeop import FakeOP
 
-from .test_login_flow import login, me
+from .test_login_views import login, me
 
 pytestmark = pytest.mark.django_db
 User = get_user_model()

@@ -26,7 +26,7 @@ from tests.conftest import captured, query
 from tests.fakeop import FakeOP
 from tests.settings import DUO_OIDC
 
-from .test_login_flow import login, me
+from .test_login_views import login, me
 
 pytestmark = pytest.mark.django_db
 CRM = "openid profile email crm.contacts.read"
