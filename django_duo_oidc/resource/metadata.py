@@ -58,16 +58,24 @@ def _view_class(callback: Any) -> Any:
     return getattr(callback, "view_class", None) or getattr(callback, "cls", None)
 
 
-def is_bearer_view(callback: Any) -> bool:
-    """True when the view answers to bearer tokens (perhaps among other ways, such as a DRF session)."""
+def _bearer_marks(callback: Any) -> tuple[bool, list[bool]]:
+    """``(marked, auth)``: whether the view or its class is marked as a bearer view (``@bearer_auth``,
+    ``BearerAuthMixin``), and, for a DRF view, which of its authentication classes are bearer classes."""
     if getattr(callback, "duo_oidc_bearer", False):
-        return True
+        return True, []
     view_class = _view_class(callback)
     if view_class is None:
-        return False
+        return False, []
     if getattr(view_class, "duo_oidc_bearer", False):
-        return True
-    return any(getattr(auth, "duo_oidc_bearer", False) for auth in getattr(view_class, "authentication_classes", ()))
+        return True, []
+    classes = getattr(view_class, "authentication_classes", ()) or ()
+    return False, [bool(getattr(auth, "duo_oidc_bearer", False)) for auth in classes]
+
+
+def is_bearer_view(callback: Any) -> bool:
+    """True when the view answers to bearer tokens (perhaps among other ways, such as a DRF session)."""
+    marked, auth = _bearer_marks(callback)
+    return marked or any(auth)
 
 
 def is_token_only_view(callback: Any) -> bool:
@@ -76,15 +84,8 @@ def is_token_only_view(callback: Any) -> bool:
     ``@bearer_auth`` views, ``BearerAuthMixin`` classes, and DRF views whose authentication classes are
     all bearer classes. A DRF view that also lists ``SessionAuthentication`` answers to sessions: False.
     """
-    if getattr(callback, "duo_oidc_bearer", False):
-        return True
-    view_class = _view_class(callback)
-    if view_class is None:
-        return False
-    if getattr(view_class, "duo_oidc_bearer", False):
-        return True
-    classes = list(getattr(view_class, "authentication_classes", ()) or ())
-    return bool(classes) and all(getattr(auth, "duo_oidc_bearer", False) for auth in classes)
+    marked, auth = _bearer_marks(callback)
+    return marked or (bool(auth) and all(auth))
 
 
 @functools.cache
