@@ -105,7 +105,7 @@ def validate(token: str) -> tuple[AccessGrant, Provider, bool]:
         if not isinstance(exc, _NOT_REMEMBERED):
             _remember(digest, _Refused.of(exc, now + REFUSED_FOR))
         raise
-    _remember(digest, _Seen.of(grant, trusted.version, checked_at, local))
+    _remember(digest, _Seen.of(grant, trusted.version, checked_at, local, token_length=len(token)))
     return grant, trusted.runtime.provider, False
 
 
@@ -243,7 +243,7 @@ def _introspect_again(
             logger.warning("Using the last confirmed grant of a bearer token: %s", exc.description)
             return entry.grant, provider, True
         raise
-    _remember(digest, _Seen.of(grant, trusted.version, checked_at, entry.local))
+    _remember(digest, _Seen.of(grant, trusted.version, checked_at, entry.local, token_length=len(token)))
     return grant, provider, False
 
 
