@@ -51,3 +51,36 @@ def test_deleting_scope_rules_with_the_admin_action_takes_effect_at_once_in_this
     model_admin = django_admin.site._registry[ScopeRule]
     model_admin.delete_queryset(RequestFactory().post("/"), ScopeRule.objects.filter(pk=rule.pk))
     assert not any(prefix == "/final-review/" for prefix, _, _ in policy_rules())
+
+
+def _proxy_user_model() -> Any:
+    """A proxy of the user model, as projects declare to give staff users their own admin page."""
+    from django.apps import apps
+    from django.contrib.auth import get_user_model
+
+    try:
+        return apps.get_model("auth", "FinalReviewEmployee")
+    except LookupError:
+        pass
+
+    class FinalReviewEmployee(get_user_model()):  # type: ignore[misc]
+        class Meta:
+            proxy = True
+            app_label = "auth"
+
+    return FinalReviewEmployee
+
+
+def test_a_user_deactivated_through_a_proxy_model_is_refused_at_once(
+    client: Client, fake_op: FakeOP, provider: Provider
+) -> None:
+    # post_save's sender is the class saved: a proxy of the user model (an "Employee" admin page) is not
+    # settings.AUTH_USER_MODEL, so apps.py's receivers never heard of the deactivation and the token
+    # stayed good for USER_TTL in the very process that saved the user.
+    user = link(provider)
+    token = issue(fake_op)
+    assert get(client, "/t/bearer/hot/", token).status_code == 200
+    employee = _proxy_user_model().objects.get(pk=user.pk)
+    employee.is_active = False
+    employee.save()
+    assert get(client, "/t/bearer/hot/", token).status_code == 401
