@@ -84,3 +84,28 @@ def test_a_user_deactivated_through_a_proxy_model_is_refused_at_once(
     employee.is_active = False
     employee.save()
     assert get(client, "/t/bearer/hot/", token).status_code == 401
+
+
+def test_a_re_linked_or_unlinked_identity_takes_effect_at_once_in_this_process(
+    client: Client, fake_op: FakeOP, provider: Provider
+) -> None:
+    # Examined (not a defect): Identity saves and deletes (and a user's cascade) forget the memo at once.
+    from django.contrib.auth import get_user_model
+
+    from django_duo_oidc.models import Identity
+
+    link(provider)
+    token = issue(fake_op)
+    assert get(client, "/t/bearer/any/", token).json()["user"] == "alice"
+    bob = get_user_model().objects.create_user(username="bob")
+    identity = Identity.objects.get(provider=provider, sub="alice-sub")
+    identity.user = bob
+    identity.save()
+    assert get(client, "/t/bearer/any/", token).json()["user"] == "bob"
+    Identity.objects.filter(pk=identity.pk).delete()  # a queryset delete sends post_delete too
+    assert get(client, "/t/bearer/any/", token).json()["user"] is None
+    Identity.objects.create(provider=provider, sub="alice-sub", user=bob)
+    assert get(client, "/t/bearer/any/", token).json()["user"] == "bob"
+    bob.delete()
+    response = get(client, "/t/bearer/any/", token)
+    assert response.status_code == 200 and response.json()["user"] is None
