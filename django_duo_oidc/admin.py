@@ -227,3 +227,7 @@ class ScopeRuleAdmin(admin.ModelAdmin):
     def delete_model(self, request: HttpRequest, obj: ScopeRule) -> None:
         super().delete_model(request, obj)
         reset_policy_cache()
+
+    def delete_queryset(self, request: HttpRequest, queryset: Any) -> None:
+        super().delete_queryset(request, queryset)  # the changelist's "Delete selected" action
+        reset_policy_cache()

@@ -12,7 +12,7 @@ class DuoOIDCConfig(AppConfig):
 
     def ready(self) -> None:
         from django.conf import settings
-        from django.db.models.signals import post_delete, post_save
+        from django.db.models.signals import class_prepared, post_delete, post_save
 
         from . import checks as duo_checks
         from . import logsafe
@@ -23,10 +23,27 @@ class DuoOIDCConfig(AppConfig):
         logsafe.install()
 
         # A user or an identity changed: bearer tokens re-read who they belong to at their next request.
-        for model in (settings.AUTH_USER_MODEL, Identity):
+        # post_save's sender is the class saved, so proxies and subclasses of the user model (an
+        # "Employee" admin page) are connected too; every model is loaded when ready() runs. Each by its
+        # sender: a receiver for all senders would turn off Django's fast delete for every model.
+        from django.apps import apps
+
+        watched = (apps.get_model(settings.AUTH_USER_MODEL), Identity)
+
+        def watch(model: type) -> None:
+            if not issubclass(model, watched):
+                return
             for name, signal in (("saved", post_save), ("deleted", post_delete)):
-                uid = f"duo_oidc_forget_linked_users_{name}_{model}"
+                uid = f"duo_oidc_forget_linked_users_{name}_{model._meta.label}"  # type: ignore[attr-defined]
                 signal.connect(resource_context.forget_linked_users, sender=model, dispatch_uid=uid)
+
+        def watch_later(sender: type, **kwargs: object) -> None:
+            watch(sender)  # a model class created after ready() (rare: tests, dynamic models)
+
+        self._watch_later = watch_later  # the signal holds a weak reference
+        for model in apps.get_models():
+            watch(model)
+        class_prepared.connect(watch_later, dispatch_uid="duo_oidc_watch_user_models")
 
         checks.register(duo_checks.check_settings, checks.Tags.security)
         checks.register(duo_checks.check_providers, checks.Tags.database)

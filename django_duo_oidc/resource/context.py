@@ -136,10 +136,13 @@ class _InactiveUser(InvalidClaim):
 USER_TTL = 1.0
 USERS_MAX = 10_000
 _users: dict[tuple[int, str], tuple[int | None, bool, float]] = {}
+# Bumped by every forget: a link read before a save that forgot the memo is not stored after it.
+_generation = [0]
 
 
 def forget_linked_users(**_: Any) -> None:
     """Forget which users token subjects are linked to (a user or an identity changed)."""
+    _generation[0] += 1
     _users.clear()
 
 
@@ -155,15 +158,17 @@ def _linked_user_pk(grant: AccessGrant, provider: Provider) -> int | None:
     now = time.monotonic()
     found = _users.get(key)
     if found is None or now >= found[2]:
+        generation = _generation[0]
         try:
             link = _identity_link(provider, grant.sub)
         except DatabaseError as exc:
             raise ProviderUnavailable("This site's user directory cannot be read right now.") from exc
         # No link: a subject that never logged in here (a valid token, no user).
         found = (link[0], link[1], now + USER_TTL) if link else (None, True, now + USER_TTL)
-        if len(_users) >= USERS_MAX:
-            _users.clear()
-        _users[key] = found
+        if generation == _generation[0]:  # else a save landed meanwhile: use it once, remember nothing
+            if len(_users) >= USERS_MAX:
+                _users.clear()
+            _users[key] = found
     user_pk, active, _expires = found
     if not active:
         raise _InactiveUser()
