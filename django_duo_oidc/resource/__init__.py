@@ -22,5 +22,5 @@ def reset() -> None:
 
     registry._registry.expires = 0.0
     validation._fetch_failed.clear()
-    context.forget_linked_users()
+    context._forget()
     memory.forget()

@@ -15,7 +15,7 @@ from asgiref.sync import sync_to_async
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AnonymousUser
 from django.core.exceptions import FieldDoesNotExist
-from django.db import DatabaseError
+from django.db import DatabaseError, transaction
 from django.http import HttpRequest, JsonResponse
 from django.utils.functional import SimpleLazyObject
 from django.views.decorators.debug import sensitive_variables
@@ -141,7 +141,16 @@ _generation = [0]
 
 
 def forget_linked_users(**_: Any) -> None:
-    """Forget which users token subjects are linked to (a user or an identity changed)."""
+    """Forget which users token subjects are linked to (a user or an identity changed).
+
+    Now, and again when the saving transaction commits: ``post_save`` runs before the commit, and a
+    request in another thread reading meanwhile would otherwise remember the old row for ``USER_TTL``.
+    """
+    _forget()
+    transaction.on_commit(_forget)
+
+
+def _forget() -> None:
     _generation[0] += 1
     _users.clear()
 

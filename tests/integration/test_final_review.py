@@ -109,3 +109,21 @@ def test_a_re_linked_or_unlinked_identity_takes_effect_at_once_in_this_process(
     bob.delete()
     response = get(client, "/t/bearer/any/", token)
     assert response.status_code == 200 and response.json()["user"] is None
+
+
+def test_a_link_remembered_from_before_the_deactivation_committed_is_forgotten_at_commit(
+    client: Client, fake_op: FakeOP, provider: Provider, django_capture_on_commit_callbacks: Any
+) -> None:
+    """post_save runs before the commit: a request in another thread that reads the identity meanwhile
+    sees the old, still active row and remembers it. The memo is cleared again when the save commits."""
+    import time
+
+    user = link(provider)
+    token = issue(fake_op)
+    assert get(client, "/t/bearer/any/", token).status_code == 200
+    with django_capture_on_commit_callbacks(execute=True):
+        user.is_active = False
+        user.save()
+        # Another thread, reading the last committed row (still active), remembers it meanwhile.
+        resource_context._users[(provider.pk, "alice-sub")] = (user.pk, True, time.monotonic() + 60)
+    assert get(client, "/t/bearer/any/", token).status_code == 401
