@@ -8,7 +8,7 @@ once with a new one (the provider may have revoked it, or rotated the client sec
 only to the origin the token was attached for and never follows a redirect: requests strips the
 token on a cross-origin redirect, and the retry must not put it back.
 
-The cache then holds access tokens, sealed (:func:`~django_duo_oidc.state.encryption.seal`); still, use a
+The cache then holds access tokens, sealed and bound to their key (``ProviderRuntime.trusted_cache``); still, use a
 cache only this site can read and write (as for sessions).
 """
 
@@ -31,7 +31,6 @@ from ..core.lifetimes import renewal_margin
 from ..core.scopes import format_scopes, parse_scopes
 from ..models import Provider
 from ..providers.runtime import ProviderRuntime, get_provider
-from ..state.encryption import SealedValueError, open_bound, seal_bound
 from ..state.singleflight import forget_result, shared_result, single_flight
 
 logger = logging.getLogger("django_duo_oidc")
@@ -112,7 +111,7 @@ def client_token(
             "renew_at": now + lifetime - margin,
             "scope": tokens.scope,
         }
-        runtime.cache.set(key, seal_bound(key, entry, lifetime - margin), lifetime - margin)
+        runtime.trusted_cache.set(key, entry, lifetime - margin)
         logger.info(
             "Obtained a client-credentials token from provider %s (scope %r, %s s)",
             runtime.provider.slug,
@@ -130,14 +129,7 @@ def client_token(
 
 def _cached_entry(runtime: ProviderRuntime, key: str) -> dict[str, Any] | None:
     """The cached token entry under ``key``; None when there is none or it does not open (then renewed)."""
-    found = runtime.cache.get(key)
-    if found is None:
-        return None
-    try:
-        entry = open_bound(key, found)
-    except SealedValueError:
-        logger.warning("Ignored a cached client-credentials token that does not open with the configured keys")
-        return None
+    entry = runtime.trusted_cache.get(key)
     return entry if isinstance(entry, dict) and isinstance(entry.get("access_token"), str) else None
 
 

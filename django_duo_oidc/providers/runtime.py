@@ -66,8 +66,8 @@ class ProviderRuntime:
         self.http = http or http_client()
         # Every cache access fails as CacheUnavailable (a ProviderUnavailable), never as a backend error.
         self.cache: SharedCache = shared_cache()
-        # Discovery (where the client secret goes) and the JWKS (which keys sign valid tokens): sealed and
-        # bound to their key, so a value planted in the cache by someone without the key is never trusted.
+        # What must be trusted when read back: discovery (where the client secret goes), the JWKS (which
+        # keys sign valid tokens), client tokens. Sealed and bound to key and expiry (state.cache.SealedView).
         self.trusted_cache = SealedView(self.cache)
         digest = hashlib.sha256(provider.issuer.encode()).hexdigest()[:32]
         self._metadata_key = f"duo_oidc:discovery:{digest}"

@@ -84,7 +84,7 @@ class SealedView:
     replayed by someone who can write to the cache but holds no key reads as missing: fetched again.
     """
 
-    def __init__(self, cache: SharedCache) -> None:
+    def __init__(self, cache: Any) -> None:  # a SharedCache, or anything with its get/set/add/delete
         self.cache = cache
 
     def get(self, key: str, default: Any = None) -> Any:

@@ -11,9 +11,10 @@ cache then fails to store it (a refresh the provider already answered must not b
 lock is then left to expire, so that no waiting worker does the same work again (they give up with
 ``ProviderUnavailable``, their requests are stale).
 
-Results are sealed in the cache (:func:`~django_duo_oidc.state.encryption.seal`: a refreshed token set holds
-tokens, and an introspection answer must not be forgeable by whoever can write to the cache); a
-result that does not open is ignored and computed again. Results must be JSON values.
+Results are sealed in the cache and bound to their key and expiry (:class:`~.cache.SealedView`): a
+refreshed token set holds tokens, and an introspection answer must not be forgeable, moved or replayed
+by whoever can write to the cache. A result that does not open is ignored and computed again. Results
+must be JSON values.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from ..core import errors
-from .encryption import SealedValueError, open_bound, seal_bound
+from .cache import SealedView
 
 T = TypeVar("T")
 
@@ -51,14 +52,14 @@ def single_flight(
     result_key, lock_key = f"{key}:result", f"{key}:lock"
     deadline = time.monotonic() + lock_timeout
     while True:
-        found = _open(result_key, cache.get(result_key))
+        found = _open(cache, result_key)
         if found is not None:
             return _unwrap(found)
         if cache.add(lock_key, 1, lock_timeout):
             # Another worker may have published its result and released the lock between our read
             # and our add: read again before computing, or the work is done twice.
             try:
-                found = _open(result_key, cache.get(result_key))
+                found = _open(cache, result_key)
             except errors.CacheUnavailable:
                 _forget(cache, lock_key)
                 raise
@@ -91,7 +92,7 @@ def single_flight(
 
 def shared_result(cache: Any, key: str) -> Any:
     """Return the successful result shared under ``key``, or None (none, a refusal, or unreadable)."""
-    found = _open(f"{key}:result", cache.get(f"{key}:result"))
+    found = _open(cache, f"{key}:result")
     return found[1] if found is not None and found[0] == "ok" else None
 
 
@@ -100,21 +101,16 @@ def forget_result(cache: Any, key: str) -> None:
     cache.delete(f"{key}:result")
 
 
-def _open(key: str, found: Any) -> list[Any] | None:
-    if found is None:
-        return None
-    try:
-        entry = open_bound(key, found)
-    except SealedValueError:
-        logger.warning("Ignored a single-flight result not sealed for its key (or expired, or under another key)")
-        return None
+def _open(cache: Any, key: str) -> list[Any] | None:
+    """The result shared under ``key``; None when there is none, or it was not sealed for this key."""
+    entry = SealedView(cache).get(key)
     return entry if isinstance(entry, list) and entry and entry[0] in ("ok", "error") else None
 
 
 def _publish(cache: Any, key: str, entry: tuple[Any, ...], timeout: float) -> bool:
     """Share ``entry``; False when the cache failed (logged, not raised: the caller has its answer)."""
     try:
-        cache.set(key, seal_bound(key, list(entry), timeout), timeout)
+        SealedView(cache).set(key, list(entry), timeout)
     except errors.CacheUnavailable:
         logger.warning("A single-flight result could not be shared: the shared cache failed")
         return False
