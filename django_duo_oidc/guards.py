@@ -15,27 +15,32 @@ from django.http import HttpRequest, HttpResponse
 __all__ = ["guarded", "guarded_dispatch"]
 
 
-def guarded(view: Callable[..., Any], refuse: Callable[[HttpRequest], HttpResponse | None]) -> Any:
-    """Wrap a sync or async view so that ``refuse(request)`` runs first; a response it returns wins."""
-    if iscoroutinefunction(view):
+def _checked(
+    call: Callable[..., Any], refuse: Callable[[HttpRequest], HttpResponse | None], *, is_async: bool
+) -> Callable[..., Any]:
+    """``call``, with ``refuse(request)`` run first (outside the event loop when async); a response wins."""
+    if is_async:
 
-        @wraps(view)
-        async def _async_view(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        async def _async_call(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
             refused = await sync_to_async(refuse)(request)
             if refused is not None:
                 return refused
-            return await view(request, *args, **kwargs)
+            return await call(request, *args, **kwargs)  # type: ignore[no-any-return]
 
-        return _async_view
+        return _async_call
 
-    @wraps(view)
-    def _view(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+    def _call(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         refused = refuse(request)
         if refused is not None:
             return refused
-        return view(request, *args, **kwargs)
+        return call(request, *args, **kwargs)  # type: ignore[no-any-return]
 
-    return _view
+    return _call
+
+
+def guarded(view: Callable[..., Any], refuse: Callable[[HttpRequest], HttpResponse | None]) -> Any:
+    """Wrap a sync or async view so that ``refuse(request)`` runs first; a response it returns wins."""
+    return wraps(view)(_checked(view, refuse, is_async=iscoroutinefunction(view)))
 
 
 def guarded_dispatch(
@@ -53,16 +58,4 @@ def guarded_dispatch(
     ``sync_to_async``, as ``@scopes_required`` does for async function views.
     """
     following = super(mixin, view).dispatch
-    if getattr(view, "view_is_async", False):
-
-        async def checked() -> HttpResponse:
-            refused = await sync_to_async(refuse)(request)
-            if refused is not None:
-                return refused
-            return await following(request, *args, **kwargs)  # type: ignore[no-any-return]
-
-        return checked()
-    refused = refuse(request)
-    if refused is not None:
-        return refused
-    return following(request, *args, **kwargs)
+    return _checked(following, refuse, is_async=getattr(view, "view_is_async", False))(request, *args, **kwargs)
