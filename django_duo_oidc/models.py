@@ -167,6 +167,13 @@ class Provider(models.Model):
         default=False,
         help_text=_("On logout, also end the session at the provider if it advertises end_session_endpoint."),
     )
+    backchannel_logout = models.BooleanField(
+        default=True,
+        help_text=_(
+            "Accept OpenID Connect Back-Channel Logout tokens from this provider at "
+            "/oidc/backchannel-logout/<slug>/ (give that URL to the provider): they end the user's sessions here."
+        ),
+    )
     enabled = models.BooleanField(default=True)
     is_default = models.BooleanField(default=False, help_text=_("Used when the login URL names no provider."))
     created_at = models.DateTimeField(auto_now_add=True)
@@ -327,6 +334,12 @@ class Identity(models.Model):
     granted_staff = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
     last_login_at = models.DateTimeField(null=True, blank=True)
+    # The join claims of the last login (email, preferred_username): what a directory connection matches
+    # Duo's Admin API users by. Never a token.
+    last_claims = models.JSONField(default=dict, blank=True)
+    # Duo's Admin API user_id (DU...) once a directory sync matched this identity (Duo's SSO ``sub`` is
+    # not the Admin API user_id).
+    duo_user_id = models.CharField(max_length=64, blank=True, db_index=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["provider", "sub"], name="duo_oidc_identity_provider_sub")]
@@ -382,3 +395,189 @@ class ScopeRule(models.Model):
             raise ValidationError({"path_prefix": _("A path prefix starts with /.")})
         if not parse_scopes(self.scopes):
             raise ValidationError({"scopes": _("Give at least one scope.")})
+
+
+# Sessions ------------------------------------------------------------------------------------------
+
+
+class LiveSession(models.Model):
+    """One live Django session of a user, so that "end every session of this user" is one call.
+
+    Maintained at login and logout. The session key is a credential: it is stored sealed (authenticated
+    encryption, :func:`~django_duo_oidc.state.encryption.seal`) and found by its SHA-256 digest.
+    """
+
+    class Kind(models.TextChoices):
+        OIDC = "oidc", _("OpenID Connect login")
+        MFA = "mfa", _("password and Duo second factor")
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="duo_live_sessions")
+    provider = models.ForeignKey(
+        Provider, null=True, blank=True, on_delete=models.CASCADE, related_name="live_sessions"
+    )
+    kind = models.CharField(max_length=8, choices=Kind.choices, default=Kind.OIDC)
+    sub = models.CharField(max_length=255, blank=True)
+    # The provider's session id (the ID token's ``sid``, OIDC Back-Channel Logout 1.0 section 2.1), if any.
+    sid = models.CharField(max_length=255, blank=True, db_index=True)
+    key_digest = models.CharField(max_length=64, unique=True)
+    key_sealed = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["user", "provider"], name="duo_oidc_livesession_user")]
+
+    def __str__(self) -> str:
+        where = self.provider.slug if self.provider_id else self.kind
+        return f"session of {self.user} via {where}"
+
+
+# Directory (Duo Admin API) -------------------------------------------------------------------------
+
+
+class DirectoryConnection(models.Model):
+    """A Duo Admin API application (read-only permissions suffice) that governs a provider's users."""
+
+    class Match(models.TextChoices):
+        EMAIL = "email", _("email: Duo's email equals the login's email claim")
+        USERNAME = "username", _("username: Duo's username equals the login's preferred_username claim")
+
+    slug = models.SlugField(unique=True)
+    name = models.CharField(max_length=100, blank=True)
+    api_host = models.CharField(
+        max_length=255,
+        help_text=_("The Admin API hostname, e.g. api-xxxxxxxx.duosecurity.com (host:port for a test server)."),
+    )
+    integration_key = models.CharField(max_length=64, help_text=_("Integration key (DI...)."))
+    secret_key_env = models.CharField(
+        max_length=255, blank=True, help_text=_("Name of an environment variable holding the secret key (preferred).")
+    )
+    secret_key_encrypted = models.TextField(blank=True, editable=False)
+    ca_certs = models.CharField(
+        max_length=500, blank=True, help_text=_("Path of a CA bundle to trust instead of Duo's pinned CAs (tests).")
+    )
+    provider = models.ForeignKey(Provider, on_delete=models.CASCADE, related_name="directories")
+    match = models.CharField(max_length=16, choices=Match.choices, default=Match.EMAIL)
+    manage_groups = models.BooleanField(
+        default=True,
+        help_text=_("Mirror Duo groups onto Django groups (only groups this connection created or was given)."),
+    )
+    group_prefix = models.CharField(
+        max_length=50, default="duo:", blank=True, help_text=_("Prefix of the Django groups made from Duo groups.")
+    )
+    deprovision = models.BooleanField(
+        default=True,
+        help_text=_("Deactivate linked users that Duo disables, locks out or deletes, and end their sessions."),
+    )
+    max_deprovision_percent = models.PositiveSmallIntegerField(
+        default=10,
+        help_text=_(
+            "A run that would deactivate more than this share of the linked users changes nothing and fails "
+            "(a wrong join key must not lock everyone out)."
+        ),
+    )
+    enabled = models.BooleanField(default=True)
+    last_sync_at = models.DateTimeField(null=True, blank=True, editable=False)
+    last_sync_ok = models.BooleanField(null=True, editable=False)
+    last_sync_summary = models.TextField(blank=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["slug"]
+
+    def __str__(self) -> str:
+        return self.name or self.slug
+
+    def clean(self) -> None:
+        super().clean()
+        if self.secret_key_env:
+            refusal = secret_env_refusal(self.secret_key_env)
+            if refusal:
+                raise ValidationError({"secret_key_env": refusal})
+
+    def set_secret_key(self, secret: str) -> None:
+        """Store the Admin API secret key encrypted at rest (needs ``DUO_OIDC["ENCRYPTION_KEYS"]``)."""
+        self.secret_key_encrypted = encrypt(secret) if secret else ""
+
+    def get_secret_key(self) -> str:
+        """Return the secret key, from the environment variable or the encrypted column."""
+        if self.secret_key_env:
+            refusal = secret_env_refusal(self.secret_key_env)
+            if refusal:
+                raise ConfigurationError(f"The directory's secret-key variable is not allowed. {refusal}")
+            value = os.environ.get(self.secret_key_env, "")
+            if not value:
+                raise ConfigurationError(
+                    f"The environment variable {self.secret_key_env} holding the Admin API secret key is not set."
+                )
+            return value
+        if self.secret_key_encrypted:
+            try:
+                return decrypt(self.secret_key_encrypted)
+            except SecretDecryptionError as exc:
+                raise ConfigurationError(str(exc)) from exc
+        raise ConfigurationError("The directory connection has no secret key.")
+
+    @property
+    def secret_status(self) -> str:
+        """Describe where the secret key comes from, without revealing it."""
+        if self.secret_key_env:
+            if secret_env_refusal(self.secret_key_env):
+                return f"environment variable {self.secret_key_env} (not allowed: see SECRET_ENV_PREFIXES)"
+            state = "set" if os.environ.get(self.secret_key_env) else "NOT SET"
+            return f"environment variable {self.secret_key_env} ({state})"
+        if self.secret_key_encrypted:
+            return "stored encrypted"
+        return "none"
+
+
+class DirectoryGroup(models.Model):
+    """A Duo group and the Django group it is mirrored onto (the only groups a sync adds or removes)."""
+
+    connection = models.ForeignKey(DirectoryConnection, on_delete=models.CASCADE, related_name="groups")
+    duo_group_id = models.CharField(max_length=64)  # DG...
+    name = models.CharField(max_length=255)
+    group = models.ForeignKey(Group, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["connection", "duo_group_id"], name="duo_oidc_directorygroup_unique")
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class DirectoryUser(models.Model):
+    """What the last complete sync saw of one Duo user: the access review reads it (never a secret)."""
+
+    connection = models.ForeignKey(DirectoryConnection, on_delete=models.CASCADE, related_name="users")
+    duo_user_id = models.CharField(max_length=64)  # DU...
+    username = models.CharField(max_length=255, blank=True)
+    email = models.CharField(max_length=255, blank=True)
+    realname = models.CharField(max_length=255, blank=True)
+    status = models.CharField(max_length=32, blank=True)  # active, bypass, disabled, locked out
+    is_enrolled = models.BooleanField(default=False)
+    last_login = models.DateTimeField(null=True, blank=True)
+    # [{"group_id": "DG...", "name": "..."}]
+    groups = models.JSONField(default=list, blank=True)
+    # Kind and count only: {"phones": 1, "tokens": 0, "webauthn": 2, "desktop": 0}
+    devices = models.JSONField(default=dict, blank=True)
+    identity = models.ForeignKey(
+        Identity, null=True, blank=True, on_delete=models.SET_NULL, related_name="directory_users"
+    )
+    seen_at = models.DateTimeField(null=True, blank=True)
+    # Set when Duo no longer lists the user (deleted in Duo).
+    deleted_at = models.DateTimeField(null=True, blank=True)
+    # Set when a sync made the linked Django user inactive; only such users are re-activated by a sync.
+    deprovisioned_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["connection", "duo_user_id"], name="duo_oidc_directoryuser_unique")
+        ]
+        ordering = ["username"]
+
+    def __str__(self) -> str:
+        return self.username or self.duo_user_id
