@@ -9,6 +9,9 @@ import pytest
 
 from tests import fakeop
 
+# Fixtures of the fake Duo servers (processes checking what Duo checks, driven by Duo's own SDKs).
+pytest_plugins = ["tests.fakeduo.admin_fixtures", "tests.fakeduo.universal_fixtures"]
+
 
 @pytest.fixture(autouse=True)
 def _fresh_process_memos() -> Iterator[None]:
