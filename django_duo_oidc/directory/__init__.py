@@ -1,3 +1,6 @@
-"""The Duo Admin API directory: sync users and groups, deprovision, and the access review's data."""
+"""The Duo Admin API directory: sync users and groups, deprovisioning, and the access review's data.
+
+May import: resource, freshness, login, outbound, sessions, providers, guards, models, signals, state, conf, core.
+"""
 
 from __future__ import annotations
