@@ -295,8 +295,9 @@ class Verifier:
         """Return ``(variant, "")`` for a good signature, ``(None, reason)`` otherwise."""
         dates = [v for k, v in headers if k.lower() == "date"]
         auths = [v for k, v in headers if k.lower() == "authorization"]
-        if len(dates) != 1 or len(auths) != 1:
-            return None, "missing or repeated Date/Authorization"
+        hosts = [v for k, v in headers if k.lower() == "host"]
+        if len(dates) != 1 or len(auths) != 1 or len(hosts) != 1:
+            return None, "missing or repeated Date/Authorization/Host"
         date = dates[0]
         if not _ZONE.search(date.strip()):
             return None, "Date without a zone"
