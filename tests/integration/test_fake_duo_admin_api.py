@@ -10,6 +10,7 @@ from __future__ import annotations
 import email.utils
 import hashlib
 import http.client
+import itertools
 import json
 import os
 import ssl
@@ -397,6 +398,26 @@ def test_a_sticky_failing_page_fails_every_time(fake_duo_admin: FakeDuoAdmin) ->
             list(admin.get_users_iterator())
         assert failed.value.status == 500  # type: ignore[attr-defined]
     assert fake_duo_admin.stats()["failed_pages"] == 2
+
+
+def test_users_deleted_mid_listing_shift_the_offsets_and_a_live_user_is_skipped(fake_duo_admin: FakeDuoAdmin) -> None:
+    # The hazard a sync must survive: offset paging over a changing directory skips users who still exist.
+    fake_duo_admin.set_state(users=[duo_user(f"u{i}") for i in range(7)])
+    fake_duo_admin.faults(page_limit=2, delete_during_listing={"offset": 4, "user_ids": [duo_user_id("u0")]})
+    admin = fake_duo_admin.admin_client()
+    totals = []
+    for offset in ("0", "2", "4", "6"):
+        page = json.loads(admin.api_call("GET", USERS_PATH, {"offset": offset})[1])
+        totals.append((page["metadata"]["total_objects"], [u["username"] for u in page["response"]]))
+    assert totals == [(7, ["u0", "u1"]), (7, ["u2", "u3"]), (6, ["u5", "u6"]), (6, [])]  # u4 never listed
+    assert admin.get_user_by_id(duo_user_id("u4"))["username"] == "u4"
+
+
+def test_a_lying_next_offset_never_ends_the_listing(fake_duo_admin: FakeDuoAdmin) -> None:
+    fake_duo_admin.set_state(users=[duo_user("a"), duo_user("b")])
+    fake_duo_admin.faults(page_limit=1, next_offset_loop=True)
+    listing = fake_duo_admin.admin_client().get_users_iterator()
+    assert [u["username"] for u in itertools.islice(listing, 5)] == ["a", "a", "a", "a", "a"]
 
 
 def test_down_closes_the_connection_and_delay_runs_into_timeouts(fake_duo_admin: FakeDuoAdmin) -> None:
