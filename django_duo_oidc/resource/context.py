@@ -161,15 +161,19 @@ def _linked_user_pk(grant: AccessGrant, provider: Provider) -> int | None:
     :raises _InactiveUser: the linked user may not log in (``is_active`` False).
     :raises ProviderUnavailable: the database cannot be read (503, never a 500, never a guess).
     """
-    if grant.is_client or grant.sub is None:
+    if grant.is_client or (grant.sub is None and grant.username is None):
         return None  # a server calling for itself is never a logged-in user
-    key = (provider.pk, grant.sub)
+    # Without a sub, the RFC 7662 username (django-oauth-toolkit): a key no sub can take ("\0" prefix).
+    key = (provider.pk, grant.sub if grant.sub is not None else "\0" + str(grant.username))
     now = time.monotonic()
     found = _users.get(key)
     if found is None or now >= found[2]:
         generation = _generation[0]
         try:
-            link = _identity_link(provider, grant.sub)
+            if grant.sub is not None:
+                link = _identity_link(provider, grant.sub)
+            else:
+                link = _identity_link_by_username(provider, str(grant.username))
         except DatabaseError as exc:
             raise ProviderUnavailable("This site's user directory cannot be read right now.") from exc
         # No link: a subject that never logged in here (a valid token, no user).
@@ -201,6 +205,25 @@ def _identity_link(provider: Provider, sub: str) -> tuple[int, bool] | None:
         return (row[0][0], bool(row[0][1])) if row else None
     pks = identities.values_list("user_id", flat=True)[:1]
     return (pks[0], True) if pks else None
+
+
+def _identity_link_by_username(provider: Provider, username: str) -> tuple[int, bool] | None:
+    """``(user pk, may log in)`` of the one identity of ``provider`` whose last login said ``username``
+    (``preferred_username``), else whose user has it as username; None when none or several do.
+
+    Only this provider's identities: the provider vouches for its own accounts' names, not for users
+    another provider (or a password) made.
+    """
+    identities = Identity.objects.filter(provider_id=provider.pk)
+    fields = ("user_id", "user__is_active") if _users_have_is_active() else ("user_id",)
+    for match in ({"last_claims__preferred_username": username}, {"user__username": username}):
+        rows = list(identities.filter(**match).values_list(*fields)[:2])
+        if len(rows) > 1:
+            logger.warning("Token username matches several identities of provider %s: linked to none", provider.slug)
+            return None
+        if rows:
+            return (rows[0][0], bool(rows[0][1]) if len(rows[0]) > 1 else True)
+    return None
 
 
 def _load_user(user_pk: int | None) -> Any:
