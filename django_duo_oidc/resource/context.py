@@ -6,7 +6,6 @@ did not ask for one.
 
 from __future__ import annotations
 
-import functools
 import logging
 import time
 from typing import TYPE_CHECKING, Any, Literal
@@ -14,7 +13,6 @@ from typing import TYPE_CHECKING, Any, Literal
 from asgiref.sync import sync_to_async
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AnonymousUser
-from django.core.exceptions import FieldDoesNotExist
 from django.db import DatabaseError, transaction
 from django.http import HttpRequest, JsonResponse
 from django.utils.functional import SimpleLazyObject
@@ -33,11 +31,17 @@ from ..core.errors import (
     TokenExpired,
 )
 from ..core.scopes import format_scopes, missing_scopes
-from ..models import Identity, Provider
+from ..models import Provider
 from .answers import error_response
+from .identities import identity_link, identity_link_by_username, users_have_is_active
 from .validation import validate
 
 logger = logging.getLogger("django_duo_oidc")
+
+# Module globals, so that a test (or a subclass of the process) can replace one lookup.
+_identity_link = identity_link
+_identity_link_by_username = identity_link_by_username
+_users_have_is_active = users_have_is_active
 
 
 class BearerContext:
@@ -186,44 +190,6 @@ def _linked_user_pk(grant: AccessGrant, provider: Provider) -> int | None:
     if not active:
         raise _InactiveUser()
     return user_pk
-
-
-@functools.cache
-def _users_have_is_active() -> bool:
-    try:
-        get_user_model()._meta.get_field("is_active")
-    except FieldDoesNotExist:
-        return False  # a custom user model without the field: every user may log in (AbstractBaseUser)
-    return True
-
-
-def _identity_link(provider: Provider, sub: str) -> tuple[int, bool] | None:
-    """``(user pk, may log in)`` of the identity ``(provider, sub)``, in one indexed query, or None."""
-    identities = Identity.objects.filter(provider_id=provider.pk, sub=sub)
-    if _users_have_is_active():
-        row = identities.values_list("user_id", "user__is_active")[:1]
-        return (row[0][0], bool(row[0][1])) if row else None
-    pks = identities.values_list("user_id", flat=True)[:1]
-    return (pks[0], True) if pks else None
-
-
-def _identity_link_by_username(provider: Provider, username: str) -> tuple[int, bool] | None:
-    """``(user pk, may log in)`` of the one identity of ``provider`` whose last login said ``username``
-    (``preferred_username``), else whose user has it as username; None when none or several do.
-
-    Only this provider's identities: the provider vouches for its own accounts' names, not for users
-    another provider (or a password) made.
-    """
-    identities = Identity.objects.filter(provider_id=provider.pk)
-    fields = ("user_id", "user__is_active") if _users_have_is_active() else ("user_id",)
-    for match in ({"last_claims__preferred_username": username}, {"user__username": username}):
-        rows = list(identities.filter(**match).values_list(*fields)[:2])
-        if len(rows) > 1:
-            logger.warning("Token username matches several identities of provider %s: linked to none", provider.slug)
-            return None
-        if rows:
-            return (rows[0][0], bool(rows[0][1]) if len(rows[0]) > 1 else True)
-    return None
 
 
 def _load_user(user_pk: int | None) -> Any:
