@@ -123,6 +123,9 @@ class ProviderAdmin(admin.ModelAdmin):
                     "introspect",
                     "end_session",
                     "logout_id_token_hint",
+                    "revoke_at_logout",
+                    "resource_indicators",
+                    "browser_login",
                 )
             },
         ),
@@ -134,6 +137,7 @@ class ProviderAdmin(admin.ModelAdmin):
                     "access_token_audiences",
                     "access_token_require_audience",
                     "machine_clients",
+                    "introspect_with",
                 )
             },
         ),

@@ -58,6 +58,8 @@ CONNECTION_FIELDS = (
     "access_token_audiences",
     "access_token_require_audience",
     "machine_clients",
+    "resource_indicators",
+    "introspect_with",
     # Endpoints set by hand: where the client secret and tokens are sent, and which keys are trusted.
     "authorization_endpoint",
     "token_endpoint",
@@ -209,6 +211,39 @@ class Provider(models.Model):
             "Logout 1.0 recommends it; Glewlwyd and Keycloak do nothing without it). It then appears in the "
             "browser's address bar and history and in the provider's access log: the ID token is not a credential "
             "for APIs, but it names the user."
+        ),
+    )
+    resource_indicators = models.CharField(
+        max_length=500,
+        blank=True,
+        help_text=_(
+            "Space-separated RFC 8707 resource indicators (absolute URIs) sent at login and on refresh, so that "
+            "the provider issues access tokens whose audience is the downstream API the site calls for the user."
+        ),
+    )
+    introspect_with = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text=_(
+            "Another provider row whose introspection endpoint and client credentials introspect this provider's "
+            "tokens (Duo's Global Token Introspection: one authorization server validates another's tokens)."
+        ),
+    )
+    revoke_at_logout = models.BooleanField(
+        default=True,
+        help_text=_(
+            "At logout, revoke the refresh token, then the access token, at the provider when it advertises a "
+            "revocation endpoint (RFC 7009)."
+        ),
+    )
+    browser_login = models.BooleanField(
+        default=True,
+        help_text=_(
+            "Offer this provider for browser logins. Off for an authorization server used only to issue or "
+            "validate tokens (Duo's client-credentials applications)."
         ),
     )
     backchannel_logout = models.BooleanField(
