@@ -116,6 +116,8 @@ def dot_site_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DotSi
         # Session checks only when a renewal is due (every ACCESS_TOKEN_SECONDS / 2): a refused
         # renewal, not an introspection answer, is what ends a session in test 5.
         "DUO_OIDC_REVALIDATE_SECONDS": "30",
+        # DOT's introspection names the user by username only (no sub): the opt-in link (README).
+        "DUO_OIDC_LINK_TOKENS_BY_USERNAME": "1",
         **database_env(tmp),
     }
     site = DotSite(
