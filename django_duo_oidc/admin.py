@@ -9,6 +9,7 @@ them is logged (field names and the admin user, never a value) and recorded in t
 from __future__ import annotations
 
 import logging
+import threading
 from typing import Any
 
 from django import forms
@@ -16,6 +17,8 @@ from django.contrib import admin, messages
 from django.core.exceptions import ImproperlyConfigured
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.urls import NoReverseMatch, reverse
 from django.utils.decorators import method_decorator
 from django.views.decorators.debug import sensitive_post_parameters
 
@@ -24,6 +27,13 @@ from .policy.rules import reset_policy_cache
 from .providers.connection import check_connection
 
 logger = logging.getLogger("django_duo_oidc")
+# The request of the provider form being rendered, per thread (read-only fields are given the object only).
+_current = threading.local()
+
+
+def _forget_request(*args: Any) -> None:
+    _current.request = None
+
 
 CONNECTION_PERMISSION = "duo_oidc.change_provider_connection"
 # Form-only fields that write the secret.
@@ -86,13 +96,24 @@ class ProviderAdmin(admin.ModelAdmin):
     list_display = ("name", "slug", "issuer", "client_id", "secret_status", "enabled", "is_default")
     list_filter = ("enabled",)
     search_fields = ("name", "slug", "issuer", "client_id")
-    readonly_fields = ("secret_status", "created_at", "updated_at")
+    readonly_fields = ("secret_status", "backchannel_logout_url", "created_at", "updated_at")
     inlines = [GroupRuleInline]
     actions = ["check_connection_action"]
 
     @method_decorator(sensitive_post_parameters("client_secret"))  # never in an error report
     def changeform_view(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        return super().changeform_view(request, *args, **kwargs)
+        # For backchannel_logout_url, which is given only the object; the page is rendered after this
+        # returns (a TemplateResponse), so the request is forgotten once it has been rendered.
+        _current.request = request
+        response = None
+        try:
+            response = super().changeform_view(request, *args, **kwargs)
+        finally:
+            if isinstance(response, TemplateResponse) and not response.is_rendered:
+                response.add_post_render_callback(_forget_request)
+            else:
+                _forget_request()
+        return response
 
     fieldsets = (
         (None, {"fields": ("name", "slug", "enabled", "is_default")}),
@@ -112,7 +133,8 @@ class ProviderAdmin(admin.ModelAdmin):
                 )
             },
         ),
-        ("Login request", {"fields": ("scopes", "prompt", "max_age", "use_userinfo", "introspect", "end_session")}),
+        ("Login request", {"fields": ("scopes", "prompt", "max_age", "use_userinfo", "introspect")}),
+        ("Logout", {"fields": ("end_session", "backchannel_logout", "backchannel_logout_url")}),
         ("APIs (bearer access tokens)", {"fields": ("access_token_validation", "access_token_audiences")}),
         (
             "Users",
@@ -133,6 +155,19 @@ class ProviderAdmin(admin.ModelAdmin):
     @admin.display(description="client secret")
     def secret_status(self, obj: Provider) -> str:
         return obj.secret_status
+
+    @admin.display(description="back-channel logout URL")
+    def backchannel_logout_url(self, obj: Provider) -> str:
+        """The URL to give the provider as this client's ``backchannel_logout_uri``."""
+        if not obj.pk or not obj.slug:
+            return "(shown once the provider is saved)"
+        try:
+            path = reverse("duo_oidc:backchannel-logout", args=[obj.slug])
+        except NoReverseMatch:
+            return "(include django_duo_oidc.urls in the URLconf to receive back-channel logout)"
+        request = getattr(_current, "request", None)
+        url = request.build_absolute_uri(path) if request is not None else path
+        return url if obj.backchannel_logout else f"{url} (off: turn on back-channel logout to accept it)"
 
     # The connection permission ------------------------------------------------------------------
 

@@ -1,4 +1,6 @@
-"""Live sessions per user and provider: end every session of a user in one call (:mod:`.index`).
+"""Live sessions per user and provider: end every session of a user in one call (:mod:`.index`), and
+OpenID Connect Back-Channel Logout 1.0, the provider's way to end them (:mod:`.backchannel`, the view
+``django_duo_oidc.urls`` serves as ``duo_oidc:backchannel-logout``).
 
 Public API: :func:`record_session` (at login), :func:`forget_session` (at logout, also wired to Django's
 ``user_logged_out``), :func:`end_sessions` (the one call), :func:`rekey_session` (the middleware, when
