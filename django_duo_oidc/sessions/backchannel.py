@@ -25,6 +25,7 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_not_required
+from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
@@ -111,7 +112,11 @@ def backchannel_logout(request: HttpRequest, slug: str) -> HttpResponse:
         response = _answer(405, "Back-channel logout requests are POSTed (section 2.5).")
         response["Allow"] = "POST"
         return response
-    provider = Provider.objects.filter(slug=slug, enabled=True, backchannel_logout=True).first()
+    try:
+        provider = Provider.objects.filter(slug=slug, enabled=True, backchannel_logout=True).first()
+    except DatabaseError as exc:
+        logger.error("Back-channel logout could not look up its provider: the database failed (%s)", type(exc).__name__)
+        return _answer(503, "The logout cannot be processed right now; please retry.", retry_after=5)
     if provider is None:
         # Not there, disabled, or not accepting back-channel logout: nothing here to post to, and no
         # token is parsed or key fetched on behalf of a provider this site does not listen to.

@@ -349,3 +349,27 @@ def test_the_command_prints_the_url_and_switches_it(fake_op: FakeOP, provider: P
     call_command("duo_oidc_provider", "duo", "--backchannel-logout")
     provider.refresh_from_db()
     assert provider.backchannel_logout is True
+
+
+def test_the_database_down_is_503_not_500(fake_op: FakeOP, provider: Provider, monkeypatch: pytest.MonkeyPatch) -> None:
+    from django.db import OperationalError
+    from django.db.models.query import QuerySet
+
+    def down(self: Any) -> Any:
+        raise OperationalError("database is locked")
+
+    token = logout_token(fake_op)
+    monkeypatch.setattr(QuerySet, "first", down)
+    response = post(token)
+    assert_refused(response, 503)
+    assert response["Retry-After"]
+
+
+def test_a_flood_of_unknown_keys_does_not_flood_the_provider(fake_op: FakeOP, provider: Provider) -> None:
+    post(logout_token(fake_op, sid="warm-up"))  # discovery and keys fetched once
+    before = sum(1 for _method, name in fake_op.calls if name == "jwks")
+    for n in range(20):
+        token = fake_op.sign({"iss": fake_op.issuer, "aud": fake_op.client_id}, {"kid": f"unknown-{n}"})
+        assert_refused(post(token))
+    after = sum(1 for _method, name in fake_op.calls if name == "jwks")
+    assert after - before <= 1  # one refetch for a possibly rotated key, then JWKS_REFETCH_INTERVAL

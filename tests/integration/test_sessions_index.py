@@ -54,11 +54,30 @@ async def acycle(request: HttpRequest) -> HttpResponse:
     return JsonResponse({"ok": True})
 
 
+def ended_meanwhile(request: HttpRequest) -> HttpResponse:
+    """A request in flight while a back-channel logout (another worker) ends its session; then it
+    writes to its session, as the freshness check does when it stores renewed tokens."""
+    end_sessions(request.user, reason="test: ended elsewhere")
+    request.session["written_after_the_end"] = True
+    return JsonResponse({"ok": True})
+
+
+async def aended_meanwhile(request: HttpRequest) -> HttpResponse:
+    from asgiref.sync import sync_to_async
+
+    user = await request.auser()
+    await sync_to_async(end_sessions)(user, reason="test: ended elsewhere")
+    await request.session.aset("written_after_the_end", True)
+    return JsonResponse({"ok": True})
+
+
 urlpatterns = [
     *test_urls,
     path("t/sessions/password/", change_password),
     path("t/sessions/cycle/", cycle),
     path("t/sessions/acycle/", acycle),
+    path("t/sessions/ended-meanwhile/", ended_meanwhile),
+    path("t/sessions/aended-meanwhile/", aended_meanwhile),
 ]
 
 
@@ -162,6 +181,23 @@ def test_a_cycled_key_is_followed_and_can_still_be_ended(
     assert end_sessions(row.user, reason="test") == 1
     assert me(client) == {"authenticated": False}
     assert not store_has(new)
+
+
+@pytest.mark.urls(__name__)
+@pytest.mark.parametrize("url", ["/t/sessions/ended-meanwhile/", "/t/sessions/aended-meanwhile/"])
+@pytest.mark.parametrize("save_every_request", [False, True])
+def test_a_request_in_flight_does_not_write_an_ended_session_back(
+    client: Client, fake_op: FakeOP, provider: Provider, engine: str, url: str, save_every_request: bool, settings: Any
+) -> None:
+    # Django's db and cache stores both refuse to save a session deleted meanwhile (UpdateError, a 400
+    # "session was deleted before the request completed"): the ended session is not written back.
+    settings.SESSION_SAVE_EVERY_REQUEST = save_every_request
+    login(client, fake_op)
+    key = session_key(client)
+    response = client.get(url)
+    assert response.status_code == 400
+    assert not store_has(key)
+    assert me(client) == {"authenticated": False}
 
 
 def test_an_unknown_session_cookie_costs_no_query(
@@ -434,3 +470,23 @@ def test_the_user_admin_action_checks_the_permission_itself(fake_op: FakeOP, pro
     request.user = User.objects.create_superuser("boss", "boss@example.test", "pw")
     end_user_sessions(model_admin, request, users)
     assert me(alice) == {"authenticated": False}
+
+
+def test_logout_goes_on_when_the_index_cannot_be_written(
+    client: Client, fake_op: FakeOP, provider: Provider, monkeypatch: pytest.MonkeyPatch, caplog: Any
+) -> None:
+    from django.db import OperationalError
+    from django.db.models.query import QuerySet
+
+    login(client, fake_op)
+    real_delete = QuerySet.delete
+
+    def delete(self: QuerySet[Any]) -> Any:
+        if self.model is LiveSession:
+            raise OperationalError("database is locked")
+        return real_delete(self)
+
+    monkeypatch.setattr(QuerySet, "delete", delete)
+    assert client.post("/oidc/logout/").status_code == 302
+    assert me(client) == {"authenticated": False}
+    assert "Could not drop the index row" in caplog.text
