@@ -30,7 +30,7 @@ from django.urls import NoReverseMatch, reverse
 from django.utils.decorators import method_decorator
 from django.views.decorators.debug import sensitive_post_parameters
 
-from .models import CONNECTION_FIELDS, GroupRule, Identity, LiveSession, Provider, ScopeRule
+from .models import CONNECTION_FIELDS, ENDPOINT_FIELDS, GroupRule, Identity, LiveSession, Provider, ScopeRule
 from .policy.rules import reset_policy_cache
 from .providers.connection import check_connection
 from .sessions import end_indexed
@@ -142,9 +142,48 @@ class ProviderAdmin(admin.ModelAdmin):
                 )
             },
         ),
-        ("Login request", {"fields": ("scopes", "prompt", "max_age", "use_userinfo", "introspect")}),
-        ("Logout", {"fields": ("end_session", "backchannel_logout", "backchannel_logout_url")}),
-        ("APIs (bearer access tokens)", {"fields": ("access_token_validation", "access_token_audiences")}),
+        (
+            "Login request",
+            {
+                "fields": (
+                    "scopes",
+                    "prompt",
+                    "max_age",
+                    "use_userinfo",
+                    "introspect",
+                    "resource_indicators",
+                    "browser_login",
+                )
+            },
+        ),
+        (
+            "Logout",
+            {
+                "fields": (
+                    "end_session",
+                    "logout_id_token_hint",
+                    "revoke_at_logout",
+                    "backchannel_logout",
+                    "backchannel_logout_url",
+                )
+            },
+        ),
+        (
+            "APIs (bearer access tokens)",
+            {
+                "fields": (
+                    "access_token_validation",
+                    "access_token_audiences",
+                    "access_token_require_audience",
+                    "machine_clients",
+                    "introspect_with",
+                )
+            },
+        ),
+        (
+            "Endpoints set by hand (blank: from the provider's metadata)",
+            {"classes": ("collapse",), "fields": ENDPOINT_FIELDS},
+        ),
         (
             "Users",
             {
