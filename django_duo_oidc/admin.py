@@ -338,7 +338,8 @@ class IdentityAdmin(admin.ModelAdmin):
     @admin.action(description="End all sessions of these users", permissions=["end_sessions"])
     def end_all_sessions(self, request: HttpRequest, queryset: QuerySet[Identity]) -> None:
         """Every indexed session of each identity's user, whichever provider (or password+MFA) opened it."""
-        end_user_sessions(self, request, get_user_model()._default_manager.filter(duo_identities__in=queryset))
+        users = get_user_model()._default_manager.filter(duo_identities__in=queryset).distinct()
+        end_user_sessions(self, request, users)
 
 
 @admin.register(LiveSession)

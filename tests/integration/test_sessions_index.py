@@ -410,7 +410,9 @@ def test_identity_action_ends_every_session_of_the_user(fake_op: FakeOP, provide
     login(second, fake_op)
     login(bob, fake_op, sub="bob")
     identity = provider.identities.get(sub="alice")
-    page = run_action(superuser(), IDENTITIES, "end_all_sessions", [identity.pk]).content.decode()
+    second_provider = Provider.objects.create(slug="other", issuer="https://other.test", client_id="x")
+    other = identity.user.duo_identities.create(provider=second_provider, sub="alice-elsewhere")
+    page = run_action(superuser(), IDENTITIES, "end_all_sessions", [identity.pk, other.pk]).content.decode()
     assert "Ended 2 session(s) of 1 user(s)." in page
     assert me(first) == {"authenticated": False} and me(second) == {"authenticated": False}
     assert me(bob)["authenticated"] is True
