@@ -70,6 +70,11 @@ DEFAULTS: dict[str, Any] = {
     # last login said that preferred_username. Off by default: a username is not a stable identifier
     # (renamed or reused at the provider, it would hand one person's account to another).
     "LINK_TOKENS_BY_USERNAME": False,
+    # OIDC Back-Channel Logout: a logout token older than this many seconds (by its iat, plus LEEWAY) is
+    # refused. Each token's jti is remembered (single use) for this long plus twice LEEWAY, so the
+    # replay check covers every token that can still be accepted (exp alone may be far off, or absent).
+    # Providers post a logout token the moment they issue it.
+    "BACKCHANNEL_LOGOUT_MAX_AGE": 120,
 }
 
 
@@ -177,6 +182,10 @@ class Settings:
     @property
     def link_tokens_by_username(self) -> bool:
         return bool(self._get("LINK_TOKENS_BY_USERNAME"))
+
+    @property
+    def backchannel_logout_max_age(self) -> int:
+        return max(1, int(self._get("BACKCHANNEL_LOGOUT_MAX_AGE")))
 
     def unknown_keys(self) -> list[str]:
         return sorted(set(getattr(settings, "DUO_OIDC", {})) - set(DEFAULTS))
