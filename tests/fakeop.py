@@ -87,6 +87,7 @@ class FakeOP:
         # RFC 7009: served at /revoke always, advertised in discovery only when asked; what was revoked.
         self.advertise_revocation = False
         self.revocations: list[dict[str, str]] = []
+        self.introspected: list[str] = []  # every token sent to the introspection endpoint
         # Every token request's form with repeated fields kept (RFC 8707 resource), in order.
         self.token_requests: list[dict[str, list[str]]] = []
 
@@ -344,7 +345,12 @@ class FakeOP:
         form = _form(request)
         if not self.authenticate_client(request, form):
             return 401, {"error": "invalid_client"}, {}
-        state = self.tokens.get(form.get("token", ""))
+        token = form.get("token", "")
+        self.introspected.append(token)
+        state = self.tokens.get(token)
+        if state is None and token in self.refresh_tokens:  # RFC 7662: any token of a grant
+            entry = self.refresh_tokens[token]
+            state = {"active": entry["active"], "scope": entry["scope"], "sub": entry["grant"]["sub"]}
         if state is None or not state["active"]:
             return 200, {"active": False}, {}
         answer = {"active": True, "scope": state["scope"], "sub": state["sub"], "client_id": self.client_id}

@@ -84,7 +84,7 @@ def ensure_fresh(request: HttpRequest) -> None:
             data = session.with_tokens({**data, **renewed}, **tokens)
             # Kept at once, whatever the check below says: a rotated refresh token is already spent.
             session.save_login(request, data)
-        info = introspect(runtime, session.access_token(data))
+        info = introspect(runtime, introspected_token(provider, data))
         if info is not None:
             if not info["active"]:
                 end_session(request, provider, "the provider says the grant is no longer active")
@@ -106,6 +106,16 @@ def ensure_fresh(request: HttpRequest) -> None:
         return
     data["checked_at"] = now
     session.save_login(request, data)
+
+
+@sensitive_variables()
+def introspected_token(provider: Provider, data: dict[str, Any]) -> str:
+    """The token whose state says whether the grant is alive: the access token, except for a provider
+    row with RFC 8707 resource indicators, whose access tokens are meant for another API (providers
+    refuse to introspect them for this client: oidc-provider answers ``unsupported_token_type``);
+    then the refresh token (RFC 7662 section 2.1 introspects any token of the grant), when there is one."""
+    refresh_token = session.refresh_token(data) if provider.resource_list else None
+    return refresh_token or session.access_token(data)
 
 
 @sensitive_variables()

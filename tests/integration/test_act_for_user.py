@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import requests
 from asgiref.sync import async_to_sync
+from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.core.management import call_command
 from django.core.management.base import CommandError
@@ -509,11 +510,60 @@ def test_resource_indicators_are_sent_at_login_code_exchange_and_refresh(
 
     assert parse_qs(urlsplit(url).query)["resource"] == ["urn:crm", "https://api.example.test/contacts"]
     client.get("/oidc/callback/?" + fake_op.authorize(url, scope=CRM))
-    assert fake_op.token_requests[-1]["resource"] == ["urn:crm", "https://api.example.test/contacts"]
+    # The login reads userinfo: its token stays the provider's (a token for urn:crm would be refused there).
+    assert "resource" not in fake_op.token_requests[-1]
     due(client)
     client.get("/t/act/token/")
     assert fake_op.token_requests[-1]["grant_type"] == ["refresh_token"]
     assert fake_op.token_requests[-1]["resource"] == ["urn:crm", "https://api.example.test/contacts"]
+
+
+def test_with_resource_indicators_the_freshness_check_introspects_the_refresh_token(
+    client: Client, fake_op: FakeOP, provider: Provider
+) -> None:
+    """The session's access token is meant for another API, and providers refuse to introspect it for
+    this client (oidc-provider: unsupported_token_type, which ended the session): the grant's refresh
+    token says whether it is alive. Fails before the fix: the access token was introspected."""
+    provider.resource_indicators = "urn:crm"
+    provider.save()
+    login(client, fake_op, scope=CRM)
+    access, refresh = stored_tokens(client)
+    original = fake_op.introspection_endpoint
+
+    def refuse_api_tokens(request: Any) -> Any:  # what oidc-provider does with a token for urn:crm
+        body = request.body.decode() if isinstance(request.body, bytes) else str(request.body)
+        if f"token={access}" in body:
+            return 400, {"error": "unsupported_token_type"}, {}
+        return original(request)
+
+    fake_op.introspection_endpoint = refuse_api_tokens  # type: ignore[method-assign]
+    session = client.session
+    data = dict(session["duo_oidc"])
+    data["checked_at"] = time.time() - 3600
+    session["duo_oidc"] = data
+    session.save()
+    assert client.get("/contacts/").status_code == 200
+    assert fake_op.introspected == [refresh]
+    fake_op.revoke("alice")
+    session = client.session
+    data = dict(session["duo_oidc"])
+    data["checked_at"] = time.time() - 3600
+    session["duo_oidc"] = data
+    session.save()
+    cache.clear()  # the window's shared answer
+    assert client.get("/contacts/").status_code == 302  # the grant was revoked: the session ends
+    assert me(client) == {"authenticated": False}
+
+
+def test_without_userinfo_the_code_exchange_names_the_resources_too(
+    client: Client, fake_op: FakeOP, provider: Provider
+) -> None:
+    provider.resource_indicators = "urn:crm"
+    provider.use_userinfo = False
+    provider.save()
+    login(client, fake_op, scope=CRM)
+    assert fake_op.token_requests[-1]["grant_type"] == ["authorization_code"]
+    assert fake_op.token_requests[-1]["resource"] == ["urn:crm"]
 
 
 def test_without_resource_indicators_none_is_sent(client: Client, fake_op: FakeOP, provider: Provider) -> None:
