@@ -168,6 +168,7 @@ def current_access_token(request: HttpRequest, *, force: bool = False) -> str:
     return tokens["access_token"]
 
 
+@sensitive_variables()
 def _outage(
     data: dict[str, Any], current: str, provider: Provider, exc: DuoOIDCError, *, force: bool, now: float
 ) -> str:
@@ -192,8 +193,8 @@ def login_again(request: HttpRequest, exc: ReauthenticationRequired | None = Non
     """Send the user through login again, back to this page: what a view answers to
     :class:`~django_duo_oidc.core.errors.ReauthenticationRequired` (the middleware does it by default).
 
-    ``next`` is this request's path for a GET, the referring page's path is not trusted: other methods
-    come back to ``LOGIN_REDIRECT_URL``.
+    ``next`` is this page for a GET or HEAD; after another method (a form post) the login lands on
+    ``LOGIN_REDIRECT_URL``, as the posted data cannot be replayed.
     """
     params: dict[str, str] = {}
     slug = (exc.provider if exc is not None else None) or getattr(getattr(request, "oidc", None), "provider", None)

@@ -28,6 +28,7 @@ login again: the middleware does for views) and ``ProviderUnavailable``.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import AsyncGenerator, Generator
 from typing import Any, Protocol
@@ -35,6 +36,7 @@ from urllib.parse import urljoin
 
 import requests
 from django.core.exceptions import ImproperlyConfigured
+from django.views.decorators.debug import sensitive_variables
 
 from .client_credentials import _origin, _url_for_log
 
@@ -68,6 +70,10 @@ def _bearer(token: str) -> str:
     return f"Bearer {token}"
 
 
+def _digest(header: str) -> str:
+    return hashlib.sha256(header.encode()).hexdigest()
+
+
 class UserTokenAuth(requests.auth.AuthBase):
     """``requests`` authentication with the signed-in user's access token; one retry on a 401.
 
@@ -77,6 +83,9 @@ class UserTokenAuth(requests.auth.AuthBase):
     def __init__(self, source: Any) -> None:
         self.source = _source(source)
 
+    # No token is held in a local variable of these methods: Django's error reports list locals (and
+    # the request objects' reprs show no headers).
+    @sensitive_variables()
     def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
         request.headers["Authorization"] = _bearer(self.source.access_token())
         # Only this very request carries the mark (PreparedRequest.copy drops it): a redirected request
@@ -85,6 +94,7 @@ class UserTokenAuth(requests.auth.AuthBase):
         request.register_hook("response", self._on_response)
         return request
 
+    @sensitive_variables()
     def _on_response(self, response: requests.Response, **kwargs: Any) -> requests.Response:
         sent = response.request
         if response.is_redirect:
@@ -95,18 +105,16 @@ class UserTokenAuth(requests.auth.AuthBase):
         origin = getattr(sent, "_duo_oidc_origin", None)
         if origin is None or origin != _origin(sent.url):
             return response
-        rejected = str(sent.headers.get("Authorization", ""))
-        token = self.source.access_token(force=True)
-        if _bearer(token) == rejected:
-            return response  # nothing newer to send: the 401 stands
         if getattr(sent, "_body_position", None) is not None:
             requests.utils.rewind_body(sent)  # a file body must be read again from the start
         elif sent.body is not None and not isinstance(sent.body, str | bytes):
             return response  # a generator body cannot be sent twice
+        retry = sent.copy()
+        retry.headers["Authorization"] = _bearer(self.source.access_token(force=True))
+        if retry.headers["Authorization"] == sent.headers.get("Authorization"):
+            return response  # nothing newer to send: the 401 stands
         response.content  # noqa: B018 - read and release the connection of the refused answer
         response.close()
-        retry = sent.copy()
-        retry.headers["Authorization"] = _bearer(token)
         retry._duo_oidc_retried = True  # type: ignore[attr-defined]
         retry._duo_oidc_origin = origin  # type: ignore[attr-defined]
         logger.info("Retrying %s %s once with a renewed user token after a 401", sent.method, _url_for_log(sent.url))
@@ -140,25 +148,25 @@ if httpx is not None:
         def __init__(self, source: Any) -> None:
             self.source = _source(source)
 
+        # Generators: Django's sensitive_variables cannot cover their frames, so no token is held in a
+        # local variable here (only its digest, to tell a renewed token from the refused one).
         def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-            token = self.source.access_token()
-            request.headers["Authorization"] = _bearer(token)
+            request.headers["Authorization"] = _bearer(self.source.access_token())
+            sent = _digest(request.headers["Authorization"])
             response = yield request
             if self._retry_wanted(request, response):
-                renewed = self.source.access_token(force=True)
-                if renewed != token:
-                    request.headers["Authorization"] = _bearer(renewed)
+                request.headers["Authorization"] = _bearer(self.source.access_token(force=True))
+                if _digest(request.headers["Authorization"]) != sent:
                     self._log(request)
                     yield request
 
         async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
-            token = await self.source.aaccess_token()
-            request.headers["Authorization"] = _bearer(token)
+            request.headers["Authorization"] = _bearer(await self.source.aaccess_token())
+            sent = _digest(request.headers["Authorization"])
             response = yield request
             if self._retry_wanted(request, response):
-                renewed = await self.source.aaccess_token(force=True)
-                if renewed != token:
-                    request.headers["Authorization"] = _bearer(renewed)
+                request.headers["Authorization"] = _bearer(await self.source.aaccess_token(force=True))
+                if _digest(request.headers["Authorization"]) != sent:
                     self._log(request)
                     yield request
 

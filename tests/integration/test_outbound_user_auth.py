@@ -390,3 +390,38 @@ def test_httpx_with_a_django_request(client: Client, fake_op: FakeOP, provider: 
     with httpx.Client(auth=HttpxUserTokenAuth(request), transport=_mock(handler)) as http:
         assert http.get("https://api.example.test/contacts").status_code == 200
     assert seen == [f"Bearer {token}"]
+
+
+def test_an_error_report_of_a_failed_retry_shows_no_token() -> None:
+    """A network error during the retry becomes a 500 with Django's error report (and its email to the
+    admins): no frame of the auth class shows a token."""
+    import sys
+
+    from django.views.debug import ExceptionReporter
+
+    class Flaky(BaseAdapter):
+        def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+            if getattr(request, "_duo_oidc_retried", False):
+                raise requests.ConnectionError("the API went away")
+            response = requests.Response()
+            response.status_code = 401
+            response._content = b""
+            response.url = request.url or ""
+            response.request = request
+            response.connection = self  # type: ignore[attr-defined]
+            return response
+
+        def close(self) -> None:
+            pass
+
+    http = requests.Session()
+    http.mount("https://api.example.test/", Flaky())
+    source = FakeSource()
+    try:
+        http.get("https://api.example.test/contacts", auth=UserTokenAuth(source), timeout=5)
+    except requests.ConnectionError:
+        report = ExceptionReporter(None, *sys.exc_info()).get_traceback_text()
+    else:
+        raise AssertionError("the retry should have failed")
+    assert source.forced == 1 and "_on_response" in report
+    assert "token-1" not in report and "token-2" not in report
