@@ -102,7 +102,9 @@ def me_upstream(request: HttpRequest) -> HttpResponse:
     url = upstream_url(request)
     try:
         with upstream_session() as http:
-            answer = http.get(url, auth=UserTokenAuth(request), timeout=UPSTREAM_TIMEOUT, allow_redirects=False)
+            answer = http.get(
+                url, auth=UserTokenAuth(request, origins=[url]), timeout=UPSTREAM_TIMEOUT, allow_redirects=False
+            )
     except ReauthenticationRequired as exc:
         return login_again(request, exc)
     except ProviderUnavailable as exc:

@@ -19,6 +19,10 @@ http -> https upgrade). ``httpx`` strips it on any change of origin except the h
 the same host, where the token already went over plain http. A 401 after a redirect to another origin
 is never retried.
 
+``origins=["https://api.example.com"]`` pins where the token may go: a request to any other origin
+raises ``ValueError`` before anything is sent (set it when the auth object is shared, e.g. on a
+``requests.Session``, so a call to another host never carries the user's token).
+
 What they raise comes from ``access_token()``: ``ReauthenticationRequired`` (send the user through
 login again: the middleware does for views) and ``ProviderUnavailable``.
 
@@ -30,7 +34,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import AsyncGenerator, Generator
+from collections.abc import AsyncGenerator, Generator, Iterable
 from typing import Any, Protocol
 from urllib.parse import urljoin
 
@@ -66,6 +70,25 @@ def _source(source: Any) -> TokenSource:
     return context  # type: ignore[no-any-return]
 
 
+def _origins(origins: Iterable[str] | None) -> frozenset[tuple[str, str, int | None]] | None:
+    """The allowed origins, parsed; None: any origin."""
+    if origins is None:
+        return None
+    parsed: set[tuple[str, str, int | None]] = set()
+    for value in [origins] if isinstance(origins, str) else origins:
+        origin = _origin(value)
+        if origin is None or not origin[1] or origin[0] not in ("http", "https"):
+            raise ValueError(f"{value!r} is not an origin such as 'https://api.example.com'.")
+        parsed.add(origin)
+    return frozenset(parsed)
+
+
+def _check_origin(allowed: frozenset[tuple[str, str, int | None]] | None, url: str | None) -> None:
+    """Refuse, before anything is sent, a request to an origin the token may not go to."""
+    if allowed is not None and _origin(url) not in allowed:
+        raise ValueError(f"The user's token may not be sent to {_url_for_log(url)}: not one of the allowed origins.")
+
+
 def _bearer(token: str) -> str:
     return f"Bearer {token}"
 
@@ -80,13 +103,15 @@ class UserTokenAuth(requests.auth.AuthBase):
     >>> requests.get("https://api.example.com/contacts", auth=UserTokenAuth(request), timeout=5)
     """
 
-    def __init__(self, source: Any) -> None:
+    def __init__(self, source: Any, *, origins: Iterable[str] | None = None) -> None:
         self.source = _source(source)
+        self.origins = _origins(origins)
 
     # No token is held in a local variable of these methods: Django's error reports list locals (and
     # the request objects' reprs show no headers).
     @sensitive_variables()
     def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        _check_origin(self.origins, request.url)
         request.headers["Authorization"] = _bearer(self.source.access_token())
         # Only this very request carries the mark (PreparedRequest.copy drops it): a redirected request
         # is never retried, and the retry goes only where the token was attached.
@@ -145,12 +170,14 @@ if httpx is not None:
 
         requires_request_body = True  # the body is kept, so the retry can send it again
 
-        def __init__(self, source: Any) -> None:
+        def __init__(self, source: Any, *, origins: Iterable[str] | None = None) -> None:
             self.source = _source(source)
+            self.origins = _origins(origins)
 
         # Generators: Django's sensitive_variables cannot cover their frames, so no token is held in a
         # local variable here (only its digest, to tell a renewed token from the refused one).
         def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+            _check_origin(self.origins, str(request.url))
             request.headers["Authorization"] = _bearer(self.source.access_token())
             sent = _digest(request.headers["Authorization"])
             response = yield request
@@ -161,6 +188,7 @@ if httpx is not None:
                     yield request
 
         async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
+            _check_origin(self.origins, str(request.url))
             request.headers["Authorization"] = _bearer(await self.source.aaccess_token())
             sent = _digest(request.headers["Authorization"])
             response = yield request
@@ -192,5 +220,5 @@ else:
     class HttpxUserTokenAuth:  # type: ignore[no-redef]
         """Placeholder: httpx is not installed."""
 
-        def __init__(self, source: Any) -> None:
+        def __init__(self, source: Any, *, origins: Iterable[str] | None = None) -> None:
             raise ImproperlyConfigured("HttpxUserTokenAuth needs httpx: pip install 'django-duo-oidc[httpx]'.")

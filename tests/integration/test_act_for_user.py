@@ -52,7 +52,8 @@ def token_view(request: HttpRequest) -> HttpResponse:
 
 
 async def async_token_view(request: HttpRequest) -> HttpResponse:
-    HANDED_OUT.append(await request.oidc.aaccess_token())  # type: ignore[attr-defined]
+    force = request.GET.get("force") == "1"
+    HANDED_OUT.append(await request.oidc.aaccess_token(force=force))  # type: ignore[attr-defined]
     return HttpResponse("async ok")
 
 
@@ -308,6 +309,26 @@ def test_async_views_get_the_token_too(client: Client, fake_op: FakeOP, provider
     assert len(HANDED_OUT) == 1 and fake_op.tokens[HANDED_OUT[0]]["active"]
     assert token_calls(fake_op) == 2
     assert stored_tokens(client)[0] == HANDED_OUT[0]
+
+
+def test_an_async_view_whose_grant_is_refused_sends_the_user_to_login(
+    client: Client, fake_op: FakeOP, provider: Any
+) -> None:
+    login(client, fake_op, scope=CRM)
+    fake_op.revoke("alice")
+    due(client, expires_at=time.time() + 3000)
+    response = client.get("/t/act/async/?force=1")
+    assert response.status_code == 302
+    assert query(response["Location"]) == {"provider": "duo", "next": "/t/act/async/?force=1"}
+    assert me(client) == {"authenticated": False}
+
+
+def test_an_async_view_during_an_outage_is_a_503(client: Client, fake_op: FakeOP, provider: Any) -> None:
+    login(client, fake_op, scope=CRM)
+    due(client, expires_at=time.time() + 3000)
+    fake_op.faults["token"] = "down"
+    assert client.get("/t/act/async/?force=1").status_code == 503
+    assert me(client)["authenticated"] is True
 
 
 def test_anonymous_requests_have_no_token(client: Client, fake_op: FakeOP, provider: Any) -> None:

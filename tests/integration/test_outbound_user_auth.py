@@ -425,3 +425,41 @@ def test_an_error_report_of_a_failed_retry_shows_no_token() -> None:
         raise AssertionError("the retry should have failed")
     assert source.forced == 1 and "_on_response" in report
     assert "token-1" not in report and "token-2" not in report
+
+
+def test_origins_pin_where_the_token_may_go(api: API) -> None:
+    auth = UserTokenAuth(FakeSource(), origins=[api.url])
+    assert requests.get(f"{api.url}/contacts", auth=auth, timeout=5).status_code == 200
+    with pytest.raises(ValueError, match="not one of the allowed origins"):
+        requests.get("http://127.0.0.1:18422/contacts", auth=auth, timeout=5)
+    with pytest.raises(ValueError):
+        requests.get(f"{api.url.replace('http:', 'https:')}/contacts", auth=auth, timeout=5)
+    assert len(api.seen) == 1
+
+
+def test_httpx_origins_pin_where_the_token_may_go() -> None:
+    seen: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(str(request.url))
+        return httpx.Response(200)
+
+    auth = HttpxUserTokenAuth(FakeSource(), origins="https://api.example.test")
+    with httpx.Client(auth=auth, transport=_mock(handler)) as http:
+        assert http.get("https://api.example.test/x").status_code == 200
+        with pytest.raises(ValueError):
+            http.get("https://elsewhere.example.test/x")
+
+    async def call() -> None:
+        async with httpx.AsyncClient(auth=auth, transport=_mock(handler)) as client:
+            await client.get("https://api.example.test:8443/x")
+
+    with pytest.raises(ValueError):
+        async_to_sync(call)()
+    assert seen == ["https://api.example.test/x"]
+
+
+@pytest.mark.parametrize("origin", ["api.example.test", "ftp://api.example.test", "https://"])
+def test_origins_must_be_origins(origin: str) -> None:
+    with pytest.raises(ValueError):
+        UserTokenAuth(FakeSource(), origins=[origin])
