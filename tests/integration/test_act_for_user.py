@@ -520,7 +520,7 @@ def test_server_side_session_engines_pass(settings: Any) -> None:
 # RFC 8707 resource indicators --------------------------------------------------------------------
 
 
-def test_resource_indicators_are_sent_at_login_code_exchange_and_refresh(
+def test_resource_indicators_are_sent_at_login_and_on_refresh(
     client: Client, fake_op: FakeOP, provider: Provider
 ) -> None:
     provider.resource_indicators = "urn:crm https://api.example.test/contacts"
