@@ -6,7 +6,7 @@ duo_oidc.E003  DuoOIDCMiddleware is missing, or placed before AuthenticationMidd
 duo_oidc.E004  unknown key in DUO_OIDC
 duo_oidc.E005  a provider stores an encrypted secret but DUO_OIDC["ENCRYPTION_KEYS"] is empty
 duo_oidc.E006  DUO_OIDC["ENCRYPTION_KEYS"] holds an invalid key
-duo_oidc.E007  the signed-cookie session backend would put tokens in a cookie
+duo_oidc.E007  the signed-cookie session backend (or one built on it) would put tokens in a cookie
 duo_oidc.E008  a provider's client_secret_env names a variable outside DUO_OIDC["SECRET_ENV_PREFIXES"]
 duo_oidc.W001  (deploy) a provider's issuer is plain http while DEBUG is off
 duo_oidc.W002  (deploy) SESSION_COOKIE_SECURE is off
@@ -18,6 +18,7 @@ duo_oidc.W005  SESSION_ENGINE keeps sessions in the browser: back-channel logout
 from __future__ import annotations
 
 import os
+from importlib import import_module
 from typing import Any
 
 from cryptography.fernet import Fernet
@@ -31,6 +32,7 @@ BACKEND = "django_duo_oidc.backends.DuoOIDCBackend"
 MIDDLEWARE = "django_duo_oidc.middleware.DuoOIDCMiddleware"
 SESSION_MW = "django.contrib.sessions.middleware.SessionMiddleware"
 AUTH_MW = "django.contrib.auth.middleware.AuthenticationMiddleware"
+SIGNED_COOKIES = "django.contrib.sessions.backends.signed_cookies"
 PER_PROCESS_CACHES = (
     "django.core.cache.backends.locmem.LocMemCache",
     "django.core.cache.backends.dummy.DummyCache",
@@ -83,7 +85,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
                 )
             )
             break
-    if settings.SESSION_ENGINE == "django.contrib.sessions.backends.signed_cookies":
+    if _stores_sessions_in_cookies(settings.SESSION_ENGINE):
         errors.append(
             Error(
                 "The signed-cookie session backend would store access and refresh tokens in a browser cookie.",
@@ -103,6 +105,19 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
             )
         )
     return errors
+
+
+def _stores_sessions_in_cookies(engine: str) -> bool:
+    """True for Django's signed-cookie backend and any engine built on it (a project's subclass)."""
+    if engine == SIGNED_COOKIES:
+        return True
+    from django.contrib.sessions.backends.signed_cookies import SessionStore as CookieStore
+
+    try:
+        store = import_module(engine).SessionStore
+    except (ImportError, AttributeError):
+        return False  # Django's own checks and the first request report an engine that cannot load
+    return isinstance(store, type) and issubclass(store, CookieStore)
 
 
 def check_providers(app_configs: Any = None, databases: Any = None, **kwargs: Any) -> list[CheckMessage]:
