@@ -18,7 +18,6 @@ duo_oidc.W005  SESSION_ENGINE keeps sessions in the browser: back-channel logout
 from __future__ import annotations
 
 import os
-from importlib import import_module
 from typing import Any
 
 from cryptography.fernet import Fernet
@@ -32,7 +31,6 @@ BACKEND = "django_duo_oidc.backends.DuoOIDCBackend"
 MIDDLEWARE = "django_duo_oidc.middleware.DuoOIDCMiddleware"
 SESSION_MW = "django.contrib.sessions.middleware.SessionMiddleware"
 AUTH_MW = "django.contrib.auth.middleware.AuthenticationMiddleware"
-SIGNED_COOKIES = "django.contrib.sessions.backends.signed_cookies"
 PER_PROCESS_CACHES = (
     "django.core.cache.backends.locmem.LocMemCache",
     "django.core.cache.backends.dummy.DummyCache",
@@ -85,7 +83,10 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
                 )
             )
             break
-    if _stores_sessions_in_cookies(settings.SESSION_ENGINE):
+    from .sessions.index import stores_sessions_in_browser
+
+    in_browser = stores_sessions_in_browser()
+    if in_browser:
         errors.append(
             Error(
                 "The signed-cookie session backend would store access and refresh tokens in a browser cookie.",
@@ -93,9 +94,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
                 id="duo_oidc.E007",
             )
         )
-    from .sessions.index import store_can_delete
-
-    if not store_can_delete():
+    if in_browser:
         errors.append(
             Warning(
                 "SESSION_ENGINE keeps sessions in the browser: back-channel logout, deprovisioning and the "
@@ -105,19 +104,6 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
             )
         )
     return errors
-
-
-def _stores_sessions_in_cookies(engine: str) -> bool:
-    """True for Django's signed-cookie backend and any engine built on it (a project's subclass)."""
-    if engine == SIGNED_COOKIES:
-        return True
-    from django.contrib.sessions.backends.signed_cookies import SessionStore as CookieStore
-
-    try:
-        store = import_module(engine).SessionStore
-    except (ImportError, AttributeError):
-        return False  # Django's own checks and the first request report an engine that cannot load
-    return isinstance(store, type) and issubclass(store, CookieStore)
 
 
 def check_providers(app_configs: Any = None, databases: Any = None, **kwargs: Any) -> list[CheckMessage]:
