@@ -231,3 +231,10 @@ class ScopeRuleAdmin(admin.ModelAdmin):
     def delete_queryset(self, request: HttpRequest, queryset: Any) -> None:
         super().delete_queryset(request, queryset)  # the changelist's "Delete selected" action
         reset_policy_cache()
+
+
+# Access review (issue 12)
+from .directory.review import AccessReviewAdmin  # noqa: E402
+from .models import DirectoryUser  # noqa: E402
+
+admin.site.register(DirectoryUser, AccessReviewAdmin)
