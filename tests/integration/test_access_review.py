@@ -28,6 +28,7 @@ from django_duo_oidc.directory.review import (
     FLAG_NOT_LINKED,
     csv_cell,
     review_flags,
+    user_admin_url,
 )
 from django_duo_oidc.models import DirectoryConnection, DirectoryUser, Identity, Provider
 
@@ -419,3 +420,18 @@ def test_a_page_of_100_users_takes_a_fixed_number_of_queries(
     assert len(many) == len(few)  # nothing per row
     status, rows = export(admin_client, list(DirectoryUser.objects.values_list("pk", flat=True)))
     assert status == 200 and len(rows) == 101
+
+
+def test_a_bad_page_number_is_the_last_page_not_an_error(admin_client: Client, connection: DirectoryConnection) -> None:
+    User.objects.create_user("mallory")
+    Identity.objects.create(provider=connection.provider, sub="sub-m", user=User.objects.get(username="mallory"))
+    for page in ("abc", "-1", "99999", "1e9"):
+        response = admin_client.get(reverse(NO_COUNTERPART), {"p": page})
+        assert response.status_code == 200, page
+
+
+def test_a_user_model_outside_the_admin_is_named_not_linked(connection: DirectoryConnection) -> None:
+    # Any model the admin does not serve has no change page to link to (auth.Permission is one).
+    assert user_admin_url(Permission.objects.first()) is None
+    alice = linked(connection, "alice").identity.user
+    assert user_admin_url(alice) == reverse("admin:auth_user_change", args=[alice.pk])
