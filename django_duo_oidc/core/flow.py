@@ -178,27 +178,52 @@ def client_credentials_grant(
 
 
 def post_authenticated(
-    http: HttpClient, endpoint: str, client: ClientCredentials, data: dict[str, str], *, what: str
+    http: HttpClient,
+    endpoint: str,
+    client: ClientCredentials,
+    data: dict[str, str],
+    *,
+    what: str,
+    any_4xx_refuses: bool = False,
 ) -> dict[str, Any]:
     """POST ``data`` with client authentication; return the JSON body of a 200 answer.
 
     An OAuth error answer (RFC 6749 section 5.2; RFC 7662 section 2.3 uses the same) becomes a
     TokenEndpointError carrying the error code; any other status a ProviderResponseError. Duo adds
     ``error_title``/``error_message`` to its errors; only ``error`` is relied on.
+
+    ``any_4xx_refuses``: a 4xx answer without an OAuth error body (Glewlwyd refuses a refresh with a
+    bare 400) is a refusal too, never an outage: 5xx, 429, timeouts and network errors are outages
+    (:class:`~.errors.ProviderUnavailable`, raised by the HTTP client).
     """
     body, headers = client.apply(data)
-    response = http.post_form(endpoint, body, headers=headers)
+    try:
+        response = http.post_form(endpoint, body, headers=headers)
+    except ProviderResponseError as exc:
+        status = getattr(exc, "http_status", None)
+        if any_4xx_refuses and isinstance(status, int) and 400 <= status < 500:
+            raise TokenEndpointError(
+                f"The {what} refused the request (HTTP {status}).", error="invalid_request"
+            ) from exc
+        raise
     if response.status != 200:
         error = response.data.get("error")
         if response.status in (400, 401) and isinstance(error, str):
             code = _safe_code(error)
             raise TokenEndpointError(f"The {what} refused the request ({code}).", error=code)
+        if any_4xx_refuses and 400 <= response.status < 500:
+            raise TokenEndpointError(
+                f"The {what} refused the request (HTTP {response.status}).", error="invalid_request"
+            )
         raise ProviderResponseError(f"The {what} answered HTTP {response.status}.")
     return response.data
 
 
 def _token_request(http: HttpClient, token_endpoint: str, client: ClientCredentials, data: dict[str, str]) -> TokenSet:
-    payload = post_authenticated(http, token_endpoint, client, data, what="identity provider's token endpoint")
+    # Token endpoint: any 4xx is a refusal (RFC 6749 section 5.2 answers errors with 400/401).
+    payload = post_authenticated(
+        http, token_endpoint, client, data, what="identity provider's token endpoint", any_4xx_refuses=True
+    )
     access_token = payload.get("access_token")
     token_type = payload.get("token_type")
     if not isinstance(access_token, str) or not access_token:

@@ -89,9 +89,11 @@ class HttpClient:
         try:
             data = json.loads(body) if body else {}
         except ValueError as exc:
-            raise ProviderResponseError(
+            error = ProviderResponseError(
                 f"The identity provider answered HTTP {status} with something that is not JSON ({method} {_path(url)})."
-            ) from exc
+            )
+            error.http_status = status  # a 4xx with an HTML or empty body may still be a refusal (flow)
+            raise error from exc
         if not isinstance(data, dict):
             raise ProviderResponseError(
                 f"The identity provider answered with JSON that is not an object ({_path(url)})."

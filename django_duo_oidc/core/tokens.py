@@ -131,8 +131,9 @@ def validate_id_token(
         required=("iss", "sub", "aud", "exp", "iat"),
     )
     typ = header.get("typ")
-    if isinstance(typ, str) and typ.lower() in ("at+jwt", "application/at+jwt"):
-        # An RFC 9068 access token is never an ID token (RFC 8725 section 3.11, explicit typing).
+    if (isinstance(typ, str) and typ.lower() in _RFC9068_TYPES) or claims.get("typ") == "Bearer":
+        # An RFC 9068 access token is never an ID token (RFC 8725 section 3.11, explicit typing);
+        # Keycloak marks its access tokens with the claim typ "Bearer" (its ID tokens say "ID").
         raise InvalidClaim("typ", "An access token was presented as an ID token.")
 
     # Step 3 (cont.): reject additional audiences we do not trust.
@@ -175,6 +176,25 @@ def validate_id_token(
 
 
 ACCESS_TOKEN_TYPES = frozenset({"jwt", "at+jwt", "application/at+jwt"})
+_RFC9068_TYPES = frozenset({"at+jwt", "application/at+jwt"})
+
+
+def looks_like_id_token(header: dict[str, Any], claims: dict[str, Any]) -> bool:
+    """Whether a JWT offered as an access token is an ID token (RFC 8725 section 2.8, substitution).
+
+    ``at_hash``/``c_hash`` (OIDC Core 3.1.3.6, 3.3.2.11) and Keycloak's ``typ`` claim ``ID`` mark an ID
+    token whatever else is said. ``nonce`` marks one unless the token says positively that it is an
+    access token: the RFC 9068 ``typ`` header (``at+jwt``, section 2.1) or Keycloak's ``typ`` claim
+    ``Bearer`` (Keycloak up to 24 copies the login's ``nonce`` into access tokens). Duo marks neither
+    kind, so for Duo ``nonce`` still decides.
+    """
+    if "at_hash" in claims or "c_hash" in claims or claims.get("typ") == "ID":
+        return True
+    if "nonce" not in claims:
+        return False
+    typ = header.get("typ")
+    marked = (isinstance(typ, str) and typ.lower() in _RFC9068_TYPES) or claims.get("typ") == "Bearer"
+    return not marked
 
 
 def validate_access_token(
@@ -207,7 +227,7 @@ def validate_access_token(
     typ = header.get("typ")
     if typ is not None and (not isinstance(typ, str) or typ.lower() not in ACCESS_TOKEN_TYPES):
         raise InvalidClaim("typ", "The token is not an access token.")
-    if "nonce" in claims or "at_hash" in claims or "c_hash" in claims:
+    if looks_like_id_token(header, claims):
         raise InvalidClaim("typ", "An ID token was presented as an access token.")
     check_times(claims, now=now, leeway=leeway)
     sub = claims["sub"]

@@ -3,10 +3,8 @@
 sync touches (:mod:`.store`), one run with its lock, listing, guard and transaction (:mod:`.sync`), and
 the task for Django's Tasks framework (:mod:`.tasks`).
 
-May import: :mod:`django_duo_oidc.resource`, :mod:`django_duo_oidc.freshness`, :mod:`django_duo_oidc.login`,
-:mod:`django_duo_oidc.outbound`, :mod:`django_duo_oidc.sessions`, :mod:`django_duo_oidc.providers`,
-:mod:`django_duo_oidc.models`, :mod:`django_duo_oidc.signals`, :mod:`django_duo_oidc.state`,
-:mod:`django_duo_oidc.conf`, :mod:`django_duo_oidc.core`; ``duo_client``; ``django.tasks`` or ``django_tasks``.
+May import: resource, freshness, login, outbound, sessions, providers, guards, models, signals, state, conf,
+core (the layers below it); ``duo_client``; ``django.tasks`` or the ``django_tasks`` backport.
 """
 
 from __future__ import annotations
