@@ -50,6 +50,15 @@ __all__ = [
 ]
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # duo_client 5.7's https_wrapper builds ssl.SSLContext(ssl.PROTOCOL_TLS), deprecated since Python 3.10; the
+    # suite turns DeprecationWarning into errors, so every duo_client call would fail. Only that message, and
+    # only from duo_client's module, is ignored.
+    config.addinivalue_line(
+        "filterwarnings", "ignore:ssl.PROTOCOL_TLS is deprecated:DeprecationWarning:duo_client.https_wrapper"
+    )
+
+
 def duo_user_id(username: str) -> str:
     """The ``user_id`` ``duo_user(username)`` gets."""
     return admin_api.duo_id("DU", username)
