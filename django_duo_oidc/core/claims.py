@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import fnmatch
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["ClaimMapping", "GroupRuleSpec", "UserFields", "claim_values", "map_claims", "matching_rules"]
+__all__ = [
+    "ClaimMapping",
+    "GroupRuleSpec",
+    "UserFields",
+    "claim_values",
+    "group_value_matches",
+    "map_claims",
+    "matching_rules",
+]
 
 
 @dataclass(frozen=True)
@@ -75,6 +84,31 @@ def claim_values(claims: Mapping[str, Any], name: str) -> frozenset[str]:
     return frozenset()
 
 
+_GLOB = frozenset("*?[")
+
+
+def group_value_matches(rule_value: str, sent: str) -> bool:
+    """Whether a claim value ``sent`` matches a group rule's value.
+
+    - A value with ``*``, ``?`` or ``[`` is a glob (:func:`fnmatch.fnmatchcase`) over the whole value:
+      ``crm-*``, ``/org/*``.
+    - A value starting with ``/`` is a path: only that exact path matches.
+    - Any other value matches itself, or the last segment of a path (Keycloak sends groups as full
+      paths: ``/crm-users``, ``/org/crm-users``); never a prefix, a substring or a subgroup.
+    Case-sensitive, as the claim is.
+    """
+    if _GLOB & set(rule_value):
+        return fnmatch.fnmatchcase(sent, rule_value)
+    if sent == rule_value:
+        return True
+    return not rule_value.startswith("/") and sent.startswith("/") and sent.rsplit("/", 1)[1] == rule_value
+
+
 def matching_rules(claims: Mapping[str, Any], rules: Iterable[GroupRuleSpec]) -> list[GroupRuleSpec]:
-    """Return the rules whose claim holds their value."""
-    return [rule for rule in rules if rule.value in claim_values(claims, rule.claim)]
+    """Return the rules whose claim holds a value they match (:func:`group_value_matches`)."""
+    matched = []
+    for rule in rules:
+        values = claim_values(claims, rule.claim)
+        if rule.value in values or any(group_value_matches(rule.value, v) for v in values):
+            matched.append(rule)
+    return matched
