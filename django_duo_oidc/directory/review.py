@@ -44,16 +44,17 @@ from ..models import DirectoryConnection, DirectoryUser, Identity
 logger = logging.getLogger("django_duo_oidc")
 
 __all__ = [
+    "ACTIVE_STATUSES",
     "DEVICE_KINDS",
-    "DISABLED_STATUSES",
     "AccessReviewAdmin",
     "device_counts",
     "group_names",
     "review_flags",
 ]
 
-#: Duo statuses that refuse a sign-in ("locked out" is set by Duo itself, DUO.md 4.5).
-DISABLED_STATUSES = ("disabled", "locked out")
+#: Duo statuses that may sign in (DUO.md 4.5). Every other one (``disabled``, ``locked out``, ``pending
+#: deletion``, one Duo adds later) refuses, as the sync's deprovisioning decides (fail closed).
+ACTIVE_STATUSES = ("active", "bypass")
 #: The device kinds a snapshot may count, in display order, with their singular and plural labels.
 DEVICE_KINDS: dict[str, tuple[str, str]] = {
     "phones": ("phone", "phones"),
@@ -131,7 +132,7 @@ def review_flags(entry: DirectoryUser) -> list[str]:
     flags = []
     if entry.deleted_at is not None:
         flags.append(FLAG_DELETED_BUT_ACTIVE if active_here else FLAG_DELETED)
-    elif entry.status in DISABLED_STATUSES and active_here:
+    elif entry.status not in ACTIVE_STATUSES and active_here:
         flags.append(FLAG_DISABLED_BUT_ACTIVE)
     if entry.status == "bypass" and entry.deleted_at is None:
         flags.append(FLAG_BYPASS)
@@ -143,8 +144,8 @@ def review_flags(entry: DirectoryUser) -> list[str]:
 
 
 def disagreement_q() -> Q:
-    """Rows whose linked Django user is active while Duo disabled, locked out or deleted them."""
-    refused = Q(status__in=DISABLED_STATUSES) | Q(deleted_at__isnull=False)
+    """Rows whose linked Django user is active while Duo refuses them (disabled, locked out, deleted...)."""
+    refused = ~Q(status__in=ACTIVE_STATUSES) | Q(deleted_at__isnull=False)
     return refused & Q(identity__user__is_active=True)
 
 
@@ -201,7 +202,7 @@ class DuoStatusFilter(admin.SimpleListFilter):
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
         return [
-            ("disabled", "disabled in Duo (disabled or locked out)"),
+            ("disabled", "disabled in Duo (disabled, locked out, any status but active or bypass)"),
             ("deleted", "deleted from Duo"),
             ("bypass", "bypass (no second factor)"),
             ("active", "active"),
@@ -210,7 +211,7 @@ class DuoStatusFilter(admin.SimpleListFilter):
     def queryset(self, request: HttpRequest, queryset: QuerySet[DirectoryUser]) -> QuerySet[DirectoryUser]:
         value = self.value()
         if value == "disabled":
-            return queryset.filter(status__in=DISABLED_STATUSES, deleted_at__isnull=True)
+            return queryset.exclude(status__in=ACTIVE_STATUSES).filter(deleted_at__isnull=True)
         if value == "deleted":
             return queryset.filter(deleted_at__isnull=False)
         if value in ("bypass", "active"):

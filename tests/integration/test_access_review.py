@@ -131,6 +131,9 @@ def test_flags_say_where_duo_and_django_disagree(connection: DirectoryConnection
         "dis": (linked(connection, "dis", status="disabled"), [FLAG_DISABLED_BUT_ACTIVE]),
         "locked": (linked(connection, "locked", status="locked out"), [FLAG_DISABLED_BUT_ACTIVE]),
         "off": (linked(connection, "off", status="disabled", active=False), []),
+        # Any status but active or bypass refuses sign-in, as the sync decides (a status Duo adds later too).
+        "pending": (linked(connection, "pending", status="pending deletion"), [FLAG_DISABLED_BUT_ACTIVE]),
+        "newstatus": (linked(connection, "newstatus", status="suspended"), [FLAG_DISABLED_BUT_ACTIVE]),
         "gone": (linked(connection, "gone", deleted_at=now), [FLAG_DELETED_BUT_ACTIVE]),
         "goneoff": (linked(connection, "goneoff", deleted_at=now, active=False), [FLAG_DELETED]),
         "bypass": (linked(connection, "bypass", status="bypass"), [FLAG_BYPASS]),
@@ -164,8 +167,11 @@ def test_filter_disabled_in_duo(admin_client: Client, connection: DirectoryConne
     linked(connection, "dis", status="disabled")
     linked(connection, "locked", status="locked out")
     linked(connection, "ok")
+    linked(connection, "pending", status="pending deletion")
+    linked(connection, "bypass", status="bypass")
     linked(connection, "gone", status="disabled", deleted_at=timezone.now())
-    assert _listed(admin_client, duo_status="disabled") == {"dis", "locked"}
+    assert _listed(admin_client, duo_status="disabled") == {"dis", "locked", "pending"}
+    assert _listed(admin_client, duo_status="bypass") == {"bypass"}
     assert _listed(admin_client, duo_status="deleted") == {"gone"}
 
 
@@ -435,3 +441,59 @@ def test_a_user_model_outside_the_admin_is_named_not_linked(connection: Director
     assert user_admin_url(Permission.objects.first()) is None
     alice = linked(connection, "alice").identity.user
     assert user_admin_url(alice) == reverse("admin:auth_user_change", args=[alice.pk])
+
+
+# What a real sync stores is what the review reads ------------------------------------------------------
+
+
+def test_the_review_of_a_real_sync_through_duo_client(
+    admin_client: Client, provider: Provider, fake_duo_admin: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from django_duo_oidc.directory.sync import sync_connection
+    from tests.fakeduo.admin_fixtures import duo_user
+
+    monkeypatch.setenv("DUO_REVIEW_SKEY", fake_duo_admin.skey)
+    fake_duo_admin.set_state(
+        users=[
+            duo_user("alice", status="disabled", groups=["crm-users"], phones=2, webauthn=1),
+            duo_user("bob", is_enrolled=False, phones=0),
+            duo_user("carol", groups=["crm-users", "admins"], tokens=1),
+            duo_user("dave"),  # in Duo, never signed in here
+        ]
+    )
+    for name in ("alice", "bob", "carol", "mallory"):
+        user = User.objects.create_user(name, f"{name}@example.test")
+        Identity.objects.create(provider=provider, sub=f"sub-{name}", user=user, last_claims={"email": user.email})
+    connection = DirectoryConnection.objects.create(
+        slug="real",
+        api_host=fake_duo_admin.api_host,
+        integration_key=fake_duo_admin.ikey,
+        secret_key_env="DUO_REVIEW_SKEY",
+        ca_certs=fake_duo_admin.ca_path,
+        provider=provider,
+        deprovision=False,  # record only: the review then shows who Duo refuses but Django lets in
+    )
+    result = sync_connection(connection)
+    assert result.ok, result.message
+
+    response = admin_client.get(reverse(CHANGELIST))
+    rows = {r.username: r for r in response.context["cl"].result_list}
+    assert set(rows) == {"alice", "bob", "carol", "dave"}
+    admin = response.context["cl"].model_admin
+    assert admin.duo_status(rows["alice"]) == "disabled"
+    assert admin.duo_groups(rows["alice"]) == "crm-users"
+    assert admin.devices_summary(rows["alice"]) == "2 phones, 1 WebAuthn credential"
+    assert admin.devices_summary(rows["carol"]) == "1 phone, 1 hardware token"
+    assert review_flags(rows["alice"]) == [FLAG_DISABLED_BUT_ACTIVE]
+    assert review_flags(rows["bob"]) == [FLAG_NOT_ENROLLED]
+    assert review_flags(rows["carol"]) == []
+    assert review_flags(rows["dave"]) == [FLAG_NOT_LINKED]
+    assert _listed(admin_client, review="disagree") == {"alice"}
+    assert _listed(admin_client, enrolment="not_enrolled") == {"bob"}
+    response = admin_client.get(reverse(NO_COUNTERPART), {"connection": "real"})
+    assert {r.user.username for r in response.context["rows"]} == {"mallory"}
+    # Nothing of what Duo returned beyond the allow-list reaches the page (a phone's number, a token's serial).
+    page = admin_client.get(reverse(CHANGELIST)).content.decode()
+    detail = admin_client.get(reverse("admin:duo_oidc_directoryuser_change", args=[rows["carol"].pk]))
+    for text in (page, detail.content.decode()):
+        assert "+1555" not in text and "100000" not in text
