@@ -497,3 +497,30 @@ def test_the_review_of_a_real_sync_through_duo_client(
     detail = admin_client.get(reverse("admin:duo_oidc_directoryuser_change", args=[rows["carol"].pk]))
     for text in (page, detail.content.decode()):
         assert "+1555" not in text and "100000" not in text
+
+
+def test_a_non_staff_user_is_sent_to_the_admin_login(connection: DirectoryConnection) -> None:
+    user = User.objects.create_user("plain", "plain@example.test", "pw")
+    user.user_permissions.add(Permission.objects.get(codename="view_directoryuser"))  # a permission is not enough
+    client = Client()
+    client.force_login(user, backend="django.contrib.auth.backends.ModelBackend")
+    for url in (reverse(CHANGELIST), reverse(NO_COUNTERPART)):
+        response = client.get(url)
+        assert response.status_code == 302
+        assert response["Location"].startswith(reverse("admin:login"))
+
+
+def test_an_export_is_logged_with_who_not_what(
+    admin_client: Client, connection: DirectoryConnection, caplog: pytest.LogCaptureFixture
+) -> None:
+    entry = linked(connection, "alice", realname="Alice Secretname")
+    with caplog.at_level("INFO", logger="django_duo_oidc"):
+        export(admin_client, [entry.pk])
+        b"".join(admin_client.get(reverse(NO_COUNTERPART), {"format": "csv"}).streaming_content)
+    root = User.objects.get(username="root")
+    lines = [r.getMessage() for r in caplog.records if "exported" in r.getMessage()]
+    assert lines == [
+        f"Access review exported as CSV by admin user {root.pk}",
+        f"Access review (corp, no Duo counterpart) exported as CSV by admin user {root.pk}",
+    ]
+    assert "Secretname" not in caplog.text and SKEY not in caplog.text
