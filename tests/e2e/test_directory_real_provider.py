@@ -72,6 +72,15 @@ def duo(site: Site, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[
             stop_server(server)
 
 
+def session_stored(site: Site, browser: requests.Session) -> bool:
+    """Whether the site's session store still holds the browser's session (database sessions)."""
+    key = browser.cookies.get("sessionid")
+    assert key, "no session cookie"
+    code = "from django.contrib.sessions.models import Session as S; "
+    code += f"print(S.objects.filter(session_key={key!r}).exists())"
+    return site.manage("shell", "--verbosity", "0", "-c", code).stdout.strip().splitlines()[-1] == "True"
+
+
 def me(session: requests.Session, site: Site) -> dict[str, object]:
     return session.get(site.base + "/me/", timeout=5).json()
 
@@ -93,9 +102,11 @@ def test_a_user_disabled_in_duo_loses_her_session_and_her_token_until_duo_enable
     token = user_token(site, "alice", "openid crm.contacts.read")
     assert call(site, token).status_code == 200
 
+    assert session_stored(site, browser)
     fake.patch_user(ALICE, status="disabled")
     out = sync(site)
     assert "alice" in out, out  # the change is printed, with the reason
+    assert not session_stored(site, browser)  # ended by the sync itself, not at her next request
 
     # Her session was ended at once: the next request is refused, and she is anonymous.
     contacts = browser.get(site.base + "/contacts/", allow_redirects=False, timeout=5)
