@@ -331,9 +331,9 @@ class AccessReviewAdmin(admin.ModelAdmin):
         "connection",
         "duo_status",
         "duo_groups",
-        "is_enrolled",
+        "enrolled",
         "devices_summary",
-        "last_login",
+        "last_duo_login",
         "django_user",
         "active_here",
         "review",
@@ -351,10 +351,10 @@ class AccessReviewAdmin(admin.ModelAdmin):
         "email",
         "realname",
         "duo_status",
-        "is_enrolled",
+        "enrolled",
         "duo_groups",
         "devices_summary",
-        "last_login",
+        "last_duo_login",
         "seen_at",
         "deleted_at",
         "deprovisioned_at",
@@ -391,6 +391,14 @@ class AccessReviewAdmin(admin.ModelAdmin):
     @admin.display(description="Duo groups")
     def duo_groups(self, obj: DirectoryUser) -> str:
         return ", ".join(group_names(obj.groups)) or "-"
+
+    @admin.display(description="enrolled in Duo", boolean=True, ordering="is_enrolled")
+    def enrolled(self, obj: DirectoryUser) -> bool:
+        return obj.is_enrolled
+
+    @admin.display(description="last Duo login", ordering="last_login")
+    def last_duo_login(self, obj: DirectoryUser) -> Any:
+        return obj.last_login
 
     @admin.display(description="devices")
     def devices_summary(self, obj: DirectoryUser) -> str:

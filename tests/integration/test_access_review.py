@@ -195,6 +195,11 @@ def test_the_no_counterpart_filter_links_to_the_django_side(admin_client: Client
     page = admin_client.get(reverse(CHANGELIST)).content.decode()
     assert f'href="{reverse(NO_COUNTERPART)}"' in page
     assert FLAG_NO_COUNTERPART in page
+    # With the admin's facet counts too.
+    linked(connection, "dis", status="disabled")
+    response = admin_client.get(reverse(CHANGELIST), {"_facets": "True", "duo_status": "disabled"})
+    assert response.status_code == 200
+    assert {r.username for r in response.context["cl"].result_list} == {"dis"}
 
 
 # The Django side: no Duo counterpart ------------------------------------------------------------------
