@@ -4,6 +4,9 @@ The connection fields (where the client secret goes, which tokens count, how ide
 users: :data:`~django_duo_oidc.models.CONNECTION_FIELDS` and the secret) are read-only unless the
 user holds ``duo_oidc.change_provider_connection``; adding a provider needs it too. Every change to
 them is logged (field names and the admin user, never a value) and recorded in the admin history.
+
+Over 300 lines on purpose: Django's admin autodiscovery reads one ``admin`` module per app; the Duo Admin
+API directory connections (issue 12) are one block at its end, under the same connection permission.
 """
 
 from __future__ import annotations

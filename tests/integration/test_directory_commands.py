@@ -353,3 +353,12 @@ def test_changing_a_connection_needs_the_connection_permission(env: FakeDuoAdmin
     )
     assert DirectoryConnection.objects.get().last_sync_at is None
     assert response.status_code in (200, 302)
+
+
+def test_sync_output_carries_no_terminal_escape_from_duo(env: FakeDuoAdmin, provider: Provider) -> None:
+    configure(env)
+    link(provider, "alice")
+    env.set_state(users=[duo_user("alice", groups=["Staff\x1b[2J\x1b]0;pwned\x07"])])
+    out = run("duo_oidc_sync", "corp")
+    assert "\x1b" not in out and "\x07" not in out
+    assert "Staff" in out

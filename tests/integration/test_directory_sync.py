@@ -658,3 +658,61 @@ def test_the_task_runs_the_sync_on_the_immediate_backend(
     fake_duo_admin.faults(down=True)
     failed = sync_directories.enqueue(slug="corp")
     assert failed.status == TaskResultStatus.FAILED
+
+
+# Two directories, timeouts, a lock lost mid-run ----------------------------------------------------
+
+
+def test_a_second_directory_of_the_same_provider_never_deprovisions_the_first_ones_users(
+    connection: DirectoryConnection, provider: Provider, fake_duo_admin: FakeDuoAdmin
+) -> None:
+    # Two Duo accounts govern one provider: each knows only its own users. Alice is remembered by the
+    # first; the second does not list her and its API answers 404 for her id: she is not "deleted".
+    alice = link(provider, "alice")
+    fake_duo_admin.set_state(users=[duo_user("alice")])
+    assert sync_connection(connection).ok
+    second = DirectoryConnection.objects.create(
+        slug="second",
+        api_host=connection.api_host,
+        integration_key=connection.integration_key,
+        secret_key_env="DUO_ADMIN_SKEY",
+        ca_certs=connection.ca_certs,
+        provider=provider,
+    )
+    fake_duo_admin.set_state(users=[duo_user("bob")])  # the second account's users
+    result = sync_connection(second)
+    assert result.ok, result.message
+    assert refreshed(alice).is_active
+    assert Identity.objects.get(user=alice).duo_user_id == duo_user_id("alice")
+
+
+def test_a_slow_admin_api_times_out_and_changes_nothing(
+    connection: DirectoryConnection, provider: Provider, fake_duo_admin: FakeDuoAdmin, settings: Any
+) -> None:
+    alice = _prepared(connection, provider, fake_duo_admin)
+    before = snapshot()
+    settings.DUO_OIDC = {**settings.DUO_OIDC, "HTTP_TIMEOUT": 0.3}
+    fake_duo_admin.faults(delay=1.0)
+    result = sync_connection(connection)
+    assert not result.ok and "did not answer in time" in result.message
+    assert snapshot() == before and refreshed(alice).is_active
+
+
+def test_a_run_whose_lock_expired_changes_nothing(
+    connection: DirectoryConnection, provider: Provider, fake_duo_admin: FakeDuoAdmin, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    alice = _prepared(connection, provider, fake_duo_admin)
+    before = snapshot()
+    real_list = directory_sync._list_everything
+
+    def list_slowly(*args: Any) -> Any:
+        listing = real_list(*args)
+        cache.set(LOCK_KEY, "a later run", 60)  # ours expired meanwhile and another run took the lock
+        return listing
+
+    monkeypatch.setattr(directory_sync, "_list_everything", list_slowly)
+    result = sync_connection(connection)
+    assert not result.ok and "lock expired" in result.message
+    assert snapshot() == before and refreshed(alice).is_active
+    assert cache.get(LOCK_KEY) == "a later run"  # never released someone else's lock
+    cache.delete(LOCK_KEY)
