@@ -45,6 +45,13 @@ class DuoOIDCConfig(AppConfig):
             watch(model)
         class_prepared.connect(watch_later, dispatch_uid="duo_oidc_watch_user_models")
 
+        # Every logout (ours, the admin's, any view calling auth.logout) drops the session's index row.
+        from django.contrib.auth.signals import user_logged_out
+
+        from .sessions import index as sessions_index
+
+        user_logged_out.connect(sessions_index.on_logged_out, dispatch_uid="duo_oidc_forget_session")
+
         checks.register(duo_checks.check_settings, checks.Tags.security)
         checks.register(duo_checks.check_providers, checks.Tags.database)
         checks.register(duo_checks.check_deploy, checks.Tags.security, deploy=True)

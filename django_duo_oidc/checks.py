@@ -12,6 +12,7 @@ duo_oidc.W001  (deploy) a provider's issuer is plain http while DEBUG is off
 duo_oidc.W002  (deploy) SESSION_COOKIE_SECURE is off
 duo_oidc.W003  a provider's client-secret environment variable is not set
 duo_oidc.W004  (deploy) the cache is per process (local memory or dummy) while DEBUG is off
+duo_oidc.W005  SESSION_ENGINE keeps sessions in the browser: back-channel logout and deprovisioning cannot end them
 """
 
 from __future__ import annotations
@@ -88,6 +89,17 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
                 "The signed-cookie session backend would store access and refresh tokens in a browser cookie.",
                 hint="Use a server-side session backend (db, cache or cached_db).",
                 id="duo_oidc.E007",
+            )
+        )
+    from .sessions.index import store_can_delete
+
+    if not store_can_delete():
+        errors.append(
+            Warning(
+                "SESSION_ENGINE keeps sessions in the browser: back-channel logout, deprovisioning and the "
+                "admin's 'End sessions' cannot end them (a session cookie stays valid until it expires).",
+                hint="Use a server-side session backend (db, cache or cached_db).",
+                id="duo_oidc.W005",
             )
         )
     return errors

@@ -24,6 +24,7 @@ from .policy.check import check
 from .policy.rules import policy_rules
 from .resource.context import authenticate
 from .resource.metadata import is_bearer_view, is_token_only_view
+from .sessions import rekey_session
 
 
 def freshen(request: HttpRequest) -> None:
@@ -46,12 +47,23 @@ def freshen(request: HttpRequest) -> None:
         ensure_fresh(request)
 
 
+def _session_key(request: HttpRequest) -> str | None:
+    """The request's session key as it stands: an attribute read, no store access and no query.
+
+    A key that becomes None (an unknown cookie, a flushed session) needs nothing: logouts drop their
+    row through ``user_logged_out``. Only a key replaced by another one is followed.
+    """
+    return getattr(getattr(request, "session", None), "session_key", None)
+
+
 class DuoOIDCMiddleware:
     """Set ``request.oidc``, revalidate a due grant, and apply the scope policy.
 
     Goes after ``AuthenticationMiddleware``. A request without a session cookie is not touched
     beyond attaching the (lazy) context. A due grant is revalidated in ``__call__`` (see :func:`freshen`);
-    within the freshness window that costs no query and no provider call.
+    within the freshness window that costs no query and no provider call. When the view changed the
+    session key (``cycle_key()``, ``update_session_auth_hash``), the session index follows it
+    (:func:`~django_duo_oidc.sessions.rekey_session`): two attribute reads on every other request.
     """
 
     sync_capable = True
@@ -67,15 +79,23 @@ class DuoOIDCMiddleware:
         if self.async_mode:
             return self.__acall__(request)
         request.oidc = OIDCContext(request)  # type: ignore[attr-defined]
+        key = _session_key(request)
         if settings.SESSION_COOKIE_NAME in request.COOKIES:
             freshen(request)
-        return self.get_response(request)  # type: ignore[return-value]
+        response = self.get_response(request)
+        if key is not None and _session_key(request) not in (key, None):
+            rekey_session(request, key)
+        return response  # type: ignore[return-value]
 
     async def __acall__(self, request: HttpRequest) -> HttpResponse:
         request.oidc = OIDCContext(request)  # type: ignore[attr-defined]
+        key = _session_key(request)
         if settings.SESSION_COOKIE_NAME in request.COOKIES:
             await sync_to_async(freshen)(request)
-        return await self.get_response(request)  # type: ignore[misc]
+        response = await self.get_response(request)  # type: ignore[misc]
+        if key is not None and _session_key(request) not in (key, None):
+            await sync_to_async(rekey_session)(request, key)
+        return response  # type: ignore[no-any-return]
 
     def process_view(
         self, request: HttpRequest, view_func: Callable[..., Any], view_args: Any, view_kwargs: Any

@@ -18,8 +18,12 @@ login_failed = Signal()
 #: (a name), ``required`` and ``missing`` (frozensets).
 scope_denied = Signal()
 
-#: Sent when a session is ended because the provider no longer backs it (revoked, refresh refused,
-#: expired without a refresh token). Arguments: ``request``, ``user``, ``provider``, ``reason``.
+#: Sent once per session ended: because the provider no longer backs it (revoked, refresh refused,
+#: expired without a refresh token), or by ``django_duo_oidc.sessions.end_sessions`` (back-channel
+#: logout, deprovisioning, the admin). Arguments: ``request`` (the request that ended it, or None when
+#: it was ended from elsewhere: a sync, a back-channel call, the shell; it is then not the ended
+#: session's request), ``user``, ``provider`` (a Provider, or None for password+MFA sessions),
+#: ``reason`` (a short text: "backchannel_logout", "admin", "deprovisioned: disabled in Duo", ...).
 session_ended = Signal()
 
 

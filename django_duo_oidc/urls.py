@@ -6,6 +6,7 @@ from django.contrib.auth.decorators import login_not_required
 from django.urls import path
 
 from .login import views
+from .sessions.backchannel import backchannel_logout
 
 app_name = "duo_oidc"
 
@@ -14,4 +15,6 @@ urlpatterns = [
     path("login/", login_not_required(views.LoginView.as_view()), name="login"),
     path("callback/", login_not_required(views.CallbackView.as_view()), name="callback"),
     path("logout/", login_not_required(views.LogoutView.as_view()), name="logout"),
+    # OpenID Connect Back-Channel Logout 1.0: the provider posts here (csrf-exempt, no login).
+    path("backchannel-logout/<slug:slug>/", backchannel_logout, name="backchannel-logout"),
 ]

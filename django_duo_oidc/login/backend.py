@@ -33,7 +33,7 @@ logger = logging.getLogger("django_duo_oidc")
 # ID-token claims that userinfo may not override (OIDC Core section 5.3.2: userinfo is about the
 # same sub; the security-relevant claims come from the signed ID token only).
 _ID_TOKEN_ONLY = frozenset(
-    {"iss", "sub", "aud", "exp", "iat", "nbf", "nonce", "azp", "auth_time", "at_hash", "acr", "amr"}
+    {"iss", "sub", "aud", "exp", "iat", "nbf", "nonce", "azp", "auth_time", "at_hash", "acr", "amr", "sid"}
 )
 
 

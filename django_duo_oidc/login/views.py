@@ -48,6 +48,7 @@ from ..core.flow import AuthRequest, authorization_params, authorization_url
 from ..core.scopes import format_scopes, parse_scopes
 from ..models import Provider
 from ..providers.runtime import ProviderRuntime, get_provider
+from ..sessions import record_session
 from . import session
 from .backend import LoginAttempt
 
@@ -272,6 +273,14 @@ class CallbackView(OIDCAuthenticationCallbackView):
         auth.login(request, user, backend="django_duo_oidc.backends.DuoOIDCBackend")
         session.store_login(
             request, provider=provider.slug, tokens=attempt.tokens, claims=attempt.claims, scopes=attempt.scopes
+        )
+        # OIDC Back-Channel Logout 1.0 section 2.1: the ID token's sid names the provider session.
+        sid = attempt.claims.get("sid")
+        record_session(
+            request,
+            provider=provider,
+            sub=attempt.claims["sub"],
+            sid=sid if isinstance(sid, str) and len(sid) <= 255 else "",
         )
         logger.info("Login of user %s through provider %s", user.pk, provider.slug)
         signals.login_succeeded.send(

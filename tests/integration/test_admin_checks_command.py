@@ -129,7 +129,7 @@ def test_checks_clean_on_the_test_settings(provider: Provider) -> None:
         ),
         ({"DUO_OIDC": {"LEEWAY_SECONDS": 5}}, ["duo_oidc.E004"]),
         ({"DUO_OIDC": {"ENCRYPTION_KEYS": ["not-a-key"]}}, ["duo_oidc.E006"]),
-        ({"SESSION_ENGINE": "django.contrib.sessions.backends.signed_cookies"}, ["duo_oidc.E007"]),
+        ({"SESSION_ENGINE": "django.contrib.sessions.backends.signed_cookies"}, ["duo_oidc.E007", "duo_oidc.W005"]),
     ],
 )
 def test_setting_checks(overrides: dict[str, Any], expected: list[str]) -> None:

@@ -6,12 +6,14 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 from typing import Any
 
 from django.contrib.auth.models import Group
 from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.urls import NoReverseMatch, reverse
 
 from ...models import GroupRule, Provider
 from ...providers.connection import check_connection
@@ -40,6 +42,12 @@ class Command(BaseCommand):
         state.add_argument("--disable", action="store_true")
         parser.add_argument("--no-userinfo", action="store_true", help="Do not call the userinfo endpoint.")
         parser.add_argument("--end-session", action="store_true", help="Also log out at the provider.")
+        parser.add_argument(
+            "--backchannel-logout",
+            action=argparse.BooleanOptionalAction,
+            default=None,
+            help="Accept OpenID Connect Back-Channel Logout from this provider (default on).",
+        )
         parser.add_argument(
             "--group-rule",
             action="append",
@@ -110,6 +118,8 @@ class Command(BaseCommand):
             provider.use_userinfo = False
         if options["end_session"]:
             provider.end_session = True
+        if options["backchannel_logout"] is not None:
+            provider.backchannel_logout = options["backchannel_logout"]
         try:
             provider.full_clean()
         except ValidationError as exc:
@@ -125,6 +135,13 @@ class Command(BaseCommand):
         self.stdout.write(
             f"{'Created' if created else 'Updated'} provider {slug!r} (secret: {provider.secret_status})."
         )
+        if provider.backchannel_logout:
+            try:
+                path = reverse("duo_oidc:backchannel-logout", args=[slug])
+            except NoReverseMatch:
+                path = ""
+            if path:
+                self.stdout.write(f"Back-channel logout URL to give the provider: https://<this site>{path}")
         if options["check"]:
             report = check_connection(provider)
             for line in report.lines:
