@@ -9,10 +9,12 @@ the first 429 without sleeping); the one test of the back-off itself replaces ``
 from __future__ import annotations
 
 import logging
+from importlib import import_module
 from typing import Any
 
 import duo_client.client
 import pytest
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.cache import cache
@@ -23,7 +25,7 @@ from django_duo_oidc.directory import client as directory_client
 from django_duo_oidc.directory import sync as directory_sync
 from django_duo_oidc.directory.client import DirectoryError, admin_client, check_connection
 from django_duo_oidc.directory.sync import LOCK_KEY, sync_connection
-from django_duo_oidc.models import DirectoryConnection, DirectoryGroup, DirectoryUser, Identity, Provider
+from django_duo_oidc.models import DirectoryConnection, DirectoryGroup, DirectoryUser, Identity, LiveSession, Provider
 from tests.conftest import captured
 from tests.fakeduo.admin_fixtures import FakeDuoAdmin, duo_group, duo_group_id, duo_user, duo_user_id
 from tests.fakeop import FakeOP
@@ -322,7 +324,10 @@ def test_a_user_switched_off_in_duo_loses_the_session_and_the_bearer_token_at_on
     reason: str,
 ) -> None:
     login(client, fake_op, sub="alice")
+    other_browser = Client()
+    login(other_browser, fake_op, sub="alice")
     assert client.get("/me/").json()["authenticated"] is True
+    assert LiveSession.objects.filter(user__duo_identities__sub="alice").count() == 2
     api = Client()
     assert bearer(api, fake_op, "alice") == 200  # remembered by this process from now on
     bob = link(provider, "bob")  # someone else, still active
@@ -343,7 +348,16 @@ def test_a_user_switched_off_in_duo_loses_the_session_and_the_bearer_token_at_on
     assert row.deprovisioned_at is not None
     assert (row.deleted_at is not None) == (change == "deleted")
     assert [(s["user"].pk, s["reason"], s["directory_user"].pk) for s in seen] == [(alice.pk, reason, row.pk)]
+    # Every session ended at once: gone from the index and from the session store, whatever is_active says.
+    assert result.counts["sessions ended"] == 2
+    assert not LiveSession.objects.filter(user=alice).exists()
+    assert (
+        not import_module(settings.SESSION_ENGINE)
+        .SessionStore()
+        .exists(client.cookies[settings.SESSION_COOKIE_NAME].value)
+    )
     assert client.get("/me/").json() == {"authenticated": False}
+    assert other_browser.get("/me/").json() == {"authenticated": False}
     assert bearer(api, fake_op, "alice") == 401
     assert fake_duo_admin.stats()["writes"] == 0
 
@@ -716,3 +730,24 @@ def test_a_run_whose_lock_expired_changes_nothing(
     assert snapshot() == before and refreshed(alice).is_active
     assert cache.get(LOCK_KEY) == "a later run"  # never released someone else's lock
     cache.delete(LOCK_KEY)
+
+
+def test_a_session_store_failure_still_leaves_the_user_inactive(
+    client: Client,
+    fake_op: FakeOP,
+    provider: Provider,
+    connection: DirectoryConnection,
+    fake_duo_admin: FakeDuoAdmin,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    login(client, fake_op, sub="alice")
+    fake_duo_admin.set_state(users=[duo_user("alice", status="disabled")])
+
+    def store_down(*args: Any, **kwargs: Any) -> int:
+        raise ConnectionError("session store down")
+
+    monkeypatch.setattr(directory_sync.live_sessions, "end_sessions", store_down)
+    result = sync_connection(connection)
+    assert result.ok  # the deactivation stands; the failure is reported
+    assert any("could not be ended" in w for w in result.warnings)
+    assert client.get("/me/").json() == {"authenticated": False}  # get_user refuses an inactive user
