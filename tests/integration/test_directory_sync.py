@@ -751,3 +751,36 @@ def test_a_session_store_failure_still_leaves_the_user_inactive(
     assert result.ok  # the deactivation stands; the failure is reported
     assert any("could not be ended" in w for w in result.warnings)
     assert client.get("/me/").json() == {"authenticated": False}  # get_user refuses an inactive user
+
+
+def test_an_unverified_email_never_joins_so_no_one_gains_a_duo_users_groups(
+    client: Client, fake_op: FakeOP, provider: Provider, connection: DirectoryConnection, fake_duo_admin: FakeDuoAdmin
+) -> None:
+    # A provider letting users type their own address: mallory claims the admin's email, unverified.
+    fake_op.userinfo_overrides = {"email": "boss@example.test", "email_verified": False}
+    login(client, fake_op, sub="mallory")
+    identity = Identity.objects.get(provider=provider, sub="mallory")
+    assert identity.last_claims == {"email": "boss@example.test", "email_verified": False}
+    fake_duo_admin.set_state(users=[duo_user("boss", email="boss@example.test", groups=["Admins"])])
+    assert sync_connection(connection).ok
+    identity.refresh_from_db()
+    assert identity.duo_user_id == ""
+    assert not identity.user.groups.exists()
+
+
+def test_the_task_module_imports_without_any_tasks_framework(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib
+    import sys
+
+    from django_duo_oidc.directory import tasks
+
+    monkeypatch.setitem(sys.modules, "django_tasks", None)  # not installed: import raises ImportError
+    monkeypatch.setitem(sys.modules, "django.tasks", None)
+    try:
+        reloaded = importlib.reload(tasks)
+        assert reloaded.sync_directories is None
+        assert callable(reloaded.run_sync)
+    finally:
+        monkeypatch.undo()
+        importlib.reload(tasks)
+    assert tasks.sync_directories is not None
