@@ -40,6 +40,7 @@ __all__ = [
     "CheckReport",
     "DirectoryError",
     "admin_client",
+    "ca_certs_refusal",
     "check_connection",
     "guarded_call",
     "parse_api_host",
@@ -91,16 +92,24 @@ def parse_api_host(api_host: str) -> tuple[str, int | None]:
     return host.lower(), int(port_text)
 
 
-def _ca_certs(connection: DirectoryConnection) -> str | None:
-    path = connection.ca_certs.strip()
+def ca_certs_refusal(path: str) -> str | None:
+    """Why ``path`` may not be a connection's ``ca_certs``, or None when it may ("" = Duo's pinned CAs)."""
+    path = path.strip()
     if not path:
-        return None  # duo_client's pinned Duo CAs
+        return None
     if path.upper() in _UNSAFE_CA_VALUES:
         # duo_client reads "HTTP" as plain HTTP and "DISABLE" as no certificate check.
-        raise DirectoryError("config", "ca_certs must be the path of a CA bundle file; TLS cannot be turned off.")
+        return "ca_certs must be the path of a CA bundle file; TLS and its checks cannot be turned off."
     if not os.path.isabs(path) or not os.path.isfile(path):
-        raise DirectoryError("config", "ca_certs must be the absolute path of an existing CA bundle file.")
-    return path
+        return "ca_certs must be the absolute path of an existing CA bundle file."
+    return None
+
+
+def _ca_certs(connection: DirectoryConnection) -> str | None:
+    refusal = ca_certs_refusal(connection.ca_certs)
+    if refusal:
+        raise DirectoryError("config", refusal)
+    return connection.ca_certs.strip() or None  # None: duo_client's pinned Duo CAs, never ""
 
 
 def admin_client(connection: DirectoryConnection, *, timeout: float | None = None) -> duo_client.Admin:

@@ -179,10 +179,22 @@ def _duo_key(user: DuoUser, match: str) -> str:
     return (user.email if match == "email" else user.username).strip().casefold()
 
 
-def unlisted_links(users: Mapping[str, DuoUser], identities: Iterable[IdentityInfo]) -> list[str]:
-    """Remembered Duo user ids the listing does not contain: each must be confirmed deleted before it
-    counts (an offset listing can skip a user when another is deleted while it pages)."""
-    return sorted({i.duo_user_id for i in identities if i.duo_user_id and i.duo_user_id not in users})
+def unlisted_links(
+    users: Mapping[str, DuoUser], identities: Iterable[IdentityInfo], previous: Mapping[str, PreviousUser]
+) -> list[str]:
+    """Remembered Duo user ids this connection saw before (``previous``) that the listing lacks.
+
+    Each must be confirmed deleted before it counts (an offset listing can skip a user when another is
+    deleted while it pages). An id this connection never listed is another directory's (two Duo accounts
+    can govern one provider): never a deletion here.
+    """
+    return sorted(
+        {
+            i.duo_user_id
+            for i in identities
+            if i.duo_user_id and i.duo_user_id not in users and i.duo_user_id in previous
+        }
+    )
 
 
 def allowed_deactivations(linked: int, max_percent: int) -> int:
@@ -302,10 +314,10 @@ def make_plan(
     users_seen: set[int] = set()
     deactivated_users: set[int] = set()
     for duo_id, identity in sorted(linked.items()):
-        users_seen.add(identity.user_pk)
         duo_user = users.get(duo_id)
         if duo_user is None and duo_id not in deleted:
-            continue  # not listed and not confirmed deleted: no decision on a guess
+            continue  # not listed and not confirmed deleted (or another directory's): no decision on a guess
+        users_seen.add(identity.user_pk)
         status = duo_user.status if duo_user else None
         reason = deprovision_reason(status)
         username = duo_user.username if duo_user else identity.user_username

@@ -46,6 +46,8 @@ def read_identities(connection: DirectoryConnection) -> list[planning.IdentityIn
     for pk, user_pk, duo_user_id, claims, username, email, active in rows.iterator(chunk_size=2000):
         claims = claims if isinstance(claims, dict) else {}
         email_claim = claims.get("email")
+        if claims.get("email_verified") is False:
+            email_claim, email = None, ""  # an address the provider did not vouch for joins nothing
         username_claim = claims.get("preferred_username")
         found.append(
             planning.IdentityInfo(

@@ -281,8 +281,8 @@ def _run(connection: DirectoryConnection, result: SyncResult, lock: _Lock, *, dr
             "duo_user_id", "deprovisioned_at", "deleted_at"
         )
     }
-    unlisted = planning.unlisted_links(users, identities)
-    linked_estimate = len({i.user_pk for i in identities if i.duo_user_id}) or 1
+    unlisted = planning.unlisted_links(users, identities, previous)
+    linked_estimate = len({i.user_pk for i in identities if i.duo_user_id in previous})
     if (
         connection.deprovision
         and not force

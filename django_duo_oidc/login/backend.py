@@ -63,11 +63,19 @@ JOIN_CLAIMS = ("email", "preferred_username")
 JOIN_CLAIM_MAX = 255
 
 
-def join_claims(claims: dict[str, Any]) -> dict[str, str]:
-    """The join claims of a login, for ``Identity.last_claims``: strings only, cut to 255 characters."""
-    return {
+def join_claims(claims: dict[str, Any]) -> dict[str, Any]:
+    """The join claims of a login, for ``Identity.last_claims``: strings only, cut to 255 characters.
+
+    An email the provider calls unverified (``email_verified: false``, OIDC Core 5.1) is recorded as
+    such (``"email_verified": False``): a directory never joins by it, so nobody gains a Duo user's groups
+    by claiming their address.
+    """
+    kept: dict[str, Any] = {
         name: value[:JOIN_CLAIM_MAX] for name in JOIN_CLAIMS if isinstance(value := claims.get(name), str) and value
     }
+    if _says_unverified(claims):
+        kept["email_verified"] = False
+    return kept
 
 
 def _is_privileged(user: AbstractBaseUser) -> bool:

@@ -183,7 +183,8 @@ def test_an_already_inactive_user_is_not_deactivated_again() -> None:
 def test_deleted_only_when_confirmed() -> None:
     identities = [ident(1, duo_user_id="DU1")]
     previous = {"DU1": PreviousUser("DU1", False, False)}
-    assert unlisted_links({}, identities) == ["DU1"]
+    assert unlisted_links({}, identities, previous) == ["DU1"]
+    assert unlisted_links({}, identities, {}) == []  # never listed by this connection: another directory's
     unconfirmed = plan([], identities, previous=previous)
     assert unconfirmed.deactivate == []
     assert unconfirmed.deleted_ids == ["DU1"]
@@ -269,3 +270,12 @@ def test_a_deleted_user_leaves_every_managed_group() -> None:
         current_groups=current,
     )
     assert p.memberships == {101: (frozenset(), frozenset({"DG1"}))}
+
+
+def test_identities_remembered_by_another_directory_are_neither_counted_nor_judged() -> None:
+    p = plan(
+        [duo("DU2", "bob", "b@example.com", status="disabled")],
+        [ident(1, duo_user_id="DU-OTHER"), ident(2, email="b@example.com")],
+    )
+    assert p.linked_users == 1  # bob only: the guard's base is not inflated by the other directory's users
+    assert [d.user_pk for d in p.deactivate] == [102]

@@ -15,7 +15,7 @@ from typing import Any
 from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from ...directory.client import check_connection, parse_api_host
+from ...directory.client import ca_certs_refusal, check_connection, parse_api_host
 from ...models import DirectoryConnection, Provider
 
 
@@ -72,6 +72,8 @@ class Command(BaseCommand):
             except ValueError as exc:
                 raise CommandError(str(exc)) from None
             connection.api_host = options["api_host"].strip()
+        if options["ca_certs"] is not None and (refusal := ca_certs_refusal(options["ca_certs"])):
+            raise CommandError(refusal)
         if options["provider"] is not None:
             provider = Provider.objects.filter(slug=options["provider"]).first()
             if provider is None:

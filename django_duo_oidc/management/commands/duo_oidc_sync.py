@@ -13,6 +13,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from ...directory.sync import sync_all
+from ...logsafe import sanitise
 from ...models import DirectoryConnection
 
 
@@ -38,13 +39,17 @@ class Command(BaseCommand):
             return
         failed = []
         for result in results:
-            self.stdout.write(f"{result.connection}:{' (dry run)' if result.dry_run else ''}")
+            self.line(f"{result.connection}:{' (dry run)' if result.dry_run else ''}")
             for change in result.changes:
-                self.stdout.write(f"  {'would: ' if result.dry_run else ''}{change}")
+                self.line(f"  {'would: ' if result.dry_run else ''}{change}")
             for warning in result.warnings:
-                self.stdout.write(f"  warning: {warning}")
-            self.stdout.write(f"  {result.summary()}")
+                self.line(f"  warning: {warning}")
+            self.line(f"  {result.summary()}")
             if not result.ok:
                 failed.append(result.connection)
         if failed:
             raise CommandError(f"Sync failed for {', '.join(failed)}.")
+
+    def line(self, text: str) -> None:
+        """Write a line; Duo's usernames and group names in it reach a terminal without control characters."""
+        self.stdout.write(sanitise(text, limit=None))
