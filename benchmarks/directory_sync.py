@@ -15,8 +15,8 @@ Duo's own client (duo_client: signing, paging 300 users a page), on SQLite with 
 
 For each: requests made to the Admin API (counted by the fake), wall-clock seconds (without tracemalloc),
 and the peak of Python allocations during the run (tracemalloc, in a second identical run: tracing slows
-Python down). The fake answers on loopback with no delay: a real tenant adds its round trips (34 pages,
-about 0.3 s each) and its rate limits (DUO.md 4.4).
+Python down). The fake answers on loopback with no delay: a real tenant adds a network round trip per
+request (one page of groups, one per 300 users) and its rate limits (DUO.md 4.4).
 """
 
 from __future__ import annotations
