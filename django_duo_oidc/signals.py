@@ -37,3 +37,20 @@ def send_scope_denied(request: Any, exc: Any, *, view_name: str = "") -> None:
         required=exc.required,
         missing=exc.missing,
     )
+
+
+# Directory (Duo Admin API) ---------------------------------------------------------------------------
+
+#: Sent after a directory sync made a linked user inactive (and ended their sessions). Arguments:
+#: ``user``, ``connection`` (a DirectoryConnection), ``reason`` ("duo-disabled", "duo-locked-out",
+#: "duo-deleted", "duo-pending-deletion", "duo-status-unknown"), ``directory_user`` (the DirectoryUser).
+user_deprovisioned = Signal()
+
+#: Sent after a directory sync re-activated a user it had deactivated, because Duo lists them active or
+#: bypass again. Arguments: ``user``, ``connection``, ``directory_user``.
+user_reprovisioned = Signal()
+
+#: Sent after every directory sync run, failed or not, dry or not. Arguments: ``connection``,
+#: ``result`` (a :class:`django_duo_oidc.directory.sync.SyncResult`: ``ok``, ``counts``, ``changes``),
+#: ``dry_run``.
+directory_synced = Signal()
