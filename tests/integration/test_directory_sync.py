@@ -784,3 +784,32 @@ def test_the_task_module_imports_without_any_tasks_framework(monkeypatch: pytest
         monkeypatch.undo()
         importlib.reload(tasks)
     assert tasks.sync_directories is not None
+
+
+def test_without_deprovisioning_a_deleted_user_is_only_marked_deleted(
+    connection: DirectoryConnection, provider: Provider, fake_duo_admin: FakeDuoAdmin
+) -> None:
+    alice = link(provider, "alice")
+    fake_duo_admin.set_state(users=[duo_user("alice"), duo_user("bob")])
+    assert sync_connection(connection).ok
+    connection.deprovision = False
+    connection.save()
+    fake_duo_admin.delete_user(duo_user_id("alice"))
+    before = fake_duo_admin.stats()["by_path"]
+    assert sync_connection(connection).ok
+    after = fake_duo_admin.stats()["by_path"]
+    assert {p for p in after if after[p] != before.get(p)} == {"/admin/v1/users", "/admin/v1/groups"}  # no lookups
+    assert refreshed(alice).is_active
+    assert DirectoryUser.objects.get(duo_user_id=duo_user_id("alice")).deleted_at is not None
+
+
+def test_a_cache_that_keeps_nothing_never_lets_a_run_apply(
+    connection: DirectoryConnection, provider: Provider, fake_duo_admin: FakeDuoAdmin, settings: Any
+) -> None:
+    alice = _prepared(connection, provider, fake_duo_admin)
+    before = snapshot()
+    settings.CACHES = {**settings.CACHES, "dummy": {"BACKEND": "django.core.cache.backends.dummy.DummyCache"}}
+    settings.DUO_OIDC = {**settings.DUO_OIDC, "CACHE_ALIAS": "dummy"}
+    result = sync_connection(connection)
+    assert not result.ok and "keeps nothing" in result.message
+    assert snapshot() == before and refreshed(alice).is_active
