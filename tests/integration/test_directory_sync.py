@@ -813,3 +813,19 @@ def test_a_cache_that_keeps_nothing_never_lets_a_run_apply(
     result = sync_connection(connection)
     assert not result.ok and "keeps nothing" in result.message
     assert snapshot() == before and refreshed(alice).is_active
+
+
+def test_a_group_renamed_in_duo_is_renamed_here_and_keeps_its_members(
+    connection: DirectoryConnection, provider: Provider, fake_duo_admin: FakeDuoAdmin
+) -> None:
+    alice = link(provider, "alice")
+    staff = duo_group("Staff")
+    fake_duo_admin.set_state(users=[duo_user("alice", groups=[staff])])
+    assert sync_connection(connection).ok
+    django_group = Group.objects.get(name="duo:Staff")
+    renamed = duo_group("Staffers", group_id=staff["group_id"])
+    fake_duo_admin.set_state(users=[duo_user("alice", groups=[renamed])])
+    assert sync_connection(connection).ok
+    django_group.refresh_from_db()
+    assert django_group.name == "duo:Staffers"
+    assert list(alice.groups.all()) == [django_group]
