@@ -37,10 +37,13 @@ Test control (JSON, no signature, loopback only), under ``/__test__/``:
   is at least K fails: ``fail_mode`` ``"status"`` (HTTP 500, the default) or ``"body"`` (HTTP 200 with a
   truncated body); once, or on every such page with ``"sticky": true``), ``down`` (close every ``/admin/``
   connection without an answer), ``delay`` (seconds to wait before answering), ``page_limit`` N (cap the
-  page size);
-- ``GET /__test__/stats``: ``requests``, ``by_path``, ``bad_signatures`` (and ``last_bad_signature``, the
-  reason), ``writes``, ``rate_limited``, ``failed_pages``, ``dropped``, ``by_signature`` (v5, v2-sha512,
-  v2-sha1);
+  page size), ``delete_during_listing`` ``{"offset": K, "user_ids": [...]}`` (once, just before the users page
+  whose offset is at least K, delete those users: later pages shift and a user who was never deleted is
+  skipped, as offset paging does when Duo changes under a listing; ``total_objects`` shrinks),
+  ``next_offset_loop`` (every users page says ``next_offset: 0``: a listing that never ends);
+- ``GET /__test__/stats``: ``requests`` (to ``/admin/``), ``by_path``, ``bad_signatures`` (and
+  ``last_bad_signature``, the reason), ``writes``, ``rate_limited``, ``failed_pages``, ``dropped``,
+  ``by_signature`` (v5, v2-sha512, v2-sha1);
 - ``POST /__test__/reset``: back to the starting state (``--state FILE`` or ``--seed-example``, else empty),
   no faults, zero statistics.
 
@@ -295,8 +298,9 @@ class Verifier:
         """Return ``(variant, "")`` for a good signature, ``(None, reason)`` otherwise."""
         dates = [v for k, v in headers if k.lower() == "date"]
         auths = [v for k, v in headers if k.lower() == "authorization"]
-        if len(dates) != 1 or len(auths) != 1:
-            return None, "missing or repeated Date/Authorization"
+        hosts = [v for k, v in headers if k.lower() == "host"]
+        if len(dates) != 1 or len(auths) != 1 or len(hosts) != 1:
+            return None, "missing or repeated Date/Authorization/Host"
         date = dates[0]
         if not _ZONE.search(date.strip()):
             return None, "Date without a zone"
@@ -372,6 +376,8 @@ class State:
         "down": False,
         "delay": 0,
         "page_limit": None,
+        "delete_during_listing": None,
+        "next_offset_loop": False,
     }
 
     def __init__(self, initial: dict[str, Any]) -> None:
@@ -459,6 +465,17 @@ class State:
             "down": lambda v: isinstance(v, bool),
             "delay": lambda v: isinstance(v, int | float) and not isinstance(v, bool) and 0 <= v <= 120,
             "page_limit": lambda v: v is None or (isinstance(v, int) and not isinstance(v, bool) and v >= 1),
+            "delete_during_listing": lambda v: (
+                v is None
+                or (
+                    isinstance(v, dict)
+                    and set(v) == {"offset", "user_ids"}
+                    and isinstance(v["offset"], int)
+                    and isinstance(v["user_ids"], list)
+                    and all(isinstance(u, str) for u in v["user_ids"])
+                )
+            ),
+            "next_offset_loop": lambda v: isinstance(v, bool),
         }
         for key, value in changes.items():
             if key not in checks or not checks[key](value):
@@ -677,7 +694,15 @@ class Handler(BaseHTTPRequestHandler):
 
     def _list_users(self, params: dict[str, list[str]]) -> None:
         state = self.server.state
+        offset = _int_param(params, "offset", 0)
         with state.lock:
+            change = state.faults["delete_during_listing"]
+            if change and offset >= change["offset"]:
+                # Users vanish between two pages (deleted in Duo mid-listing): offsets shift under the client.
+                state.faults["delete_during_listing"] = None
+                for user_id in change["user_ids"]:
+                    state.users.pop(user_id, None)
+                state._relist()
             users = state.user_list
         filtered = False
         for name in ("username", "email"):
@@ -691,7 +716,6 @@ class Handler(BaseHTTPRequestHandler):
                 wanted = {v if field == "user_id" else v.lower() for v in values}
                 users = [u for u in users if _user_matches(u, field, wanted)]
                 filtered = True
-        offset = _int_param(params, "offset", 0)
         with state.lock:
             at = state.faults["fail_at_offset"]
             failing = not filtered and at is not None and offset >= at
@@ -705,9 +729,9 @@ class Handler(BaseHTTPRequestHandler):
                 self.close_connection = True
                 return self._send(200, raw=b'{"stat":"OK","response":[{"user_id":"DU')
             raise Failure(SERVER_ERROR)
-        self._page(users, params, maximum=300)
+        self._page(users, params, maximum=300, loop=not filtered and state.faults["next_offset_loop"])
 
-    def _page(self, items: list[Any], params: dict[str, list[str]], *, maximum: int) -> None:
+    def _page(self, items: list[Any], params: dict[str, list[str]], *, maximum: int, loop: bool = False) -> None:
         limit = _int_param(params, "limit", 100)
         offset = _int_param(params, "offset", 0)
         if limit < 1:
@@ -722,6 +746,8 @@ class Handler(BaseHTTPRequestHandler):
             "total_objects": len(items),
             "next_offset": end if end < len(items) else None,
         }
+        if loop:
+            metadata["next_offset"] = 0  # a lying server: the listing never ends
         if offset:
             metadata["prev_offset"] = max(0, offset - limit)
         self._send(200, {"stat": "OK", "response": page, "metadata": metadata})

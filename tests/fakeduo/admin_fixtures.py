@@ -181,7 +181,8 @@ class FakeDuoAdmin:
 
     def faults(self, **faults: Any) -> dict[str, Any]:
         """Set faults (``rate_limit``, ``fail_at_offset``, ``fail_mode``, ``sticky``, ``down``, ``delay``,
-        ``page_limit``); returns all current faults."""
+        ``page_limit``, ``delete_during_listing``, ``next_offset_loop``: see admin_api's docstring); returns
+        all current faults."""
         return self._call("POST", "/__test__/faults", faults)
 
     def stats(self) -> dict[str, Any]:

@@ -9,8 +9,15 @@ from __future__ import annotations
 
 import email.utils
 import hashlib
+import http.client
+import itertools
 import json
+import os
+import ssl
+import subprocess
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import duo_client
@@ -18,7 +25,16 @@ import pytest
 import requests
 from duo_client.client import normalize_params, sign
 
-from tests.fakeduo.admin_fixtures import FakeDuoAdmin, duo_group, duo_group_id, duo_user, duo_user_id
+from tests.fakeduo.admin_fixtures import (
+    ROOT,
+    FakeDuoAdmin,
+    duo_group,
+    duo_group_id,
+    duo_user,
+    duo_user_id,
+    start_server,
+    stop_server,
+)
 
 USERS_PATH = "/admin/v1/users"
 
@@ -40,6 +56,7 @@ def _signed_get(
     skey: str | None = None,
     signed_headers: dict[str, str] | None = None,
     sent_headers: dict[str, str] | None = None,
+    signed_path: str | None = None,
 ) -> requests.Response:
     """A GET signed by duo_client's own ``sign`` (v5), then sent as the test chooses (possibly altered)."""
     date = date or email.utils.formatdate()
@@ -48,7 +65,7 @@ def _signed_get(
         skey or fake.skey,
         "GET",
         signed_host or fake.host,
-        path,
+        signed_path or path,
         date,
         5,
         normalize_params(signed_params),
@@ -207,6 +224,7 @@ def test_hand_signed_request_is_accepted_so_the_tampering_tests_mean_something(f
         ),
         ("X-Duo header added", {"sent_headers": {"X-Duo-A": "1"}}, "signature mismatch"),
         ("other host", {"signed_host": "api-12345678.duosecurity.com"}, "signature mismatch"),
+        ("other path", {"signed_path": "/admin/v1/groups"}, "signature mismatch"),
         ("stale Date", {"date_offset": -310}, "stale Date"),
         ("future Date", {"date_offset": 310}, "stale Date"),
         ("Date without zone", {"date_offset": "no zone"}, "Date without a zone"),
@@ -224,6 +242,56 @@ def test_a_tampered_request_is_refused_with_40103(
     response = _signed_get(fake_duo_admin, USERS_PATH, **kwargs)
     assert _fail_body(response) == (401, BAD_SIGNATURE), case
     assert fake_duo_admin.stats()["last_bad_signature"] == reason
+
+
+def _signed_post(fake: FakeDuoAdmin, *, signed_body: dict[str, Any], sent_body: dict[str, Any]) -> int:
+    date = email.utils.formatdate()
+    body = json.dumps(signed_body, sort_keys=True, separators=(",", ":"))
+    authorization = sign(fake.ikey, fake.skey, "POST", fake.host, USERS_PATH, date, 5, {}, body=body)
+    response = requests.post(
+        f"https://{fake.api_host}{USERS_PATH}",
+        data=json.dumps(sent_body, sort_keys=True, separators=(",", ":")),
+        headers={"Date": date, "Authorization": authorization, "Content-Type": "application/json"},
+        verify=fake.ca_path,
+        timeout=10,
+    )
+    return response.status_code
+
+
+def test_the_body_is_signed(fake_duo_admin: FakeDuoAdmin) -> None:
+    # Signed as sent: past the signature check, refused as a write (403). Another body: refused as forged (401).
+    assert _signed_post(fake_duo_admin, signed_body={"username": "a"}, sent_body={"username": "a"}) == 403
+    assert _signed_post(fake_duo_admin, signed_body={"username": "a"}, sent_body={"username": "b"}) == 401
+    assert fake_duo_admin.stats()["writes"] == 2
+
+
+def test_a_get_signature_does_not_sign_a_delete(fake_duo_admin: FakeDuoAdmin) -> None:
+    got = _signed_get(fake_duo_admin, USERS_PATH, signed_params={})
+    assert got.status_code == 200
+    headers = {k: got.request.headers[k] for k in ("Date", "Authorization")}
+    deleted = requests.delete(
+        f"https://{fake_duo_admin.api_host}{USERS_PATH}", headers=headers, verify=fake_duo_admin.ca_path, timeout=10
+    )
+    assert _fail_body(deleted) == (401, BAD_SIGNATURE)
+
+
+def test_repeated_date_or_host_headers_are_refused(fake_duo_admin: FakeDuoAdmin) -> None:
+    good = _signed_get(fake_duo_admin, USERS_PATH, signed_params={})
+    assert good.status_code == 200
+    context = ssl.create_default_context(cafile=fake_duo_admin.ca_path)
+    for repeated in ("Date", "Host"):
+        conn = http.client.HTTPSConnection(fake_duo_admin.host, fake_duo_admin.port, context=context, timeout=10)
+        try:
+            conn.putrequest("GET", USERS_PATH, skip_host=True)
+            conn.putheader("Host", fake_duo_admin.api_host)
+            conn.putheader("Date", good.request.headers["Date"])
+            conn.putheader("Authorization", good.request.headers["Authorization"])
+            conn.putheader(repeated, "Mon, 01 Jan 2024 00:00:00 -0000" if repeated == "Date" else "evil.example")
+            conn.endheaders()
+            response = conn.getresponse()
+            assert (response.status, json.loads(response.read())) == (401, BAD_SIGNATURE), repeated
+        finally:
+            conn.close()
 
 
 def test_a_date_within_five_minutes_is_accepted_but_not_with_another_date_header(
@@ -332,6 +400,26 @@ def test_a_sticky_failing_page_fails_every_time(fake_duo_admin: FakeDuoAdmin) ->
     assert fake_duo_admin.stats()["failed_pages"] == 2
 
 
+def test_users_deleted_mid_listing_shift_the_offsets_and_a_live_user_is_skipped(fake_duo_admin: FakeDuoAdmin) -> None:
+    # The hazard a sync must survive: offset paging over a changing directory skips users who still exist.
+    fake_duo_admin.set_state(users=[duo_user(f"u{i}") for i in range(7)])
+    fake_duo_admin.faults(page_limit=2, delete_during_listing={"offset": 4, "user_ids": [duo_user_id("u0")]})
+    admin = fake_duo_admin.admin_client()
+    totals = []
+    for offset in ("0", "2", "4", "6"):
+        page = json.loads(admin.api_call("GET", USERS_PATH, {"offset": offset})[1])
+        totals.append((page["metadata"]["total_objects"], [u["username"] for u in page["response"]]))
+    assert totals == [(7, ["u0", "u1"]), (7, ["u2", "u3"]), (6, ["u5", "u6"]), (6, [])]  # u4 never listed
+    assert admin.get_user_by_id(duo_user_id("u4"))["username"] == "u4"
+
+
+def test_a_lying_next_offset_never_ends_the_listing(fake_duo_admin: FakeDuoAdmin) -> None:
+    fake_duo_admin.set_state(users=[duo_user("a"), duo_user("b")])
+    fake_duo_admin.faults(page_limit=1, next_offset_loop=True)
+    listing = fake_duo_admin.admin_client().get_users_iterator()
+    assert [u["username"] for u in itertools.islice(listing, 5)] == ["a", "a", "a", "a", "a"]
+
+
 def test_down_closes_the_connection_and_delay_runs_into_timeouts(fake_duo_admin: FakeDuoAdmin) -> None:
     fake_duo_admin.faults(down=True)
     with pytest.raises(ConnectionError):
@@ -368,3 +456,50 @@ def test_writes_are_forbidden_counted_and_change_nothing(fake_duo_admin: FakeDuo
     assert unsigned.status_code == 401
     assert fake_duo_admin.stats()["writes"] == 5
     assert fake_duo_admin.state() == before
+
+
+# --- the process ----------------------------------------------------------------------------------------
+
+
+def test_seed_example_serves_alice_bob_and_carol_and_reset_goes_back_to_it(tmp_path: Path) -> None:
+    server = start_server(tmp_path, "--seed-example")
+    try:
+        fake = server.controller
+        admin = fake.admin_client()
+        users = {u["username"]: u for u in admin.get_users()}
+        assert sorted(users) == ["alice", "bob", "carol"]
+        assert users["alice"]["email"] == "alice@example.test"
+        assert [g["name"] for g in users["alice"]["groups"]] == ["crm-users"]
+        assert [g["name"] for g in users["carol"]["groups"]] == ["crm-users", "admins"]
+        assert users["bob"]["groups"] == []
+        fake.delete_user(duo_user_id("alice"))
+        fake.reset()
+        assert len(admin.get_users()) == 3
+    finally:
+        stop_server(server)
+    assert server.process.returncode == 0  # SIGTERM stops it cleanly
+
+
+def test_state_file_is_the_starting_state(tmp_path: Path) -> None:
+    state = tmp_path / "state.json"
+    state.write_text(json.dumps({"users": [duo_user("dave", status="bypass")], "groups": []}))
+    server = start_server(tmp_path, "--state", str(state))
+    try:
+        assert [(u["username"], u["status"]) for u in server.controller.admin_client().get_users()] == [
+            ("dave", "bypass")
+        ]
+    finally:
+        stop_server(server)
+
+
+def test_without_credentials_the_server_refuses_to_start(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FAKE_DUO_")}
+    done = subprocess.run(
+        [sys.executable, "-m", "tests.fakeduo.admin_api", "--port", "0", "--cert", "x", "--key", "y"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=20,
+    )
+    assert done.returncode == 2 and "FAKE_DUO_IKEY" in done.stderr and "READY" not in done.stdout
