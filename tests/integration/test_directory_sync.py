@@ -829,3 +829,34 @@ def test_a_group_renamed_in_duo_is_renamed_here_and_keeps_its_members(
     django_group.refresh_from_db()
     assert django_group.name == "duo:Staffers"
     assert list(alice.groups.all()) == [django_group]
+
+
+def test_a_listing_that_shifts_under_deletions_changes_nothing(
+    connection: DirectoryConnection, provider: Provider, fake_duo_admin: FakeDuoAdmin
+) -> None:
+    # u1 is deleted while the listing pages (3 a page): offsets shift and u3, never deleted, is skipped.
+    users = [link(provider, f"u{i}") for i in range(10)]
+    fake_duo_admin.set_state(users=[duo_user(f"u{i}") for i in range(10)])
+    assert sync_connection(connection).ok
+    before = snapshot()
+    fake_duo_admin.faults(page_limit=3, delete_during_listing={"offset": 3, "user_ids": [duo_user_id("u1")]})
+    result = sync_connection(connection, force=True)  # even forced: a skipped live user is never "deleted"
+    assert not result.ok and "still exists" in result.message
+    assert snapshot() == before
+    assert all(refreshed(u).is_active for u in users)
+    # The next run sees a consistent listing: u1 (really deleted) goes, nobody else.
+    fake_duo_admin.faults(page_limit=3, delete_during_listing=None)
+    assert sync_connection(connection).ok
+    assert [refreshed(u).is_active for u in users] == [i != 1 for i in range(10)]
+
+
+def test_a_listing_that_never_ends_is_a_bad_page(
+    connection: DirectoryConnection, provider: Provider, fake_duo_admin: FakeDuoAdmin
+) -> None:
+    alice = _prepared(connection, provider, fake_duo_admin)
+    before = snapshot()
+    fake_duo_admin.faults(next_offset_loop=True, page_limit=4)
+    result = sync_connection(connection)
+    assert not result.ok and "repeats a user" in result.message
+    assert snapshot() == before and refreshed(alice).is_active
+    assert fake_duo_admin.stats()["by_path"]["/admin/v1/users"] < 10  # stopped at the first repeated page
