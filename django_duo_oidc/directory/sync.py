@@ -397,9 +397,20 @@ def _after_commit(connection: DirectoryConnection, plan: planning.Plan, result: 
 
 
 def sync_all(*, slug: str | None = None, dry_run: bool = False, force: bool = False) -> list[SyncResult]:
-    """Sync the connection ``slug`` (enabled or not), or every enabled connection; one result each."""
-    if slug is not None:
-        connections = list(DirectoryConnection.objects.filter(slug=slug).select_related("provider"))
-    else:
-        connections = list(DirectoryConnection.objects.filter(enabled=True).select_related("provider"))
-    return [sync_connection(c, dry_run=dry_run, force=force) for c in connections]
+    """Sync the connection ``slug``, or every enabled connection; one result each.
+
+    A disabled connection is never synced, even by name (``enabled`` is the switch that stops a
+    connection that misbehaves, whatever cron still says): its result fails and says so.
+    """
+    connections = DirectoryConnection.objects.select_related("provider")
+    if slug is None:
+        return [sync_connection(c, dry_run=dry_run, force=force) for c in connections.filter(enabled=True)]
+    results = []
+    for connection in connections.filter(slug=slug):
+        if connection.enabled:
+            results.append(sync_connection(connection, dry_run=dry_run, force=force))
+        else:
+            results.append(
+                SyncResult(connection.slug, dry_run=dry_run, message="The connection is disabled: not synced.")
+            )
+    return results
