@@ -16,12 +16,13 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
+from django.core.exceptions import FieldDoesNotExist
 from django.utils import timezone
 
 from ..models import DirectoryConnection, DirectoryGroup, DirectoryUser, Identity
 from . import plan as planning
 
-__all__ = ["GroupWork", "apply_plan", "group_work", "read_identities", "read_memberships"]
+__all__ = ["GroupWork", "apply_plan", "group_work", "read_identities", "read_memberships", "users_have_is_active"]
 
 logger = logging.getLogger("django_duo_oidc")
 
@@ -30,21 +31,33 @@ _GROUP_NAME_MAX = Group._meta.get_field("name").max_length or 150
 # Reading the database -------------------------------------------------------------------------------
 
 
+def users_have_is_active() -> bool:
+    """Whether the user model has ``is_active`` (a custom model may not: then no one can be deprovisioned)."""
+    try:
+        get_user_model()._meta.get_field("is_active")
+    except FieldDoesNotExist:
+        return False
+    return True
+
+
 def read_identities(connection: DirectoryConnection) -> list[planning.IdentityInfo]:
+    """The connection's provider's identities, with what the join key may read (claims, user fields)."""
     user_model = get_user_model()
     username_field = user_model.USERNAME_FIELD
     email_field = user_model.get_email_field_name()
+    has_email = any(f.name == email_field for f in user_model._meta.get_fields())
     rows = Identity.objects.filter(provider_id=connection.provider_id).values_list(
         "pk",
         "user_id",
         "duo_user_id",
         "last_claims",
         f"user__{username_field}",
-        f"user__{email_field}",
-        "user__is_active",
+        f"user__{email_field}" if has_email else "user_id",
+        "user__is_active" if users_have_is_active() else "pk",
     )
     found = []
     for pk, user_pk, duo_user_id, claims, username, email, active in rows.iterator(chunk_size=2000):
+        email = email if has_email else ""
         claims = claims if isinstance(claims, dict) else {}
         email_claim = claims.get("email")
         if claims.get("email_verified") is False:
@@ -76,6 +89,9 @@ class GroupWork:
 def group_work(
     connection: DirectoryConnection, groups: dict[str, planning.DuoGroup], note: Callable[[str, str], Any]
 ) -> GroupWork:
+    """Which Duo groups get a Django group (created, renamed) and which are skipped: a Django group with
+    the wanted name that this connection did not create is never taken over. ``note(kind, text)`` is told
+    each decision."""
     rows = {row.duo_group_id: row for row in DirectoryGroup.objects.filter(connection=connection)}
     mirrored: dict[str, int | None] = {}
     for row in rows.values():
@@ -118,6 +134,7 @@ def group_work(
 def read_memberships(
     identities: list[planning.IdentityInfo], mirrored: dict[str, int | None]
 ) -> dict[int, frozenset[str]]:
+    """Per user of ``identities``, the mirrored groups (by Duo group id) they are in now."""
     by_pk = {pk: duo_id for duo_id, pk in mirrored.items() if pk}
     if not by_pk:
         return {}
@@ -150,6 +167,8 @@ def apply_plan(
     work: GroupWork | None,
     confirmed_deleted: list[str],
 ) -> None:
+    """Write ``plan`` (call inside a transaction): groups, links, snapshots, memberships, then access
+    (``is_active`` saved through the model, so ``post_save`` forgets this process's bearer memos)."""
     now = timezone.now()
     user_model = get_user_model()
     # Groups first: memberships name them.

@@ -39,7 +39,7 @@ from ..signals import directory_synced, user_deprovisioned, user_reprovisioned
 from ..state.cache import shared_cache
 from . import plan as planning
 from .client import PAGE_SIZE, DirectoryError, admin_client, describe_error, guarded_call, iterate
-from .store import apply_plan, group_work, read_identities, read_memberships
+from .store import apply_plan, group_work, read_identities, read_memberships, users_have_is_active
 
 __all__ = ["LOCK_KEY", "LOCK_TTL", "Change", "SyncResult", "sync_all", "sync_connection"]
 
@@ -270,6 +270,8 @@ def _store_outcome(connection: DirectoryConnection, result: SyncResult) -> None:
 
 
 def _run(connection: DirectoryConnection, result: SyncResult, lock: _Lock, *, dry_run: bool, force: bool) -> None:
+    if connection.deprovision and not users_have_is_active():
+        raise SyncFailed("The user model has no is_active field: users cannot be deprovisioned. Turn deprovision off.")
     client = admin_client(connection)
     try:
         groups, users = _list_everything(connection, client)

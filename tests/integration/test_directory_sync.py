@@ -860,3 +860,13 @@ def test_a_listing_that_never_ends_is_a_bad_page(
     assert not result.ok and "repeats a user" in result.message
     assert snapshot() == before and refreshed(alice).is_active
     assert fake_duo_admin.stats()["by_path"]["/admin/v1/users"] < 10  # stopped at the first repeated page
+
+
+def test_a_user_model_without_is_active_cannot_be_deprovisioned_and_says_so(
+    connection: DirectoryConnection, provider: Provider, fake_duo_admin: FakeDuoAdmin, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(directory_sync, "users_have_is_active", lambda: False)
+    result = sync_connection(connection)
+    assert not result.ok and "no is_active field" in result.message
+    connection.deprovision = False
+    assert sync_connection(connection).ok
