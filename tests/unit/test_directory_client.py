@@ -61,9 +61,9 @@ def test_failures_become_one_clear_error_that_never_echoes_the_server(
     assert SECRET not in error.message and "nope" not in error.message
 
 
-def test_an_unexpected_exception_is_not_swallowed(connection: DirectoryConnection) -> None:
-    with pytest.raises(ZeroDivisionError):
-        describe_error(ZeroDivisionError(), connection)
+def test_an_unexpected_exception_is_an_internal_error(connection: DirectoryConnection) -> None:
+    error = describe_error(ZeroDivisionError("secret detail"), connection)
+    assert error.kind == "internal" and "ZeroDivisionError" in error.message and "secret" not in error.message
 
 
 @pytest.mark.parametrize(
@@ -100,3 +100,47 @@ def test_parse_api_host(text: str, expected: tuple[str, int | None]) -> None:
 def test_parse_api_host_refuses(text: str) -> None:
     with pytest.raises(ValueError):
         parse_api_host(text)
+
+
+def test_the_secret_key_is_never_in_an_error_report(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A surprise inside duo_client's signing (whose frames hold the secret key) becomes a DirectoryError
+    # that carries none of those frames, so Django's error report (DEBUG page, mail to ADMINS) cannot
+    # show the key.
+
+    import duo_client.client
+    from django.views.debug import ExceptionReporter
+
+    from django_duo_oidc.directory.client import admin_client, guarded_call
+
+    monkeypatch.setenv("DUO_TEST_SKEY", SECRET)
+    connection = DirectoryConnection(
+        slug="corp", api_host="127.0.0.1:18344", integration_key="DIXX", secret_key_env="DUO_TEST_SKEY"
+    )
+
+    def broken_sign(*args: Any, **kwargs: Any) -> None:
+        raise ZeroDivisionError("a bug in signing")
+
+    monkeypatch.setattr(duo_client.client, "sign", broken_sign)
+    client = admin_client(connection)
+    with pytest.raises(DirectoryError) as caught:
+        guarded_call(connection, client.get_users, 1, 0)
+    assert caught.value.kind == "internal" and "ZeroDivisionError" in caught.value.message
+    report = ExceptionReporter(None, type(caught.value), caught.value, caught.value.__traceback__).get_traceback_html()
+    assert SECRET not in report
+
+
+def test_admin_client_hides_the_secret_from_error_reports(monkeypatch: pytest.MonkeyPatch) -> None:
+    from django.views.debug import ExceptionReporter
+
+    from django_duo_oidc.directory import client as directory_client
+
+    monkeypatch.setenv("DUO_TEST_SKEY", SECRET)
+    connection = DirectoryConnection(
+        slug="corp", api_host="api-x.duosecurity.com", integration_key="DIXX", secret_key_env="DUO_TEST_SKEY"
+    )
+    with pytest.raises(DirectoryError) as caught:
+        directory_client.admin_client(connection, timeout="not a number")  # type: ignore[arg-type]
+    assert caught.value.kind == "config"
+    report = ExceptionReporter(None, caught.type, caught.value, caught.tb).get_traceback_html()
+    assert "admin_client" in report
+    assert SECRET not in report
