@@ -373,3 +373,21 @@ def test_admin_does_not_sync_a_disabled_connection(admin_client_: Client, env: F
     text = admin_client_.post("/admin/duo_oidc/directoryconnection/", data, follow=True).content.decode()
     assert "is disabled: not synced" in text
     assert env.stats()["requests"] == 0
+
+
+def test_skey_stdin_without_encryption_keys_is_refused(env: FakeDuoAdmin, settings: Any) -> None:
+    settings.DUO_OIDC = {k: v for k, v in settings.DUO_OIDC.items() if k != "ENCRYPTION_KEYS"}
+    with pytest.raises(CommandError, match="ENCRYPTION_KEYS"):
+        run(
+            "duo_oidc_directory",
+            "corp",
+            "--api-host",
+            env.api_host,
+            "--ikey",
+            env.ikey,
+            "--skey-stdin",
+            "--provider",
+            "duo",
+            stdin=env.skey + "\n",
+        )
+    assert not DirectoryConnection.objects.exists()
