@@ -552,6 +552,9 @@ class DirectoryConnectionAdmin(admin.ModelAdmin):
 
     def _sync(self, request: HttpRequest, queryset: QuerySet[DirectoryConnection], *, dry_run: bool) -> None:
         for connection in queryset.select_related("provider"):
+            if not connection.enabled:
+                self.message_user(request, f"{connection} is disabled: not synced.", messages.ERROR)
+                continue
             try:
                 result = sync_connection(connection, dry_run=dry_run)
             except DirectoryError as exc:  # sync_connection reports failures itself; defensive only

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import duo_client
+from django.views.decorators.debug import sensitive_variables
 
 from ..conf import conf
 from ..core.errors import ConfigurationError
@@ -65,7 +66,7 @@ class DirectoryError(Exception):
     """The Admin API could not be used; ``str()`` is safe to print and log (never the secret key).
 
     ``kind`` is a stable short code: ``config``, ``signature``, ``permission``, ``rate_limited``,
-    ``tls``, ``unreachable``, ``server``, ``refused``, ``bad_answer``, ``not_found``.
+    ``tls``, ``unreachable``, ``server``, ``refused``, ``bad_answer``, ``not_found``, ``internal``.
     """
 
     def __init__(self, kind: str, message: str, *, status: int | None = None, code: int | None = None) -> None:
@@ -112,6 +113,7 @@ def _ca_certs(connection: DirectoryConnection) -> str | None:
     return connection.ca_certs.strip() or None  # None: duo_client's pinned Duo CAs, never ""
 
 
+@sensitive_variables("secret")  # never in an error report
 def admin_client(connection: DirectoryConnection, *, timeout: float | None = None) -> duo_client.Admin:
     """Return a ``duo_client.Admin`` for ``connection``; raise :class:`DirectoryError` (kind ``config``)
     when the row cannot make one (bad host, missing secret, unsafe CA setting)."""
@@ -129,15 +131,18 @@ def admin_client(connection: DirectoryConnection, *, timeout: float | None = Non
     ca_certs = _ca_certs(connection)
     if ca_certs:
         kwargs["ca_certs"] = ca_certs
-    client = duo_client.Admin(
-        ikey=connection.integration_key.strip(),
-        skey=secret,
-        host=host,
-        port=port,
-        timeout=conf.http_timeout if timeout is None else timeout,
-        paging_limit=PAGE_SIZE,
-        **kwargs,
-    )
+    try:
+        client = duo_client.Admin(
+            ikey=connection.integration_key.strip(),
+            skey=secret,
+            host=host,
+            port=port,
+            timeout=conf.http_timeout if timeout is None else timeout,
+            paging_limit=PAGE_SIZE,
+            **kwargs,
+        )
+    except Exception as exc:  # its frame holds the secret key: the original never travels on
+        raise DirectoryError("config", f"duo_client refused the settings ({type(exc).__name__}).") from None
     # duo_client keeps its back-off ceiling on the instance (set in __init__); honour ours.
     client._MAX_BACKOFF_WAIT_SECS = MAX_BACKOFF_SECONDS
     return client
@@ -226,7 +231,10 @@ def describe_error(exc: BaseException, connection: DirectoryConnection) -> Direc
         return DirectoryError("unreachable", f"The connection to {where} broke ({type(exc).__name__}).")
     if isinstance(exc, ValueError | TypeError | KeyError | UnicodeError):
         return DirectoryError("bad_answer", "Duo answered with something that is not an Admin API answer.")
-    raise exc
+    # Anything else is a surprise inside duo_client: its frames hold the secret key (signing), so the
+    # original never travels on (not even as __context__, which error reports would render).
+    logger.error("duo_client failed unexpectedly talking to %s: %s", where, type(exc).__name__)
+    return DirectoryError("internal", f"duo_client failed unexpectedly ({type(exc).__name__}).")
 
 
 def guarded_call(connection: DirectoryConnection, call: Any, *args: Any) -> Any:
@@ -234,7 +242,7 @@ def guarded_call(connection: DirectoryConnection, call: Any, *args: Any) -> Any:
     original's message may quote the server's answer)."""
     try:
         return call(*args)
-    except (RuntimeError, OSError, http.client.HTTPException, ValueError, TypeError, KeyError) as exc:
+    except Exception as exc:
         raise describe_error(exc, connection) from None
 
 
@@ -245,7 +253,7 @@ def iterate(connection: DirectoryConnection, iterator: Iterator[Any]) -> Iterato
             item = next(iterator)
         except StopIteration:
             return
-        except (RuntimeError, OSError, http.client.HTTPException, ValueError, TypeError, KeyError) as exc:
+        except Exception as exc:
             raise describe_error(exc, connection) from None
         yield item
 

@@ -9,18 +9,20 @@ from __future__ import annotations
 
 import datetime
 import logging
-from collections.abc import Callable
+from collections import defaultdict
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
+from django.core.exceptions import FieldDoesNotExist
 from django.utils import timezone
 
 from ..models import DirectoryConnection, DirectoryGroup, DirectoryUser, Identity
 from . import plan as planning
 
-__all__ = ["GroupWork", "apply_plan", "group_work", "read_identities", "read_memberships"]
+__all__ = ["GroupWork", "apply_plan", "group_work", "read_identities", "read_memberships", "users_have_is_active"]
 
 logger = logging.getLogger("django_duo_oidc")
 
@@ -29,21 +31,33 @@ _GROUP_NAME_MAX = Group._meta.get_field("name").max_length or 150
 # Reading the database -------------------------------------------------------------------------------
 
 
+def users_have_is_active() -> bool:
+    """Whether the user model has ``is_active`` (a custom model may not: then no one can be deprovisioned)."""
+    try:
+        get_user_model()._meta.get_field("is_active")
+    except FieldDoesNotExist:
+        return False
+    return True
+
+
 def read_identities(connection: DirectoryConnection) -> list[planning.IdentityInfo]:
+    """The connection's provider's identities, with what the join key may read (claims, user fields)."""
     user_model = get_user_model()
     username_field = user_model.USERNAME_FIELD
     email_field = user_model.get_email_field_name()
+    has_email = any(f.name == email_field for f in user_model._meta.get_fields())
     rows = Identity.objects.filter(provider_id=connection.provider_id).values_list(
         "pk",
         "user_id",
         "duo_user_id",
         "last_claims",
         f"user__{username_field}",
-        f"user__{email_field}",
-        "user__is_active",
+        f"user__{email_field}" if has_email else "user_id",
+        "user__is_active" if users_have_is_active() else "pk",
     )
     found = []
     for pk, user_pk, duo_user_id, claims, username, email, active in rows.iterator(chunk_size=2000):
+        email = email if has_email else ""
         claims = claims if isinstance(claims, dict) else {}
         email_claim = claims.get("email")
         if claims.get("email_verified") is False:
@@ -75,6 +89,9 @@ class GroupWork:
 def group_work(
     connection: DirectoryConnection, groups: dict[str, planning.DuoGroup], note: Callable[[str, str], Any]
 ) -> GroupWork:
+    """Which Duo groups get a Django group (created, renamed) and which are skipped: a Django group with
+    the wanted name that this connection did not create is never taken over. ``note(kind, text)`` is told
+    each decision."""
     rows = {row.duo_group_id: row for row in DirectoryGroup.objects.filter(connection=connection)}
     mirrored: dict[str, int | None] = {}
     for row in rows.values():
@@ -117,6 +134,7 @@ def group_work(
 def read_memberships(
     identities: list[planning.IdentityInfo], mirrored: dict[str, int | None]
 ) -> dict[int, frozenset[str]]:
+    """Per user of ``identities``, the mirrored groups (by Duo group id) they are in now."""
     by_pk = {pk: duo_id for duo_id, pk in mirrored.items() if pk}
     if not by_pk:
         return {}
@@ -149,6 +167,8 @@ def apply_plan(
     work: GroupWork | None,
     confirmed_deleted: list[str],
 ) -> None:
+    """Write ``plan`` (call inside a transaction): groups, links, snapshots, memberships, then access
+    (``is_active`` saved through the model, so ``post_save`` forgets this process's bearer memos)."""
     now = timezone.now()
     user_model = get_user_model()
     # Groups first: memberships name them.
@@ -178,38 +198,22 @@ def apply_plan(
                 row.name = group.name
                 row.save(update_fields=["name"])
     # Remembered links.
-    for identity_pk, duo_id in plan.new_links.items():
-        Identity.objects.filter(pk=identity_pk).update(duo_user_id=duo_id)
-    # Snapshots.
-    existing = {row.duo_user_id: row for row in DirectoryUser.objects.filter(connection=connection)}
-    to_create, to_update = [], []
-    for duo_id, duo_user in users.items():
-        row = existing.get(duo_id) or DirectoryUser(connection=connection, duo_user_id=duo_id)
-        row.username, row.email, row.realname = duo_user.username, duo_user.email, duo_user.realname
-        row.status, row.is_enrolled = duo_user.status, duo_user.is_enrolled
-        row.last_login = _timestamp(duo_user.last_login)
-        row.groups = [{"group_id": gid, "name": name} for gid, name in duo_user.groups]
-        row.devices = duo_user.device_counts()
-        row.identity_id = plan.links.get(duo_id)
-        row.seen_at, row.deleted_at = now, None
-        (to_update if row.pk else to_create).append(row)
-    fields = ["username", "email", "realname", "status", "is_enrolled", "last_login", "groups", "devices"]
-    DirectoryUser.objects.bulk_create(to_create, batch_size=500)
-    DirectoryUser.objects.bulk_update(to_update, [*fields, "identity", "seen_at", "deleted_at"], batch_size=500)
-    gone = [duo_id for duo_id in existing if duo_id not in users]
-    DirectoryUser.objects.filter(connection=connection, duo_user_id__in=gone, deleted_at=None).update(deleted_at=now)
-    DirectoryUser.objects.filter(connection=connection, duo_user_id__in=confirmed_deleted).update(status="deleted")
-    # Managed group memberships.
+    Identity.objects.bulk_update(
+        [Identity(pk=pk, duo_user_id=duo_id) for pk, duo_id in plan.new_links.items()], ["duo_user_id"], batch_size=500
+    )
+    _store_snapshots(connection, plan, users, confirmed_deleted, now)
+    # Managed group memberships: one insert for all additions, one delete per group for removals.
     through = user_model.groups.through
+    additions, removals = [], defaultdict(list)
     for user_pk, (add, remove) in plan.memberships.items():
-        add_pks = [mirrored[g] for g in add if mirrored.get(g)]
-        remove_pks = [mirrored[g] for g in remove if mirrored.get(g)]
-        if remove_pks:
-            through.objects.filter(user_id=user_pk, group_id__in=remove_pks).delete()
-        if add_pks:
-            through.objects.bulk_create(
-                [through(user_id=user_pk, group_id=pk) for pk in add_pks], ignore_conflicts=True
-            )
+        additions += [through(user_id=user_pk, group_id=mirrored[g]) for g in add if mirrored.get(g)]
+        for g in remove:
+            if mirrored.get(g):
+                removals[mirrored[g]].append(user_pk)
+    for group_pk, user_pks in removals.items():
+        for chunk in _chunks(user_pks):
+            through.objects.filter(group_id=group_pk, user_id__in=chunk).delete()
+    through.objects.bulk_create(additions, batch_size=500, ignore_conflicts=True)
     # Access: saved through the model, so post_save forgets the bearer memos of this process.
     for item in plan.deactivate:
         user = user_model._default_manager.get(pk=item.user_pk)
@@ -221,3 +225,54 @@ def apply_plan(
         user.is_active = True
         user.save(update_fields=["is_active"])
         DirectoryUser.objects.filter(connection=connection, duo_user_id=item.duo_user_id).update(deprovisioned_at=None)
+
+
+_SNAPSHOT_FIELDS = ("username", "email", "realname", "status", "is_enrolled", "last_login", "groups", "devices")
+
+
+def _chunks(items: list[Any], size: int = 500) -> Iterator[list[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _store_snapshots(
+    connection: DirectoryConnection,
+    plan: planning.Plan,
+    users: dict[str, planning.DuoUser],
+    confirmed_deleted: list[str],
+    now: datetime.datetime,
+) -> None:
+    """Upsert one DirectoryUser per listed Duo user; mark the others deleted. Only changed rows are
+    written one by one (Django's bulk_update is slow on wide rows); ``seen_at`` is one UPDATE."""
+    existing = {row.duo_user_id: row for row in DirectoryUser.objects.filter(connection=connection)}
+    to_create, to_update = [], []
+    for duo_id, duo_user in users.items():
+        row = existing.get(duo_id)
+        values = {
+            "username": duo_user.username,
+            "email": duo_user.email,
+            "realname": duo_user.realname,
+            "status": duo_user.status,
+            "is_enrolled": duo_user.is_enrolled,
+            "last_login": _timestamp(duo_user.last_login),
+            "groups": [{"group_id": gid, "name": name} for gid, name in duo_user.groups],
+            "devices": duo_user.device_counts(),
+            "identity_id": plan.links.get(duo_id),
+        }
+        if row is None:
+            to_create.append(DirectoryUser(connection=connection, duo_user_id=duo_id, seen_at=now, **values))
+        elif any(getattr(row, name) != value for name, value in values.items()):
+            for name, value in values.items():
+                setattr(row, name, value)
+            to_update.append(row)
+    DirectoryUser.objects.bulk_create(to_create, batch_size=500)
+    DirectoryUser.objects.bulk_update(to_update, [*_SNAPSHOT_FIELDS, "identity"], batch_size=200)
+    gone = [duo_id for duo_id in existing if duo_id not in users]
+    for chunk in _chunks(gone):
+        DirectoryUser.objects.filter(connection=connection, duo_user_id__in=chunk, deleted_at=None).update(
+            deleted_at=now
+        )
+    for chunk in _chunks(confirmed_deleted):
+        DirectoryUser.objects.filter(connection=connection, duo_user_id__in=chunk).update(status="deleted")
+    for chunk in _chunks([row.pk for duo_id, row in existing.items() if duo_id in users]):
+        DirectoryUser.objects.filter(pk__in=chunk).update(seen_at=now, deleted_at=None)

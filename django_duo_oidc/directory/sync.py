@@ -39,7 +39,7 @@ from ..signals import directory_synced, user_deprovisioned, user_reprovisioned
 from ..state.cache import shared_cache
 from . import plan as planning
 from .client import PAGE_SIZE, DirectoryError, admin_client, describe_error, guarded_call, iterate
-from .store import apply_plan, group_work, read_identities, read_memberships
+from .store import apply_plan, group_work, read_identities, read_memberships, users_have_is_active
 
 __all__ = ["LOCK_KEY", "LOCK_TTL", "Change", "SyncResult", "sync_all", "sync_connection"]
 
@@ -164,9 +164,11 @@ def _list_everything(
     return groups, users
 
 
-def _confirm_deleted(connection: DirectoryConnection, client: Any, duo_ids: list[str]) -> list[str]:
+def _confirm_deleted(
+    connection: DirectoryConnection, client: Any, duo_ids: list[str], *, force: bool = False
+) -> list[str]:
     """The ids Duo answers 404 for; a user still there means the listing skipped them: fail."""
-    if len(duo_ids) > MAX_CONFIRMATIONS:
+    if len(duo_ids) > MAX_CONFIRMATIONS and not force:
         raise SyncFailed(
             f"{len(duo_ids)} linked Duo users are missing from the listing (more than {MAX_CONFIRMATIONS}): "
             "the listing is not trusted; nothing was changed."
@@ -268,6 +270,8 @@ def _store_outcome(connection: DirectoryConnection, result: SyncResult) -> None:
 
 
 def _run(connection: DirectoryConnection, result: SyncResult, lock: _Lock, *, dry_run: bool, force: bool) -> None:
+    if connection.deprovision and not users_have_is_active():
+        raise SyncFailed("The user model has no is_active field: users cannot be deprovisioned. Turn deprovision off.")
     client = admin_client(connection)
     try:
         groups, users = _list_everything(connection, client)
@@ -293,7 +297,10 @@ def _run(connection: DirectoryConnection, result: SyncResult, lock: _Lock, *, dr
             f"{connection.max_deprovision_percent}% a run may deactivate: nothing was changed. Check the connection "
             "and Duo, then run again with --force if it is right."
         )
-    confirmed = _confirm_deleted(connection, client, unlisted) if unlisted else []
+    # Only a deprovisioning run needs to know: without it, unlisted users are merely marked deleted_at.
+    confirmed = (
+        _confirm_deleted(connection, client, unlisted, force=force) if unlisted and connection.deprovision else []
+    )
     work = group_work(connection, groups, result.add) if connection.manage_groups else None
     plan = planning.make_plan(
         users=users,
@@ -319,15 +326,22 @@ def _run(connection: DirectoryConnection, result: SyncResult, lock: _Lock, *, dr
         result.ok, result.message = True, "Dry run: nothing was written"
         return
     if not lock.still_held():
-        raise SyncFailed("The sync lock expired during the run: nothing was changed.")
+        raise SyncFailed(
+            "The sync lock expired during the run (or the cache keeps nothing, e.g. DummyCache): nothing was changed."
+        )
     with transaction.atomic():
         apply_plan(connection, plan, users, groups, work, confirmed)
     result.ok, result.message = True, "Sync complete"
-    _after_commit(connection, plan, result)
+    forget_linked_users()  # bearer memos of this process: at once (other processes within USER_TTL)
+    try:
+        _after_commit(connection, plan, result)
+    except DatabaseError as exc:  # committed already: the users are inactive; say what was not done
+        result.warnings.append(f"after the commit the database failed ({type(exc).__name__}): signals not all sent")
+        logger.error("Directory %s: the database failed after the commit (%s)", connection.slug, type(exc).__name__)
 
 
 def _after_commit(connection: DirectoryConnection, plan: planning.Plan, result: SyncResult) -> None:
-    """End sessions, forget bearer memos, send signals, log each change."""
+    """End sessions, send signals, log each change."""
     user_model = get_user_model()
     rows = {
         row.duo_user_id: row
@@ -382,13 +396,23 @@ def _after_commit(connection: DirectoryConnection, plan: planning.Plan, result: 
     for change in result.changes:
         if change.kind not in ("deactivated", "reactivated"):
             logger.info("Directory %s: %s", connection.slug, change.text)
-    forget_linked_users()
 
 
 def sync_all(*, slug: str | None = None, dry_run: bool = False, force: bool = False) -> list[SyncResult]:
-    """Sync the connection ``slug`` (enabled or not), or every enabled connection; one result each."""
-    if slug is not None:
-        connections = list(DirectoryConnection.objects.filter(slug=slug).select_related("provider"))
-    else:
-        connections = list(DirectoryConnection.objects.filter(enabled=True).select_related("provider"))
-    return [sync_connection(c, dry_run=dry_run, force=force) for c in connections]
+    """Sync the connection ``slug``, or every enabled connection; one result each.
+
+    A disabled connection is never synced, even by name (``enabled`` is the switch that stops a
+    connection that misbehaves, whatever cron still says): its result fails and says so.
+    """
+    connections = DirectoryConnection.objects.select_related("provider")
+    if slug is None:
+        return [sync_connection(c, dry_run=dry_run, force=force) for c in connections.filter(enabled=True)]
+    results = []
+    for connection in connections.filter(slug=slug):
+        if connection.enabled:
+            results.append(sync_connection(connection, dry_run=dry_run, force=force))
+        else:
+            results.append(
+                SyncResult(connection.slug, dry_run=dry_run, message="The connection is disabled: not synced.")
+            )
+    return results

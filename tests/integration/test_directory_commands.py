@@ -253,7 +253,9 @@ def test_sync_of_an_unknown_slug_or_of_nothing(env: FakeDuoAdmin) -> None:
     assert "No enabled directory connection." in run("duo_oidc_sync")
     configure(env, "--disable")
     assert "No enabled directory connection." in run("duo_oidc_sync")  # disabled: not in "all"
-    assert "corp:" in run("duo_oidc_sync", "corp")  # named: runs even when disabled
+    with pytest.raises(CommandError, match="Sync failed for corp"):  # named: still not synced, and says so
+        run("duo_oidc_sync", "corp")
+    assert env.stats()["requests"] == 0
 
 
 # The admin ----------------------------------------------------------------------------------------------
@@ -362,3 +364,30 @@ def test_sync_output_carries_no_terminal_escape_from_duo(env: FakeDuoAdmin, prov
     out = run("duo_oidc_sync", "corp")
     assert "\x1b" not in out and "\x07" not in out
     assert "Staff" in out
+
+
+def test_admin_does_not_sync_a_disabled_connection(admin_client_: Client, env: FakeDuoAdmin) -> None:
+    configure(env, "--disable")
+    connection = DirectoryConnection.objects.get()
+    data = {"action": "sync_now_action", "_selected_action": [connection.pk]}
+    text = admin_client_.post("/admin/duo_oidc/directoryconnection/", data, follow=True).content.decode()
+    assert "is disabled: not synced" in text
+    assert env.stats()["requests"] == 0
+
+
+def test_skey_stdin_without_encryption_keys_is_refused(env: FakeDuoAdmin, settings: Any) -> None:
+    settings.DUO_OIDC = {k: v for k, v in settings.DUO_OIDC.items() if k != "ENCRYPTION_KEYS"}
+    with pytest.raises(CommandError, match="ENCRYPTION_KEYS"):
+        run(
+            "duo_oidc_directory",
+            "corp",
+            "--api-host",
+            env.api_host,
+            "--ikey",
+            env.ikey,
+            "--skey-stdin",
+            "--provider",
+            "duo",
+            stdin=env.skey + "\n",
+        )
+    assert not DirectoryConnection.objects.exists()

@@ -784,3 +784,89 @@ def test_the_task_module_imports_without_any_tasks_framework(monkeypatch: pytest
         monkeypatch.undo()
         importlib.reload(tasks)
     assert tasks.sync_directories is not None
+
+
+def test_without_deprovisioning_a_deleted_user_is_only_marked_deleted(
+    connection: DirectoryConnection, provider: Provider, fake_duo_admin: FakeDuoAdmin
+) -> None:
+    alice = link(provider, "alice")
+    fake_duo_admin.set_state(users=[duo_user("alice"), duo_user("bob")])
+    assert sync_connection(connection).ok
+    connection.deprovision = False
+    connection.save()
+    fake_duo_admin.delete_user(duo_user_id("alice"))
+    before = fake_duo_admin.stats()["by_path"]
+    assert sync_connection(connection).ok
+    after = fake_duo_admin.stats()["by_path"]
+    assert {p for p in after if after[p] != before.get(p)} == {"/admin/v1/users", "/admin/v1/groups"}  # no lookups
+    assert refreshed(alice).is_active
+    assert DirectoryUser.objects.get(duo_user_id=duo_user_id("alice")).deleted_at is not None
+
+
+def test_a_cache_that_keeps_nothing_never_lets_a_run_apply(
+    connection: DirectoryConnection, provider: Provider, fake_duo_admin: FakeDuoAdmin, settings: Any
+) -> None:
+    alice = _prepared(connection, provider, fake_duo_admin)
+    before = snapshot()
+    settings.CACHES = {**settings.CACHES, "dummy": {"BACKEND": "django.core.cache.backends.dummy.DummyCache"}}
+    settings.DUO_OIDC = {**settings.DUO_OIDC, "CACHE_ALIAS": "dummy"}
+    result = sync_connection(connection)
+    assert not result.ok and "keeps nothing" in result.message
+    assert snapshot() == before and refreshed(alice).is_active
+
+
+def test_a_group_renamed_in_duo_is_renamed_here_and_keeps_its_members(
+    connection: DirectoryConnection, provider: Provider, fake_duo_admin: FakeDuoAdmin
+) -> None:
+    alice = link(provider, "alice")
+    staff = duo_group("Staff")
+    fake_duo_admin.set_state(users=[duo_user("alice", groups=[staff])])
+    assert sync_connection(connection).ok
+    django_group = Group.objects.get(name="duo:Staff")
+    renamed = duo_group("Staffers", group_id=staff["group_id"])
+    fake_duo_admin.set_state(users=[duo_user("alice", groups=[renamed])])
+    assert sync_connection(connection).ok
+    django_group.refresh_from_db()
+    assert django_group.name == "duo:Staffers"
+    assert list(alice.groups.all()) == [django_group]
+
+
+def test_a_listing_that_shifts_under_deletions_changes_nothing(
+    connection: DirectoryConnection, provider: Provider, fake_duo_admin: FakeDuoAdmin
+) -> None:
+    # u1 is deleted while the listing pages (3 a page): offsets shift and u3, never deleted, is skipped.
+    users = [link(provider, f"u{i}") for i in range(10)]
+    fake_duo_admin.set_state(users=[duo_user(f"u{i}") for i in range(10)])
+    assert sync_connection(connection).ok
+    before = snapshot()
+    fake_duo_admin.faults(page_limit=3, delete_during_listing={"offset": 3, "user_ids": [duo_user_id("u1")]})
+    result = sync_connection(connection, force=True)  # even forced: a skipped live user is never "deleted"
+    assert not result.ok and "still exists" in result.message
+    assert snapshot() == before
+    assert all(refreshed(u).is_active for u in users)
+    # The next run sees a consistent listing: u1 (really deleted) goes, nobody else.
+    fake_duo_admin.faults(page_limit=3, delete_during_listing=None)
+    assert sync_connection(connection).ok
+    assert [refreshed(u).is_active for u in users] == [i != 1 for i in range(10)]
+
+
+def test_a_listing_that_never_ends_is_a_bad_page(
+    connection: DirectoryConnection, provider: Provider, fake_duo_admin: FakeDuoAdmin
+) -> None:
+    alice = _prepared(connection, provider, fake_duo_admin)
+    before = snapshot()
+    fake_duo_admin.faults(next_offset_loop=True, page_limit=4)
+    result = sync_connection(connection)
+    assert not result.ok and "repeats a user" in result.message
+    assert snapshot() == before and refreshed(alice).is_active
+    assert fake_duo_admin.stats()["by_path"]["/admin/v1/users"] < 10  # stopped at the first repeated page
+
+
+def test_a_user_model_without_is_active_cannot_be_deprovisioned_and_says_so(
+    connection: DirectoryConnection, provider: Provider, fake_duo_admin: FakeDuoAdmin, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(directory_sync, "users_have_is_active", lambda: False)
+    result = sync_connection(connection)
+    assert not result.ok and "no is_active field" in result.message
+    connection.deprovision = False
+    assert sync_connection(connection).ok
