@@ -2,16 +2,27 @@
 refusal (its error class, description and claim: never the exception, its traceback or the token),
 under the token's SHA-256, bounded in entries and in bytes (``SEEN_MAX``, ``SEEN_MAX_BYTES``), the
 oldest entries going first.
+
+And the users those tokens are linked to (:func:`remember_user`, :func:`user_copy`): a pristine copy
+of each, handed out as a new instance per request, so a seen token costs no query even when the view
+reads ``request.user``; :mod:`.context` says for how long, and forgets them when users change.
 """
 
 from __future__ import annotations
 
+import copy
+import datetime
+import decimal
 import logging
 import sys
 import threading
+import time
+import uuid
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
+
+from django.db.models.base import ModelState
 
 from ..core.bearer import (
     AccessGrant,
@@ -146,3 +157,54 @@ def forget() -> None:
     with _seen_lock:
         _seen.clear()
         _seen_bytes = 0
+
+
+# Linked users -----------------------------------------------------------------------------------
+# A pristine instance of each user a bearer token was linked to, by pk, with when (monotonic) it must
+# be read again. It is never handed out: each request gets its own copy (user_copy), so two requests
+# in two threads never share one mutable instance (a view setting an attribute, or Django's permission
+# caches, stay in that request). At most USER_COPIES_MAX users; when full, all are forgotten.
+USER_COPIES_MAX = 10_000
+_user_copies: dict[Any, tuple[Any, float]] = {}
+
+
+def remember_user(user: Any, until: float) -> None:
+    """Keep a pristine copy of ``user`` (just read, active) until ``until`` (monotonic)."""
+    if len(_user_copies) >= USER_COPIES_MAX:
+        _user_copies.clear()
+    _user_copies[user.pk] = (_copy(user), until)
+
+
+def user_copy(pk: Any) -> Any | None:
+    """A new instance of the remembered user ``pk``, or None when none is remembered (or it expired)."""
+    found = _user_copies.get(pk)
+    if found is None or time.monotonic() >= found[1]:
+        return None
+    return _copy(found[0])
+
+
+def forget_users() -> None:
+    """Forget every remembered user (a user or an identity changed)."""
+    _user_copies.clear()
+
+
+# Field values shared between copies as they are: immutable. Anything else (a JSONField's dict on a
+# custom user model) is deep-copied, so no request can change what the next one is given.
+_IMMUTABLE = (str, int, float, bool, bytes, type(None), datetime.date, datetime.time, decimal.Decimal, uuid.UUID)
+
+
+def _copy(user: Any) -> Any:
+    """A new model instance with the same field values and an empty relation cache: about 4 times
+    cheaper than ``copy.copy`` (which pickles and unpickles the instance), and as independent (a
+    related object is loaded anew on first access; Django's ``_*_cache`` attributes are left out)."""
+    new = object.__new__(type(user))
+    values = {
+        k: v if isinstance(v, _IMMUTABLE) else copy.deepcopy(v)
+        for k, v in user.__dict__.items()
+        if k != "_state" and not (k.startswith("_") and k.endswith("_cache"))
+    }
+    state = ModelState()
+    state.db, state.adding = user._state.db, False
+    values["_state"] = state
+    new.__dict__ = values
+    return new

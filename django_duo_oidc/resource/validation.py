@@ -85,7 +85,11 @@ def validate(token: str) -> tuple[AccessGrant, Provider, bool]:
     entry = _seen.get(digest)
     if isinstance(entry, _Refused):
         if now < entry.until:
-            raise entry.exception()
+            # Sent again: as cheap as an acceptance (no parse, no query, no call), and logged once per
+            # REFUSED_FOR (the first refusal), so a replayed token cannot flood the log either.
+            refused = entry.exception()
+            refused.remembered = True  # type: ignore[attr-defined]
+            raise refused
         entry = None
     if entry is not None:
         trusted = _registry.current().by_pk.get(entry.version[0])
