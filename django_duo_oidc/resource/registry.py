@@ -34,7 +34,7 @@ class _Trusted:
         provider = self.runtime.provider
         mode = provider.access_token_validation
         if mode == Provider.AccessTokenValidation.AUTO:
-            endpoint = self.runtime.metadata.introspection_endpoint
+            endpoint = self.runtime.introspection_endpoint  # its own, or the introspect_with row's
             return "jwt+introspection" if provider.introspect and endpoint else "jwt"
         return str(mode)
 
@@ -60,12 +60,18 @@ class _Registry:
         by_issuer: dict[str, list[_Trusted]] = {}
         by_pk: dict[int, _Trusted] = {}
         default = None
-        enabled = Provider.objects.filter(enabled=True).exclude(
-            access_token_validation=Provider.AccessTokenValidation.OFF
+        enabled = (
+            Provider.objects.filter(enabled=True)
+            .exclude(access_token_validation=Provider.AccessTokenValidation.OFF)
+            .select_related("introspect_with")
         )
         rows = []
         for provider in enabled:  # ordered default first
-            trusted = _Trusted(ProviderRuntime(provider), (provider.pk, provider.updated_at))
+            # The row that introspects for it is part of its configuration: grants proven through its
+            # credentials and endpoint are dropped when it changes too.
+            other = provider.introspect_with
+            introspector = (other.pk, other.updated_at, other.enabled) if other is not None else None
+            trusted = _Trusted(ProviderRuntime(provider), (provider.pk, provider.updated_at, introspector))
             rows.append(trusted)
             by_issuer.setdefault(provider.issuer, []).append(trusted)
             by_pk[provider.pk] = trusted

@@ -121,7 +121,7 @@ def _prove(token: str, digest: bytes, now: float) -> tuple[AccessGrant, _Trusted
             raise _NoIntrospector("The token is not a JWT and no provider introspects opaque tokens.")
         siblings = registry.by_issuer[asker.runtime.provider.issuer]
         candidates = (asker, *(t for t in siblings if t.introspects_only and t is not asker))
-        return _prove_by_introspection(token, digest, now, candidates, ())
+        return _prove_by_introspection(token, digest, now, candidates, (), issuer_known=False)
     parsed = jws_mod.parse(token)
     issuer = parsed.claims.get("iss")
     rows = registry.by_issuer.get(issuer, ()) if isinstance(issuer, str) else ()
@@ -135,7 +135,8 @@ def _prove(token: str, digest: bytes, now: float) -> tuple[AccessGrant, _Trusted
     first = ordered[0]
     named = not set(first.runtime.provider.audience_list).isdisjoint(token_audiences)
     if first.introspects_only or (not named and by_introspection):
-        return _prove_by_introspection(token, digest, now, by_introspection, token_audiences)
+        # The token's own iss chose these rows: the exact string the server calls active says it.
+        return _prove_by_introspection(token, digest, now, by_introspection, token_audiences, issuer_known=True)
     # Local checks (RFC 9068 section 4); a token naming no row's audience is refused by them ("aud").
     runtime = first.runtime
     provider = runtime.provider
@@ -157,7 +158,7 @@ def _prove(token: str, digest: bytes, now: float) -> tuple[AccessGrant, _Trusted
         return local, first, None, local
     # jwt+introspection: the provider signed this token, so asking about it spends no budget.
     info, checked_at = _shared_introspection(first, token, digest, now, budgeted=False)
-    return _merge(first, info, now, local, ()), first, checked_at, local
+    return _merge(first, info, now, local, (), issuer_known=True), first, checked_at, local
 
 
 # Provider pk -> when (monotonic) fetching its discovery document or keys last failed, in this process.
@@ -191,17 +192,28 @@ def _fetching(trusted: _Trusted) -> Iterator[None]:
 
 
 def _prove_by_introspection(
-    token: str, digest: bytes, now: float, candidates: tuple[_Trusted, ...], token_audiences: tuple[str, ...]
+    token: str,
+    digest: bytes,
+    now: float,
+    candidates: tuple[_Trusted, ...],
+    token_audiences: tuple[str, ...],
+    *,
+    issuer_known: bool,
 ) -> tuple[AccessGrant, _Trusted, float | None, AccessGrant | None]:
     """Ask the first candidate's provider about a token nothing local could verify (budgeted), then
     take the first candidate row the answer shows the token is for (several clients of one issuer)."""
     info, checked_at = _shared_introspection(candidates[0], token, digest, now, budgeted=True)
-    grant, trusted = _choose_row(candidates, info, now, token_audiences)
+    grant, trusted = _choose_row(candidates, info, now, token_audiences, issuer_known=issuer_known)
     return grant, trusted, checked_at, None
 
 
 def _choose_row(
-    candidates: tuple[_Trusted, ...], info: TokenInfo, now: float, token_audiences: tuple[str, ...]
+    candidates: tuple[_Trusted, ...],
+    info: TokenInfo,
+    now: float,
+    token_audiences: tuple[str, ...],
+    *,
+    issuer_known: bool,
 ) -> tuple[AccessGrant, _Trusted]:
     """The first row whose audiences the answer (or the JWT's own aud) establishes; failing that, the
     first row that explicitly does not require it. Refusals other than the audience are the same for
@@ -212,7 +224,10 @@ def _choose_row(
             if not require and trusted.runtime.provider.access_token_require_audience:
                 continue
             try:
-                return _merge(trusted, info, now, None, token_audiences, require_audience=require), trusted
+                grant = _merge(
+                    trusted, info, now, None, token_audiences, require_audience=require, issuer_known=issuer_known
+                )
+                return grant, trusted
             except InvalidClaim as exc:
                 if exc.claim != "aud":
                     raise
@@ -234,6 +249,7 @@ def _introspect_again(
             entry.local,
             token_audiences,
             require_audience=provider.access_token_require_audience,
+            issuer_known=entry.local is not None or jws_mod.looks_like_jws(token),  # its iss chose the row
         )
     except TokenError as exc:
         _remember(digest, _Refused.of(exc, now + REFUSED_FOR))
@@ -310,7 +326,8 @@ def _shared_introspection(
     """
     runtime = trusted.runtime
     with _fetching(trusted):
-        endpoint = runtime.metadata.introspection_endpoint
+        introspector = runtime.introspector  # this provider, or the row that introspects for it
+        endpoint = introspector.metadata.introspection_endpoint
     if not endpoint:
         raise ConfigurationError(
             f"Provider {runtime.provider.slug} validates bearer tokens by introspection but advertises no endpoint."
@@ -325,7 +342,7 @@ def _shared_introspection(
                 _spend_budget(trusted, now)
             except _IntrospectionBudgetExhausted as exc:
                 raise _NotAsked(exc) from None
-        info = introspect(runtime.http, endpoint, runtime.provider.credentials(), token)
+        info = introspect(runtime.http, endpoint, introspector.provider.credentials(), token)
         return {"raw": info.raw, "at": time.time()}
 
     def keep_for(answer: dict[str, Any]) -> float:
@@ -362,7 +379,15 @@ def _merge(
     token_audiences: tuple[str, ...],
     *,
     require_audience: bool = True,
+    issuer_known: bool,
 ) -> AccessGrant:
+    """The grant an introspection answer gives for ``trusted``'s row.
+
+    With ``introspect_with`` (Global Token Introspection) the answer comes from another server, which
+    answers for every server of the tenant: its client is not the token's audience (the audience is
+    still this row's), and an answer about a token whose issuer nothing else establishes (an opaque
+    token: ``issuer_known`` False) must name this row's issuer, or any tenant's token would pass.
+    """
     provider = trusted.runtime.provider
     return grant_from_introspection(
         provider.issuer,
@@ -375,4 +400,5 @@ def _merge(
         machine_clients=provider.machine_client_set,
         require_audience=require_audience,
         token_audiences=token_audiences,
+        require_issuer=provider.introspect_with_id is not None and not issuer_known,
     )

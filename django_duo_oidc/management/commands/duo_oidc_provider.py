@@ -84,6 +84,17 @@ class Command(BaseCommand):
             dest="audiences",
             help='Space-separated audiences accepted in access tokens (default: the client id), e.g. "urn:crm".',
         )
+        parser.add_argument(
+            "--browser-login",
+            action=argparse.BooleanOptionalAction,
+            help="Offer this provider for browser logins (--no-browser-login: it only issues or validates tokens).",
+        )
+        parser.add_argument(
+            "--introspect-with",
+            metavar="SLUG",
+            help="Another provider whose introspection endpoint and credentials introspect this one's tokens "
+            "(Duo's Global Token Introspection; '' to stop).",
+        )
         parser.add_argument("--check", action="store_true", help="Fetch discovery and JWKS afterwards.")
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -135,6 +146,13 @@ class Command(BaseCommand):
         for name in ENDPOINT_FIELDS:
             if options[name] is not None:
                 setattr(provider, name, options[name])
+        if options["browser_login"] is not None:
+            provider.browser_login = options["browser_login"]
+        if options["introspect_with"] is not None:
+            other = Provider.objects.filter(slug=options["introspect_with"]).first()
+            if options["introspect_with"] and other is None:
+                raise CommandError(f"No provider {options['introspect_with']!r} to introspect with.")
+            provider.introspect_with = other
         try:
             provider.full_clean()
         except ValidationError as exc:
