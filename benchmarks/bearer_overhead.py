@@ -47,7 +47,7 @@ except ImportError:
     HAVE_DOT = False
 
 DB = Path(tempfile.mkdtemp()) / "bench.sqlite3"
-STUB_PORT = 18299
+STUB_PORT = int(os.environ.get("BENCH_STUB_PORT", "18299"))  # a free port of your own when running in parallel
 
 settings.configure(
     DEBUG=False,

@@ -137,7 +137,7 @@ def authenticate(request: HttpRequest, *, token_only: bool = True) -> BearerCont
     ``request.user`` is the token's linked user, read when the view first touches it (a copy of the
     one remembered, else one query); anonymous for a client's token, a subject with no identity here,
     or a refusal. A linked user who is inactive refuses the token (``invalid_token``); see
-    :data:`SHARED_CHECK_INTERVAL` for how soon a change is seen.
+    :data:`.identities.SHARED_CHECK_INTERVAL` for how soon a change is seen.
     """
     existing = getattr(request, "oidc", None)
     if isinstance(existing, BearerContext):
@@ -158,7 +158,12 @@ def authenticate(request: HttpRequest, *, token_only: bool = True) -> BearerCont
     async def auser() -> Any:  # as django.contrib.auth's middleware offers async views
         if user_pk is None:
             return user
-        return load() if loaded or user_copy(user_pk) is not None else await sync_to_async(load)()
+        if not loaded:
+            remembered = user_copy(user_pk)  # taken once: no database call on the event loop
+            if remembered is None:
+                return await sync_to_async(load)()
+            loaded.append(remembered)
+        return loaded[0]
 
     request.user = user
     request.auser = auser  # type: ignore[attr-defined]

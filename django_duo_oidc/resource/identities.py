@@ -87,8 +87,11 @@ _users: dict[tuple[int, str], tuple[int | None, bool, float]] = {}
 _generation = [0]
 # The shared mark as last read, and when (monotonic) to read it again.
 _shared = {"seen": None, "next": 0.0}
-# Saves that change neither a link nor whether a user may log in (each login updates last_login).
+# Saves that change neither a link nor the user a request is given: each login updates the user's
+# last_login and the identity's last_login_at and granted_staff (a staff change saves the user's
+# is_staff too, which is not harmless). Without them every login anywhere would empty every memo.
 _HARMLESS_UPDATES = frozenset({"last_login"})
+_HARMLESS_IDENTITY_UPDATES = frozenset({"last_login_at", "granted_staff"})
 
 
 def forget_linked_users(**kwargs: Any) -> None:
@@ -99,7 +102,8 @@ def forget_linked_users(**kwargs: Any) -> None:
     request in another thread reading meanwhile would otherwise remember the old row.
     """
     update_fields = kwargs.get("update_fields")
-    if update_fields and set(update_fields) <= _HARMLESS_UPDATES:
+    harmless = _HARMLESS_IDENTITY_UPDATES if kwargs.get("sender") is Identity else _HARMLESS_UPDATES
+    if update_fields and set(update_fields) <= harmless:
         return
     _forget_everywhere()
     transaction.on_commit(_forget_everywhere)

@@ -276,3 +276,52 @@ def test_a_refusal_sent_again_is_logged_once_not_once_per_request(
     refusals = [r for r in caplog.records if "refused" in r.getMessage()]
     assert [r.levelno for r in refusals] == [logging.WARNING] + [logging.DEBUG] * 4
     assert forged not in caplog.text
+
+
+def test_a_browser_login_does_not_empty_the_memo_but_a_staff_change_does(
+    client: Client, fake_op: FakeOP, jwt_provider: Provider, django_assert_num_queries: Any
+) -> None:
+    user = link(jwt_provider)
+    token = issue(fake_op)
+    assert get(client, API, token).status_code == 200
+    identity = Identity.objects.get(user=user)
+    identity.save(update_fields=["last_login_at", "granted_staff"])  # what every login does
+    with django_assert_num_queries(0):
+        assert get(client, API, token).status_code == 200
+    user.is_staff = True
+    user.save(update_fields=["is_staff"])  # a group rule making the user staff: request.user must say so
+    request = RequestFactory().get(API, HTTP_AUTHORIZATION=f"Bearer {token}")
+    authenticate(request)
+    assert request.user.is_staff
+
+
+def test_an_async_view_gets_the_remembered_user_without_a_query(
+    client: Client, fake_op: FakeOP, jwt_provider: Provider, django_assert_num_queries: Any
+) -> None:
+    link(jwt_provider)
+    token = issue(fake_op)
+    assert get(client, "/t/bearer/async/", token).json()["user"] == "alice"  # read once (in a thread)
+    with django_assert_num_queries(0):
+        assert get(client, "/t/bearer/async/", token).json()["user"] == "alice"
+
+
+def test_remembered_refusal_answers_are_per_host_scheme_and_kind(
+    client: Client, fake_op: FakeOP, jwt_provider: Provider, settings: Any
+) -> None:
+    settings.ALLOWED_HOSTS = ["testserver", "api.example.test"]
+    fake_op.sign_with = "other-key"
+    forged = issue(fake_op)
+    first = get(client, API, forged)
+    other_host = get(client, API, forged, HTTP_HOST="api.example.test")
+    secure = get(client, API, forged, secure=True)
+    assert 'resource_metadata="http://testserver/.well-known/oauth-protected-resource"' in first["WWW-Authenticate"]
+    assert 'realm="api.example.test"' in other_host["WWW-Authenticate"]
+    assert "http://api.example.test/.well-known/oauth-protected-resource" in other_host["WWW-Authenticate"]
+    assert "https://testserver/.well-known/" in secure["WWW-Authenticate"]
+    assert get(client, API, forged, HTTP_HOST="evil.example.test").status_code == 400  # DisallowedHost
+    fake_op.sign_with = "rsa"
+    expired = issue(fake_op, ttl=-3600)
+    answer = get(client, API, expired)
+    assert answer.json() == {"error": "invalid_token", "error_description": "The access token has expired."}
+    assert first.json() == {"error": "invalid_token", "error_description": "The access token is not valid."}
+    assert first["Cache-Control"] == "no-store" and first["Content-Type"] == "application/json"
