@@ -153,7 +153,14 @@ def authenticate(request: HttpRequest, *, token_only: bool = True) -> BearerCont
             loaded.append(load_user(user_pk))
         return loaded[0]
 
-    user: Any = SimpleLazyObject(load) if user_pk is not None else AnonymousUser()
+    user: Any = AnonymousUser()
+    if user_pk is not None:
+        remembered = user_copy(user_pk)  # a copy costs less than the lazy object that would read it
+        if remembered is not None:
+            loaded.append(remembered)
+            user = remembered
+        else:
+            user = SimpleLazyObject(load)
 
     async def auser() -> Any:  # as django.contrib.auth's middleware offers async views
         if user_pk is None:
@@ -183,7 +190,9 @@ def _authenticate(request: HttpRequest) -> tuple[BearerContext, int | None]:
         token = token_from_header(request.META.get("HTTP_AUTHORIZATION"))
         # RFC 6750 sections 2.2/2.3 are optional and RFC 9700 section 2.5 says not to put tokens in
         # URLs: a token anywhere but the header is refused (invalid_request), never silently ignored.
-        if "access_token" in request.GET or (
+        query = request.META.get("QUERY_STRING", "")
+        # Parsed only when it may name access_token (percent-encoded or not): most API calls have none.
+        if (query and ("access_token" in query or "%" in query) and "access_token" in request.GET) or (
             request.content_type == "application/x-www-form-urlencoded"
             and request.method in ("POST", "PUT", "PATCH", "DELETE")
             and "access_token" in request.POST
