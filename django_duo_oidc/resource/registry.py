@@ -4,6 +4,7 @@ from the database at most every ``REGISTRY_TTL`` seconds per process.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from dataclasses import dataclass
@@ -23,6 +24,11 @@ class _Trusted:
     runtime: ProviderRuntime
     # Changes when the provider row changes: grants proven under an older configuration are dropped.
     version: tuple[Any, ...]
+
+    @functools.cached_property
+    def audiences(self) -> frozenset[str]:
+        """The audiences the row accepts (as ``Provider.audience_list``), read once per registry read."""
+        return frozenset(self.runtime.provider.audience_list)
 
     @property
     def introspects_only(self) -> bool:

@@ -31,8 +31,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 from ..conf import conf
@@ -130,10 +128,10 @@ def _prove(token: str, digest: bytes, now: float) -> tuple[AccessGrant, _Trusted
     # The rows whose audiences the token names first, default first among equals (a stable sort):
     # two clients of one issuer each accept their own tokens.
     token_audiences = audiences_of(parsed.claims.get("aud"))
-    ordered = sorted(rows, key=lambda t: set(t.runtime.provider.audience_list).isdisjoint(token_audiences))
+    ordered = rows if len(rows) == 1 else sorted(rows, key=lambda t: t.audiences.isdisjoint(token_audiences))
     by_introspection = tuple(t for t in ordered if t.introspects_only)
     first = ordered[0]
-    named = not set(first.runtime.provider.audience_list).isdisjoint(token_audiences)
+    named = not first.audiences.isdisjoint(token_audiences)
     if first.introspects_only or (not named and by_introspection):
         # The token's own iss chose these rows: the exact string the server calls active says it.
         return _prove_by_introspection(token, digest, now, by_introspection, token_audiences, issuer_known=True)
@@ -165,30 +163,39 @@ def _prove(token: str, digest: bytes, now: float) -> tuple[AccessGrant, _Trusted
 _fetch_failed: dict[int, float] = {}
 
 
-@contextmanager
-def _fetching(trusted: _Trusted) -> Iterator[None]:
+class _fetching:
     """Spare a provider whose discovery document or keys could not be fetched moments ago.
 
     Discovery and the JWKS are fetched when the shared cache has none; while the provider fails,
     every bearer request (anyone can forge a token naming a trusted issuer) would fetch again and
     hold a worker for up to ``HTTP_TIMEOUT``. For ``PROVIDER_DOWN_BACKOFF`` seconds after a failure
     this process answers 503 at once instead. Per process, so it never touches the down flag that
-    sessions read.
+    sessions read. (A class rather than a generator-based context manager: it is on the path of
+    every new token, where that costs a few microseconds.)
     """
-    pk = trusted.version[0]
-    failed = _fetch_failed.get(pk)
-    if failed is not None and time.monotonic() - failed < conf.provider_down_backoff:
-        raise ProviderUnavailable("The identity provider's configuration or keys could not be fetched moments ago.")
-    try:
-        yield
-    except (ProviderUnavailable, ProviderResponseError):
-        runtime = trusted.runtime
-        # Only when nothing is at hand: a failed refetch for an unknown kid (rate-limited already,
-        # and any token can ask for one) must not close the door to tokens with known keys.
-        if "metadata" not in runtime.__dict__ or runtime.cache.get(runtime.keys.cache_key) is None:
-            _fetch_failed[pk] = time.monotonic()
-        raise
-    _fetch_failed.pop(pk, None)
+
+    __slots__ = ("trusted",)
+
+    def __init__(self, trusted: _Trusted) -> None:
+        self.trusted = trusted
+
+    def __enter__(self) -> None:
+        failed = _fetch_failed.get(self.trusted.version[0])
+        if failed is not None and time.monotonic() - failed < conf.provider_down_backoff:
+            raise ProviderUnavailable("The identity provider's configuration or keys could not be fetched moments ago.")
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
+        pk = self.trusted.version[0]
+        if kind is None:
+            if _fetch_failed:
+                _fetch_failed.pop(pk, None)
+            return
+        if issubclass(kind, ProviderUnavailable | ProviderResponseError):
+            runtime = self.trusted.runtime
+            # Only when nothing is at hand: a failed refetch for an unknown kid (rate-limited already,
+            # and any token can ask for one) must not close the door to tokens with known keys.
+            if "metadata" not in runtime.__dict__ or runtime.cache.get(runtime.keys.cache_key) is None:
+                _fetch_failed[pk] = time.monotonic()
 
 
 def _prove_by_introspection(
