@@ -11,7 +11,11 @@ all behind Django's default middleware. Printed:
 - mozilla-django-oidc's DRF class (userinfo on every request) and django-oauth-toolkit's
   introspection (if installed: ``pip install django-oauth-toolkit``), both against a stub provider
   in another process over real HTTP;
-- provider calls per 1000 requests: jwt mode, jwt+introspection mode, a flood of unknown kids.
+- provider calls per 1000 requests: jwt mode, jwt+introspection mode, a flood of unknown kids;
+- the example's ``/api/contacts/`` (issue 14, "the bearer user path, free"), against the API floor (the
+  same JSON answer from a view with no authentication): a seen token whose view reads ``request.user``
+  (goal <= 1.3x), a refused token sent again (forged signature, goal <= 1.5x), a new token every
+  request (jwt, goal <= floor + 80 us), and provider calls per 1000 requests.
 """
 
 from __future__ import annotations
@@ -43,7 +47,7 @@ except ImportError:
     HAVE_DOT = False
 
 DB = Path(tempfile.mkdtemp()) / "bench.sqlite3"
-STUB_PORT = 18299
+STUB_PORT = int(os.environ.get("BENCH_STUB_PORT", "18299"))  # a free port of your own when running in parallel
 
 settings.configure(
     DEBUG=False,
@@ -84,7 +88,7 @@ django.setup()
 
 from django.contrib.auth import get_user_model  # noqa: E402
 from django.core.management import call_command  # noqa: E402
-from django.http import HttpResponse  # noqa: E402
+from django.http import HttpResponse, JsonResponse  # noqa: E402
 from django.urls import path  # noqa: E402
 from rest_framework.permissions import IsAuthenticated  # noqa: E402
 from rest_framework.response import Response  # noqa: E402
@@ -93,9 +97,10 @@ from rest_framework.views import APIView  # noqa: E402
 from benchmarks.wsgi_timing import call, handler, interleaved, report  # noqa: E402
 from django_duo_oidc import resource  # noqa: E402
 from django_duo_oidc.contrib.drf import DuoBearerAuthentication, HasScopes  # noqa: E402
-from django_duo_oidc.models import Provider  # noqa: E402
+from django_duo_oidc.models import Identity, Provider  # noqa: E402
 from django_duo_oidc.policy.decorators import scopes_required  # noqa: E402
 from django_duo_oidc.resource.views import bearer_auth  # noqa: E402
+from example_project.views import CONTACTS, api_contacts  # noqa: E402
 from tests import fakeop  # noqa: E402
 
 OP = fakeop.FakeOP()
@@ -119,6 +124,11 @@ def pyjwt_view(request):  # type: ignore[no-untyped-def]
     claims = jwt.decode(token, PUBLIC_KEY, algorithms=["RS256"], audience=OP.client_id, issuer=OP.issuer)
     assert "crm.contacts.read" in claims["scope"].split()
     return HttpResponse("ok")
+
+
+def api_floor(request):  # type: ignore[no-untyped-def]
+    """The example's /api/contacts/ answer with no authentication at all: the API floor."""
+    return JsonResponse({"contacts": CONTACTS, "caller": {"sub": None, "username": None}, "scopes": []})
 
 
 class OursDRF(APIView):
@@ -155,6 +165,8 @@ urlpatterns = [
     path("drf/bare/", BareDRF.as_view()),
     path("drf/ours/", OursDRF.as_view()),
     path("drf/mozilla/", MozillaDRF.as_view()),
+    path("api/floor/", api_floor),
+    path("api/contacts/", api_contacts),
 ]
 
 if HAVE_DOT:
@@ -206,13 +218,14 @@ def main() -> None:
     per_round = args.requests // args.rounds
 
     call_command("migrate", verbosity=0)
-    get_user_model().objects.create_user("alice", email="alice@example.test")
+    alice = get_user_model().objects.create_user("alice", email="alice@example.test")
     fakeop.CURRENT = OP
     os.environ["DUO_BENCH_SECRET"] = OP.client_secret
     provider = Provider.objects.create(
         slug="duo", name="Duo", issuer=OP.issuer, client_id=OP.client_id, client_secret_env="DUO_BENCH_SECRET",
         is_default=True, access_token_validation=Provider.AccessTokenValidation.JWT,
     )  # fmt: skip
+    Identity.objects.create(provider=provider, sub="alice", user=alice)  # request.user is alice
     stub = subprocess.Popen([sys.executable, "-c", STUB, str(STUB_PORT)])  # noqa: S603 - our own stub
     try:
         time.sleep(0.5)
@@ -288,6 +301,43 @@ def run(args: argparse.Namespace, per_round: int, provider: Provider) -> None:
         assert status.startswith("401"), status
     print(f"  1000 unknown kids:                      {OP.count('jwks')} JWKS fetches (goal <= 1 per minute)")
     print(json.dumps({"floor_us": round(floor_best * 1e6, 1)}), file=sys.stderr)
+    run_api(args, per_round)
+
+
+def run_api(args: argparse.Namespace, per_round: int) -> None:
+    """The example's /api/contacts/ (its view reads request.user), against the API floor."""
+    resource.reset()
+    floor, app = handler(BARE_MIDDLEWARE), handler(APP_MIDDLEWARE)
+    seen = bearer_header(token())
+    OP.sign_with = "other-key"
+    forged = bearer_header(token())  # a valid-looking token signed by a key the provider never published
+    OP.sign_with = "rsa"
+    fresh = iter([bearer_header(token()) for _ in range(args.requests + 300)])
+    assert call(app, "/api/contacts/", seen).startswith("200")
+    assert call(app, "/api/contacts/", forged).startswith("401")
+    cases: dict[str, tuple[object, ...]] = {
+        "API floor: same JSON, no authentication": (floor, "/api/floor/", None),
+        "api: seen token, view reads request.user": (app, "/api/contacts/", seen),
+        "api: refused token sent again (forged)": (app, "/api/contacts/", forged),
+        "api: new token every request (jwt)": (app, "/api/contacts/", lambda: next(fresh)),
+    }
+    for h, url, headers in cases.values():
+        call(h, url, headers if not callable(headers) else headers())  # warm up
+    best, med = interleaved(cases, args.rounds, per_round)
+    print("The example's /api/contacts/ (issue 14):")
+    report(cases, best, med)
+    names = list(cases)
+    floor_best, floor_med = best[names[0]], med[names[0]]
+    for name, goal in ((names[1], 1.3), (names[2], 1.5)):
+        ratio = best[name] / floor_best
+        print(f"  ratio {name:44s} {ratio:6.2f}x (median {med[name] / floor_med:6.2f}x)  goal <= {goal}x")
+    extra = (best[names[3]] - floor_best) * 1e6
+    print(f"  {names[3]}: API floor + {extra:.1f} us (goal <= floor + 80 us)")
+    OP.calls.clear()
+    users = [bearer_header(token(f"api-{i}")) for i in range(10)]
+    for i in range(1000):
+        call(app, "/api/contacts/", users[i % 10] if i % 2 else forged)
+    print(f"  provider calls per 1000 requests (10 seen tokens, 1 forged, jwt): {len(OP.calls)}")
 
 
 if __name__ == "__main__":

@@ -127,6 +127,7 @@ def check_providers(app_configs: Any = None, databases: Any = None, **kwargs: An
         )
     from .models import secret_env_refusal
 
+    errors += _check_authorization_servers(providers)
     for p in providers:
         if p.client_secret_env and secret_env_refusal(p.client_secret_env):
             # Not whether it is set: only allowed variables are looked at.
@@ -145,6 +146,32 @@ def check_providers(app_configs: Any = None, databases: Any = None, **kwargs: An
                     f"Provider {p.slug!r} reads its client secret from ${p.client_secret_env}, which is not set.",
                     hint="Set the variable in the environment of every process that serves logins.",
                     id="duo_oidc.W003",
+                )
+            )
+    return errors
+
+
+def _check_authorization_servers(providers: list[Any]) -> list[CheckMessage]:
+    """Rows the model's validation would refuse, written around it (a shell, a data migration)."""
+    from .core.discovery import duo_api_host_refusal
+    from .models import ENDPOINT_FIELDS
+
+    errors: list[CheckMessage] = []
+    by_pk = {p.pk: p for p in providers}
+    for p in providers:
+        for name in ("issuer", *ENDPOINT_FIELDS):
+            refusal = duo_api_host_refusal(getattr(p, name))
+            if refusal:
+                errors.append(Error(f"Provider {p.slug!r}: its {name} is wrong. {refusal}", id="duo_oidc.E140"))
+                break
+        other = by_pk.get(p.introspect_with_id) if p.introspect_with_id else None
+        if other is not None and (other.pk == p.pk or other.introspect_with_id == p.pk or not other.enabled):
+            errors.append(
+                Error(
+                    f"Provider {p.slug!r} has its tokens introspected by {other.slug!r}, which is itself, introspects "
+                    "for it in turn, or is disabled: its bearer tokens are refused.",
+                    hint="Point introspect_with at an enabled provider row of the server that introspects globally.",
+                    id="duo_oidc.E141",
                 )
             )
     return errors

@@ -18,7 +18,7 @@ from django.utils.translation import gettext_lazy as _
 
 from .conf import conf
 from .core.claims import ClaimMapping
-from .core.discovery import check_issuer
+from .core.discovery import check_issuer, duo_api_host_refusal
 from .core.errors import ConfigurationError
 from .core.flow import ClientCredentials
 from .core.resources import parse_resource_indicators, resource_indicator_problem
@@ -280,6 +280,11 @@ class Provider(models.Model):
             check_issuer(self.issuer)
         except ConfigurationError as exc:
             raise ValidationError({"issuer": exc.description}) from exc
+        for name in ("issuer", *ENDPOINT_FIELDS):
+            refusal = duo_api_host_refusal(getattr(self, name))
+            if refusal:
+                raise ValidationError({name: refusal})
+        self._check_introspect_with()
         if self.client_secret_env:
             refusal = secret_env_refusal(self.client_secret_env)
             if refusal:
@@ -291,6 +296,22 @@ class Provider(models.Model):
                 raise ValidationError({"resource_indicators": problem})
         if "openid" not in parse_scopes(self.scopes):
             self.scopes = ("openid " + self.scopes).strip()
+
+    def _check_introspect_with(self) -> None:
+        """Global Token Introspection names another row: never this one, and never back round to it."""
+        other = self.introspect_with
+        if other is None:
+            return
+        if other.pk == self.pk or other.pk is None:
+            raise ValidationError({"introspect_with": _("A provider cannot introspect its own tokens for itself.")})
+        seen = {self.pk}
+        while other is not None:
+            if other.pk in seen:
+                raise ValidationError(
+                    {"introspect_with": _("These providers would introspect for each other in a circle.")}
+                )
+            seen.add(other.pk)
+            other = other.introspect_with
 
     def confirm_secret_for_connection(self) -> None:
         """Say that the current secret may go to this (changed) issuer and client id: the admin's "send

@@ -24,7 +24,7 @@ CONTACTS = [
 
 
 def home(request: HttpRequest) -> HttpResponse:
-    providers = Provider.objects.filter(enabled=True)
+    providers = Provider.objects.filter(enabled=True, browser_login=True)
     return render(request, "home.html", {"providers": providers})
 
 

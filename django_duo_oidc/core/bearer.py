@@ -213,6 +213,7 @@ def grant_from_introspection(
     machine_clients: frozenset[str] = frozenset(),
     require_audience: bool = True,
     token_audiences: Iterable[str] = (),
+    require_issuer: bool = False,
 ) -> AccessGrant:
     """Combine an introspection answer with what the token itself said (``local``), if anything.
 
@@ -230,6 +231,10 @@ def grant_from_introspection(
     is refused, unless ``require_audience`` is False (``Provider.access_token_require_audience``,
     an explicit opt-out for an authorization server that issues tokens for this site alone).
 
+    ``require_issuer``: the answer must name ``issuer`` (``iss``). For an endpoint that answers for
+    several authorization servers (Duo's Global Token Introspection) about a token nothing else ties
+    to one (an opaque token): "active" then only says some server of the tenant issued it.
+
     :raises TokenError: the token is not active, expired, or not for this resource.
     """
     if not info.active:
@@ -241,6 +246,8 @@ def grant_from_introspection(
         raise InvalidClaim("token_type", "The token is not a bearer access token.")
     if "iss" in raw and raw["iss"] != issuer:
         raise InvalidClaim("iss", "The introspection answer names another issuer.")
+    if require_issuer and "iss" not in raw:
+        raise InvalidClaim("iss", "The introspection answer does not say which server issued the token.")
     accepted = set(audiences)
     if raw.get("aud") is not None:
         if accepted.isdisjoint(audiences_of(raw["aud"])):

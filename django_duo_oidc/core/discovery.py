@@ -7,6 +7,7 @@ or application id, so the document is always fetched by appending to the configu
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -18,6 +19,7 @@ __all__ = [
     "ProviderMetadata",
     "check_issuer",
     "discovery_url",
+    "duo_api_host_refusal",
     "fetch_metadata",
     "oauth_metadata_url",
     "parse_metadata",
@@ -79,6 +81,30 @@ def check_issuer(issuer: str) -> None:
         raise ConfigurationError("The issuer's port is not valid.") from exc
     if parts.scheme not in ("https", "http") or not parts.hostname:
         raise ConfigurationError("An issuer is an https:// (or, for development, http://) URL with a host.")
+
+
+# Duo's per-account API hosts (DUO.md 0): the Web SDK v4 / Universal Prompt ("OIDC Auth API",
+# /oauth/v1/*) and the Admin API. Second factor only, no primary login: never an OpenID provider.
+_DUO_API_HOST = re.compile(r"api-[a-z0-9-]+\.(duosecurity|duofederal)\.com")
+
+
+def duo_api_host_refusal(url: str) -> str | None:
+    """Why ``url`` (an issuer or an endpoint) may not be an OpenID provider's, or None when it may.
+
+    ``api-<id>.duosecurity.com`` serves Duo's Universal Prompt (Web SDK v4: its ``/oauth/v1/*``
+    endpoints look like OAuth, but add a second factor to a login made elsewhere) and the Admin API;
+    logging in through it would have no primary authentication (DUO.md section 0).
+    """
+    host = (urlsplit(url).hostname or "").rstrip(".")
+    if not _DUO_API_HOST.fullmatch(host):
+        return None
+    return (
+        f"{host} is Duo's API host (the Universal Prompt / Web SDK second factor and the Admin API), not an "
+        "OpenID provider: a login through it would have no primary authentication. In Duo SSO, create a "
+        '"Generic OIDC Relying Party" application (or an "OAuth 2.1 / OIDC - Single Sign-On" application for '
+        "several clients and custom scopes) and copy the Issuer from its Metadata tab: "
+        "https://sso-<tenant>.sso.duosecurity.com/oidc/<client id> (or /oauth2/<application id>)."
+    )
 
 
 def discovery_url(issuer: str) -> str:

@@ -47,7 +47,7 @@ from ..core.errors import (
 from ..core.flow import AuthRequest, authorization_params, authorization_url
 from ..core.scopes import format_scopes, parse_scopes
 from ..models import Provider
-from ..providers.runtime import ProviderRuntime, get_provider
+from ..providers.runtime import NoBrowserLogin, ProviderRuntime, get_login_provider
 from ..sessions import record_session
 from . import session
 from .backend import LoginAttempt
@@ -125,10 +125,14 @@ class LoginView(OIDCAuthenticationRequestView):
     def get(self, request: HttpRequest) -> HttpResponse:
         slug = request.GET.get("provider") or None
         try:
-            provider = get_provider(slug)
-        except Provider.DoesNotExist:
+            provider = get_login_provider(slug)  # never one that only issues or validates tokens
+        except Provider.DoesNotExist as missing:
             exc = ConfigurationError(
-                "There is no identity provider by that name." if slug else "No identity provider is set up."
+                str(missing)
+                if isinstance(missing, NoBrowserLogin)
+                else "There is no identity provider by that name."
+                if slug
+                else "No identity provider is set up."
             )
             return error_response(request, exc, status=404)
         next_url = get_next_url(request, REDIRECT_FIELD_NAME)
@@ -238,7 +242,7 @@ class CallbackView(OIDCAuthenticationCallbackView):
             raise StateError()
         if time.time() - float(pending.get("added_on", 0)) > conf.state_ttl:
             raise StateError("This login attempt has expired. Please start again.")
-        provider = Provider.objects.filter(slug=pending.get("provider"), enabled=True).first()
+        provider = Provider.objects.filter(slug=pending.get("provider"), enabled=True, browser_login=True).first()
         if provider is None:
             raise StateError("The identity provider of this login attempt is no longer available.")
         self.provider = provider

@@ -9,7 +9,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..core.discovery import SOURCE_KEY, SOURCE_NONE, SOURCE_RFC8414, SUPPLEMENTED_KEY, ProviderMetadata
+from ..core.discovery import (
+    SOURCE_KEY,
+    SOURCE_NONE,
+    SOURCE_RFC8414,
+    SUPPLEMENTED_KEY,
+    ProviderMetadata,
+    duo_api_host_refusal,
+)
 from ..core.errors import ConfigurationError, DuoOIDCError, ProviderUnavailable
 from ..models import Provider
 from .runtime import ProviderRuntime
@@ -51,6 +58,10 @@ class ConnectionReport:
 def check_connection(provider: Provider) -> ConnectionReport:
     """Fetch fresh discovery and JWKS for ``provider`` and report what is right or wrong."""
     report = ConnectionReport(provider)
+    refusal = duo_api_host_refusal(provider.issuer)
+    if refusal:  # not even asked: it is not an OpenID provider (DUO.md 0)
+        report.fail(refusal)
+        return report
     runtime = ProviderRuntime(provider)
     try:
         metadata = runtime.refresh_metadata()
@@ -71,10 +82,30 @@ def check_connection(provider: Provider) -> ConnectionReport:
     if manual:
         report.lines.append("Set by hand: " + ", ".join(sorted(manual)) + ".")
     if not metadata.authorization_endpoint:
-        report.lines.append("No authorization endpoint: no browser login through this provider (tokens only).")
+        if provider.browser_login:
+            report.fail(
+                "No authorization endpoint, yet the provider is offered for browser logins: turn browser login off "
+                "(tokens only), or set the endpoint on the provider."
+            )
+        else:
+            report.lines.append("No authorization endpoint: no browser login through this provider (tokens only).")
+    elif not provider.browser_login:
+        report.lines.append("Browser login: off (this provider only issues or validates tokens here).")
     if not metadata.token_endpoint:
         report.fail("No token endpoint: publish one in the metadata or set it on the provider.")
-    _report_bearer_validation(report, provider, metadata)
+    endpoint = metadata.introspection_endpoint
+    if provider.introspect_with_id is not None:
+        try:
+            endpoint = runtime.introspector.metadata.introspection_endpoint
+        except DuoOIDCError as exc:
+            report.fail(f"Introspection by another provider (introspect_with) cannot work: {exc.description}")
+            endpoint = None
+        else:
+            report.lines.append(
+                f"Introspection: by provider {runtime.introspector.provider.slug}, with its client credentials "
+                "(global token introspection); answers must name this provider's issuer."
+            )
+    _report_bearer_validation(report, provider, metadata, endpoint)
     if not metadata.jwks_uri:
         report.lines.append("No JWKS: JWTs of this provider cannot be verified here.")
         return _report_rest(report, provider, metadata)
@@ -120,11 +151,14 @@ def _report_rest(report: ConnectionReport, provider: Provider, metadata: Provide
     return report
 
 
-def _report_bearer_validation(report: ConnectionReport, provider: Provider, metadata: ProviderMetadata) -> None:
-    """Say what bearer-token validation will do with this metadata, and fail when it cannot work."""
+def _report_bearer_validation(
+    report: ConnectionReport, provider: Provider, metadata: ProviderMetadata, introspection_endpoint: str | None
+) -> None:
+    """Say what bearer-token validation will do with this metadata (and this introspection endpoint:
+    the provider's, or that of the row introspecting for it), and fail when it cannot work."""
     mode = provider.access_token_validation
     modes = Provider.AccessTokenValidation
-    introspects = bool(provider.introspect and metadata.introspection_endpoint)
+    introspects = bool(provider.introspect and introspection_endpoint)
     if mode == modes.OFF:
         report.lines.append("Bearer tokens: refused (access token validation is off).")
         return

@@ -26,7 +26,7 @@ from ..core.scopes import parse_scopes
 from ..models import Provider
 from ..state.cache import SealedView, SharedCache, shared_cache
 
-__all__ = ["ProviderRuntime", "get_provider", "http_client"]
+__all__ = ["NoBrowserLogin", "ProviderRuntime", "get_login_provider", "get_provider", "http_client"]
 
 logger = logging.getLogger("django_duo_oidc")
 
@@ -55,6 +55,39 @@ def get_provider(slug: str | None = None) -> Provider:
         return default
     # With a single enabled provider there is nothing to choose.
     only = list(enabled[:2])
+    if len(only) == 1:
+        return only[0]
+    raise Provider.DoesNotExist("No default provider.")
+
+
+class NoBrowserLogin(Provider.DoesNotExist):
+    """The provider named for a browser login only issues or validates tokens (``browser_login`` off)."""
+
+
+def get_login_provider(slug: str | None = None) -> Provider:
+    """Return the enabled provider ``slug`` offered for browser logins, or the default one among
+    those (the only one, when there is a single one): a provider that only issues or validates tokens
+    (``browser_login`` off, e.g. Duo's client-credentials applications) is never chosen.
+
+    :raises NoBrowserLogin: ``slug`` names such a provider (the message says so).
+    :raises Provider.DoesNotExist: no such provider, or no default among several.
+    """
+    enabled = Provider.objects.filter(enabled=True)
+    if slug:
+        provider = enabled.filter(slug=slug).first()
+        if provider is None:
+            raise Provider.DoesNotExist("No such provider.")
+        if not provider.browser_login:
+            raise NoBrowserLogin(
+                f"The identity provider {provider.name} only issues or validates access tokens: "
+                "it has no browser login."
+            )
+        return provider
+    browsers = enabled.filter(browser_login=True)
+    default = browsers.filter(is_default=True).first()
+    if default is not None:
+        return default
+    only = list(browsers[:2])
     if len(only) == 1:
         return only[0]
     raise Provider.DoesNotExist("No default provider.")
@@ -149,6 +182,31 @@ class ProviderRuntime:
                 exc.status_code = 404  # a token-only server: there is no login page to go to
             raise exc
         return str(url)
+
+    @functools.cached_property
+    def introspector(self) -> ProviderRuntime:
+        """Whose introspection endpoint and client credentials introspect this provider's tokens: this
+        provider's own, or those of the row it names in ``introspect_with`` (Duo's Global Token
+        Introspection: one authorization server answers for another's tokens). One hop: that row's
+        own ``introspect_with`` is not followed.
+
+        :raises ConfigurationError: the row named is this one or is disabled (fail closed: the
+            tokens are not judged by a server the administrator turned off).
+        """
+        other = self.provider.introspect_with
+        if other is None:
+            return self
+        if other.pk == self.provider.pk or not other.enabled:
+            raise ConfigurationError(
+                f"The provider {self.provider.slug} has its tokens introspected by {other.slug}, which is itself "
+                "or is disabled."
+            )
+        return ProviderRuntime(other, self.http)
+
+    @property
+    def introspection_endpoint(self) -> str | None:
+        """The endpoint that introspects this provider's tokens (see :attr:`introspector`), if any."""
+        return self.introspector.metadata.introspection_endpoint
 
     @functools.cached_property
     def keys(self) -> JWKSStore:
@@ -263,11 +321,15 @@ class ProviderRuntime:
 
     @sensitive_variables()
     def introspect(self, token: str) -> TokenInfo | None:
-        """Ask the provider about ``token``; None when it has no introspection endpoint or it is off."""
-        endpoint = self.metadata.introspection_endpoint
-        if not (self.provider.introspect and endpoint):
+        """Ask the provider (or its :attr:`introspector`) about ``token``; None when introspection is
+        off or there is no introspection endpoint."""
+        if not self.provider.introspect:
             return None
-        return introspect(self.http, endpoint, self.provider.credentials(), token)
+        introspector = self.introspector
+        endpoint = introspector.metadata.introspection_endpoint
+        if not endpoint:
+            return None
+        return introspect(self.http, endpoint, introspector.provider.credentials(), token)
 
     @sensitive_variables()
     def userinfo(self, access_token: str) -> dict[str, Any] | None:

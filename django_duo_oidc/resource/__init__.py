@@ -18,9 +18,11 @@ from __future__ import annotations
 def reset() -> None:
     """Forget the providers, tokens and linked users this process has seen (tests; after changing
     providers in code)."""
-    from . import context, memory, registry, validation
+    from . import answers, identities, memory, registry, validation
 
     registry._registry.expires = 0.0
     validation._fetch_failed.clear()
-    context._forget()
+    identities._forget()
+    identities._shared.update(seen=None, next=0.0)
     memory.forget()
+    answers._invalid_token_answers.clear()

@@ -4,11 +4,14 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 from typing import Any
 
-from django.http import HttpRequest, JsonResponse
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.urls import get_script_prefix
 
 from .. import signals
 from ..conf import conf
@@ -85,14 +88,39 @@ def refusal(
     return Refusal(status, {"error": error, "error_description": description}, headers)
 
 
+# The answers to invalid tokens (the commonest refusal, and the one a flood sends), built once per
+# host, scheme, realm and URLconf, since nothing else in them varies: a refusal then costs what an
+# acceptance does. At most INVALID_TOKEN_ANSWERS_MAX hosts' worth (only hosts ALLOWED_HOSTS accepts).
+INVALID_TOKEN_ANSWERS_MAX = 64
+_invalid_token_answers: dict[tuple[Any, ...], tuple[int, bytes, dict[str, str]]] = {}
+
+
 def error_response(
     request: HttpRequest,
     exc: DuoOIDCError | None,
     *,
     scope: frozenset[str] | None = None,
     max_age: int | None = None,
-) -> JsonResponse:
+) -> HttpResponse:
     """The RFC 6750 answer for a refused bearer request, as a JSON response."""
+    if isinstance(exc, TokenError) and scope is None and max_age is None:
+        key = (
+            request.get_host(),  # validated against ALLOWED_HOSTS, as building the answer would
+            request.is_secure(),
+            conf.bearer_realm,
+            getattr(request, "urlconf", None) or settings.ROOT_URLCONF,  # where the metadata URL is
+            get_script_prefix(),
+            isinstance(exc, TokenExpired),
+        )
+        answer = _invalid_token_answers.get(key)
+        if answer is None:
+            refused = refusal(request, exc)
+            answer = (refused.status, json.dumps(refused.body).encode(), refused.headers)
+            if len(_invalid_token_answers) >= INVALID_TOKEN_ANSWERS_MAX:
+                _invalid_token_answers.clear()
+            _invalid_token_answers[key] = answer
+        status, body, headers = answer
+        return HttpResponse(body, status=status, content_type="application/json", headers=headers)
     refused = refusal(request, exc, scope=scope, max_age=max_age)
     return JsonResponse(refused.body, status=refused.status, headers=refused.headers)
 

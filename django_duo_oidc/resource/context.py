@@ -11,9 +11,7 @@ import time
 from typing import TYPE_CHECKING, Any, Literal
 
 from asgiref.sync import sync_to_async
-from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AnonymousUser
-from django.db import DatabaseError, transaction
 from django.http import HttpRequest, JsonResponse
 from django.utils.functional import SimpleLazyObject
 from django.views.decorators.debug import sensitive_variables
@@ -34,15 +32,15 @@ from ..core.errors import (
 from ..core.scopes import format_scopes, missing_scopes
 from ..models import Provider
 from .answers import error_response
-from .identities import identity_link, identity_link_by_username, users_have_is_active
+from .identities import _InactiveUser, forget_linked_users, linked_user_pk, load_user
+from .memory import user_copy
 from .validation import validate
 
 logger = logging.getLogger("django_duo_oidc")
 
-# Module globals, so that a test (or a subclass of the process) can replace one lookup.
-_identity_link = identity_link
-_identity_link_by_username = identity_link_by_username
-_users_have_is_active = users_have_is_active
+# Where the linked users are remembered and forgotten (.identities); still importable from here.
+__all__ = ["BearerContext", "authenticate", "authenticate_or_refuse", "forget_linked_users"]
+_ = _InactiveUser
 
 
 class BearerContext:
@@ -135,83 +133,6 @@ if TYPE_CHECKING:  # the bearer context is a RequestContext: a type checker hold
     _conforms: type[RequestContext] = BearerContext
 
 
-class _InactiveUser(InvalidClaim):
-    """The token's subject is linked to a user who is inactive on this site."""
-
-    def __init__(self) -> None:
-        super().__init__("sub", "The user linked to the token's subject is inactive on this site.")
-
-
-# Which user a user token's subject is linked to, and whether it may log in: remembered per process for
-# at most USER_TTL seconds, and forgotten at once in this process when a user or an identity is saved
-# or deleted (apps.py connects forget_linked_users). A seen token on a view that never reads
-# request.user then costs no database round trip; a user deactivated by another process (a worker, a
-# sync job) is refused within USER_TTL, and is never request.user meanwhile (the lazy load re-checks).
-USER_TTL = 1.0
-USERS_MAX = 10_000
-_users: dict[tuple[int, str], tuple[int | None, bool, float]] = {}
-# Bumped by every forget: a link read before a save that forgot the memo is not stored after it.
-_generation = [0]
-
-
-def forget_linked_users(**_: Any) -> None:
-    """Forget which users token subjects are linked to (a user or an identity changed).
-
-    Now, and again when the saving transaction commits: ``post_save`` runs before the commit, and a
-    request in another thread reading meanwhile would otherwise remember the old row for ``USER_TTL``.
-    """
-    _forget()
-    transaction.on_commit(_forget)
-
-
-def _forget() -> None:
-    _generation[0] += 1
-    _users.clear()
-
-
-def _linked_user_pk(grant: AccessGrant, provider: Provider) -> int | None:
-    """The pk of the active user linked to a user token's subject, or None (a client, or no link here).
-
-    :raises _InactiveUser: the linked user may not log in (``is_active`` False).
-    :raises ProviderUnavailable: the database cannot be read (503, never a 500, never a guess).
-    """
-    if grant.is_client or (grant.sub is None and grant.username is None):
-        return None  # a server calling for itself is never a logged-in user
-    # Without a sub, the RFC 7662 username (django-oauth-toolkit): a key no sub can take ("\0" prefix).
-    key = (provider.pk, grant.sub if grant.sub is not None else "\0" + str(grant.username))
-    now = time.monotonic()
-    found = _users.get(key)
-    if found is None or now >= found[2]:
-        generation = _generation[0]
-        try:
-            if grant.sub is not None:
-                link = _identity_link(provider, grant.sub)
-            else:
-                link = _identity_link_by_username(provider, str(grant.username))
-        except DatabaseError as exc:
-            raise ProviderUnavailable("This site's user directory cannot be read right now.") from exc
-        # No link: a subject that never logged in here (a valid token, no user).
-        found = (link[0], link[1], now + USER_TTL) if link else (None, True, now + USER_TTL)
-        if generation == _generation[0]:  # else a save landed meanwhile: use it once, remember nothing
-            if len(_users) >= USERS_MAX:
-                _users.clear()
-            _users[key] = found
-    user_pk, active, _expires = found
-    if not active:
-        raise _InactiveUser()
-    return user_pk
-
-
-def _load_user(user_pk: int | None) -> Any:
-    """The user for ``request.user``: read when first touched, and only while it may still log in."""
-    if user_pk is None:
-        return AnonymousUser()
-    user = get_user_model()._default_manager.filter(pk=user_pk).first()
-    if user is None or not getattr(user, "is_active", True):
-        return AnonymousUser()  # deactivated since the link was remembered: never served as that user
-    return user
-
-
 @sensitive_variables()  # the token, here and in every function it calls
 def authenticate(request: HttpRequest, *, token_only: bool = True) -> BearerContext:
     """Authenticate ``request`` by its bearer token, once; set ``request.oidc`` and ``request.user``.
@@ -223,9 +144,10 @@ def authenticate(request: HttpRequest, *, token_only: bool = True) -> BearerCont
     (DRF, where the next authentication class may accept the session) a request without bearer
     credentials is left untouched: nothing is set and the empty context is only returned.
 
-    ``request.user`` is the token's linked user, read (one query) when the view first touches it;
-    anonymous for a client's token, a subject with no identity here, or a refusal. A linked user who
-    is inactive refuses the token (``invalid_token``); see :data:`USER_TTL`.
+    ``request.user`` is the token's linked user, read when the view first touches it (a copy of the
+    one remembered, else one query); anonymous for a client's token, a subject with no identity here,
+    or a refusal. A linked user who is inactive refuses the token (``invalid_token``); see
+    :data:`.identities.SHARED_CHECK_INTERVAL` for how soon a change is seen.
     """
     existing = getattr(request, "oidc", None)
     if isinstance(existing, BearerContext):
@@ -238,13 +160,27 @@ def authenticate(request: HttpRequest, *, token_only: bool = True) -> BearerCont
 
     def load() -> Any:
         if not loaded:
-            loaded.append(_load_user(user_pk))
+            loaded.append(load_user(user_pk))
         return loaded[0]
 
-    user: Any = SimpleLazyObject(load) if user_pk is not None else AnonymousUser()
+    user: Any = AnonymousUser()
+    if user_pk is not None:
+        remembered = user_copy(user_pk)  # a copy costs less than the lazy object that would read it
+        if remembered is not None:
+            loaded.append(remembered)
+            user = remembered
+        else:
+            user = SimpleLazyObject(load)
 
     async def auser() -> Any:  # as django.contrib.auth's middleware offers async views
-        return await sync_to_async(load)() if user_pk is not None else user
+        if user_pk is None:
+            return user
+        if not loaded:
+            remembered = user_copy(user_pk)  # taken once: no database call on the event loop
+            if remembered is None:
+                return await sync_to_async(load)()
+            loaded.append(remembered)
+        return loaded[0]
 
     request.user = user
     request.auser = auser  # type: ignore[attr-defined]
@@ -264,7 +200,9 @@ def _authenticate(request: HttpRequest) -> tuple[BearerContext, int | None]:
         token = token_from_header(request.META.get("HTTP_AUTHORIZATION"))
         # RFC 6750 sections 2.2/2.3 are optional and RFC 9700 section 2.5 says not to put tokens in
         # URLs: a token anywhere but the header is refused (invalid_request), never silently ignored.
-        if "access_token" in request.GET or (
+        query = request.META.get("QUERY_STRING", "")
+        # Parsed only when it may name access_token (percent-encoded or not): most API calls have none.
+        if (query and ("access_token" in query or "%" in query) and "access_token" in request.GET) or (
             request.content_type == "application/x-www-form-urlencoded"
             and request.method in ("POST", "PUT", "PATCH", "DELETE")
             and "access_token" in request.POST
@@ -273,7 +211,7 @@ def _authenticate(request: HttpRequest) -> tuple[BearerContext, int | None]:
         if token is None:
             return BearerContext(), None
         grant, provider, stale = validate(token)
-        user_pk = _linked_user_pk(grant, provider)
+        user_pk = linked_user_pk(grant, provider)
     except DuoOIDCError as exc:
         _log_refusal(request, exc)
         return BearerContext(error=exc), None
@@ -285,6 +223,8 @@ def _log_refusal(request: HttpRequest, exc: DuoOIDCError) -> None:
     if isinstance(exc, InvalidClaim):
         reason += f" (claim {exc.claim})"
     level = logging.INFO if isinstance(exc, TokenExpired) else logging.WARNING
+    if getattr(exc, "remembered", False):
+        level = logging.DEBUG  # the same token refused again: logged when first refused
     logger.log(level, "Bearer request to %s refused: %s", request.path, reason)
 
 

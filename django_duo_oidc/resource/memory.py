@@ -2,16 +2,27 @@
 refusal (its error class, description and claim: never the exception, its traceback or the token),
 under the token's SHA-256, bounded in entries and in bytes (``SEEN_MAX``, ``SEEN_MAX_BYTES``), the
 oldest entries going first.
+
+And the users those tokens are linked to (:func:`remember_user`, :func:`user_copy`): a pristine copy
+of each, handed out as a new instance per request, so a seen token costs no query even when the view
+reads ``request.user``; :mod:`.context` says for how long, and forgets them when users change.
 """
 
 from __future__ import annotations
 
+import copy
+import datetime
+import decimal
 import logging
 import sys
 import threading
+import time
+import uuid
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
+
+from django.db.models.base import ModelState
 
 from ..core.bearer import (
     AccessGrant,
@@ -146,3 +157,74 @@ def forget() -> None:
     with _seen_lock:
         _seen.clear()
         _seen_bytes = 0
+
+
+# Linked users -----------------------------------------------------------------------------------
+# A pristine instance of each user a bearer token was linked to, by pk, with when (monotonic) it must
+# be read again. It is never handed out: each request gets its own copy (user_copy), so two requests
+# in two threads never share one mutable instance (a view setting an attribute, or Django's permission
+# caches, stay in that request). At most USER_COPIES_MAX users; when full, all are forgotten.
+USER_COPIES_MAX = 10_000
+_user_copies: dict[Any, tuple[Any, float]] = {}
+
+
+def remember_user(user: Any, until: float) -> None:
+    """Keep a pristine copy of ``user`` (just read, active) until ``until`` (monotonic)."""
+    if len(_user_copies) >= USER_COPIES_MAX:
+        _user_copies.clear()
+    _user_copies[user.pk] = (_Template.of(user), until)
+
+
+def user_copy(pk: Any) -> Any | None:
+    """A new instance of the remembered user ``pk``, or None when none is remembered (or it expired)."""
+    found = _user_copies.get(pk)
+    if found is None or time.monotonic() >= found[1]:
+        return None
+    return found[0].instance()
+
+
+def forget_users() -> None:
+    """Forget every remembered user (a user or an identity changed)."""
+    _user_copies.clear()
+
+
+# Field values shared between copies as they are: immutable. Anything else (a JSONField's dict on a
+# custom user model) is deep-copied, so no request can change what the next one is given.
+_IMMUTABLE = (str, int, float, bool, bytes, type(None), datetime.date, datetime.time, decimal.Decimal, uuid.UUID)
+
+
+@dataclass(frozen=True, slots=True)
+class _Template:
+    """What a user instance is made from: its class, its immutable field values (shared by every copy)
+    and its other values (deep-copied for each), without Django's per-instance ``_*_cache`` attributes.
+    A new instance costs a dict copy and a ``ModelState``: about 5 times cheaper than ``copy.copy``
+    (which pickles and unpickles), and as independent (a related object is loaded anew when read)."""
+
+    cls: type
+    shared: dict[str, Any]
+    copied: tuple[tuple[str, Any], ...]
+    db: str | None
+
+    @classmethod
+    def of(cls, user: Any) -> _Template:
+        shared: dict[str, Any] = {}
+        copied: list[tuple[str, Any]] = []
+        for name, value in user.__dict__.items():
+            if name == "_state" or (name.startswith("_") and name.endswith("_cache")):
+                continue
+            if isinstance(value, _IMMUTABLE):
+                shared[name] = value
+            else:
+                copied.append((name, copy.deepcopy(value)))
+        return cls(type(user), shared, tuple(copied), user._state.db)
+
+    def instance(self) -> Any:
+        new = object.__new__(self.cls)
+        values = self.shared.copy()
+        for name, value in self.copied:
+            values[name] = copy.deepcopy(value)
+        state = ModelState()
+        state.db, state.adding = self.db, False
+        values["_state"] = state
+        new.__dict__ = values
+        return new

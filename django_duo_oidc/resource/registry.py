@@ -4,6 +4,7 @@ from the database at most every ``REGISTRY_TTL`` seconds per process.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from dataclasses import dataclass
@@ -24,6 +25,11 @@ class _Trusted:
     # Changes when the provider row changes: grants proven under an older configuration are dropped.
     version: tuple[Any, ...]
 
+    @functools.cached_property
+    def audiences(self) -> frozenset[str]:
+        """The audiences the row accepts (as ``Provider.audience_list``), read once per registry read."""
+        return frozenset(self.runtime.provider.audience_list)
+
     @property
     def introspects_only(self) -> bool:
         """Set to "introspection" (known without discovery: ``auto`` never resolves to it)."""
@@ -34,7 +40,7 @@ class _Trusted:
         provider = self.runtime.provider
         mode = provider.access_token_validation
         if mode == Provider.AccessTokenValidation.AUTO:
-            endpoint = self.runtime.metadata.introspection_endpoint
+            endpoint = self.runtime.introspection_endpoint  # its own, or the introspect_with row's
             return "jwt+introspection" if provider.introspect and endpoint else "jwt"
         return str(mode)
 
@@ -60,12 +66,18 @@ class _Registry:
         by_issuer: dict[str, list[_Trusted]] = {}
         by_pk: dict[int, _Trusted] = {}
         default = None
-        enabled = Provider.objects.filter(enabled=True).exclude(
-            access_token_validation=Provider.AccessTokenValidation.OFF
+        enabled = (
+            Provider.objects.filter(enabled=True)
+            .exclude(access_token_validation=Provider.AccessTokenValidation.OFF)
+            .select_related("introspect_with")
         )
         rows = []
         for provider in enabled:  # ordered default first
-            trusted = _Trusted(ProviderRuntime(provider), (provider.pk, provider.updated_at))
+            # The row that introspects for it is part of its configuration: grants proven through its
+            # credentials and endpoint are dropped when it changes too.
+            other = provider.introspect_with
+            introspector = (other.pk, other.updated_at, other.enabled) if other is not None else None
+            trusted = _Trusted(ProviderRuntime(provider), (provider.pk, provider.updated_at, introspector))
             rows.append(trusted)
             by_issuer.setdefault(provider.issuer, []).append(trusted)
             by_pk[provider.pk] = trusted

@@ -31,8 +31,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 from ..conf import conf
@@ -85,7 +83,11 @@ def validate(token: str) -> tuple[AccessGrant, Provider, bool]:
     entry = _seen.get(digest)
     if isinstance(entry, _Refused):
         if now < entry.until:
-            raise entry.exception()
+            # Sent again: as cheap as an acceptance (no parse, no query, no call), and logged once per
+            # REFUSED_FOR (the first refusal), so a replayed token cannot flood the log either.
+            refused = entry.exception()
+            refused.remembered = True  # type: ignore[attr-defined]
+            raise refused
         entry = None
     if entry is not None:
         trusted = _registry.current().by_pk.get(entry.version[0])
@@ -117,7 +119,7 @@ def _prove(token: str, digest: bytes, now: float) -> tuple[AccessGrant, _Trusted
             raise _NoIntrospector("The token is not a JWT and no provider introspects opaque tokens.")
         siblings = registry.by_issuer[asker.runtime.provider.issuer]
         candidates = (asker, *(t for t in siblings if t.introspects_only and t is not asker))
-        return _prove_by_introspection(token, digest, now, candidates, ())
+        return _prove_by_introspection(token, digest, now, candidates, (), issuer_known=False)
     parsed = jws_mod.parse(token)
     issuer = parsed.claims.get("iss")
     rows = registry.by_issuer.get(issuer, ()) if isinstance(issuer, str) else ()
@@ -126,12 +128,13 @@ def _prove(token: str, digest: bytes, now: float) -> tuple[AccessGrant, _Trusted
     # The rows whose audiences the token names first, default first among equals (a stable sort):
     # two clients of one issuer each accept their own tokens.
     token_audiences = audiences_of(parsed.claims.get("aud"))
-    ordered = sorted(rows, key=lambda t: set(t.runtime.provider.audience_list).isdisjoint(token_audiences))
+    ordered = rows if len(rows) == 1 else sorted(rows, key=lambda t: t.audiences.isdisjoint(token_audiences))
     by_introspection = tuple(t for t in ordered if t.introspects_only)
     first = ordered[0]
-    named = not set(first.runtime.provider.audience_list).isdisjoint(token_audiences)
+    named = not first.audiences.isdisjoint(token_audiences)
     if first.introspects_only or (not named and by_introspection):
-        return _prove_by_introspection(token, digest, now, by_introspection, token_audiences)
+        # The token's own iss chose these rows: the exact string the server calls active says it.
+        return _prove_by_introspection(token, digest, now, by_introspection, token_audiences, issuer_known=True)
     # Local checks (RFC 9068 section 4); a token naming no row's audience is refused by them ("aud").
     runtime = first.runtime
     provider = runtime.provider
@@ -153,51 +156,71 @@ def _prove(token: str, digest: bytes, now: float) -> tuple[AccessGrant, _Trusted
         return local, first, None, local
     # jwt+introspection: the provider signed this token, so asking about it spends no budget.
     info, checked_at = _shared_introspection(first, token, digest, now, budgeted=False)
-    return _merge(first, info, now, local, ()), first, checked_at, local
+    return _merge(first, info, now, local, (), issuer_known=True), first, checked_at, local
 
 
 # Provider pk -> when (monotonic) fetching its discovery document or keys last failed, in this process.
 _fetch_failed: dict[int, float] = {}
 
 
-@contextmanager
-def _fetching(trusted: _Trusted) -> Iterator[None]:
+class _fetching:
     """Spare a provider whose discovery document or keys could not be fetched moments ago.
 
     Discovery and the JWKS are fetched when the shared cache has none; while the provider fails,
     every bearer request (anyone can forge a token naming a trusted issuer) would fetch again and
     hold a worker for up to ``HTTP_TIMEOUT``. For ``PROVIDER_DOWN_BACKOFF`` seconds after a failure
     this process answers 503 at once instead. Per process, so it never touches the down flag that
-    sessions read.
+    sessions read. (A class rather than a generator-based context manager: it is on the path of
+    every new token, where that costs a few microseconds.)
     """
-    pk = trusted.version[0]
-    failed = _fetch_failed.get(pk)
-    if failed is not None and time.monotonic() - failed < conf.provider_down_backoff:
-        raise ProviderUnavailable("The identity provider's configuration or keys could not be fetched moments ago.")
-    try:
-        yield
-    except (ProviderUnavailable, ProviderResponseError):
-        runtime = trusted.runtime
-        # Only when nothing is at hand: a failed refetch for an unknown kid (rate-limited already,
-        # and any token can ask for one) must not close the door to tokens with known keys.
-        if "metadata" not in runtime.__dict__ or runtime.cache.get(runtime.keys.cache_key) is None:
-            _fetch_failed[pk] = time.monotonic()
-        raise
-    _fetch_failed.pop(pk, None)
+
+    __slots__ = ("trusted",)
+
+    def __init__(self, trusted: _Trusted) -> None:
+        self.trusted = trusted
+
+    def __enter__(self) -> None:
+        failed = _fetch_failed.get(self.trusted.version[0])
+        if failed is not None and time.monotonic() - failed < conf.provider_down_backoff:
+            raise ProviderUnavailable("The identity provider's configuration or keys could not be fetched moments ago.")
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any) -> None:
+        pk = self.trusted.version[0]
+        if kind is None:
+            if _fetch_failed:
+                _fetch_failed.pop(pk, None)
+            return
+        if issubclass(kind, ProviderUnavailable | ProviderResponseError):
+            runtime = self.trusted.runtime
+            # Only when nothing is at hand: a failed refetch for an unknown kid (rate-limited already,
+            # and any token can ask for one) must not close the door to tokens with known keys.
+            if "metadata" not in runtime.__dict__ or runtime.cache.get(runtime.keys.cache_key) is None:
+                _fetch_failed[pk] = time.monotonic()
 
 
 def _prove_by_introspection(
-    token: str, digest: bytes, now: float, candidates: tuple[_Trusted, ...], token_audiences: tuple[str, ...]
+    token: str,
+    digest: bytes,
+    now: float,
+    candidates: tuple[_Trusted, ...],
+    token_audiences: tuple[str, ...],
+    *,
+    issuer_known: bool,
 ) -> tuple[AccessGrant, _Trusted, float | None, AccessGrant | None]:
     """Ask the first candidate's provider about a token nothing local could verify (budgeted), then
     take the first candidate row the answer shows the token is for (several clients of one issuer)."""
     info, checked_at = _shared_introspection(candidates[0], token, digest, now, budgeted=True)
-    grant, trusted = _choose_row(candidates, info, now, token_audiences)
+    grant, trusted = _choose_row(candidates, info, now, token_audiences, issuer_known=issuer_known)
     return grant, trusted, checked_at, None
 
 
 def _choose_row(
-    candidates: tuple[_Trusted, ...], info: TokenInfo, now: float, token_audiences: tuple[str, ...]
+    candidates: tuple[_Trusted, ...],
+    info: TokenInfo,
+    now: float,
+    token_audiences: tuple[str, ...],
+    *,
+    issuer_known: bool,
 ) -> tuple[AccessGrant, _Trusted]:
     """The first row whose audiences the answer (or the JWT's own aud) establishes; failing that, the
     first row that explicitly does not require it. Refusals other than the audience are the same for
@@ -208,7 +231,10 @@ def _choose_row(
             if not require and trusted.runtime.provider.access_token_require_audience:
                 continue
             try:
-                return _merge(trusted, info, now, None, token_audiences, require_audience=require), trusted
+                grant = _merge(
+                    trusted, info, now, None, token_audiences, require_audience=require, issuer_known=issuer_known
+                )
+                return grant, trusted
             except InvalidClaim as exc:
                 if exc.claim != "aud":
                     raise
@@ -230,6 +256,7 @@ def _introspect_again(
             entry.local,
             token_audiences,
             require_audience=provider.access_token_require_audience,
+            issuer_known=entry.local is not None or jws_mod.looks_like_jws(token),  # its iss chose the row
         )
     except TokenError as exc:
         _remember(digest, _Refused.of(exc, now + REFUSED_FOR))
@@ -306,7 +333,8 @@ def _shared_introspection(
     """
     runtime = trusted.runtime
     with _fetching(trusted):
-        endpoint = runtime.metadata.introspection_endpoint
+        introspector = runtime.introspector  # this provider, or the row that introspects for it
+        endpoint = introspector.metadata.introspection_endpoint
     if not endpoint:
         raise ConfigurationError(
             f"Provider {runtime.provider.slug} validates bearer tokens by introspection but advertises no endpoint."
@@ -321,7 +349,7 @@ def _shared_introspection(
                 _spend_budget(trusted, now)
             except _IntrospectionBudgetExhausted as exc:
                 raise _NotAsked(exc) from None
-        info = introspect(runtime.http, endpoint, runtime.provider.credentials(), token)
+        info = introspect(runtime.http, endpoint, introspector.provider.credentials(), token)
         return {"raw": info.raw, "at": time.time()}
 
     def keep_for(answer: dict[str, Any]) -> float:
@@ -358,7 +386,15 @@ def _merge(
     token_audiences: tuple[str, ...],
     *,
     require_audience: bool = True,
+    issuer_known: bool,
 ) -> AccessGrant:
+    """The grant an introspection answer gives for ``trusted``'s row.
+
+    With ``introspect_with`` (Global Token Introspection) the answer comes from another server, which
+    answers for every server of the tenant: its client is not the token's audience (the audience is
+    still this row's), and an answer about a token whose issuer nothing else establishes (an opaque
+    token: ``issuer_known`` False) must name this row's issuer, or any tenant's token would pass.
+    """
     provider = trusted.runtime.provider
     return grant_from_introspection(
         provider.issuer,
@@ -371,4 +407,5 @@ def _merge(
         machine_clients=provider.machine_client_set,
         require_audience=require_audience,
         token_audiences=token_audiences,
+        require_issuer=provider.introspect_with_id is not None and not issuer_known,
     )

@@ -10,7 +10,7 @@ from django.test import Client, RequestFactory
 
 from django_duo_oidc.models import Provider, ScopeRule
 from django_duo_oidc.policy.rules import policy_rules, reset_policy_cache
-from django_duo_oidc.resource import context as resource_context
+from django_duo_oidc.resource import identities as resource_identities
 from tests.fakeop import FakeOP
 
 from .test_hardening_bearer import get, issue, link
@@ -27,7 +27,7 @@ def test_a_deactivation_saved_while_the_link_is_being_read_is_not_lost(
     # deactivation, saved in this very process, does not take effect at once (SECURITY.md says it does).
     user = link(provider)
     token = issue(fake_op)
-    real = resource_context._identity_link
+    real = resource_identities.identity_link
 
     def racing(p: Provider, sub: str) -> Any:
         found = real(p, sub)
@@ -35,9 +35,9 @@ def test_a_deactivation_saved_while_the_link_is_being_read_is_not_lost(
         user.save()  # the other thread's save lands between the read and the store
         return found
 
-    monkeypatch.setattr(resource_context, "_identity_link", racing)
+    monkeypatch.setattr(resource_identities, "identity_link", racing)
     get(client, "/t/bearer/hot/", token)  # already underway when the user was deactivated: either answer
-    monkeypatch.setattr(resource_context, "_identity_link", real)
+    monkeypatch.setattr(resource_identities, "identity_link", real)
     # The save has completed: from now on the token must be refused.
     assert get(client, "/t/bearer/hot/", token).status_code == 401
 
@@ -125,5 +125,5 @@ def test_a_link_remembered_from_before_the_deactivation_committed_is_forgotten_a
         user.is_active = False
         user.save()
         # Another thread, reading the last committed row (still active), remembers it meanwhile.
-        resource_context._users[(provider.pk, "alice-sub")] = (user.pk, True, time.monotonic() + 60)
+        resource_identities._users[(provider.pk, "alice-sub")] = (user.pk, True, time.monotonic() + 60)
     assert get(client, "/t/bearer/any/", token).status_code == 401

@@ -426,13 +426,13 @@ def test_a_database_error_while_reading_a_tokens_user_is_a_503_not_a_500(
 ) -> None:
     from django.db import OperationalError
 
-    from django_duo_oidc.resource import context as resource_context
+    from django_duo_oidc.resource import identities as resource_identities
     from tests.integration.test_resource import issue
 
     def down(*_args: Any, **_kwargs: Any) -> Any:
         raise OperationalError("could not connect to server")
 
-    monkeypatch.setattr(resource_context, "_identity_link", down)
+    monkeypatch.setattr(resource_identities, "identity_link", down)
     response = client.get("/t/bearer/any/", HTTP_AUTHORIZATION=f"Bearer {issue(fake_op)}")
     assert response.status_code == 503
     assert response.json()["error"] == "temporarily_unavailable"

@@ -104,6 +104,17 @@ class Command(BaseCommand):
             action=argparse.BooleanOptionalAction,
             help="Revoke the refresh and access tokens at the provider at logout (RFC 7009; default on).",
         )
+        parser.add_argument(
+            "--browser-login",
+            action=argparse.BooleanOptionalAction,
+            help="Offer this provider for browser logins (--no-browser-login: it only issues or validates tokens).",
+        )
+        parser.add_argument(
+            "--introspect-with",
+            metavar="SLUG",
+            help="Another provider whose introspection endpoint and credentials introspect this one's tokens "
+            "(Duo's Global Token Introspection; '' to stop).",
+        )
         parser.add_argument("--check", action="store_true", help="Fetch discovery and JWKS afterwards.")
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -161,6 +172,13 @@ class Command(BaseCommand):
             provider.resource_indicators = " ".join(" ".join(options["resources"]).split())
         if options["revoke_at_logout"] is not None:
             provider.revoke_at_logout = options["revoke_at_logout"]
+        if options["browser_login"] is not None:
+            provider.browser_login = options["browser_login"]
+        if options["introspect_with"] is not None:
+            other = Provider.objects.filter(slug=options["introspect_with"]).first()
+            if options["introspect_with"] and other is None:
+                raise CommandError(f"No provider {options['introspect_with']!r} to introspect with.")
+            provider.introspect_with = other
         try:
             provider.full_clean()
         except ValidationError as exc:
