@@ -1,4 +1,8 @@
-"""A provider row joined with what the protocol core needs: HTTP client, cached metadata and keys."""
+"""A provider row joined with what the protocol core needs: HTTP client, cached metadata and keys.
+
+Over 300 lines on purpose: :class:`ProviderRuntime` is every protocol operation of one provider row,
+so that its cache keys, its down flag, its endpoint choices (published, set by hand, another row's
+introspection) and its credentials are decided in one place."""
 
 from __future__ import annotations
 
