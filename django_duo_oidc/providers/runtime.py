@@ -195,10 +195,8 @@ class ProviderRuntime:
             redirect_uri=redirect_uri,
             code_verifier=code_verifier,
             # RFC 8707 section 2.2 lets the client name the resource here too, and Duo's own demo does;
-            # but an access token for the downstream API is refused at the userinfo endpoint
-            # (oidc-provider: invalid_token), so while the login reads userinfo its token stays the
-            # provider's, and the API's token comes with the first renewal.
-            resource=() if self.provider.use_userinfo else self.provider.resource_list,
+            # not while the login reads userinfo (Provider.code_exchange_resources).
+            resource=self.provider.code_exchange_resources,
         )
 
     @sensitive_variables()
