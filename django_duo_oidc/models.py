@@ -416,6 +416,16 @@ class Provider(models.Model):
         return parse_resource_indicators(self.resource_indicators)
 
     @property
+    def code_exchange_resources(self) -> tuple[str, ...]:
+        """The resource indicators the code exchange names: none while the login reads userinfo.
+
+        RFC 8707 section 2.2 lets the client name them there too, but an access token for the
+        downstream API is refused at the userinfo endpoint (oidc-provider: invalid_token); the login's
+        token is then the provider's, and the API's comes with a renewal before it is first handed out.
+        """
+        return () if self.use_userinfo else self.resource_list
+
+    @property
     def scope_set(self) -> frozenset[str]:
         return parse_scopes(self.scopes) | {"openid"}
 

@@ -12,10 +12,11 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from .errors import ConfigurationError, DiscoveryError, DuoOIDCError
+from .errors import ConfigurationError, DiscoveryError, DuoOIDCError, ProviderResponseError
 from .http import HttpClient
 
 __all__ = [
+    "MetadataNotPublished",
     "ProviderMetadata",
     "check_issuer",
     "discovery_url",
@@ -141,6 +142,34 @@ _SUPPLEMENTED = ("introspection_endpoint",)
 _MARKERS = (SOURCE_KEY, SUPPLEMENTED_KEY)
 
 
+class MetadataNotPublished(DiscoveryError):
+    """The issuer publishes neither OpenID discovery nor RFC 8414 metadata: both answered 404 or 410.
+
+    The one failure after which endpoints set by hand may stand in for the published ones: any other
+    (a refusal, a broken or foreign document) is the server's to fix, and is not remembered.
+    """
+
+
+# A document that is not there (RFC 8414 section 3.2 and Discovery section 4.2 answer it with 200 only).
+_ABSENT = (404, 410)
+
+
+def _get(http: HttpClient, url: str) -> tuple[int, dict[str, Any]]:
+    """GET a metadata document: ``(status, JSON object)``; a body that is not JSON counts as empty
+    when the status already says the document is missing (a web server's stock HTML 404 page).
+
+    :raises ProviderResponseError: a 200 (or other status) whose body is not a JSON object.
+    :raises ProviderUnavailable: network error, timeout, 5xx, 429.
+    """
+    try:
+        response = http.get(url)
+    except ProviderResponseError as exc:
+        if getattr(exc, "http_status", None) in _ABSENT:
+            return exc.http_status, {}  # type: ignore[attr-defined]
+        raise
+    return response.status, response.data
+
+
 def _published(data: dict[str, Any]) -> dict[str, Any]:
     """A fetched document without this module's own marker keys."""
     return {k: v for k, v in data.items() if k not in _MARKERS}
@@ -151,25 +180,31 @@ def fetch_metadata(http: HttpClient, issuer: str) -> ProviderMetadata:
 
     OpenID discovery first (Discovery section 4). When it has no introspection endpoint, the RFC 8414
     document is read too and its endpoint used (django-oauth-toolkit lists introspection only there).
-    When the issuer publishes no OpenID discovery (404; Duo's client-credentials authorization
-    servers, ``/oauth/<id>``), the RFC 8414 document alone (section 3), in which the authorization
-    endpoint and JWKS are optional (section 2).
+    When the issuer publishes no OpenID discovery (404 or 410, whatever the body: a web server's HTML
+    page too; Duo's client-credentials authorization servers, ``/oauth/<id>``), the RFC 8414 document
+    alone (section 3), in which the authorization endpoint and JWKS are optional (section 2).
+
+    :raises MetadataNotPublished: neither document exists (both 404 or 410).
+    :raises DiscoveryError: any other unusable answer.
     """
-    response = http.get(discovery_url(issuer))
-    if response.status == 200:
-        doc = _published(response.data)
+    status, data = _get(http, discovery_url(issuer))
+    if status == 200:
+        doc = _published(data)
         if not all(_is_url(doc.get(name)) for name in _SUPPLEMENTED):
             doc = _supplemented(http, issuer, doc)
         return parse_metadata(doc, issuer)
-    if response.status in (404, 410):
-        oauth = http.get(oauth_metadata_url(issuer))
-        if oauth.status == 200:
-            return parse_metadata({**_published(oauth.data), SOURCE_KEY: SOURCE_RFC8414}, issuer)
-        raise DiscoveryError(
-            f"The issuer publishes no metadata: OpenID discovery answered HTTP {response.status}, RFC 8414 "
-            f"metadata HTTP {oauth.status}. Set the endpoints on the provider by hand."
+    if status in _ABSENT:
+        oauth_status, oauth_data = _get(http, oauth_metadata_url(issuer))
+        if oauth_status == 200:
+            return parse_metadata({**_published(oauth_data), SOURCE_KEY: SOURCE_RFC8414}, issuer)
+        message = (
+            f"The issuer publishes no metadata: OpenID discovery answered HTTP {status}, RFC 8414 "
+            f"metadata HTTP {oauth_status}. Set the endpoints on the provider by hand."
         )
-    raise DiscoveryError(f"The discovery document answered HTTP {response.status} instead of 200.")
+        if oauth_status in _ABSENT:
+            raise MetadataNotPublished(message)
+        raise DiscoveryError(message)
+    raise DiscoveryError(f"The discovery document answered HTTP {status} instead of 200.")
 
 
 def _supplemented(http: HttpClient, issuer: str, doc: dict[str, Any]) -> dict[str, Any]:

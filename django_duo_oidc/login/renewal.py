@@ -18,6 +18,10 @@ refresh token is never spent twice. Then:
   handed out as it is (it is still valid for its API), else
   :class:`~django_duo_oidc.core.errors.ProviderUnavailable` is raised (a 503 page).
 
+A login whose code exchange did not name the provider's RFC 8707 resource indicators (it reads
+userinfo, which refuses a token for another API) is renewed before its token is first handed out
+(``session.RENEW_BEFORE_USE``): the provider's own token never goes to the API.
+
 A forced renewal of a token issued less than :data:`MIN_FORCED_RENEWAL_AGE` seconds ago is not done
 (the same token is returned): an API that refuses a token that fresh is misconfigured (its audience,
 say), and renewing on each of its 401s would turn every call into a provider call.
@@ -104,6 +108,8 @@ def refresh(runtime: ProviderRuntime, data: dict[str, Any], *, rejected: str | N
             "expires_at": issued_at + tokens.expires_in if tokens.expires_in else None,
             "issued_at": issued_at,
             "scopes": format_scopes(runtime.granted_scopes(tokens)),
+            # Renewed with the row's RFC 8707 resources (flow.refresh_tokens names them).
+            session.RENEW_BEFORE_USE: False,
         }
 
     renewed = single_flight(runtime.cache, key, do_refresh, ttl=60, lock_timeout=conf.http_timeout + 5)
@@ -139,9 +145,21 @@ def current_access_token(request: HttpRequest, *, force: bool = False) -> str:
     except session.UnreadableTokens as exc:
         _give_up(request, provider, slug, exc.description)
     now = time.time()
-    if not (force or refresh_due(data, now)):
+    # A login token that is not for the RFC 8707 resources is never handed out: renewed first, and an
+    # outage is then a 503 as for a refused token (force), never the provider's token to the API.
+    pending = bool(data.get(session.RENEW_BEFORE_USE))
+    if not (force or pending or refresh_due(data, now)):
         return current
-    if force and now - float(data.get("issued_at") or 0) < MIN_FORCED_RENEWAL_AGE:
+    if pending and not session.refresh_token(data):
+        # Ending the session would only send the user through the same login again.
+        logger.warning(
+            "Provider %s gave no refresh token, so the login's access token cannot be renewed for the "
+            "provider's RFC 8707 resource indicators (the login reads userinfo): not handing it out. "
+            "Turn off userinfo on the provider, or have it issue refresh tokens",
+            slug,
+        )
+        raise ProviderUnavailable("Access to this service cannot be obtained for your sign-in. Please contact us.")
+    if force and not pending and now - float(data.get("issued_at") or 0) < MIN_FORCED_RENEWAL_AGE:
         logger.warning(
             "Not renewing an access token of provider %s issued %.0f s ago although an API refused it: "
             "check what that API expects (its audience, RFC 8707 resource indicators)",
@@ -157,10 +175,10 @@ def current_access_token(request: HttpRequest, *, force: bool = False) -> str:
             raise ProviderUnavailable("The identity provider failed moments ago.")
         renewed = refresh(runtime, data, rejected=current if force else None)
     except CacheUnavailable as exc:
-        return _outage(data, current, provider, exc, force=force, now=now)
+        return _outage(data, current, provider, exc, force=force or pending, now=now)
     except (ProviderUnavailable, ProviderResponseError) as exc:
         runtime.mark_down()  # never raises
-        return _outage(data, current, provider, exc, force=force, now=now)
+        return _outage(data, current, provider, exc, force=force or pending, now=now)
     except DuoOIDCError as exc:
         _give_up(request, provider, slug, exc.description)
     tokens = {"access_token": renewed.pop("access_token"), "refresh_token": renewed.pop("refresh_token")}

@@ -26,6 +26,8 @@ from ..state.encryption import SealedValueError, seal, unseal
 PENDING_KEY = "oidc_states"  # mozilla_django_oidc.utils.add_state_and_verifier_and_nonce_to_session
 LOGIN_KEY = "duo_oidc"
 TOKENS_KEY = "tokens"
+#: Set on a login whose access token is not for the provider's RFC 8707 resources; a renewal clears it.
+RENEW_BEFORE_USE = "renew_before_use"
 # Where releases before tokens were sealed kept them, in clear.
 _LEGACY_TOKEN_KEYS = ("access_token", "refresh_token")
 
@@ -74,10 +76,14 @@ def store_login(
     claims: dict[str, Any],
     scopes: frozenset[str],
     keep_id_token: bool = False,
+    renew_before_use: bool = False,
 ) -> None:
     """Keep the token set of a completed login in the (server-side) session, tokens sealed.
 
     The ID token is kept only when ``keep_id_token`` (the provider sends ``id_token_hint`` at logout).
+    ``renew_before_use``: the access token is not for the row's RFC 8707 resources (the code exchange
+    did not name them), so it is never handed out to call an API: the first
+    ``request.oidc.access_token()`` renews it for them (:data:`RENEW_BEFORE_USE`).
     """
     now = time.time()
     data = {
@@ -90,6 +96,8 @@ def store_login(
         "login_at": now,
         "checked_at": now,
     }
+    if renew_before_use:
+        data[RENEW_BEFORE_USE] = True
     request.session[LOGIN_KEY] = with_tokens(
         data,
         access_token=tokens.access_token,

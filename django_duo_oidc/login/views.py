@@ -285,6 +285,7 @@ class CallbackView(OIDCAuthenticationCallbackView):
             claims=attempt.claims,
             scopes=attempt.scopes,
             keep_id_token=provider.end_session and provider.logout_id_token_hint,
+            renew_before_use=provider.code_exchange_resources != provider.resource_list,
         )
         # OIDC Back-Channel Logout 1.0 section 2.1: the ID token's sid names the provider session.
         sid = attempt.claims.get("sid")

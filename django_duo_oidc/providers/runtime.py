@@ -21,7 +21,14 @@ from django.views.decorators.debug import sensitive_variables
 from ..conf import conf
 from ..core import flow
 from ..core import tokens as tokens_mod
-from ..core.discovery import SOURCE_KEY, SOURCE_NONE, ProviderMetadata, fetch_metadata, parse_metadata
+from ..core.discovery import (
+    SOURCE_KEY,
+    SOURCE_NONE,
+    MetadataNotPublished,
+    ProviderMetadata,
+    fetch_metadata,
+    parse_metadata,
+)
 from ..core.errors import CacheUnavailable, ConfigurationError, DiscoveryError, TokenError
 from ..core.http import HttpClient
 from ..core.introspection import TokenInfo, introspect
@@ -153,11 +160,14 @@ class ProviderRuntime:
                 pass  # stale entry for an issuer that changed: fetch again
         try:
             metadata = fetch_metadata(self.http, self.provider.issuer)
-        except DiscoveryError:
+        except MetadataNotPublished:
             if not has_overrides:
                 raise
-            # Nothing published, everything set by hand: remembered as "nothing" (an RFC 8414 document
-            # with no endpoint of its own) so the issuer is not asked again on every request.
+            # Nothing published (both documents 404/410), everything set by hand: remembered as
+            # "nothing" (an RFC 8414 document with no endpoint of its own) so the issuer is not asked
+            # again on every request. Only then: a refused or broken document (a gateway's 403, another
+            # issuer's document) remembered as "nothing" would hide the published endpoints for
+            # DISCOVERY_TTL (no login, no keys, and every renewal ending its session).
             empty = {"issuer": self.provider.issuer, "token_endpoint": "", SOURCE_KEY: SOURCE_NONE}
             self.trusted_cache.set(self._metadata_key, empty, conf.discovery_ttl)
             return parse_metadata(empty, self.provider.issuer)
@@ -247,10 +257,8 @@ class ProviderRuntime:
             redirect_uri=redirect_uri,
             code_verifier=code_verifier,
             # RFC 8707 section 2.2 lets the client name the resource here too, and Duo's own demo does;
-            # but an access token for the downstream API is refused at the userinfo endpoint
-            # (oidc-provider: invalid_token), so while the login reads userinfo its token stays the
-            # provider's, and the API's token comes with the first renewal.
-            resource=() if self.provider.use_userinfo else self.provider.resource_list,
+            # not while the login reads userinfo (Provider.code_exchange_resources).
+            resource=self.provider.code_exchange_resources,
         )
 
     @sensitive_variables()
