@@ -84,24 +84,25 @@ def claim_values(claims: Mapping[str, Any], name: str) -> frozenset[str]:
     return frozenset()
 
 
-_GLOB = frozenset("*?[")
+_WILDCARDS = frozenset("*?")
 
 
 def group_value_matches(rule_value: str, sent: str) -> bool:
     """Whether a claim value ``sent`` matches a group rule's value.
 
-    - A value with ``*``, ``?`` or ``[`` is a glob (:func:`fnmatch.fnmatchcase`) over the whole value:
-      ``crm-*``, ``/org/*``.
+    - A value with ``*`` or ``?`` is a glob over the whole value (``crm-*``, ``/org/*``, ``*/crm-users``);
+      only those two are wildcards (a ``[`` is itself: an existing rule ``[Admin] Finance`` stays exact).
     - A value starting with ``/`` is a path: only that exact path matches.
-    - Any other value matches itself, or the last segment of a path (Keycloak sends groups as full
-      paths: ``/crm-users``, ``/org/crm-users``); never a prefix, a substring or a subgroup.
+    - Any other value matches itself, or the top-level group path ``/<value>`` (Keycloak sends groups as
+      full paths: ``/crm-users``). A nested path (``/org/crm-users``) needs that exact path or a glob:
+      a subgroup anyone may create somewhere else never matches a rule by its last name.
     Case-sensitive, as the claim is.
     """
-    if _GLOB & set(rule_value):
-        return fnmatch.fnmatchcase(sent, rule_value)
+    if _WILDCARDS & set(rule_value):
+        return fnmatch.fnmatchcase(sent, rule_value.replace("[", "[[]"))
     if sent == rule_value:
         return True
-    return not rule_value.startswith("/") and sent.startswith("/") and sent.rsplit("/", 1)[1] == rule_value
+    return not rule_value.startswith("/") and sent == "/" + rule_value
 
 
 def matching_rules(claims: Mapping[str, Any], rules: Iterable[GroupRuleSpec]) -> list[GroupRuleSpec]:

@@ -1,6 +1,8 @@
-"""Issue 14, interop defect 6: group claims sent as paths (Keycloak's default ``/crm-users``,
-``/org/crm-users``) match a rule naming the group; a rule may also be a glob. Nothing else widens:
-a value never matches a mere substring or prefix, and a path rule matches only that exact path."""
+"""Issue 14, interop defect 6: group claims sent as paths (Keycloak's default ``/crm-users``) match a
+rule naming the group; a rule may also be a glob (``*``, ``?``). Nothing else widens: a value never
+matches a substring, a prefix or a nested path (``/org/crm-users``: anyone able to make a subgroup
+somewhere would get the rule, staff rules too — the issue-14 review), and a path rule matches only that
+exact path; ``[`` is no wildcard, so existing rules like ``[Admin] Finance`` keep their meaning."""
 
 from __future__ import annotations
 
@@ -22,7 +24,13 @@ class Rule:
     [
         ("crm-users", "crm-users", True),
         ("crm-users", "/crm-users", True),  # Keycloak's full path
-        ("crm-users", "/org/crm-users", True),  # the last segment of a path
+        ("crm-users", "/org/crm-users", False),  # a nested path: only by its exact path or a glob
+        ("*/crm-users", "/org/crm-users", True),
+        ("*/crm-users", "/crm-users", True),
+        ("[Admin] Finance", "[Admin] Finance", True),
+        ("[Admin] Finance", "A Finance", False),  # [ is no wildcard
+        ("[Admin] *", "[Admin] Finance", True),
+        ("[Admin] *", "A Finance", False),
         ("crm-users", "/crm-users/", False),  # a trailing slash is not a group name
         ("crm-users", "/crm-users/admins", False),  # a subgroup is not the group
         ("crm-users", "crm-users-old", False),
@@ -45,5 +53,5 @@ def test_group_value_matches(rule: str, sent: str, matches: bool) -> None:
 
 def test_matching_rules_reads_paths_in_list_claims() -> None:
     rules = [Rule("groups", "crm-users"), Rule("groups", "admins"), Rule("roles", "crm-users")]
-    claims = {"groups": ["/org/crm-users", "/staff"], "roles": "other"}
+    claims = {"groups": ["/crm-users", "/org/admins", "/staff"], "roles": "other"}
     assert matching_rules(claims, rules) == [rules[0]]
