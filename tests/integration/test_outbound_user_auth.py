@@ -2,7 +2,7 @@
 token, retry once after a forced renewal on a 401 from the same origin, never follow a redirect with
 the token to another origin, and never log it.
 
-The APIs are real HTTP servers on loopback (http.server in a thread, this helper's ports 18420-18439);
+The APIs are real HTTP servers on loopback (http.server in a thread, on ports the system picks);
 httpx's own MockTransport covers the async client and the http -> https upgrade."""
 
 from __future__ import annotations
@@ -30,8 +30,6 @@ from tests.fakeop import FakeOP
 from .test_act_for_user import _session_request, due, stored_tokens
 from .test_login_views import login, token_calls
 from .test_policy import CRM
-
-PORTS = (18421, 18422)
 
 
 class FakeSource:
@@ -99,7 +97,7 @@ class API:
             do_POST = _handle
 
         self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-        self.url = f"http://127.0.0.1:{port}"
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
         self.thread.start()
 
@@ -113,7 +111,7 @@ class API:
 
 @pytest.fixture
 def apis() -> Iterator[tuple[API, API]]:
-    first, second = API(PORTS[0]), API(PORTS[1])
+    first, second = API(0), API(0)  # free ports: fixed ones collide with parallel runs
     yield first, second
     first.stop()
     second.stop()
@@ -146,7 +144,7 @@ def test_a_401_renews_once_and_retries_once(api: API, caplog: pytest.LogCaptureF
     assert "token-1" not in caplog.text and "token-2" not in caplog.text
     ours = "\n".join(r.getMessage() for r in caplog.records if r.name == "django_duo_oidc")
     assert "secret-query" not in ours  # no query string in our log line either (urllib3's debug has it)
-    assert "Retrying GET http://127.0.0.1:18421/contacts once" in ours
+    assert f"Retrying GET {api.url}/contacts once" in ours
 
 
 def test_an_api_that_always_refuses_gets_two_requests_not_a_loop(api: API) -> None:
@@ -427,11 +425,12 @@ def test_an_error_report_of_a_failed_retry_shows_no_token() -> None:
     assert "token-1" not in report and "token-2" not in report
 
 
-def test_origins_pin_where_the_token_may_go(api: API) -> None:
+def test_origins_pin_where_the_token_may_go(apis: tuple[API, API]) -> None:
+    api, other = apis
     auth = UserTokenAuth(FakeSource(), origins=[api.url])
     assert requests.get(f"{api.url}/contacts", auth=auth, timeout=5).status_code == 200
     with pytest.raises(ValueError, match="not one of the allowed origins"):
-        requests.get("http://127.0.0.1:18422/contacts", auth=auth, timeout=5)
+        requests.get(f"{other.url}/contacts", auth=auth, timeout=5)
     with pytest.raises(ValueError):
         requests.get(f"{api.url.replace('http:', 'https:')}/contacts", auth=auth, timeout=5)
     assert len(api.seen) == 1
