@@ -3,7 +3,7 @@
 API saw; with the RFC 8707 resource ``urn:crm`` on the provider row the renewed token is a JWT whose
 audience is ``urn:crm``; logout revokes the refresh token (RFC 7009: introspection then says inactive).
 
-This module runs its own site and provider on this helper's ports (18430, 18431). The session store
+This module runs its own site and provider on free ports. The session store
 is read with ``manage.py shell`` (the site's own settings and keys) only to learn what the browser must
 never see, and to move a login's expiry back in time.
 """
@@ -22,9 +22,8 @@ from urllib.parse import quote_plus
 import pytest
 import requests
 
-from .conftest import ROOT, SECRET, Site, login, real_provider, site_env, wait_http
+from .conftest import ROOT, SECRET, Site, free_port, login, real_provider, site_env, wait_http
 
-OP_PORT, SITE_PORT = 18430, 18431
 AUTH = (quote_plus("django-basic"), quote_plus(SECRET))  # RFC 6749 section 2.3.1 encoding
 
 # Prints the stored login of the session named by argv, its tokens opened; with "age", moves the access
@@ -46,9 +45,10 @@ print(json.dumps({"access_token": stored.access_token(data), "refresh_token": st
 
 @pytest.fixture(scope="module")
 def act_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
-    base = f"http://127.0.0.1:{SITE_PORT}"
+    site_port, op_port = free_port(), free_port()
+    base = f"http://127.0.0.1:{site_port}"
     tmp = tmp_path_factory.mktemp("e2e-act")
-    env = site_env(base, tmp, PYTHONUNBUFFERED="1", OP_PORT=str(OP_PORT), DUO_OIDC_REVALIDATE_SECONDS="60")
+    env = site_env(base, tmp, PYTHONUNBUFFERED="1", OP_PORT=str(op_port), DUO_OIDC_REVALIDATE_SECONDS="60")
     with real_provider(env) as issuer:
         site = Site(base=base, issuer=issuer, env=env)
         site.manage("migrate", "--verbosity", "0")
@@ -59,7 +59,7 @@ def act_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         )  # fmt: skip
         log = open(tmp / "runserver.log", "w")  # noqa: SIM115
         server = subprocess.Popen(
-            [sys.executable, str(ROOT / "manage.py"), "runserver", f"127.0.0.1:{SITE_PORT}", "--noreload"],
+            [sys.executable, str(ROOT / "manage.py"), "runserver", f"127.0.0.1:{site_port}", "--noreload"],
             env=env,
             cwd=ROOT,
             stdout=log,
