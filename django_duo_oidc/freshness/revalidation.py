@@ -84,7 +84,7 @@ def ensure_fresh(request: HttpRequest) -> None:
             data = session.with_tokens({**data, **renewed}, **tokens)
             # Kept at once, whatever the check below says: a rotated refresh token is already spent.
             session.save_login(request, data)
-        info = introspect(runtime, introspected_token(provider, data))
+        info = introspect(runtime, *introspected_token(provider, data))
         if info is not None:
             if not info["active"]:
                 end_session(request, provider, "the provider says the grant is no longer active")
@@ -109,22 +109,25 @@ def ensure_fresh(request: HttpRequest) -> None:
 
 
 @sensitive_variables()
-def introspected_token(provider: Provider, data: dict[str, Any]) -> str:
-    """The token whose state says whether the grant is alive: the access token, except for a provider
-    row with RFC 8707 resource indicators, whose access tokens are meant for another API (providers
-    refuse to introspect them for this client: oidc-provider answers ``unsupported_token_type``);
-    then the refresh token (RFC 7662 section 2.1 introspects any token of the grant), when there is one."""
+def introspected_token(provider: Provider, data: dict[str, Any]) -> tuple[str, str]:
+    """The token whose state says whether the grant is alive, and its RFC 7662 ``token_type_hint``: the
+    access token, except for a provider row with RFC 8707 resource indicators, whose access tokens are
+    meant for another API (providers refuse to introspect them for this client: oidc-provider answers
+    ``unsupported_token_type``); then the refresh token (RFC 7662 section 2.1 introspects any token of
+    the grant), when there is one."""
     refresh_token = session.refresh_token(data) if provider.resource_list else None
-    return refresh_token or session.access_token(data)
+    if refresh_token:
+        return refresh_token, "refresh_token"
+    return session.access_token(data), "access_token"
 
 
 @sensitive_variables()
-def introspect(runtime: ProviderRuntime, access_token: str) -> dict[str, Any] | None:
-    """Return the provider's view of ``access_token``, shared by all workers for one window."""
-    key = "duo_oidc:introspection:" + hashlib.sha256(access_token.encode()).hexdigest()
+def introspect(runtime: ProviderRuntime, token: str, token_type_hint: str = "access_token") -> dict[str, Any] | None:
+    """Return the provider's view of ``token``, shared by all workers for one window."""
+    key = "duo_oidc:introspection:" + hashlib.sha256(token.encode()).hexdigest()
 
     def ask() -> dict[str, Any] | None:
-        info = runtime.introspect(access_token)
+        info = runtime.introspect(token, token_type_hint=token_type_hint)
         if info is None:
             return None
         return {"active": info.active, "scope": info.scope, "sub": info.sub}

@@ -332,7 +332,7 @@ class ProviderRuntime:
         return parse_scopes(claims.get("scope")) | {"openid"}
 
     @sensitive_variables()
-    def introspect(self, token: str) -> TokenInfo | None:
+    def introspect(self, token: str, *, token_type_hint: str = "access_token") -> TokenInfo | None:
         """Ask the provider (or its :attr:`introspector`) about ``token``; None when introspection is
         off or there is no introspection endpoint."""
         if not self.provider.introspect:
@@ -341,7 +341,9 @@ class ProviderRuntime:
         endpoint = introspector.metadata.introspection_endpoint
         if not endpoint:
             return None
-        return introspect(self.http, endpoint, introspector.provider.credentials(), token)
+        return introspect(
+            self.http, endpoint, introspector.provider.credentials(), token, token_type_hint=token_type_hint
+        )
 
     @sensitive_variables()
     def userinfo(self, access_token: str) -> dict[str, Any] | None:
