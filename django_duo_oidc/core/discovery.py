@@ -23,6 +23,7 @@ __all__ = [
     "duo_api_host_refusal",
     "fetch_metadata",
     "oauth_metadata_url",
+    "oauth_metadata_urls",
     "parse_metadata",
 ]
 
@@ -129,6 +130,16 @@ def oauth_metadata_url(issuer: str) -> str:
     return f"{parts.scheme}://{parts.netloc}/.well-known/oauth-authorization-server{path}"
 
 
+def oauth_metadata_urls(issuer: str) -> tuple[str, ...]:
+    """Where an issuer's RFC 8414 metadata may be: the section 3.1 URL (:func:`oauth_metadata_url`), then
+    ``<issuer>/.well-known/oauth-authorization-server``, the OpenID-style appended form many servers use
+    instead (django-oauth-toolkit mounted under ``/o/``, section 5 notes the legacy practice). Either way
+    the document must name this issuer exactly (section 3.3)."""
+    inserted = oauth_metadata_url(issuer)
+    appended = issuer.rstrip("/") + "/.well-known/oauth-authorization-server"
+    return (inserted,) if appended == inserted else (inserted, appended)
+
+
 #: Where a document came from, kept in the cached copy (parsing an RFC 8414 document is more lenient).
 SOURCE_KEY = "x_duo_oidc_source"
 SOURCE_RFC8414 = "oauth-authorization-server"
@@ -194,9 +205,12 @@ def fetch_metadata(http: HttpClient, issuer: str) -> ProviderMetadata:
             doc = _supplemented(http, issuer, doc)
         return parse_metadata(doc, issuer)
     if status in _ABSENT:
-        oauth_status, oauth_data = _get(http, oauth_metadata_url(issuer))
-        if oauth_status == 200:
-            return parse_metadata({**_published(oauth_data), SOURCE_KEY: SOURCE_RFC8414}, issuer)
+        for url in oauth_metadata_urls(issuer):
+            oauth_status, oauth_data = _get(http, url)
+            if oauth_status == 200:
+                return parse_metadata({**_published(oauth_data), SOURCE_KEY: SOURCE_RFC8414}, issuer)
+            if oauth_status not in _ABSENT:
+                break  # a refusal or an error is the answer: not looked past
         message = (
             f"The issuer publishes no metadata: OpenID discovery answered HTTP {status}, RFC 8414 "
             f"metadata HTTP {oauth_status}. Set the endpoints on the provider by hand."
@@ -213,11 +227,14 @@ def _supplemented(http: HttpClient, issuer: str, doc: dict[str, Any]) -> dict[st
     Best effort: the OpenID document stands on its own, so any failure here leaves it as it is. The
     RFC 8414 document must name the same issuer (RFC 8414 section 3.3), or none of it is used.
     """
-    try:
-        answer = http.get(oauth_metadata_url(issuer))
-    except DuoOIDCError:
-        return doc
-    if answer.status != 200 or answer.data.get("issuer") != issuer:
+    for url in oauth_metadata_urls(issuer):
+        try:
+            answer = http.get(url)
+        except DuoOIDCError:
+            continue
+        if answer.status == 200 and answer.data.get("issuer") == issuer:
+            break
+    else:
         return doc
     found = {
         name: answer.data[name]
