@@ -3,6 +3,10 @@
 Duo publishes ``<issuer>/.well-known/openid-configuration``; the issuer path carries the client id
 or application id, so the document is always fetched by appending to the configured issuer
 (Discovery section 4), never by host.
+
+Over 300 lines on purpose: where a provider's endpoints come from is one decision (OpenID discovery,
+RFC 8414 metadata at either of its places, the markers kept in the cached copy, the issuer checks), and
+reading it in one module is how it stays one.
 """
 
 from __future__ import annotations
