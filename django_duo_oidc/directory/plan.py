@@ -7,7 +7,8 @@ takes the complete listing, the provider's identities and what the last sync saw
 - which Duo user each identity is (remembered ``duo_user_id`` first, else the join key, case-insensitive;
   an ambiguous key links nobody),
 - who is deprovisioned (Duo status other than ``active``/``bypass``, or deleted from Duo) and who is
-  re-activated (only users a sync deactivated, once Duo lists them active or bypass again),
+  re-activated (only users a sync deactivated and no one re-activated since, once Duo lists them active
+  or bypass again; a user re-activated by hand loses the sync's mark, ``Plan.unmark``),
 - which managed groups each linked user gains or loses (only groups mirrored from Duo),
 - whether the deprovisioning guard stops the run.
 
@@ -233,6 +234,9 @@ class Plan:
     deleted_ids: list[str] = field(default_factory=list)  # known to an earlier sync, not listed now
     deactivate: list[Deactivation] = field(default_factory=list)
     reactivate: list[Reactivation] = field(default_factory=list)
+    # Duo user ids whose "deactivated by a sync" mark is over: active in Duo and active here again (an
+    # administrator re-activated them first), so a later deactivation by hand is never undone by a run.
+    unmark: list[str] = field(default_factory=list)
     # user pk -> (duo group ids to add, duo group ids to remove), managed groups only
     memberships: dict[int, tuple[frozenset[str], frozenset[str]]] = field(default_factory=dict)
     linked_users: int = 0
@@ -326,8 +330,11 @@ def make_plan(
             if identity.user_active and identity.user_pk not in deactivated_users:
                 deactivated_users.add(identity.user_pk)
                 plan.deactivate.append(Deactivation(identity.pk, identity.user_pk, duo_id, username, reason))
-        elif reason is None and row is not None and row.deprovisioned and not identity.user_active:
-            plan.reactivate.append(Reactivation(identity.pk, identity.user_pk, duo_id, username))
+        elif reason is None and row is not None and row.deprovisioned:
+            if identity.user_active:
+                plan.unmark.append(duo_id)  # re-activated by hand already: the sync's deactivation is over
+            else:
+                plan.reactivate.append(Reactivation(identity.pk, identity.user_pk, duo_id, username))
         if manage_groups and current_groups is not None:
             wanted = frozenset(gid for gid, _name in (duo_user.groups if duo_user else ()) if gid in groups)
             current = current_groups.get(identity.user_pk, frozenset())

@@ -1,0 +1,42 @@
+"""Adversarial review of issue 12 as merged: each test here failed before its fix (see the commits).
+
+Sessions, back-channel logout and the directory sync, through Duo's own duo_client against the fake Admin
+API process and the in-process fake provider, as the other issue 12 tests do.
+"""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth import get_user_model
+
+from django_duo_oidc.directory.sync import sync_connection
+from django_duo_oidc.models import DirectoryConnection, DirectoryUser, Provider
+from tests.fakeduo.admin_fixtures import FakeDuoAdmin, duo_user, duo_user_id
+from tests.integration.test_directory_sync import connection, link, refreshed
+
+pytestmark = pytest.mark.django_db
+User = get_user_model()
+__all__ = ["connection"]  # the fixture, imported for the tests below
+
+
+def test_a_hand_deactivation_after_a_hand_reactivation_is_never_undone_by_the_sync(
+    connection: DirectoryConnection, provider: Provider, fake_duo_admin: FakeDuoAdmin
+) -> None:
+    # The sync deactivated alice (Duo disabled her); Duo re-enabled her and an administrator re-activated
+    # her by hand before the next run. The deactivation the sync made is then over: when an administrator
+    # later switches her off here for a reason of their own, a run must not switch her back on ("a user
+    # the sync deactivated is re-activated when Duo re-enables them, and only then").
+    alice = link(provider, "alice")
+    fake_duo_admin.set_state(users=[duo_user("alice", status="disabled")])
+    assert sync_connection(connection).ok
+    assert not refreshed(alice).is_active
+    fake_duo_admin.patch_user(duo_user_id("alice"), status="active")
+    User.objects.filter(pk=alice.pk).update(is_active=True)  # the administrator, by hand
+    assert sync_connection(connection).ok
+    assert refreshed(alice).is_active
+    assert DirectoryUser.objects.get(duo_user_id=duo_user_id("alice")).deprovisioned_at is None
+    User.objects.filter(pk=alice.pk).update(is_active=False)  # later, by hand, for another reason
+    result = sync_connection(connection)
+    assert result.ok, result.message
+    assert not refreshed(alice).is_active
+    assert "reactivated" not in result.counts
