@@ -6,13 +6,18 @@ API process and the in-process fake provider, as the other issue 12 tests do.
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from django.contrib.auth import get_user_model
 
 from django_duo_oidc.directory.sync import sync_connection
-from django_duo_oidc.models import DirectoryConnection, DirectoryUser, Provider
+from django_duo_oidc.models import DirectoryConnection, DirectoryUser, LiveSession, Provider
 from tests.fakeduo.admin_fixtures import FakeDuoAdmin, duo_user, duo_user_id
+from tests.fakeop import FakeOP
+from tests.integration.test_backchannel_logout import logged_in, logout_token, post
 from tests.integration.test_directory_sync import connection, link, refreshed
+from tests.integration.test_login_views import me
 
 pytestmark = pytest.mark.django_db
 User = get_user_model()
@@ -40,3 +45,33 @@ def test_a_hand_deactivation_after_a_hand_reactivation_is_never_undone_by_the_sy
     assert result.ok, result.message
     assert not refreshed(alice).is_active
     assert "reactivated" not in result.counts
+
+
+# Back-channel logout -----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def _local_memory_cache(settings: Any) -> None:
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "rev12"}}
+
+
+@pytest.mark.usefixtures("_local_memory_cache")
+def test_a_logout_token_with_sid_and_sub_ends_the_subs_sessions_whose_login_had_no_sid(
+    fake_op: FakeOP, provider: Provider
+) -> None:
+    # The login's ID token carried no sid (a provider that adds it only to logout tokens, or a sid too long to
+    # index): the session cannot be told apart by sid, only by sub. Section 2.7 names the sessions "identified by
+    # the iss and sub Claims and/or the sid Claim"; answering 200 while alice stays logged in would fail open.
+    alice = logged_in(fake_op, sid=None)
+    bob = logged_in(fake_op, sub="bob", sid=None)
+    assert LiveSession.objects.get(sub="alice").sid == ""
+    assert post(logout_token(fake_op, sub="alice", sid="op-sid-alice")).status_code == 200
+    assert me(alice) == {"authenticated": False}
+    assert me(bob)["authenticated"] is True
+
+
+@pytest.mark.usefixtures("_local_memory_cache")
+def test_a_sid_alone_never_ends_sessions_indexed_without_a_sid(fake_op: FakeOP, provider: Provider) -> None:
+    alice = logged_in(fake_op, sid=None)
+    assert post(logout_token(fake_op, sub=None, sid="op-sid-alice")).status_code == 200
+    assert me(alice)["authenticated"] is True
