@@ -10,14 +10,15 @@ from typing import Any
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.test import Client
 
 from django_duo_oidc.directory.sync import sync_connection
-from django_duo_oidc.models import DirectoryConnection, DirectoryUser, LiveSession, Provider
+from django_duo_oidc.models import DirectoryConnection, DirectoryUser, Identity, LiveSession, Provider
 from tests.fakeduo.admin_fixtures import FakeDuoAdmin, duo_user, duo_user_id
 from tests.fakeop import FakeOP
 from tests.integration.test_backchannel_logout import logged_in, logout_token, post
 from tests.integration.test_directory_sync import connection, link, refreshed
-from tests.integration.test_login_views import me
+from tests.integration.test_login_views import login, me
 
 pytestmark = pytest.mark.django_db
 User = get_user_model()
@@ -75,3 +76,37 @@ def test_a_sid_alone_never_ends_sessions_indexed_without_a_sid(fake_op: FakeOP, 
     alice = logged_in(fake_op, sid=None)
     assert post(logout_token(fake_op, sub=None, sid="op-sid-alice")).status_code == 200
     assert me(alice)["authenticated"] is True
+
+
+# The join key ----------------------------------------------------------------------------------------------
+
+
+def test_an_unverified_email_kept_on_the_user_never_joins_after_a_login_without_email(
+    fake_op: FakeOP, provider: Provider, connection: DirectoryConnection, fake_duo_admin: FakeDuoAdmin
+) -> None:
+    # mallory claims the boss's address, unverified: the login copies it onto her Django user (the profile
+    # fields follow the claims) and records it as unverified, so no join. She then logs in without an email
+    # claim (she removed it at the provider): the address stays on her user, and a join that falls back to
+    # the user's email field would give her the boss's Duo user and its managed groups.
+    fake_op.userinfo_overrides = {"email": "boss@example.test", "email_verified": False}
+    login(Client(), fake_op, sub="mallory")
+    fake_op.userinfo_overrides = {"email": None}
+    fake_op.id_token_drop = {"email"}
+    login(Client(), fake_op, sub="mallory")
+    identity = Identity.objects.get(provider=provider, sub="mallory")
+    assert identity.user.email == "boss@example.test"  # the login without email changed no field
+    fake_duo_admin.set_state(users=[duo_user("boss", email="boss@example.test", groups=["Admins"])])
+    assert sync_connection(connection).ok
+    identity.refresh_from_db()
+    assert identity.duo_user_id == ""
+    assert not identity.user.groups.exists()
+
+
+def test_a_login_without_email_still_joins_by_the_users_email_before_any_login_recorded_claims(
+    provider: Provider, connection: DirectoryConnection, fake_duo_admin: FakeDuoAdmin
+) -> None:
+    # Identities from before the join claims were recorded (last_claims {}) keep the Django user's fields.
+    alice = link(provider, "alice", claims={})
+    fake_duo_admin.set_state(users=[duo_user("alice")])
+    assert sync_connection(connection).ok
+    assert Identity.objects.get(user=alice).duo_user_id == duo_user_id("alice")
