@@ -12,6 +12,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
 
+from django_duo_oidc.directory.client import DirectoryError, admin_client, guarded_call
 from django_duo_oidc.directory.sync import sync_connection
 from django_duo_oidc.models import DirectoryConnection, DirectoryUser, Identity, LiveSession, Provider
 from tests.fakeduo.admin_fixtures import FakeDuoAdmin, duo_user, duo_user_id
@@ -110,3 +111,17 @@ def test_a_login_without_email_still_joins_by_the_users_email_before_any_login_r
     fake_duo_admin.set_state(users=[duo_user("alice")])
     assert sync_connection(connection).ok
     assert Identity.objects.get(user=alice).duo_user_id == duo_user_id("alice")
+
+
+# Deletions -------------------------------------------------------------------------------------------------
+
+
+def test_duos_error_code_is_read_from_what_duo_client_raises(
+    connection: DirectoryConnection, fake_duo_admin: FakeDuoAdmin
+) -> None:
+    # duo_client's RuntimeError carries Duo's FAIL envelope already parsed (a dict) in .data: the code in it
+    # (here 40401 for a user that does not exist) is what tells Duo's own answers from anyone else's.
+    client = admin_client(connection)
+    with pytest.raises(DirectoryError) as caught:
+        guarded_call(connection, client.get_user_by_id, "DUNOSUCHUSERXXXXXXXX")
+    assert (caught.value.kind, caught.value.status, caught.value.code) == ("not_found", 404, 40401)
