@@ -58,6 +58,8 @@ MAX_OBJECTS = 1_000_000
 #: Unlisted remembered users confirmed one by one at most; more fails the run (a listing that lost
 #: that many users is not trusted).
 MAX_CONFIRMATIONS = 100
+#: Duo's error code for "Resource not found" (DUO.md 4.3): the only answer that confirms a deletion.
+NOT_FOUND_CODE = 40401
 
 
 @dataclass(frozen=True)
@@ -167,7 +169,9 @@ def _list_everything(
 def _confirm_deleted(
     connection: DirectoryConnection, client: Any, duo_ids: list[str], *, force: bool = False
 ) -> list[str]:
-    """The ids Duo answers 404 for; a user still there means the listing skipped them: fail."""
+    """The ids Duo answers not found (404 with Duo's code 40401, DUO.md 4.3) for; a user still there means
+    the listing skipped them: fail. A 404 without Duo's envelope (a proxy, a gateway, a wrong path) did not
+    come from Duo and confirms nothing: fail too."""
     if len(duo_ids) > MAX_CONFIRMATIONS and not force:
         raise SyncFailed(
             f"{len(duo_ids)} linked Duo users are missing from the listing (more than {MAX_CONFIRMATIONS}): "
@@ -178,9 +182,14 @@ def _confirm_deleted(
         try:
             found = guarded_call(connection, client.get_user_by_id, duo_id)
         except DirectoryError as exc:
-            if exc.kind == "not_found":
+            if exc.kind == "not_found" and exc.code == NOT_FOUND_CODE:
                 deleted.append(duo_id)
                 continue
+            if exc.kind == "not_found":
+                raise SyncFailed(
+                    "A user lookup was answered 404 without Duo's not-found code (40401): the answer did not come "
+                    "from Duo (a proxy or gateway in front?), so no deletion is confirmed; nothing was changed."
+                ) from None
             raise
         if isinstance(found, dict) and found.get("user_id") == duo_id:
             raise SyncFailed(

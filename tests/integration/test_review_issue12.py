@@ -18,7 +18,7 @@ from django_duo_oidc.models import DirectoryConnection, DirectoryUser, Identity,
 from tests.fakeduo.admin_fixtures import FakeDuoAdmin, duo_user, duo_user_id
 from tests.fakeop import FakeOP
 from tests.integration.test_backchannel_logout import logged_in, logout_token, post
-from tests.integration.test_directory_sync import connection, link, refreshed
+from tests.integration.test_directory_sync import connection, link, refreshed, snapshot
 from tests.integration.test_login_views import login, me
 
 pytestmark = pytest.mark.django_db
@@ -125,3 +125,23 @@ def test_duos_error_code_is_read_from_what_duo_client_raises(
     with pytest.raises(DirectoryError) as caught:
         guarded_call(connection, client.get_user_by_id, "DUNOSUCHUSERXXXXXXXX")
     assert (caught.value.kind, caught.value.status, caught.value.code) == ("not_found", 404, 40401)
+
+
+def test_a_404_that_is_not_duos_never_confirms_a_deletion(
+    connection: DirectoryConnection, provider: Provider, fake_duo_admin: FakeDuoAdmin
+) -> None:
+    # u1 is deleted while the listing pages (3 a page), so u3, never deleted, is skipped; a proxy in front of
+    # the API answers the one-user lookups with its own 404 page. Only Duo's not-found (40401) is a deletion:
+    # anything else means the lookup did not reach Duo, and a live user must never be deprovisioned by it.
+    users = [link(provider, f"u{i}") for i in range(20)]
+    fake_duo_admin.set_state(users=[duo_user(f"u{i}") for i in range(20)])
+    assert sync_connection(connection).ok
+    before = snapshot()
+    fake_duo_admin.faults(
+        page_limit=3, delete_during_listing={"offset": 3, "user_ids": [duo_user_id("u1")]}, lookup_plain_404=True
+    )
+    result = sync_connection(connection)
+    assert not result.ok
+    assert "40401" in result.message
+    assert snapshot() == before
+    assert all(refreshed(u).is_active for u in users)
