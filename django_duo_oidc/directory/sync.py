@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.contrib.auth import get_user_model
+from django.core.exceptions import ObjectDoesNotExist
 from django.db import DatabaseError, transaction
 from django.utils import timezone
 
@@ -338,8 +339,13 @@ def _run(connection: DirectoryConnection, result: SyncResult, lock: _Lock, *, dr
         raise SyncFailed(
             "The sync lock expired during the run (or the cache keeps nothing, e.g. DummyCache): nothing was changed."
         )
-    with transaction.atomic():
-        apply_plan(connection, plan, users, groups, work, confirmed)
+    try:
+        with transaction.atomic():
+            apply_plan(connection, plan, users, groups, work, confirmed)
+    except ObjectDoesNotExist:  # rolled back: a user or row the plan names was deleted here meanwhile
+        raise SyncFailed(
+            "A Django user or row this run planned for was deleted while it ran: nothing was changed; run again."
+        ) from None
     result.ok, result.message = True, "Sync complete"
     forget_linked_users()  # bearer memos of this process: at once (other processes within USER_TTL)
     try:
@@ -360,7 +366,9 @@ def _after_commit(connection: DirectoryConnection, plan: planning.Plan, result: 
         )
     }
     for item in plan.deactivate:
-        user = user_model._default_manager.get(pk=item.user_pk)
+        user = user_model._default_manager.filter(pk=item.user_pk).first()
+        if user is None:  # deleted here since the commit: no session or signal left to send
+            continue
         try:
             ended = live_sessions.end_sessions(user, reason=item.reason)
         except Exception as exc:  # the user is inactive anyway: get_user refuses them on the next request
@@ -391,7 +399,9 @@ def _after_commit(connection: DirectoryConnection, plan: planning.Plan, result: 
             directory_user=rows.get(item.duo_user_id),
         )
     for item in plan.reactivate:
-        user = user_model._default_manager.get(pk=item.user_pk)
+        user = user_model._default_manager.filter(pk=item.user_pk).first()
+        if user is None:
+            continue
         logger.warning(
             "Directory %s: re-activated user %s (Duo user %s, %s): active in Duo again",
             connection.slug,

@@ -12,6 +12,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
 
+from django_duo_oidc.directory import sync as directory_sync
 from django_duo_oidc.directory.client import DirectoryError, admin_client, guarded_call
 from django_duo_oidc.directory.sync import sync_connection
 from django_duo_oidc.models import DirectoryConnection, DirectoryUser, Identity, LiveSession, Provider
@@ -145,3 +146,34 @@ def test_a_404_that_is_not_duos_never_confirms_a_deletion(
     assert "40401" in result.message
     assert snapshot() == before
     assert all(refreshed(u).is_active for u in users)
+
+
+# Sync while the site is used ----------------------------------------------------------------------------------
+
+
+def test_a_user_deleted_here_while_a_run_plans_fails_the_run_cleanly(
+    connection: DirectoryConnection, provider: Provider, fake_duo_admin: FakeDuoAdmin, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An administrator deletes alice's Django account after the run read the identities and before it applies:
+    # the run must change nothing and say so (a result, not an exception escaping to cron, the task worker or
+    # the admin's "Sync now" as a 500).
+    alice = link(provider, "alice")
+    bob = link(provider, "bob")
+    fake_duo_admin.set_state(users=[duo_user("alice"), duo_user("bob")])
+    assert sync_connection(connection).ok
+    fake_duo_admin.patch_user(duo_user_id("alice"), status="disabled")
+    fake_duo_admin.patch_user(duo_user_id("bob"), status="disabled")
+    real = directory_sync.read_identities
+
+    def read_then_delete(conn: DirectoryConnection) -> Any:
+        found = real(conn)
+        User.objects.filter(pk=alice.pk).delete()
+        return found
+
+    monkeypatch.setattr(directory_sync, "read_identities", read_then_delete)
+    result = sync_connection(connection, force=True)
+    assert not result.ok
+    assert "nothing was changed" in result.message or "rolled back" in result.message
+    assert refreshed(bob).is_active
+    connection.refresh_from_db()
+    assert connection.last_sync_ok is False
