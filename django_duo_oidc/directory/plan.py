@@ -26,6 +26,7 @@ from typing import Any
 
 __all__ = [
     "ACTIVE_STATUSES",
+    "DELETED_STATUS",
     "BadListing",
     "DuoGroup",
     "DuoUser",
@@ -35,6 +36,7 @@ __all__ = [
     "allowed_deactivations",
     "deprovision_reason",
     "join_key",
+    "known_deleted",
     "make_plan",
     "parse_group",
     "parse_user",
@@ -43,6 +45,8 @@ __all__ = [
 
 #: Duo statuses that may use the site (DUO.md 4.5); every other status deprovisions.
 ACTIVE_STATUSES = frozenset({"active", "bypass"})
+#: ``DirectoryUser.status`` of a user whose deletion a deprovisioning run confirmed.
+DELETED_STATUS = "deleted"
 # Bounds for values kept from a listing (the fields of DirectoryUser).
 _MAX_TEXT = 255
 _MAX_GROUPS_PER_USER = 1000  # Duo allows 100 (DUO.md 4.4); more is a bad page, not a user
@@ -98,6 +102,9 @@ class PreviousUser:
     duo_user_id: str
     deprovisioned: bool  # deprovisioned_at is set: a sync made the user inactive
     deleted: bool  # deleted_at is set
+    # A deprovisioning run confirmed the deletion (Duo answered not found; status "deleted"): it is not
+    # looked up, nor counted as missing from the listing, again.
+    confirmed_deleted: bool = False
 
 
 def _text(value: Any, name: str, *, required: bool = False) -> str:
@@ -187,13 +194,35 @@ def unlisted_links(
 
     Each must be confirmed deleted before it counts (an offset listing can skip a user when another is
     deleted while it pages). An id this connection never listed is another directory's (two Duo accounts
-    can govern one provider): never a deletion here.
+    can govern one provider): never a deletion here. A deletion an earlier run confirmed is not missing
+    again (:func:`known_deleted`): counted in every run, departed users would pile up against the guard
+    until no run could deprovision anyone.
     """
     return sorted(
         {
             i.duo_user_id
             for i in identities
-            if i.duo_user_id and i.duo_user_id not in users and i.duo_user_id in previous
+            if i.duo_user_id
+            and i.duo_user_id not in users
+            and i.duo_user_id in previous
+            and not previous[i.duo_user_id].confirmed_deleted
+        }
+    )
+
+
+def known_deleted(
+    users: Mapping[str, DuoUser], identities: Iterable[IdentityInfo], previous: Mapping[str, PreviousUser]
+) -> list[str]:
+    """Remembered Duo user ids whose deletion an earlier run confirmed and that the listing still lacks:
+    deleted without asking Duo again (a user re-activated here by hand meanwhile is deactivated again)."""
+    return sorted(
+        {
+            i.duo_user_id
+            for i in identities
+            if i.duo_user_id
+            and i.duo_user_id not in users
+            and i.duo_user_id in previous
+            and previous[i.duo_user_id].confirmed_deleted
         }
     )
 

@@ -290,9 +290,14 @@ def _run(connection: DirectoryConnection, result: SyncResult, lock: _Lock, *, dr
     result.counts = {}
     identities = read_identities(connection)
     previous = {
-        duo_id: planning.PreviousUser(duo_id, deprovisioned is not None, deleted is not None)
-        for duo_id, deprovisioned, deleted in DirectoryUser.objects.filter(connection=connection).values_list(
-            "duo_user_id", "deprovisioned_at", "deleted_at"
+        duo_id: planning.PreviousUser(
+            duo_id,
+            deprovisioned is not None,
+            deleted is not None,
+            deleted is not None and status == planning.DELETED_STATUS,
+        )
+        for duo_id, deprovisioned, deleted, status in DirectoryUser.objects.filter(connection=connection).values_list(
+            "duo_user_id", "deprovisioned_at", "deleted_at", "status"
         )
     }
     unlisted = planning.unlisted_links(users, identities, previous)
@@ -311,6 +316,8 @@ def _run(connection: DirectoryConnection, result: SyncResult, lock: _Lock, *, dr
     confirmed = (
         _confirm_deleted(connection, client, unlisted, force=force) if unlisted and connection.deprovision else []
     )
+    if connection.deprovision:
+        confirmed += planning.known_deleted(users, identities, previous)
     work = group_work(connection, groups, result.add) if connection.manage_groups else None
     plan = planning.make_plan(
         users=users,

@@ -177,3 +177,27 @@ def test_a_user_deleted_here_while_a_run_plans_fails_the_run_cleanly(
     assert refreshed(bob).is_active
     connection.refresh_from_db()
     assert connection.last_sync_ok is False
+
+
+def test_users_deleted_in_duo_by_earlier_runs_never_count_again(
+    connection: DirectoryConnection, provider: Provider, fake_duo_admin: FakeDuoAdmin
+) -> None:
+    # People leave one at a time: each run deprovisions the one deleted since the last run. A deletion an
+    # earlier run already applied is not "missing from the listing" again: counted again, the departed pile up
+    # against the guard (10% of 10 linked users: one a run) until every run fails, and each costs a lookup.
+    users = [link(provider, f"u{i}") for i in range(10)]
+    fake_duo_admin.set_state(users=[duo_user(f"u{i}") for i in range(10)])
+    assert sync_connection(connection).ok
+    for gone in (0, 1, 2):
+        fake_duo_admin.delete_user(duo_user_id(f"u{gone}"))
+        lookups_before = fake_duo_admin.stats()["by_path"].get(f"/admin/v1/users/{duo_user_id(f'u{gone}')}", 0)
+        result = sync_connection(connection)
+        assert result.ok, result.message
+        assert result.counts.get("deactivated") == 1
+        assert not refreshed(users[gone]).is_active
+        assert (
+            fake_duo_admin.stats()["by_path"].get(f"/admin/v1/users/{duo_user_id(f'u{gone}')}", 0) == lookups_before + 1
+        )
+    earlier = [f"/admin/v1/users/{duo_user_id(f'u{i}')}" for i in (0, 1)]
+    assert [fake_duo_admin.stats()["by_path"].get(p, 0) for p in earlier] == [1, 1]  # looked up once each
+    assert [refreshed(u).is_active for u in users] == [False, False, False] + [True] * 7
