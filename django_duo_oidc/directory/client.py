@@ -149,10 +149,16 @@ def admin_client(connection: DirectoryConnection, *, timeout: float | None = Non
 
 
 def _duo_code(data: Any) -> int | None:
-    """Duo's numeric error code from a FAIL envelope (``{"stat": "FAIL", "code": 40103, ...}``), if any."""
+    """Duo's numeric error code from a FAIL envelope (``{"stat": "FAIL", "code": 40103, ...}``), if any.
+
+    ``duo_client`` hands the envelope over already parsed (its ``RuntimeError.data`` is the dict when the
+    body was Duo's JSON) and the raw body otherwise (text or bytes); all three are read.
+    """
     try:
         text = data.decode("utf-8", "replace") if isinstance(data, bytes | bytearray) else data
-        code = json.loads(text).get("code") if isinstance(text, str) and len(text) < 100_000 else None
+        if isinstance(text, str):
+            text = json.loads(text) if len(text) < 100_000 else None
+        code = text.get("code") if isinstance(text, dict) else None
     except (ValueError, AttributeError):
         return None
     return code if isinstance(code, int) and not isinstance(code, bool) else None

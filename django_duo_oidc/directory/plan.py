@@ -7,7 +7,8 @@ takes the complete listing, the provider's identities and what the last sync saw
 - which Duo user each identity is (remembered ``duo_user_id`` first, else the join key, case-insensitive;
   an ambiguous key links nobody),
 - who is deprovisioned (Duo status other than ``active``/``bypass``, or deleted from Duo) and who is
-  re-activated (only users a sync deactivated, once Duo lists them active or bypass again),
+  re-activated (only users a sync deactivated and no one re-activated since, once Duo lists them active
+  or bypass again; a user re-activated by hand loses the sync's mark, ``Plan.unmark``),
 - which managed groups each linked user gains or loses (only groups mirrored from Duo),
 - whether the deprovisioning guard stops the run.
 
@@ -25,6 +26,7 @@ from typing import Any
 
 __all__ = [
     "ACTIVE_STATUSES",
+    "DELETED_STATUS",
     "BadListing",
     "DuoGroup",
     "DuoUser",
@@ -34,6 +36,7 @@ __all__ = [
     "allowed_deactivations",
     "deprovision_reason",
     "join_key",
+    "known_deleted",
     "make_plan",
     "parse_group",
     "parse_user",
@@ -42,6 +45,8 @@ __all__ = [
 
 #: Duo statuses that may use the site (DUO.md 4.5); every other status deprovisions.
 ACTIVE_STATUSES = frozenset({"active", "bypass"})
+#: ``DirectoryUser.status`` of a user whose deletion a deprovisioning run confirmed.
+DELETED_STATUS = "deleted"
 # Bounds for values kept from a listing (the fields of DirectoryUser).
 _MAX_TEXT = 255
 _MAX_GROUPS_PER_USER = 1000  # Duo allows 100 (DUO.md 4.4); more is a bad page, not a user
@@ -97,6 +102,9 @@ class PreviousUser:
     duo_user_id: str
     deprovisioned: bool  # deprovisioned_at is set: a sync made the user inactive
     deleted: bool  # deleted_at is set
+    # A deprovisioning run confirmed the deletion (Duo answered not found; status "deleted"): it is not
+    # looked up, nor counted as missing from the listing, again.
+    confirmed_deleted: bool = False
 
 
 def _text(value: Any, name: str, *, required: bool = False) -> str:
@@ -186,13 +194,35 @@ def unlisted_links(
 
     Each must be confirmed deleted before it counts (an offset listing can skip a user when another is
     deleted while it pages). An id this connection never listed is another directory's (two Duo accounts
-    can govern one provider): never a deletion here.
+    can govern one provider): never a deletion here. A deletion an earlier run confirmed is not missing
+    again (:func:`known_deleted`): counted in every run, departed users would pile up against the guard
+    until no run could deprovision anyone.
     """
     return sorted(
         {
             i.duo_user_id
             for i in identities
-            if i.duo_user_id and i.duo_user_id not in users and i.duo_user_id in previous
+            if i.duo_user_id
+            and i.duo_user_id not in users
+            and i.duo_user_id in previous
+            and not previous[i.duo_user_id].confirmed_deleted
+        }
+    )
+
+
+def known_deleted(
+    users: Mapping[str, DuoUser], identities: Iterable[IdentityInfo], previous: Mapping[str, PreviousUser]
+) -> list[str]:
+    """Remembered Duo user ids whose deletion an earlier run confirmed and that the listing still lacks:
+    deleted without asking Duo again (a user re-activated here by hand meanwhile is deactivated again)."""
+    return sorted(
+        {
+            i.duo_user_id
+            for i in identities
+            if i.duo_user_id
+            and i.duo_user_id not in users
+            and i.duo_user_id in previous
+            and previous[i.duo_user_id].confirmed_deleted
         }
     )
 
@@ -233,6 +263,9 @@ class Plan:
     deleted_ids: list[str] = field(default_factory=list)  # known to an earlier sync, not listed now
     deactivate: list[Deactivation] = field(default_factory=list)
     reactivate: list[Reactivation] = field(default_factory=list)
+    # Duo user ids whose "deactivated by a sync" mark is over: active in Duo and active here again (an
+    # administrator re-activated them first), so a later deactivation by hand is never undone by a run.
+    unmark: list[str] = field(default_factory=list)
     # user pk -> (duo group ids to add, duo group ids to remove), managed groups only
     memberships: dict[int, tuple[frozenset[str], frozenset[str]]] = field(default_factory=dict)
     linked_users: int = 0
@@ -326,8 +359,11 @@ def make_plan(
             if identity.user_active and identity.user_pk not in deactivated_users:
                 deactivated_users.add(identity.user_pk)
                 plan.deactivate.append(Deactivation(identity.pk, identity.user_pk, duo_id, username, reason))
-        elif reason is None and row is not None and row.deprovisioned and not identity.user_active:
-            plan.reactivate.append(Reactivation(identity.pk, identity.user_pk, duo_id, username))
+        elif reason is None and row is not None and row.deprovisioned:
+            if identity.user_active:
+                plan.unmark.append(duo_id)  # re-activated by hand already: the sync's deactivation is over
+            else:
+                plan.reactivate.append(Reactivation(identity.pk, identity.user_pk, duo_id, username))
         if manage_groups and current_groups is not None:
             wanted = frozenset(gid for gid, _name in (duo_user.groups if duo_user else ()) if gid in groups)
             current = current_groups.get(identity.user_pk, frozenset())

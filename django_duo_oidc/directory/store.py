@@ -225,6 +225,8 @@ def apply_plan(
         user.is_active = True
         user.save(update_fields=["is_active"])
         DirectoryUser.objects.filter(connection=connection, duo_user_id=item.duo_user_id).update(deprovisioned_at=None)
+    for chunk in _chunks(plan.unmark):
+        DirectoryUser.objects.filter(connection=connection, duo_user_id__in=chunk).update(deprovisioned_at=None)
 
 
 _SNAPSHOT_FIELDS = ("username", "email", "realname", "status", "is_enrolled", "last_login", "groups", "devices")
@@ -273,6 +275,8 @@ def _store_snapshots(
             deleted_at=now
         )
     for chunk in _chunks(confirmed_deleted):
-        DirectoryUser.objects.filter(connection=connection, duo_user_id__in=chunk).update(status="deleted")
+        DirectoryUser.objects.filter(connection=connection, duo_user_id__in=chunk).update(
+            status=planning.DELETED_STATUS
+        )
     for chunk in _chunks([row.pk for duo_id, row in existing.items() if duo_id in users]):
         DirectoryUser.objects.filter(pk__in=chunk).update(seen_at=now, deleted_at=None)

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.contrib.auth import get_user_model
+from django.core.exceptions import ObjectDoesNotExist
 from django.db import DatabaseError, transaction
 from django.utils import timezone
 
@@ -58,6 +59,8 @@ MAX_OBJECTS = 1_000_000
 #: Unlisted remembered users confirmed one by one at most; more fails the run (a listing that lost
 #: that many users is not trusted).
 MAX_CONFIRMATIONS = 100
+#: Duo's error code for "Resource not found" (DUO.md 4.3): the only answer that confirms a deletion.
+NOT_FOUND_CODE = 40401
 
 
 @dataclass(frozen=True)
@@ -167,7 +170,9 @@ def _list_everything(
 def _confirm_deleted(
     connection: DirectoryConnection, client: Any, duo_ids: list[str], *, force: bool = False
 ) -> list[str]:
-    """The ids Duo answers 404 for; a user still there means the listing skipped them: fail."""
+    """The ids Duo answers not found (404 with Duo's code 40401, DUO.md 4.3) for; a user still there means
+    the listing skipped them: fail. A 404 without Duo's envelope (a proxy, a gateway, a wrong path) did not
+    come from Duo and confirms nothing: fail too."""
     if len(duo_ids) > MAX_CONFIRMATIONS and not force:
         raise SyncFailed(
             f"{len(duo_ids)} linked Duo users are missing from the listing (more than {MAX_CONFIRMATIONS}): "
@@ -178,9 +183,14 @@ def _confirm_deleted(
         try:
             found = guarded_call(connection, client.get_user_by_id, duo_id)
         except DirectoryError as exc:
-            if exc.kind == "not_found":
+            if exc.kind == "not_found" and exc.code == NOT_FOUND_CODE:
                 deleted.append(duo_id)
                 continue
+            if exc.kind == "not_found":
+                raise SyncFailed(
+                    "A user lookup was answered 404 without Duo's not-found code (40401): the answer did not come "
+                    "from Duo (a proxy or gateway in front?), so no deletion is confirmed; nothing was changed."
+                ) from None
             raise
         if isinstance(found, dict) and found.get("user_id") == duo_id:
             raise SyncFailed(
@@ -280,9 +290,14 @@ def _run(connection: DirectoryConnection, result: SyncResult, lock: _Lock, *, dr
     result.counts = {}
     identities = read_identities(connection)
     previous = {
-        duo_id: planning.PreviousUser(duo_id, deprovisioned is not None, deleted is not None)
-        for duo_id, deprovisioned, deleted in DirectoryUser.objects.filter(connection=connection).values_list(
-            "duo_user_id", "deprovisioned_at", "deleted_at"
+        duo_id: planning.PreviousUser(
+            duo_id,
+            deprovisioned is not None,
+            deleted is not None,
+            deleted is not None and status == planning.DELETED_STATUS,
+        )
+        for duo_id, deprovisioned, deleted, status in DirectoryUser.objects.filter(connection=connection).values_list(
+            "duo_user_id", "deprovisioned_at", "deleted_at", "status"
         )
     }
     unlisted = planning.unlisted_links(users, identities, previous)
@@ -301,6 +316,8 @@ def _run(connection: DirectoryConnection, result: SyncResult, lock: _Lock, *, dr
     confirmed = (
         _confirm_deleted(connection, client, unlisted, force=force) if unlisted and connection.deprovision else []
     )
+    if connection.deprovision:
+        confirmed += planning.known_deleted(users, identities, previous)
     work = group_work(connection, groups, result.add) if connection.manage_groups else None
     plan = planning.make_plan(
         users=users,
@@ -329,8 +346,13 @@ def _run(connection: DirectoryConnection, result: SyncResult, lock: _Lock, *, dr
         raise SyncFailed(
             "The sync lock expired during the run (or the cache keeps nothing, e.g. DummyCache): nothing was changed."
         )
-    with transaction.atomic():
-        apply_plan(connection, plan, users, groups, work, confirmed)
+    try:
+        with transaction.atomic():
+            apply_plan(connection, plan, users, groups, work, confirmed)
+    except ObjectDoesNotExist:  # rolled back: a user or row the plan names was deleted here meanwhile
+        raise SyncFailed(
+            "A Django user or row this run planned for was deleted while it ran: nothing was changed; run again."
+        ) from None
     result.ok, result.message = True, "Sync complete"
     forget_linked_users()  # bearer memos of this process: at once (other processes within USER_TTL)
     try:
@@ -351,7 +373,9 @@ def _after_commit(connection: DirectoryConnection, plan: planning.Plan, result: 
         )
     }
     for item in plan.deactivate:
-        user = user_model._default_manager.get(pk=item.user_pk)
+        user = user_model._default_manager.filter(pk=item.user_pk).first()
+        if user is None:  # deleted here since the commit: no session or signal left to send
+            continue
         try:
             ended = live_sessions.end_sessions(user, reason=item.reason)
         except Exception as exc:  # the user is inactive anyway: get_user refuses them on the next request
@@ -382,7 +406,9 @@ def _after_commit(connection: DirectoryConnection, plan: planning.Plan, result: 
             directory_user=rows.get(item.duo_user_id),
         )
     for item in plan.reactivate:
-        user = user_model._default_manager.get(pk=item.user_pk)
+        user = user_model._default_manager.filter(pk=item.user_pk).first()
+        if user is None:
+            continue
         logger.warning(
             "Directory %s: re-activated user %s (Duo user %s, %s): active in Duo again",
             connection.slug,

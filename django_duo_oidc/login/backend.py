@@ -63,18 +63,29 @@ JOIN_CLAIMS = ("email", "preferred_username")
 JOIN_CLAIM_MAX = 255
 
 
-def join_claims(claims: dict[str, Any]) -> dict[str, Any]:
+def join_claims(claims: dict[str, Any], previous: Any = None) -> dict[str, Any]:
     """The join claims of a login, for ``Identity.last_claims``: strings only, cut to 255 characters.
 
     An email the provider calls unverified (``email_verified: false``, OIDC Core 5.1) is recorded as
     such (``"email_verified": False``): a directory never joins by it, so nobody gains a Duo user's groups
-    by claiming their address.
+    by claiming their address. The mark outlives a later login that sends no email at all (``previous``:
+    the identity's ``last_claims`` so far): that login leaves the unverified address on the Django user
+    (absent claims change no field), and a join falling back to the user's email must not take it.
     """
     kept: dict[str, Any] = {
         name: value[:JOIN_CLAIM_MAX] for name in JOIN_CLAIMS if isinstance(value := claims.get(name), str) and value
     }
     if _says_unverified(claims):
         kept["email_verified"] = False
+    elif (
+        "email" not in kept
+        and "email_verified" not in claims
+        and isinstance(previous, dict)
+        and previous.get("email_verified") is False
+    ):
+        kept["email_verified"] = False  # nothing said about the address this time: it stays unverified
+        if isinstance(previous.get("email"), str):
+            kept["email"] = previous["email"][:JOIN_CLAIM_MAX]
     return kept
 
 
@@ -233,7 +244,7 @@ class DuoOIDCBackend(OIDCAuthenticationBackend):
         user = self.update_user(user, claims)
         self.update_user_groups(user, identity, claims)
         identity.last_login_at = timezone.now()
-        identity.last_claims = join_claims(claims)
+        identity.last_claims = join_claims(claims, identity.last_claims)
         identity.save(update_fields=["last_login_at", "granted_staff", "last_claims"])
         return user
 

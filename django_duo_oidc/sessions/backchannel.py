@@ -3,8 +3,9 @@
 ``POST /oidc/backchannel-logout/<provider slug>/`` with ``logout_token=<JWT>`` (form-encoded, section
 2.5). The token is validated as section 2.6 says (:func:`~django_duo_oidc.core.tokens.validate_logout_token`,
 keys and algorithms of the provider row, ``jti`` single use across workers through the shared cache),
-then the sessions it names end (:func:`~django_duo_oidc.sessions.index.end_sessions`): the one
-provider session its ``sid`` names, else every session of its ``sub`` at that provider.
+then the sessions it names end (:func:`~django_duo_oidc.sessions.index.end_indexed`): the
+provider session its ``sid`` names (with a ``sub`` too: that user's, plus that user's sessions whose login
+carried no ``sid``), else every session of its ``sub`` at that provider.
 
 Answers (section 2.8), all with ``Cache-Control: no-store``: 200 (also when no session matched: the
 user is logged out either way); 400 ``{"error": "invalid_request", "error_description": ...}`` for a
@@ -23,9 +24,9 @@ import logging
 import time
 from typing import Any
 
-from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_not_required
 from django.db import DatabaseError
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
@@ -35,7 +36,7 @@ from ..core.errors import CacheUnavailable, DuoOIDCError, ProviderResponseError,
 from ..core.tokens import validate_logout_token
 from ..models import Identity, LiveSession, Provider
 from ..providers.runtime import ProviderRuntime
-from .index import end_sessions
+from .index import end_indexed
 
 __all__ = ["MAX_BODY_BYTES", "backchannel_logout"]
 
@@ -89,18 +90,23 @@ def _validate(runtime: ProviderRuntime, token: str) -> dict[str, Any]:
     )
 
 
-def _users(provider: Provider, claims: dict[str, Any]) -> list[Any]:
-    """The users whose sessions the token names: by ``sid`` (and ``sub`` when both are given) in the
-    session index, else the user linked to (provider, ``sub``)."""
+def _rows(provider: Provider, claims: dict[str, Any]) -> QuerySet[LiveSession]:
+    """The index rows of the sessions the token names (section 2.7: "identified by the iss and sub Claims
+    and/or the sid Claim"), at this provider only.
+
+    ``sid`` alone: the sessions with that sid. ``sid`` and ``sub``: that user's session with that sid, and
+    that user's sessions whose login carried no ``sid`` (they cannot be told apart by it: ending them fails
+    closed, keeping them would answer 200 and leave the user logged in). ``sub`` alone: every session of
+    the user linked to (provider, ``sub``).
+    """
     sid, sub = claims.get("sid"), claims.get("sub")
+    rows = LiveSession.objects.filter(provider=provider)
+    if sid is not None and sub is not None:
+        return rows.filter(sub=sub, sid__in=[sid, ""])
     if sid is not None:
-        rows = LiveSession.objects.filter(provider=provider, sid=sid)
-        if sub is not None:
-            rows = rows.filter(sub=sub)
-        ids = set(rows.values_list("user_id", flat=True))
-    else:
-        ids = set(Identity.objects.filter(provider=provider, sub=sub).values_list("user_id", flat=True))
-    return list(get_user_model()._default_manager.filter(pk__in=ids))
+        return rows.filter(sid=sid)
+    users = Identity.objects.filter(provider=provider, sub=sub).values("user_id")
+    return rows.filter(user__in=users)
 
 
 @csrf_exempt  # section 2.5: the provider posts directly, with no browser and no CSRF token
@@ -161,10 +167,8 @@ def _logout(provider: Provider, token: str) -> HttpResponse:
     if not first:
         return _refuse(provider, "This logout token was already used (jti).")
 
-    ended = 0
     try:
-        for user in _users(provider, claims):
-            ended += end_sessions(user, provider=provider, sid=claims.get("sid"), reason=REASON)
+        ended = end_indexed(_rows(provider, claims), reason=REASON)
     except Exception as exc:  # the session store or the database is down: the provider may retry
         with contextlib.suppress(CacheUnavailable):
             runtime.cache.delete(key)  # so the retry's token (same jti) is not taken for a replay

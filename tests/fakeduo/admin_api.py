@@ -40,7 +40,9 @@ Test control (JSON, no signature, loopback only), under ``/__test__/``:
   page size), ``delete_during_listing`` ``{"offset": K, "user_ids": [...]}`` (once, just before the users page
   whose offset is at least K, delete those users: later pages shift and a user who was never deleted is
   skipped, as offset paging does when Duo changes under a listing; ``total_objects`` shrinks),
-  ``next_offset_loop`` (every users page says ``next_offset: 0``: a listing that never ends);
+  ``next_offset_loop`` (every users page says ``next_offset: 0``: a listing that never ends),
+  ``lookup_plain_404`` (a one-user lookup answers HTTP 404 with an HTML page, not Duo's envelope: a proxy
+  or gateway in front of the API);
 - ``GET /__test__/stats``: ``requests`` (to ``/admin/``), ``by_path``, ``bad_signatures`` (and
   ``last_bad_signature``, the reason), ``writes``, ``rate_limited``, ``failed_pages``, ``dropped``,
   ``by_signature`` (v5, v2-sha512, v2-sha1);
@@ -378,6 +380,7 @@ class State:
         "page_limit": None,
         "delete_during_listing": None,
         "next_offset_loop": False,
+        "lookup_plain_404": False,
     }
 
     def __init__(self, initial: dict[str, Any]) -> None:
@@ -476,6 +479,7 @@ class State:
                 )
             ),
             "next_offset_loop": lambda v: isinstance(v, bool),
+            "lookup_plain_404": lambda v: isinstance(v, bool),
         }
         for key, value in changes.items():
             if key not in checks or not checks[key](value):
@@ -682,6 +686,8 @@ class Handler(BaseHTTPRequestHandler):
                 count = len(state.users)
             summary = {"admin_count": 1, "integration_count": 1, "telephony_credits_remaining": 0, "user_count": count}
             return self._send(200, {"stat": "OK", "response": summary})
+        if len(parts) == 4 and parts[:3] == ["admin", "v1", "users"] and state.faults["lookup_plain_404"]:
+            return self._send(404, raw=b"<html><body><h1>404 Not Found</h1></body></html>")
         if len(parts) in (4, 5) and parts[:3] == ["admin", "v1", "users"]:
             user = state.users.get(unquote_plus(parts[3]))
             if user is None:
