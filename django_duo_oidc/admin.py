@@ -231,3 +231,7 @@ class ScopeRuleAdmin(admin.ModelAdmin):
     def delete_queryset(self, request: HttpRequest, queryset: Any) -> None:
         super().delete_queryset(request, queryset)  # the changelist's "Delete selected" action
         reset_policy_cache()
+
+
+# The second factor (Duo Universal Prompt): its admin pages, and its inline on the user's admin page.
+from .mfa import admin as mfa_admin  # noqa: E402, F401

@@ -20,6 +20,7 @@ from django.urls import Resolver404, resolve
 from .freshness.revalidation import ensure_fresh, is_due
 from .login import session
 from .login.context import OIDCContext
+from .mfa.enforce import enforce_second_factor
 from .policy.check import check
 from .policy.rules import policy_rules
 from .resource.context import authenticate
@@ -81,6 +82,7 @@ class DuoOIDCMiddleware:
         request.oidc = OIDCContext(request)  # type: ignore[attr-defined]
         key = _session_key(request)
         if settings.SESSION_COOKIE_NAME in request.COOKIES:
+            enforce_second_factor(request)
             freshen(request)
         response = self.get_response(request)
         if key is not None and _session_key(request) not in (key, None):
@@ -91,6 +93,7 @@ class DuoOIDCMiddleware:
         request.oidc = OIDCContext(request)  # type: ignore[attr-defined]
         key = _session_key(request)
         if settings.SESSION_COOKIE_NAME in request.COOKIES:
+            await sync_to_async(enforce_second_factor)(request)
             await sync_to_async(freshen)(request)
         response = await self.get_response(request)  # type: ignore[misc]
         if key is not None and _session_key(request) not in (key, None):

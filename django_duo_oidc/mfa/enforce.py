@@ -1,0 +1,63 @@
+"""Defence in depth: a session logged in by a password (any path: another ``LoginView``, an admin site
+with its own login, ``client.login``, a custom view calling ``auth.login``) for a user who must use Duo,
+and that never passed Duo, is logged out before any view sees it.
+
+Called by ``DuoOIDCMiddleware`` on every request that carries a session cookie. The normal paths cost no
+query: no logged-in user, a login through Duo SSO (the OIDC backend), or a session marked as past the
+second factor are dict lookups on the already loaded session. Only a password session without the marker
+(a user exempt from Duo, or one that went around it) reads the configuration (memorised per process for
+5 s) and the user.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.contrib import auth
+from django.contrib.auth import BACKEND_SESSION_KEY, SESSION_KEY
+from django.http import HttpRequest
+
+from .. import signals
+from .session import passed_marker
+from .who import active_config, must_use_duo
+
+__all__ = ["SSO_BACKENDS", "enforce_second_factor"]
+
+logger = logging.getLogger("django_duo_oidc")
+
+# Logins through Duo Single Sign-On carry Duo's own MFA (the SSO application's policy).
+SSO_BACKENDS = frozenset({"django_duo_oidc.backends.DuoOIDCBackend", "django_duo_oidc.login.backend.DuoOIDCBackend"})
+
+
+def enforce_second_factor(request: HttpRequest) -> bool:
+    """Log out a password session that skipped Duo; return whether it did."""
+    store = getattr(request, "session", None)
+    if store is None:
+        return False
+    user_id = store.get(SESSION_KEY)
+    if user_id is None:
+        return False
+    backend = store.get(BACKEND_SESSION_KEY)
+    if backend in SSO_BACKENDS or passed_marker(request) is not None:
+        return False
+    config = active_config()
+    if config is None:
+        return False
+    user = request.user
+    if not must_use_duo(user, config):
+        return False
+    logger.warning(
+        "Ended a session of user %s: logged in by %s without Duo's second factor, which this user must pass",
+        user.pk,
+        backend,
+    )
+    signals.second_factor_failed.send(
+        sender=enforce_second_factor,
+        request=request,
+        user=user,
+        purpose="login",
+        reason="no_second_factor",
+        description="A password login without Duo's second factor was ended.",
+    )
+    auth.logout(request)
+    return True
