@@ -3,9 +3,11 @@
     FAKE_DUO_CLIENT_ID=<20 chars> FAKE_DUO_CLIENT_SECRET=<40 chars> \\
         python -m tests.fakeduo.universal --port P --cert server.pem --key server-key.pem
 
-prints ``READY https://127.0.0.1:P`` (flushed) once it listens (``--port 0`` picks a free port and prints
-it) and stops on SIGTERM. The checks are written from ``../shared/DUO.md`` section 3 (not from the SDK), so
-that ``duo_universal`` talking to this server proves the app drives the SDK the way Duo expects.
+(or ``--pki-dir DIR`` instead of ``--cert``/``--key``: a throwaway CA, ``DIR/ca.pem``, for the SDK's
+``duo_certs``, and a certificate for 127.0.0.1 made at start). It prints ``READY https://127.0.0.1:P``
+(flushed) once it listens (``--port 0`` picks a free port and prints it) and stops on SIGTERM. The checks
+are written from ``../shared/DUO.md`` section 3 (not from the SDK), so that ``duo_universal`` talking to
+this server proves the app drives the SDK the way Duo expects.
 
 Endpoints (``<host>`` is the ``Host`` header as the client sent it, e.g. ``127.0.0.1:P``):
 
@@ -660,9 +662,19 @@ class Server(ThreadingHTTPServer):
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Fake Duo Web SDK v4 (Universal Prompt) server")
     parser.add_argument("--port", type=int, required=True, help="0 picks a free port")
-    parser.add_argument("--cert", required=True, help="PEM server certificate")
-    parser.add_argument("--key", required=True, help="PEM server key")
+    parser.add_argument("--cert", help="PEM server certificate")
+    parser.add_argument("--key", help="PEM server key")
+    parser.add_argument("--pki-dir", help="instead of --cert/--key: make a throwaway CA (ca.pem) and certificate here")
     args = parser.parse_args(argv)
+    if args.pki_dir:
+        from pathlib import Path
+
+        from tests.fakeduo.tls import make_pki
+
+        pki = make_pki(Path(args.pki_dir))
+        args.cert, args.key = str(pki.cert_path), str(pki.key_path)
+    if not args.cert or not args.key:
+        parser.error("--cert and --key (or --pki-dir) are required")
     client_id = os.environ.get("FAKE_DUO_CLIENT_ID", "")
     client_secret = os.environ.get("FAKE_DUO_CLIENT_SECRET", "")
     if len(client_id) != CLIENT_ID_LENGTH or len(client_secret) != CLIENT_SECRET_LENGTH:
