@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import ssl
 from dataclasses import dataclass
 from typing import Any
 
@@ -111,7 +112,9 @@ def _causes(exc: BaseException) -> list[BaseException]:
             continue
         seen.append(current)
         todo.extend(a for a in current.args if isinstance(a, BaseException))
-        todo.extend(c for c in (current.__cause__, current.__context__) if c is not None)
+        # urllib3's MaxRetryError keeps what went wrong in .reason, not in args.
+        linked = (current.__cause__, current.__context__, getattr(current, "reason", None))
+        todo.extend(c for c in linked if isinstance(c, BaseException))
     return seen
 
 
@@ -149,7 +152,9 @@ def classify(exc: BaseException, answer: DuoAnswer | None, *, during: str) -> Du
         )
     causes = _causes(exc)
     if answer is None:
-        if any(isinstance(c, requests.exceptions.SSLError) for c in causes):
+        if any(isinstance(c, ssl.SSLCertVerificationError) for c in causes):
+            # The certificate was refused (a wrong CA bundle or host, a TLS-inspecting proxy). A handshake
+            # cut short (a reset, EOF) is an unreachable Duo like any other.
             return ConfigurationError(
                 "The connection to Duo could not be trusted (TLS): check the API hostname and the CA bundle.",
                 error="duo_misconfigured",

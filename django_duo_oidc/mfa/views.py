@@ -43,6 +43,8 @@ class MFALoginView(LoginView):
     it wherever ``LoginView`` is used (same options: ``template_name``, ``authentication_form``, ...).
     """
 
+    template_name = "duo_oidc/mfa_login.html"
+
     def form_valid(self, form: Any) -> HttpResponse:
         user = form.get_user()
         config = active_config(fresh=True)
