@@ -20,7 +20,7 @@ from django.contrib import auth
 from django.contrib.auth import SESSION_KEY
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render, resolve_url
-from django.urls import reverse
+from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.debug import sensitive_variables
@@ -30,7 +30,7 @@ from ..core.errors import ConfigurationError, DuoOIDCError, ProviderUnavailable,
 from ..models import MFAConfiguration, MFAUserState
 from ..sessions import record_session
 from . import remember, session
-from .duo import client_for, health_check
+from .duo import client_for, health_check, may_fail_open
 from .result import Outcome
 from .who import duo_username
 
@@ -84,8 +84,16 @@ def record(user: Any, *, result: str, reason: str = "", outcome: Outcome | None 
 
 
 def callback_url(request: HttpRequest) -> str:
-    """The redirect URI sent to Duo: this site's callback, absolute."""
-    return request.build_absolute_uri(reverse("duo_oidc:mfa-callback"))
+    """The redirect URI sent to Duo: this site's callback, absolute.
+
+    :raises ConfigurationError: the URLs are not included (system check duo_oidc.E105).
+    """
+    try:
+        return request.build_absolute_uri(reverse("duo_oidc:mfa-callback"))
+    except NoReverseMatch:
+        raise ConfigurationError(
+            "The second factor's callback URL is not set up on this site.", error="duo_misconfigured"
+        ) from None
 
 
 def same_site(request: HttpRequest, url: str | None) -> str:
@@ -131,8 +139,8 @@ def _to_duo(
         client = client_for(config, callback_url(request))
         health_check(client)
     except ProviderUnavailable as exc:
-        if purpose == LOGIN and config.fail_mode == MFAConfiguration.FailMode.OPEN:
-            # Never for a refusal of the credentials (ConfigurationError): only when Duo cannot be reached.
+        if purpose == LOGIN and config.fail_mode == MFAConfiguration.FailMode.OPEN and may_fail_open(exc):
+            # Never for a refusal of the credentials or a rate limit: only when Duo cannot be reached.
             logger.error(
                 "DUO SECOND FACTOR SKIPPED: %s Fail mode is open, so user %s is logged in with the password alone.",
                 exc.description,
