@@ -60,6 +60,8 @@ def enforce_second_factor(request: HttpRequest) -> bool:
         purpose="login",
         reason="no_second_factor",
         description="A password login without Duo's second factor was ended.",
+        factor="",
+        device="",
     )
     auth.logout(request)
     return True

@@ -31,7 +31,7 @@ from ..models import MFAConfiguration, MFAUserState
 from ..sessions import record_session
 from . import remember, session
 from .duo import client_for, health_check, may_fail_open
-from .result import Outcome
+from .result import Outcome, device_kind
 from .who import duo_username
 
 __all__ = ["LOGIN", "STEP_UP", "announce", "callback_url", "complete_login", "failure", "record", "same_site", "start"]
@@ -49,24 +49,38 @@ def failure(
     user: Any = None,
     purpose: str = LOGIN,
     retry_url: str | None = None,
+    factor: str = "",
 ) -> HttpResponse:
-    """Log the reason, record it on the user, send ``second_factor_failed`` and render the error page."""
+    """Log the reason, record it on the user, send ``second_factor_failed`` and render the error page.
+
+    ``factor`` is the factor Duo's answer named, when there was an answer (a deny, a refused factor).
+    """
     reason = exc.error
+    device = device_kind(factor)
     # A misconfiguration is this site's fault, but it is answered as "not available", never as a 500.
     status = 503 if isinstance(exc, ConfigurationError) else 502 if isinstance(exc, TokenError) else exc.status_code
     logger.warning(
-        "Second factor failed (%s, purpose=%s, user=%s, status=%s): %s",
+        "Second factor failed (%s, purpose=%s, user=%s, status=%s, factor=%s, device=%s): %s",
         reason,
         purpose,
         user.pk if user is not None else "-",
         status,
+        factor or "-",
+        device or "-",
         exc.description,
     )
     if user is not None:
         result = MFAUserState.Result.DENY if reason == "access_denied" else MFAUserState.Result.ERROR
-        record(user, result=result, reason=reason)
+        record(user, result=result, reason=reason, factor=factor)
     signals.second_factor_failed.send(
-        sender=DuoOIDCError, request=request, user=user, purpose=purpose, reason=reason, description=exc.description
+        sender=DuoOIDCError,
+        request=request,
+        user=user,
+        purpose=purpose,
+        reason=reason,
+        description=exc.description,
+        factor=factor,
+        device=device,
     )
     context = {"status": status, "message": exc.description, "error": reason, "purpose": purpose}
     context["retry_url"] = retry_url or resolve_url(settings.LOGIN_URL)
@@ -76,10 +90,11 @@ def failure(
     return response
 
 
-def record(user: Any, *, result: str, reason: str = "", outcome: Outcome | None = None) -> None:
+def record(user: Any, *, result: str, reason: str = "", outcome: Outcome | None = None, factor: str = "") -> None:
     """Keep the user's last second-factor event (never a secret)."""
+    factor = outcome.factor if outcome else factor
     fields = {"last_auth_at": timezone.now(), "last_result": result, "last_reason": reason[:200]}
-    fields.update(last_factor=outcome.factor if outcome else "", last_device=outcome.device if outcome else "")
+    fields.update(last_factor=factor, last_device=device_kind(factor))
     MFAUserState.objects.update_or_create(user=user, defaults=fields)
 
 
