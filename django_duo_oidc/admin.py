@@ -19,7 +19,7 @@ from django.http import HttpRequest, HttpResponse
 from django.utils.decorators import method_decorator
 from django.views.decorators.debug import sensitive_post_parameters
 
-from .models import CONNECTION_FIELDS, GroupRule, Identity, Provider, ScopeRule
+from .models import CONNECTION_FIELDS, ENDPOINT_FIELDS, GroupRule, Identity, Provider, ScopeRule
 from .policy.rules import reset_policy_cache
 from .providers.connection import check_connection
 
@@ -112,8 +112,39 @@ class ProviderAdmin(admin.ModelAdmin):
                 )
             },
         ),
-        ("Login request", {"fields": ("scopes", "prompt", "max_age", "use_userinfo", "introspect", "end_session")}),
-        ("APIs (bearer access tokens)", {"fields": ("access_token_validation", "access_token_audiences")}),
+        (
+            "Login request",
+            {
+                "fields": (
+                    "scopes",
+                    "prompt",
+                    "max_age",
+                    "use_userinfo",
+                    "introspect",
+                    "end_session",
+                    "logout_id_token_hint",
+                    "revoke_at_logout",
+                    "resource_indicators",
+                    "browser_login",
+                )
+            },
+        ),
+        (
+            "APIs (bearer access tokens)",
+            {
+                "fields": (
+                    "access_token_validation",
+                    "access_token_audiences",
+                    "access_token_require_audience",
+                    "machine_clients",
+                    "introspect_with",
+                )
+            },
+        ),
+        (
+            "Endpoints set by hand (blank: from the provider's metadata)",
+            {"classes": ("collapse",), "fields": ENDPOINT_FIELDS},
+        ),
         (
             "Users",
             {
