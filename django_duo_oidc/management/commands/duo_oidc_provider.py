@@ -13,6 +13,7 @@ from typing import Any
 from django.contrib.auth.models import Group
 from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.urls import NoReverseMatch, reverse
 
 from ...models import ENDPOINT_FIELDS, GroupRule, Provider
 from ...providers.connection import check_connection
@@ -60,6 +61,12 @@ class Command(BaseCommand):
                 metavar="URL",
                 help=f"Set the {name} by hand ('' to read it from the provider's metadata again).",
             )
+        parser.add_argument(
+            "--backchannel-logout",
+            action=argparse.BooleanOptionalAction,
+            default=None,
+            help="Accept OpenID Connect Back-Channel Logout from this provider (default on).",
+        )
         parser.add_argument(
             "--group-rule",
             action="append",
@@ -135,6 +142,8 @@ class Command(BaseCommand):
         for name in ENDPOINT_FIELDS:
             if options[name] is not None:
                 setattr(provider, name, options[name])
+        if options["backchannel_logout"] is not None:
+            provider.backchannel_logout = options["backchannel_logout"]
         try:
             provider.full_clean()
         except ValidationError as exc:
@@ -150,6 +159,13 @@ class Command(BaseCommand):
         self.stdout.write(
             f"{'Created' if created else 'Updated'} provider {slug!r} (secret: {provider.secret_status})."
         )
+        if provider.backchannel_logout:
+            try:
+                path = reverse("duo_oidc:backchannel-logout", args=[slug])
+            except NoReverseMatch:
+                path = ""
+            if path:
+                self.stdout.write(f"Back-channel logout URL to give the provider: https://<this site>{path}")
         if options["check"]:
             report = check_connection(provider)
             for line in report.lines:
