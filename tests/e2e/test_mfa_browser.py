@@ -58,12 +58,13 @@ class MFASite:
         assert done.returncode == 0, f"manage.py {args[0]} failed:\n{done.stdout}\n{done.stderr}"
         return done.stdout + done.stderr
 
-    def configure(self, remember_days: int) -> str:
+    def configure(self, remember_days: int, refuse_factor: str = "") -> str:
         """The example's second factor, as its README says: ``duo_oidc_mfa ... --check``."""
         return self.manage(
             "duo_oidc_mfa", "--client-id", self.duo.client_id, "--client-secret-env", "DUO_MFA_CLIENT_SECRET",
             "--api-host", self.duo.base_url.removeprefix("https://"), "--ca-certs", self.duo.ca_path,
-            "--fail-mode", "closed", "--enable", "--remember-days", str(remember_days), "--check",
+            "--fail-mode", "closed", "--enable", "--remember-days", str(remember_days),
+            "--refuse-factor", refuse_factor, "--check",
         )  # fmt: skip
 
     def set_password(self, username: str, password: str) -> None:
@@ -144,9 +145,9 @@ def me(page: Any, site: MFASite) -> dict[str, Any]:
         other.close()
 
 
-def password_step(page: Any, site: MFASite, username: str, name: str | None = None) -> None:
-    """Open the admin, get its login form, and give the password."""
-    page.goto(site.base + "/admin/")
+def password_step(page: Any, site: MFASite, username: str, name: str | None = None, start: str = "/admin/") -> None:
+    """Open the admin (or ``start``), get its login form, and give the password."""
+    page.goto(site.base + start)
     page.wait_for_url(f"{site.base}/admin/login/**")
     page.fill("input[name=username]", username)
     page.fill("input[name=password]", site.passwords[username])
@@ -289,3 +290,66 @@ def test_a_remembered_browser_skips_duo_until_the_cookie_expires_or_the_password
     page.click("#approve")
     admin_index(page, site)
     assert duo.stats()["decisions"] == 3
+
+
+def refused_at_callback(page: Any, site: MFASite, status: int, error: str, name: str) -> None:
+    """Approve on the prompt; the site's callback refuses with ``status``/``error``; no session."""
+    with page.expect_response(lambda r: "/oidc/mfa/callback/" in r.url) as answer:
+        page.click("#approve")
+    assert answer.value.status == status
+    body = page.inner_text("body")
+    assert "not logged in" in body and error in body
+    shot(page, name)
+    assert me(page, site) == {"authenticated": False}
+    assert REMEMBER_COOKIE not in {c["name"] for c in page.context.cookies()}
+
+
+def test_duo_answering_for_another_user_is_refused(
+    page: Any, mfa_site: MFASite, fake_duo_universal: UniversalController
+) -> None:
+    site, duo = mfa_site, fake_duo_universal
+    site.configure(remember_days=30)
+    duo.faults(wrong_username=True)
+    password_step(page, site, "ada")
+    at_prompt(page, duo, "ada")
+    refused_at_callback(page, site, 502, "another user", "09-duo-answered-for-another-user")
+
+
+def test_a_refused_factor_is_refused(page: Any, mfa_site: MFASite, fake_duo_universal: UniversalController) -> None:
+    site, duo = mfa_site, fake_duo_universal
+    site.configure(remember_days=30, refuse_factor="Bypass Code")
+    duo.faults(factor="Bypass Code")
+    password_step(page, site, "ada")
+    at_prompt(page, duo, "ada")
+    refused_at_callback(page, site, 403, "factor_refused", "10-bypass-code-refused")
+
+
+def test_duo_down_between_the_prompt_and_the_exchange(
+    page: Any, mfa_site: MFASite, fake_duo_universal: UniversalController
+) -> None:
+    site, duo = mfa_site, fake_duo_universal
+    site.configure(remember_days=0)
+    password_step(page, site, "ada")
+    at_prompt(page, duo, "ada")
+
+    # The browser's hop to the callback is a redirect, which Playwright cannot intercept: so the Approve
+    # POST is answered here (sent on to the fake), and Duo goes down before the browser follows its redirect.
+    def approve_then_duo_goes_down(route: Any) -> None:
+        answer = route.fetch(max_redirects=0)
+        duo.faults(down=True)
+        route.fulfill(status=302, headers={"Location": answer.headers["location"]})
+
+    page.route(f"{duo.base_url}/frame/v4/prompt/**", approve_then_duo_goes_down)
+    refused_at_callback(page, site, 503, "duo_unavailable", "11-duo-down-at-the-exchange")
+
+
+def test_an_off_site_next_ends_on_this_site(
+    page: Any, mfa_site: MFASite, fake_duo_universal: UniversalController
+) -> None:
+    site, duo = mfa_site, fake_duo_universal
+    site.configure(remember_days=0)
+    password_step(page, site, "ada", start="/admin/login/?next=https://evil.example.test/")
+    at_prompt(page, duo, "ada")
+    page.click("#approve")
+    page.wait_for_url(site.base + "/me/")  # LOGIN_REDIRECT_URL, not the other site
+    assert me(page, site)["username"] == "ada"
