@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import re
 import ssl
 from dataclasses import dataclass
 from typing import Any
@@ -47,6 +48,7 @@ class DuoAnswer:
 
 
 _ERROR_FIELDS = ("stat", "code", "message", "error")
+_ERROR_CODE = re.compile(r"[a-z_]{1,40}")
 _last_answer: contextvars.ContextVar[DuoAnswer | None] = contextvars.ContextVar("duo_oidc_mfa_answer", default=None)
 
 
@@ -147,9 +149,9 @@ def classify(exc: BaseException, answer: DuoAnswer | None, *, during: str) -> Du
                 "Duo refused this login's code: it was already used or has expired. Please log in again.",
                 error="invalid_grant",
             )
-        return ConfigurationError(
-            f"Duo refused the {during} (HTTP {status}, {error[:60] or 'no error code'}).", error="duo_misconfigured"
-        )
+        # Duo's own code, when it looks like one (an answer that is not Duo's is not echoed).
+        code = error if _ERROR_CODE.fullmatch(error) else "no error code"
+        return ConfigurationError(f"Duo refused the {during} (HTTP {status}, {code}).", error="duo_misconfigured")
     causes = _causes(exc)
     if answer is None:
         if any(isinstance(c, ssl.SSLCertVerificationError) for c in causes):

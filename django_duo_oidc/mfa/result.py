@@ -14,6 +14,7 @@ URL, ``exp`` and ``iat`` present (60 s leeway), ``preferred_username`` equal to 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -89,7 +90,8 @@ def check_result(
     if claims.get("preferred_username") != username:
         raise InvalidClaim("preferred_username", "Duo answered for another user than the one logging in.")
     auth_time = claims.get("auth_time")
-    if isinstance(auth_time, bool) or not isinstance(auth_time, int | float):
+    if isinstance(auth_time, bool) or not isinstance(auth_time, int | float) or not math.isfinite(auth_time):
+        # pyjwt's JSON parser accepts NaN and Infinity, which every comparison below would let through.
         raise InvalidClaim("auth_time", "Duo's answer does not say when the user authenticated.")
     # OIDC Core 2 (auth_time): the time of this authentication. It cannot predate the password step of
     # this attempt (an older approval is not an answer to this login) nor lie in the future.

@@ -878,3 +878,39 @@ def test_the_mfa_session_is_indexed_and_can_be_ended(
     assert not authenticated(client)
     engine = import_module(settings.SESSION_ENGINE)
     assert not engine.SessionStore().exists(client.cookies[settings.SESSION_COOKIE_NAME].value)
+
+
+def test_an_off_site_next_of_a_step_up_is_not_followed(
+    client: Client, duo: Any, config: MFAConfiguration, alice: Any
+) -> None:
+    client.force_login(alice, backend="django_duo_oidc.backends.DuoOIDCBackend")
+    authorize = client.get("/oidc/mfa/step-up/?next=https://evil.example/")["Location"]
+    response = callback(client, duo.approve(authorize))
+    assert response["Location"] == settings.LOGIN_REDIRECT_URL
+
+
+def test_a_step_up_answer_for_another_user_than_the_sessions_is_refused(
+    client: Client, duo: Any, config: MFAConfiguration, alice: Any, bob: Any, failures: list[dict[str, Any]]
+) -> None:
+    """The pending step-up names the user it was started for: the session must still be that user's."""
+    client.force_login(alice, backend="django_duo_oidc.backends.DuoOIDCBackend")
+    authorize = client.get("/oidc/mfa/step-up/?next=/t/mfa/recent/")["Location"]
+    store = client.session
+    store[mfa_session.PENDING_KEY].update(user=str(bob.pk), hash=bob.get_session_auth_hash())
+    store.save()
+    assert callback(client, duo.approve(authorize)).status_code == 400
+    assert failures[-1]["reason"] == "user_changed"
+    assert client.get("/t/mfa/recent/").status_code == 302
+
+
+def test_a_remember_cookie_is_bound_to_its_user(
+    client: Client, duo: Any, config: MFAConfiguration, alice: Any, bob: Any
+) -> None:
+    """Even with the same password hash (so the password digest matches) and epoch, another user's cookie
+    does not skip Duo."""
+    User.objects.filter(pk=bob.pk).update(password=User.objects.get(pk=alice.pk).password)
+    update(config, remember_days=7)
+    login(client, duo, "alice")
+    log_out(client)
+    assert skips_duo(client, duo, "alice")
+    assert not skips_duo(client, duo, "bob")
