@@ -51,7 +51,9 @@ Test control (no authentication; JSON), never under ``/oauth/``:
   that late; ``decision``: decide at authorize time and redirect at once (for tests without a browser),
   ``null`` shows the prompt page; ``wrong_username``: the ID token names another user; ``factor``: the
   ``auth_context.factor`` of the next results; ``health="fail"``: the health check answers HTTP 503 with a
-  ``FAIL`` body.
+  ``FAIL`` body. Also (a lying or sick Duo): ``"broken": true``: every Duo endpoint answers HTTP 502 with an
+  HTML page (a load balancer's); ``"claims": {"aud": "x", "auth_result": null}``: the ID token's claims
+  changed (``null`` removes one); ``"bad_signature": true``: the ID token is signed with another key.
 - ``GET /__test__/stats``: ``{"health_checks", "authorizes", "prompts", "decisions", "tokens", "replays",
   "bad_assertions", "bad_requests", "unauthorized"}`` (counts since the last reset).
 - ``POST /__test__/reset``: faults, counts, transactions, codes and seen ``jti`` values cleared.
@@ -166,6 +168,9 @@ class Faults:
     wrong_username: bool = False
     factor: str = "Duo Push"
     health: str = "ok"
+    broken: bool = False
+    claims: dict[str, Any] = field(default_factory=dict)
+    bad_signature: bool = False
 
 
 STAT_NAMES = (
@@ -214,6 +219,8 @@ class FakeDuo:
             raise ValueError("decision must be 'allow', 'deny' or null")
         if "health" in changes and changes["health"] not in ("ok", "fail"):
             raise ValueError("health must be 'ok' or 'fail'")
+        if not isinstance(changes.get("claims", {}), dict):
+            raise ValueError("claims must be an object (a null value removes that claim)")
         if "delay" in changes:
             changes["delay"] = min(max(float(changes["delay"] or 0), 0.0), MAX_DELAY)
         with self.lock:
@@ -402,10 +409,11 @@ class FakeDuo:
         if params.get("redirect_uri") != grant.redirect_uri:
             raise invalid  # RFC 6749 4.1.3: identical to the authorization request's redirect_uri
         with self.lock:
-            wrong_username = self.faults.wrong_username
-        return self.tokens_for(grant, host, wrong_username)
+            faults = Faults(**vars(self.faults))
+        return self.tokens_for(grant, host, faults)
 
-    def tokens_for(self, grant: Grant, host: str, wrong_username: bool) -> dict[str, Any]:
+    def tokens_for(self, grant: Grant, host: str, faults: Faults) -> dict[str, Any]:
+        wrong_username = faults.wrong_username
         now = int(time.time())
         username = grant.username + "-other" if wrong_username else grant.username
         result = grant.result["result"]
@@ -443,14 +451,21 @@ class FakeDuo:
         }
         if grant.nonce is not None:
             claims["nonce"] = grant.nonce
+        for name, value in faults.claims.items():  # a lying Duo: claims changed (None removes one)
+            if value is None:
+                claims.pop(name, None)
+            else:
+                claims[name] = value
+        key = secrets.token_urlsafe(30) if faults.bad_signature else self.client_secret
         return {
-            "id_token": jwt.encode(claims, self.client_secret, algorithm="HS512"),
+            "id_token": jwt.encode(claims, key, algorithm="HS512"),
             "access_token": secrets.token_urlsafe(32),
             "expires_in": 3600,
             "token_type": "Bearer",
         }
 
 
+BROKEN_PAGE = b"<html><body><h1>502 Bad Gateway</h1></body></html>"
 PROMPT_PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Duo Security (fake)</title>
 <style>body{{font-family:sans-serif;max-width:28rem;margin:4rem auto}}button{{font-size:1.1rem;margin:.5rem}}</style>
@@ -538,6 +553,10 @@ class Handler(BaseHTTPRequestHandler):
             return False
         if faults.delay:
             time.sleep(faults.delay)
+        if faults.broken:
+            # What a load balancer in front of Duo says when Duo is sick: HTML, not Duo's JSON.
+            self._send(502, BROKEN_PAGE, "text/html")
+            return False
         return True
 
     def _dispatch(self, routes: dict[str, Any]) -> None:

@@ -77,7 +77,8 @@ class UniversalController:
         return response.json()
 
     def faults(self, **changes: Any) -> dict[str, Any]:
-        """Set faults: down, delay, decision ("allow"|"deny"|None), wrong_username, factor, health ("ok"|"fail")."""
+        """Set faults (see tests/fakeduo/universal.py): down, delay, decision ("allow"|"deny"|None),
+        wrong_username, factor, health ("ok"|"fail"), broken, claims ({name: value or None}), bad_signature."""
         return self._control("POST", "/__test__/faults", changes)  # type: ignore[no-any-return]
 
     def stats(self) -> dict[str, int]:

@@ -7,6 +7,7 @@ integrator would send. Hand-made JWTs appear only where the SDK cannot be made t
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -282,6 +283,44 @@ def test_decision_and_factor_faults(fake_duo_universal: UniversalController) -> 
     assert client.exchange_authorization_code_for_2fa_result(params["duo_code"], "carol")["auth_result"]["result"] == (
         "deny"
     )
+
+
+def test_a_lying_duo_is_caught_by_the_sdk_where_the_sdk_checks(fake_duo_universal: UniversalController) -> None:
+    duo = fake_duo_universal
+    for claims in ({"aud": "DIOTHERCLIENTID00000"}, {"iss": "https://api-other.duosecurity.com/oauth/v1/token"},
+                   {"exp": int(time.time()) - 120}, {"iat": None}):  # fmt: skip
+        duo.faults(claims=claims)
+        client, code = approved(duo)
+        with pytest.raises(DuoException):
+            client.exchange_authorization_code_for_2fa_result(code, "alice")
+    duo.faults(claims={}, bad_signature=True)
+    client, code = approved(duo)
+    with pytest.raises(DuoException, match="Signature"):
+        client.exchange_authorization_code_for_2fa_result(code, "alice")
+
+
+def test_what_the_sdk_leaves_to_the_app(fake_duo_universal: UniversalController) -> None:
+    """The SDK passes an answer with no auth_result, or with a nonce when none was asked: the app checks."""
+    duo = fake_duo_universal
+    duo.faults(claims={"auth_result": None, "auth_time": None, "nonce": "x" * 20})
+    client, code = approved(duo)
+    result = client.exchange_authorization_code_for_2fa_result(code, "alice")
+    assert "auth_result" not in result and "auth_time" not in result
+    assert result["nonce"] == "x" * 20
+
+
+def test_a_broken_duo_answers_html_and_the_sdk_raises_a_bare_json_error(
+    fake_duo_universal: UniversalController,
+) -> None:
+    duo = fake_duo_universal
+    client, code = approved(duo)
+    duo.faults(broken=True)
+    with pytest.raises(DuoException):
+        client.health_check()
+    # The exchange's error path parses the body outside its try: a non-JSON error page escapes the SDK as
+    # a JSONDecodeError, not a DuoException (duo_universal 2.3.1); callers must catch more than DuoException.
+    with pytest.raises(json.JSONDecodeError):
+        client.exchange_authorization_code_for_2fa_result(code, "alice")
 
 
 def test_down_during_the_exchange_raises(fake_duo_universal: UniversalController) -> None:
