@@ -9,7 +9,7 @@ URL, ``exp`` and ``iat`` present (60 s leeway), ``preferred_username`` equal to 
 - ``preferred_username`` again (cheap, and this module does not trust a future SDK to keep doing it);
 - ``auth_time`` present, and within the attempt (not before the password step, not in the future);
 - ``auth_context.factor`` not one the site refuses (bypass codes cannot be turned off per integration in
-  Duo, DUO.md section 3).
+  Duo, DUO.md section 3); when the site refuses any, a result that names no factor is refused too.
 """
 
 from __future__ import annotations
@@ -105,6 +105,9 @@ def check_result(
     if auth_time < started_at - leeway or auth_time > now + leeway:
         raise InvalidClaim("auth_time", "Duo's answer is not about this login attempt.")
     factor = factor_of(claims)
+    if refused_factors and not factor:
+        # A site that refuses some factors cannot tell an unnamed one from those: closed.
+        raise LoginRefused("Duo did not say which second factor was used; this site must know.", error="factor_refused")
     if normalise_factor(factor) in {normalise_factor(f) for f in refused_factors}:
         raise LoginRefused(
             f"This site does not accept this kind of second factor ({factor[:40]}). Please use another one.",
