@@ -84,7 +84,9 @@ class DuoOIDCMiddleware:
         request.oidc = OIDCContext(request)  # type: ignore[attr-defined]
         key = _session_key(request)
         if settings.SESSION_COOKIE_NAME in request.COOKIES:
-            enforce_second_factor(request)
+            refused = enforce_second_factor(request)
+            if refused is not None:
+                return refused
             freshen(request)
         response = self.get_response(request)
         if key is not None and _session_key(request) not in (key, None):
@@ -95,7 +97,9 @@ class DuoOIDCMiddleware:
         request.oidc = OIDCContext(request)  # type: ignore[attr-defined]
         key = _session_key(request)
         if settings.SESSION_COOKIE_NAME in request.COOKIES:
-            await sync_to_async(enforce_second_factor)(request)
+            refused = await sync_to_async(enforce_second_factor)(request)
+            if refused is not None:
+                return refused
             await sync_to_async(freshen)(request)
         response = await self.get_response(request)  # type: ignore[misc]
         if key is not None and _session_key(request) not in (key, None):

@@ -15,9 +15,12 @@ import logging
 
 from django.contrib import auth
 from django.contrib.auth import BACKEND_SESSION_KEY, SESSION_KEY
-from django.http import HttpRequest
+from django.db import DatabaseError
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
 
 from .. import signals
+from ..conf import conf
 from .session import passed_marker
 from .who import active_config, must_use_duo
 
@@ -29,25 +32,32 @@ logger = logging.getLogger("django_duo_oidc")
 SSO_BACKENDS = frozenset({"django_duo_oidc.backends.DuoOIDCBackend", "django_duo_oidc.login.backend.DuoOIDCBackend"})
 
 
-def enforce_second_factor(request: HttpRequest) -> bool:
-    """Log out a password session that skipped Duo; return whether it did."""
+def enforce_second_factor(request: HttpRequest) -> HttpResponse | None:
+    """Log out a password session that skipped Duo (the request goes on, anonymous); answer 503 when the
+    database cannot say whether the session's user must use Duo; else None."""
     store = getattr(request, "session", None)
     if store is None:
-        return False
+        return None
     user_id = store.get(SESSION_KEY)
     if user_id is None:
-        return False
+        return None
     backend = store.get(BACKEND_SESSION_KEY)
     if backend in SSO_BACKENDS or passed_marker(request) is not None:
-        return False
-    config = active_config()
-    if config is None:
-        return False
-    # request.user is AuthenticationMiddleware's (lazy, shared with the view); with the middleware in the
-    # wrong order (check duo_oidc.E003) the session's user is loaded here rather than not judged.
-    user = getattr(request, "user", None) or auth.get_user(request)
-    if not must_use_duo(user, config):
-        return False
+        return None
+    try:
+        config = active_config()
+        if config is None:
+            return None
+        # request.user is AuthenticationMiddleware's (lazy, shared with the view); with the middleware in
+        # the wrong order (check duo_oidc.E003) the session's user is loaded here rather than not judged.
+        user = getattr(request, "user", None) or auth.get_user(request)
+        if not must_use_duo(user, config):
+            return None
+    except DatabaseError as exc:
+        # Fail closed: the session is not let through unjudged, and the answer is a page, not a 500.
+        logger.error("A password session could not be checked for the second factor: %s", type(exc).__name__)
+        message = "This site cannot check your login right now."
+        return render(request, conf.unavailable_template, {"message": message}, status=503)
     logger.warning(
         "Ended a session of user %s: logged in by %s without Duo's second factor, which this user must pass",
         user.pk,
@@ -64,4 +74,4 @@ def enforce_second_factor(request: HttpRequest) -> bool:
         device="",
     )
     auth.logout(request)
-    return True
+    return None

@@ -6,12 +6,17 @@ and an account that can reach the admin must not get there through another passw
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
+
+from django.db import DatabaseError, connections, router
 
 from ..models import MFAConfiguration
 
 __all__ = ["active_config", "duo_username", "must_use_duo", "reset_config_memo"]
+
+logger = logging.getLogger("django_duo_oidc")
 
 # The middleware reads the configuration at most this often per process (login views read it fresh).
 CONFIG_TTL = 5.0
@@ -24,11 +29,28 @@ def active_config(*, fresh: bool = False) -> MFAConfiguration | None:
     now = time.monotonic()
     if not fresh and now < _memo[0]:
         return _memo[1]
-    config = MFAConfiguration.objects.active()
+    try:
+        config = MFAConfiguration.objects.active()
+    except DatabaseError:
+        if _table_exists():
+            raise  # the database failed: as for every other query, not a reason to skip the second factor
+        # Code deployed before `migrate`: the second factor cannot have been turned on yet.
+        logger.warning("The second factor's table does not exist yet: run manage.py migrate")
+        return None
     if config is not None:
         config.group_ids = frozenset(config.groups.values_list("pk", flat=True))  # type: ignore[attr-defined]
     _memo = (now + CONFIG_TTL, config)
     return config
+
+
+def _table_exists() -> bool:
+    table = MFAConfiguration._meta.db_table
+    connection = connections[router.db_for_read(MFAConfiguration)]
+    try:
+        with connection.cursor() as cursor:
+            return table in connection.introspection.table_names(cursor)
+    except DatabaseError:
+        return True  # cannot tell: assume it exists (the caller then re-raises)
 
 
 def reset_config_memo(**kwargs: Any) -> None:

@@ -98,3 +98,47 @@ def test_a_session_past_duo_costs_the_middleware_no_query(
     tables = " ".join(q["sql"] for q in queries.captured_queries)
     assert "mfaconfiguration" not in tables and "auth_user" not in tables, tables
     assert len(queries.captured_queries) <= 1  # the session itself (database session backend)
+
+
+def test_code_deployed_before_migrate_serves_password_sessions(
+    alice: Any, monkeypatch: pytest.MonkeyPatch, caplog: Any
+) -> None:
+    """Before ``migrate`` created the second factor's table it cannot be on: no 500 for every session."""
+    from django.db import OperationalError
+    from django.db.backends.base.introspection import BaseDatabaseIntrospection
+
+    from django_duo_oidc.models import MFAConfigurationQuerySet
+
+    def missing(self: Any) -> None:
+        raise OperationalError("no such table: duo_oidc_mfaconfiguration")
+
+    tables = BaseDatabaseIntrospection.table_names
+    monkeypatch.setattr(MFAConfigurationQuerySet, "active", missing)
+    monkeypatch.setattr(
+        BaseDatabaseIntrospection,
+        "table_names",
+        lambda self, *a, **k: [t for t in tables(self, *a, **k) if t != "duo_oidc_mfaconfiguration"],
+    )
+    client = Client(raise_request_exception=True)
+    client.force_login(alice, backend="django.contrib.auth.backends.ModelBackend")
+    assert client.get("/me/").json()["authenticated"] is True
+    assert "run manage.py migrate" in caplog.text
+
+
+def test_a_failing_database_is_not_a_reason_to_skip_the_second_factor(
+    alice: Any, monkeypatch: pytest.MonkeyPatch, caplog: Any
+) -> None:
+    from django.db import OperationalError
+
+    from django_duo_oidc.models import MFAConfigurationQuerySet
+
+    def failing(self: Any) -> None:
+        raise OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(MFAConfigurationQuerySet, "active", failing)
+    client = Client(raise_request_exception=True)
+    client.force_login(alice, backend="django.contrib.auth.backends.ModelBackend")
+    response = client.get("/me/")
+    assert response.status_code == 503  # not the view, not a 500
+    assert b"cannot check your login" in response.content
+    assert "could not be checked for the second factor: OperationalError" in caplog.text
