@@ -81,7 +81,8 @@ class CallbackView(View):
                 exc,
                 user=self.user,
                 purpose=self.pending.get("purpose", LOGIN),
-                retry_url=same_site(request, self.pending.get("retry")),
+                # The login page the attempt started from; LOGIN_URL when there is no attempt.
+                retry_url=same_site(request, self.pending["retry"]) if self.pending.get("retry") else None,
                 factor=self.factor,
             )
         finally:

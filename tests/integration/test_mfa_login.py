@@ -403,6 +403,7 @@ def test_a_callback_with_no_pending_attempt_is_refused_without_asking_duo(
     response = client.get("/oidc/mfa/callback/?state=" + "s" * 36 + "&duo_code=abc")
     assert response.status_code == 400
     assert b"No Duo login is waiting" in response.content
+    assert b'href="/oidc/login/"' in response.content  # "Log in again": LOGIN_URL
     assert failures[-1]["reason"] == "state_unknown" and failures[-1]["user"] is None
     assert duo.stats()["tokens"] == 0
 
@@ -428,7 +429,7 @@ def test_deny_ends_on_a_clear_page_with_no_session(
     assert "Second factor failed (access_denied, purpose=login" in caplog.text
     assert response.status_code == 403
     assert b"Duo did not approve this login" in response.content
-    assert b"Log in again" in response.content
+    assert b"Log in again" in response.content and b'href="/oidc/mfa/login/?next=/me/"' in response.content
     assert not authenticated(client)
     assert failures[-1]["reason"] == "access_denied" and failures[-1]["user"] == alice
     assert MFAUserState.objects.get(user=alice).last_result == "deny"
