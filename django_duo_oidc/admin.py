@@ -1,4 +1,11 @@
-"""Providers, identities and group rules in the Django admin. A secret is never shown back.
+"""Providers, identities, group rules and live sessions in the Django admin. A secret is never shown back.
+
+Sessions: the session index (read-only, never a key) with "End these sessions", "End all sessions of
+these users" on identities, and :func:`end_user_sessions` for a project's own ``UserAdmin``; all need
+``duo_oidc.delete_livesession``.
+
+Over 300 lines on purpose: the admin pages of the app's models in the one module Django's autodiscovery
+imports, each page's permission rules next to its fields.
 
 The connection fields (where the client secret goes, which tokens count, how identities become
 users: :data:`~django_duo_oidc.models.CONNECTION_FIELDS` and the secret) are read-only unless the
@@ -9,21 +16,33 @@ them is logged (field names and the admin user, never a value) and recorded in t
 from __future__ import annotations
 
 import logging
+import threading
 from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.auth import get_user_model
 from django.core.exceptions import ImproperlyConfigured
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.urls import NoReverseMatch, reverse
 from django.utils.decorators import method_decorator
 from django.views.decorators.debug import sensitive_post_parameters
 
-from .models import CONNECTION_FIELDS, GroupRule, Identity, Provider, ScopeRule
+from .models import CONNECTION_FIELDS, ENDPOINT_FIELDS, GroupRule, Identity, LiveSession, Provider, ScopeRule
 from .policy.rules import reset_policy_cache
 from .providers.connection import check_connection
+from .sessions import end_indexed
 
 logger = logging.getLogger("django_duo_oidc")
+# The request of the provider form being rendered, per thread (read-only fields are given the object only).
+_current = threading.local()
+
+
+def _forget_request(*args: Any) -> None:
+    _current.request = None
+
 
 CONNECTION_PERMISSION = "duo_oidc.change_provider_connection"
 # Form-only fields that write the secret.
@@ -86,13 +105,24 @@ class ProviderAdmin(admin.ModelAdmin):
     list_display = ("name", "slug", "issuer", "client_id", "secret_status", "enabled", "is_default")
     list_filter = ("enabled",)
     search_fields = ("name", "slug", "issuer", "client_id")
-    readonly_fields = ("secret_status", "created_at", "updated_at")
+    readonly_fields = ("secret_status", "backchannel_logout_url", "created_at", "updated_at")
     inlines = [GroupRuleInline]
     actions = ["check_connection_action"]
 
     @method_decorator(sensitive_post_parameters("client_secret"))  # never in an error report
     def changeform_view(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        return super().changeform_view(request, *args, **kwargs)
+        # For backchannel_logout_url, which is given only the object; the page is rendered after this
+        # returns (a TemplateResponse), so the request is forgotten once it has been rendered.
+        _current.request = request
+        response = None
+        try:
+            response = super().changeform_view(request, *args, **kwargs)
+        finally:
+            if isinstance(response, TemplateResponse) and not response.is_rendered:
+                response.add_post_render_callback(_forget_request)
+            else:
+                _forget_request()
+        return response
 
     fieldsets = (
         (None, {"fields": ("name", "slug", "enabled", "is_default")}),
@@ -112,8 +142,48 @@ class ProviderAdmin(admin.ModelAdmin):
                 )
             },
         ),
-        ("Login request", {"fields": ("scopes", "prompt", "max_age", "use_userinfo", "introspect", "end_session")}),
-        ("APIs (bearer access tokens)", {"fields": ("access_token_validation", "access_token_audiences")}),
+        (
+            "Login request",
+            {
+                "fields": (
+                    "scopes",
+                    "prompt",
+                    "max_age",
+                    "use_userinfo",
+                    "introspect",
+                    "resource_indicators",
+                    "browser_login",
+                )
+            },
+        ),
+        (
+            "Logout",
+            {
+                "fields": (
+                    "end_session",
+                    "logout_id_token_hint",
+                    "revoke_at_logout",
+                    "backchannel_logout",
+                    "backchannel_logout_url",
+                )
+            },
+        ),
+        (
+            "APIs (bearer access tokens)",
+            {
+                "fields": (
+                    "access_token_validation",
+                    "access_token_audiences",
+                    "access_token_require_audience",
+                    "machine_clients",
+                    "introspect_with",
+                )
+            },
+        ),
+        (
+            "Endpoints set by hand (blank: from the provider's metadata)",
+            {"classes": ("collapse",), "fields": ENDPOINT_FIELDS},
+        ),
         (
             "Users",
             {
@@ -133,6 +203,19 @@ class ProviderAdmin(admin.ModelAdmin):
     @admin.display(description="client secret")
     def secret_status(self, obj: Provider) -> str:
         return obj.secret_status
+
+    @admin.display(description="back-channel logout URL")
+    def backchannel_logout_url(self, obj: Provider) -> str:
+        """The URL to give the provider as this client's ``backchannel_logout_uri``."""
+        if not obj.pk or not obj.slug:
+            return "(shown once the provider is saved)"
+        try:
+            path = reverse("duo_oidc:backchannel-logout", args=[obj.slug])
+        except NoReverseMatch:
+            return "(include django_duo_oidc.urls in the URLconf to receive back-channel logout)"
+        request = getattr(_current, "request", None)
+        url = request.build_absolute_uri(path) if request is not None else path
+        return url if obj.backchannel_logout else f"{url} (off: turn on back-channel logout to accept it)"
 
     # The connection permission ------------------------------------------------------------------
 
@@ -206,6 +289,40 @@ def obj_label(form: forms.ModelForm) -> str:
     return str(form.instance.slug)
 
 
+# Ending sessions -----------------------------------------------------------------------------------
+# Ending a session is deleting its index row and the session: the permission is delete_livesession.
+
+END_SESSIONS_PERMISSION = "duo_oidc.delete_livesession"
+
+
+def _may_end_sessions(modeladmin: admin.ModelAdmin, request: HttpRequest) -> bool:
+    if request.user.has_perm(END_SESSIONS_PERMISSION):
+        return True
+    logger.warning("Admin user %s may not end sessions (needs %s)", request.user.pk, END_SESSIONS_PERMISSION)
+    modeladmin.message_user(request, "You may not end sessions.", messages.ERROR)
+    return False
+
+
+def _report_ended(modeladmin: admin.ModelAdmin, request: HttpRequest, ended: int, whose: str) -> None:
+    logger.warning("Admin user %s ended %s session(s) of %s", request.user.pk, ended, whose)
+    modeladmin.message_user(request, f"Ended {ended} session(s) of {whose}.", messages.SUCCESS)
+
+
+@admin.action(description="End all sessions of the selected users")
+def end_user_sessions(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+    """An admin action on a queryset of users: every indexed session of each ends at once.
+
+    Add it to your own ``UserAdmin`` (``actions = [..., end_user_sessions]``); it checks the
+    ``duo_oidc.delete_livesession`` permission itself.
+    """
+    if not _may_end_sessions(modeladmin, request):
+        return
+    users = list(queryset)
+    reason = f"admin: ended by admin user {request.user.pk}"
+    ended = end_indexed(LiveSession.objects.filter(user__in=users), reason=reason, request=request)
+    _report_ended(modeladmin, request, ended, f"{len(users)} user(s)")
+
+
 @admin.register(Identity)
 class IdentityAdmin(admin.ModelAdmin):
     list_display = ("user", "provider", "sub", "created_at", "last_login_at")
@@ -213,6 +330,54 @@ class IdentityAdmin(admin.ModelAdmin):
     search_fields = ("sub", "user__username", "user__email")
     raw_id_fields = ("user",)
     readonly_fields = ("provider", "sub", "created_at", "last_login_at", "granted_staff")
+    actions = ["end_all_sessions"]
+
+    def has_end_sessions_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm(END_SESSIONS_PERMISSION)
+
+    @admin.action(description="End all sessions of these users", permissions=["end_sessions"])
+    def end_all_sessions(self, request: HttpRequest, queryset: QuerySet[Identity]) -> None:
+        """Every indexed session of each identity's user, whichever provider (or password+MFA) opened it."""
+        users = get_user_model()._default_manager.filter(duo_identities__in=queryset).distinct()
+        end_user_sessions(self, request, users)
+
+
+@admin.register(LiveSession)
+class LiveSessionAdmin(admin.ModelAdmin):
+    """The session index, read-only: who is logged in, through which provider, until when. Never a key.
+
+    Rows are not deleted here (that would forget a session without ending it); the "End these
+    sessions" action ends them.
+    """
+
+    list_display = ("user", "provider", "kind", "created_at", "expires_at")
+    list_filter = ("kind", "provider")
+    search_fields = ("user__username", "user__email")
+    fields = ("user", "provider", "kind", "sub", "created_at", "expires_at")
+    readonly_fields = fields
+    list_select_related = ("user", "provider")
+    actions = ["end_these_sessions"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: LiveSession | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: LiveSession | None = None) -> bool:
+        return False
+
+    def has_end_sessions_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm(END_SESSIONS_PERMISSION)
+
+    @admin.action(description="End these sessions", permissions=["end_sessions"])
+    def end_these_sessions(self, request: HttpRequest, queryset: QuerySet[LiveSession]) -> None:
+        if not _may_end_sessions(self, request):
+            return
+        users = queryset.values("user").distinct().count()
+        reason = f"admin: ended by admin user {request.user.pk}"
+        ended = end_indexed(queryset, reason=reason, request=request)
+        _report_ended(self, request, ended, f"{users} user(s)")
 
 
 @admin.register(ScopeRule)

@@ -65,6 +65,11 @@ DEFAULTS: dict[str, Any] = {
     # BEARER_INTROSPECTION_WINDOW seconds (>= 1); beyond it unseen tokens get 503 with Retry-After.
     "BEARER_INTROSPECTION_BUDGET": 100,
     "BEARER_INTROSPECTION_WINDOW": 60,
+    # OIDC Back-Channel Logout: a logout token older than this many seconds (by its iat, plus LEEWAY) is
+    # refused. Each token's jti is remembered (single use) for this long plus twice LEEWAY, so the
+    # replay check covers every token that can still be accepted (exp alone may be far off, or absent).
+    # Providers post a logout token the moment they issue it.
+    "BACKCHANNEL_LOGOUT_MAX_AGE": 120,
 }
 
 
@@ -168,6 +173,10 @@ class Settings:
     @property
     def bearer_introspection_window(self) -> float:
         return max(1.0, float(self._get("BEARER_INTROSPECTION_WINDOW")))
+
+    @property
+    def backchannel_logout_max_age(self) -> int:
+        return max(1, int(self._get("BACKCHANNEL_LOGOUT_MAX_AGE")))
 
     def unknown_keys(self) -> list[str]:
         return sorted(set(getattr(settings, "DUO_OIDC", {})) - set(DEFAULTS))

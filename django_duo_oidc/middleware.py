@@ -1,5 +1,7 @@
-"""DuoOIDCMiddleware: ``request.oidc`` on every request, the grant kept fresh, and the scope policy
-for views you don't own (``DUO_OIDC["SCOPE_POLICY"]`` and the admin's scope rules).
+"""DuoOIDCMiddleware: ``request.oidc`` on every request, the grant kept fresh, the scope policy
+for views you don't own (``DUO_OIDC["SCOPE_POLICY"]`` and the admin's scope rules), and the second
+factor enforced: a password session of a user who must use Duo and never passed it is logged out
+(:func:`django_duo_oidc.mfa.enforce.enforce_second_factor`, first thing for a request with a session cookie).
 
 Whether a session's grant must be fresh is decided by the view that will run, never by the request's
 headers: only a view that answers to bearer tokens alone skips it (``resource.is_token_only_view``).

@@ -24,6 +24,9 @@ from .core.flow import ClientCredentials
 from .core.scopes import parse_scopes
 from .state.encryption import SecretDecryptionError, decrypt, encrypt
 
+# Endpoints are http(s) URLs only (CharField + this validator: a URLField would also take ftp://).
+_HTTP_URL = URLValidator(schemes=["https", "http"])
+
 # A POSIX environment variable name (portable character set, not starting with a digit).
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
@@ -55,6 +58,30 @@ CONNECTION_FIELDS = (
     "access_token_audiences",
     "access_token_require_audience",
     "machine_clients",
+    "resource_indicators",
+    "introspect_with",
+    # Endpoints set by hand: where the client secret and tokens are sent, and which keys are trusted.
+    "authorization_endpoint",
+    "token_endpoint",
+    "jwks_uri",
+    "userinfo_endpoint",
+    "introspection_endpoint",
+    "revocation_endpoint",
+    "end_session_endpoint",
+)
+
+#: Endpoints set by hand that receive the client secret: changing one is like changing the issuer.
+SECRET_ENDPOINT_FIELDS = ("token_endpoint", "introspection_endpoint", "revocation_endpoint")
+
+#: Every endpoint a provider row may set by hand, as named in the metadata (RFC 8414, Discovery).
+ENDPOINT_FIELDS = (
+    "authorization_endpoint",
+    "token_endpoint",
+    "jwks_uri",
+    "userinfo_endpoint",
+    "introspection_endpoint",
+    "revocation_endpoint",
+    "end_session_endpoint",
 )
 
 
@@ -167,6 +194,58 @@ class Provider(models.Model):
         default=False,
         help_text=_("On logout, also end the session at the provider if it advertises end_session_endpoint."),
     )
+    # Endpoints set by hand (blank: from the provider's metadata). For servers that publish no discovery
+    # document, or leave an endpoint out of it (django-oauth-toolkit lists introspection only in its
+    # RFC 8414 metadata, which is read too).
+    authorization_endpoint = models.CharField(max_length=500, blank=True, validators=[_HTTP_URL])
+    token_endpoint = models.CharField(max_length=500, blank=True, validators=[_HTTP_URL])
+    jwks_uri = models.CharField(max_length=500, blank=True, validators=[_HTTP_URL], verbose_name="JWKS URI")
+    userinfo_endpoint = models.CharField(max_length=500, blank=True, validators=[_HTTP_URL])
+    introspection_endpoint = models.CharField(max_length=500, blank=True, validators=[_HTTP_URL])
+    revocation_endpoint = models.CharField(max_length=500, blank=True, validators=[_HTTP_URL])
+    end_session_endpoint = models.CharField(max_length=500, blank=True, validators=[_HTTP_URL])
+    logout_id_token_hint = models.BooleanField(
+        default=False,
+        help_text=_(
+            "With provider logout (end_session), send the login's ID token as id_token_hint (OIDC RP-Initiated "
+            "Logout 1.0 recommends it; Glewlwyd and Keycloak do nothing without it). It then appears in the "
+            "browser's address bar and history and in the provider's access log: the ID token is not a credential "
+            "for APIs, but it names the user."
+        ),
+    )
+    resource_indicators = models.CharField(
+        max_length=500,
+        blank=True,
+        help_text=_(
+            "Space-separated RFC 8707 resource indicators (absolute URIs) sent at login and on refresh, so that "
+            "the provider issues access tokens whose audience is the downstream API the site calls for the user."
+        ),
+    )
+    introspect_with = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text=_(
+            "Another provider row whose introspection endpoint and client credentials introspect this provider's "
+            "tokens (Duo's Global Token Introspection: one authorization server validates another's tokens)."
+        ),
+    )
+    revoke_at_logout = models.BooleanField(
+        default=True,
+        help_text=_(
+            "At logout, revoke the refresh token, then the access token, at the provider when it advertises a "
+            "revocation endpoint (RFC 7009)."
+        ),
+    )
+    browser_login = models.BooleanField(
+        default=True,
+        help_text=_(
+            "Offer this provider for browser logins. Off for an authorization server used only to issue or "
+            "validate tokens (Duo's client-credentials applications)."
+        ),
+    )
     backchannel_logout = models.BooleanField(
         default=True,
         help_text=_(
@@ -225,15 +304,17 @@ class Provider(models.Model):
             return
         stored = (
             Provider.objects.filter(pk=self.pk)
-            .values("issuer", "client_id", "client_secret_encrypted", "client_secret_env")
+            .values("issuer", "client_id", "client_secret_encrypted", "client_secret_env", *SECRET_ENDPOINT_FIELDS)
             .first()
         )
-        if stored is None or (stored["issuer"] == self.issuer and stored["client_id"] == self.client_id):
+        watched = ("issuer", "client_id", *SECRET_ENDPOINT_FIELDS)
+        if stored is None or all(stored[name] == getattr(self, name) for name in watched):
             return
         if self.client_secret_encrypted and stored["client_secret_encrypted"] == self.client_secret_encrypted:
             raise ValidationError(
                 _(
-                    "The issuer or client id changed: type the client secret again (or clear the stored one). "
+                    "The issuer, client id or an endpoint receiving the secret changed: type the client secret "
+                    "again (or clear the stored one). "
                     "The stored secret is not sent to another issuer or client."
                 )
             )
@@ -241,7 +322,8 @@ class Provider(models.Model):
         if same_variable and not getattr(self, "_secret_confirmed", False):
             raise ValidationError(
                 _(
-                    "The issuer or client id changed: confirm that the secret in %(variable)s may be sent to the "
+                    "The issuer, client id or an endpoint receiving the secret changed: confirm that the secret in "
+                    "%(variable)s may be sent to the "
                     'new connection (tick "send the secret to the new connection"), or name another variable.'
                 )
                 % {"variable": self.client_secret_env}
@@ -294,6 +376,10 @@ class Provider(models.Model):
         return "none"
 
     # Values for the core -----------------------------------------------------------------------
+
+    def endpoint_overrides(self) -> dict[str, str]:
+        """The endpoints set by hand on this row (non-blank ones), by metadata name."""
+        return {name: value for name in ENDPOINT_FIELDS if (value := getattr(self, name))}
 
     def credentials(self) -> ClientCredentials:
         return ClientCredentials(self.client_id, self.get_client_secret(), self.token_auth_method)

@@ -48,7 +48,7 @@ second_factor_passed = Signal()
 
 #: Sent when the second factor fails or a session without it is ended. Arguments: ``request``, ``user``
 #: (None when the attempt is unknown), ``purpose``, ``reason`` (a short stable code: "access_denied",
-#: "factor_refused", "duo_unavailable", "duo_misconfigured", "invalid_grant", "invalid_token",
-#: "state_unknown", "state_replayed", "state_expired", "password_changed", "no_second_factor", ...) and
-#: ``description`` (text safe to show).
+#: "factor_refused", "duo_unavailable", "duo_rate_limited", "duo_misconfigured", "invalid_grant", "invalid_token",
+#: "state_unknown", "state_replayed", "state_expired", "password_changed", "no_second_factor", ...),
+#: ``description`` (text safe to show), and ``factor`` and ``device`` when Duo's answer named them ("" else).
 second_factor_failed = Signal()

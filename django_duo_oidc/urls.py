@@ -7,6 +7,7 @@ from django.urls import path
 
 from .login import views
 from .mfa import views as mfa_views
+from .sessions.backchannel import backchannel_logout
 
 app_name = "duo_oidc"
 
@@ -20,4 +21,6 @@ urlpatterns = [
     path("mfa/login/", login_not_required(mfa_views.MFALoginView.as_view()), name="mfa-login"),
     path("mfa/callback/", login_not_required(mfa_views.CallbackView.as_view()), name="mfa-callback"),
     path("mfa/step-up/", login_not_required(mfa_views.StepUpView.as_view()), name="mfa-step-up"),
+    # OpenID Connect Back-Channel Logout 1.0: the provider posts here (csrf-exempt, no login).
+    path("backchannel-logout/<slug:slug>/", backchannel_logout, name="backchannel-logout"),
 ]

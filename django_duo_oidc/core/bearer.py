@@ -109,6 +109,9 @@ class AccessGrant:
     is_client: bool
     auth_time: float | None = None
     claims: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    #: RFC 7662 ``username`` of the resource owner, when an introspection answer names one without a
+    #: ``sub`` (django-oauth-toolkit): how such a user token finds its user.
+    username: str | None = None
 
 
 def _string(value: Any) -> str | None:
@@ -139,7 +142,9 @@ def is_client_token(
     uses to indicate the client application". Providers differ in how they follow that, so a token is
     a client's when any of these holds:
 
-    1. it has no ``sub`` (an introspection answer may omit it): there is nobody to log in;
+    1. it has no ``sub`` and no ``username`` (an introspection answer may omit both): there is nobody
+       to log in. An answer with a ``username`` (RFC 7662 section 2.2) but no ``sub`` is a user's
+       token, unless rule 2 or 5 says otherwise for that name;
     2. ``gty`` is ``client-credentials`` (Auth0 names the grant this way);
     3. ``sub`` equals its ``client_id`` or ``azp`` claim (the RFC 9068 shape);
     4. ``sub`` equals one of its ``aud`` values, or ``own_client_id`` (the client id this site is
@@ -154,11 +159,16 @@ def is_client_token(
     A token wrongly judged a client's loses its user (never gains one), so the rule errs that way.
     """
     sub = _string(claims.get("sub"))
+    clients = {c for c in (_string(claims.get("client_id")), _string(claims.get("azp"))) if c is not None}
     if sub is None:
-        return True
+        # RFC 7662 section 2.2: ``username`` names the resource owner who authorized the token. With
+        # it, there is a user behind the token (django-oauth-toolkit sends it and no sub): never a client's.
+        username = _string(claims.get("username"))
+        if username is None:
+            return True
+        return claims.get("gty") == "client-credentials" or bool(machine_clients & ({username} | clients))
     if claims.get("gty") == "client-credentials":
         return True
-    clients = {c for c in (_string(claims.get("client_id")), _string(claims.get("azp"))) if c is not None}
     if sub in clients:
         return True
     if sub in audiences_of(claims.get("aud")) or (own_client_id is not None and sub == own_client_id):
@@ -261,4 +271,5 @@ def grant_from_introspection(
         is_client=is_client or (local is not None and local.is_client),
         auth_time=local.auth_time if local else None,
         claims={k: v for k, v in raw.items() if k != "active"} if local is None else local.claims,
+        username=_string(raw.get("username")) if sub is None else None,
     )

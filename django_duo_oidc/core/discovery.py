@@ -11,10 +11,17 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from .errors import ConfigurationError, DiscoveryError
+from .errors import ConfigurationError, DiscoveryError, DuoOIDCError
 from .http import HttpClient
 
-__all__ = ["ProviderMetadata", "check_issuer", "discovery_url", "fetch_metadata", "parse_metadata"]
+__all__ = [
+    "ProviderMetadata",
+    "check_issuer",
+    "discovery_url",
+    "fetch_metadata",
+    "oauth_metadata_url",
+    "parse_metadata",
+]
 
 # Algorithms we are willing to verify ID and access tokens with: asymmetric only. "none" and the
 # HMAC family are never accepted, whatever a provider advertises (RFC 8725 section 3.1/3.2).
@@ -28,9 +35,9 @@ class ProviderMetadata:
     """The parts of the discovery document the relying party uses."""
 
     issuer: str
-    authorization_endpoint: str
+    authorization_endpoint: str  # "" when the server has no browser login (RFC 8414 metadata, client credentials)
     token_endpoint: str
-    jwks_uri: str
+    jwks_uri: str  # "" when the server publishes no keys (opaque tokens only)
     userinfo_endpoint: str | None = None
     introspection_endpoint: str | None = None
     revocation_endpoint: str | None = None
@@ -84,12 +91,69 @@ def discovery_url(issuer: str) -> str:
     return issuer.rstrip("/") + "/.well-known/openid-configuration"
 
 
+def oauth_metadata_url(issuer: str) -> str:
+    """Return the RFC 8414 metadata URL of ``issuer``: ``/.well-known/oauth-authorization-server``
+    inserted between the host and the issuer's path (RFC 8414 section 3.1), e.g.
+    ``https://h/.well-known/oauth-authorization-server/oauth/DI123`` for ``https://h/oauth/DI123``.
+    """
+    check_issuer(issuer)
+    parts = urlsplit(issuer)
+    path = parts.path.rstrip("/")
+    return f"{parts.scheme}://{parts.netloc}/.well-known/oauth-authorization-server{path}"
+
+
+#: Where a document came from, kept in the cached copy (parsing an RFC 8414 document is more lenient).
+SOURCE_KEY = "x_duo_oidc_source"
+SOURCE_RFC8414 = "oauth-authorization-server"
+SOURCE_NONE = "none"  # the issuer publishes nothing: every endpoint is set by hand (remembered as such)
+# Endpoints an OpenID discovery document may leave out that RFC 8414 metadata may have.
+_SUPPLEMENTED = ("introspection_endpoint",)
+
+
 def fetch_metadata(http: HttpClient, issuer: str) -> ProviderMetadata:
-    """Fetch and parse the discovery document of ``issuer``."""
+    """Fetch and parse the metadata of ``issuer``.
+
+    OpenID discovery first (Discovery section 4). When it has no introspection endpoint, the RFC 8414
+    document is read too and its endpoint used (django-oauth-toolkit lists introspection only there).
+    When the issuer publishes no OpenID discovery (404; Duo's client-credentials authorization
+    servers, ``/oauth/<id>``), the RFC 8414 document alone (section 3), in which the authorization
+    endpoint and JWKS are optional (section 2).
+    """
     response = http.get(discovery_url(issuer))
-    if response.status != 200:
-        raise DiscoveryError(f"The discovery document answered HTTP {response.status} instead of 200.")
-    return parse_metadata(response.data, issuer)
+    if response.status == 200:
+        doc = response.data
+        if not all(_is_url(doc.get(name)) for name in _SUPPLEMENTED):
+            doc = _supplemented(http, issuer, doc)
+        return parse_metadata(doc, issuer)
+    if response.status in (404, 410):
+        oauth = http.get(oauth_metadata_url(issuer))
+        if oauth.status == 200:
+            return parse_metadata({**oauth.data, SOURCE_KEY: SOURCE_RFC8414}, issuer)
+        raise DiscoveryError(
+            f"The issuer publishes no metadata: OpenID discovery answered HTTP {response.status}, RFC 8414 "
+            f"metadata HTTP {oauth.status}. Set the endpoints on the provider by hand."
+        )
+    raise DiscoveryError(f"The discovery document answered HTTP {response.status} instead of 200.")
+
+
+def _supplemented(http: HttpClient, issuer: str, doc: dict[str, Any]) -> dict[str, Any]:
+    """``doc`` with the endpoints it lacks taken from the issuer's RFC 8414 document, if it has them.
+
+    Best effort: the OpenID document stands on its own, so any failure here leaves it as it is. The
+    RFC 8414 document must name the same issuer (RFC 8414 section 3.3), or none of it is used.
+    """
+    try:
+        answer = http.get(oauth_metadata_url(issuer))
+    except DuoOIDCError:
+        return doc
+    if answer.status != 200 or answer.data.get("issuer") != issuer:
+        return doc
+    found = {
+        name: answer.data[name]
+        for name in _SUPPLEMENTED
+        if not _is_url(doc.get(name)) and _is_url(answer.data.get(name))
+    }
+    return {**doc, **found} if found else doc
 
 
 def parse_metadata(doc: dict[str, Any], issuer: str) -> ProviderMetadata:
@@ -108,10 +172,24 @@ def parse_metadata(doc: dict[str, Any], issuer: str) -> ProviderMetadata:
             f"The discovery document names another issuer than {issuer!r}, the one this provider is "
             "configured with; they must be identical."
         )
-    required = ("authorization_endpoint", "token_endpoint", "jwks_uri")
+    source = doc.get(SOURCE_KEY)
+    rfc8414 = source in (SOURCE_RFC8414, SOURCE_NONE)
+    # RFC 8414 section 2: only the token endpoint is needed by a server that has no browser login
+    # (client credentials) and issues opaque tokens; OpenID discovery requires all three. "Nothing
+    # published" requires nothing: the row sets the endpoints.
+    if source == SOURCE_NONE:
+        required: tuple[str, ...] = ()
+    elif rfc8414:
+        required = ("token_endpoint",)
+    else:
+        required = ("authorization_endpoint", "token_endpoint", "jwks_uri")
     for name in required:
         if not _is_url(doc.get(name)):
             raise DiscoveryError(f"The discovery document has no valid {name!r}.")
+    if rfc8414:
+        for name in ("authorization_endpoint", "jwks_uri"):
+            if doc.get(name) is not None and not _is_url(doc.get(name)):
+                raise DiscoveryError(f"The metadata document has no valid {name!r}.")
     optional_urls = (
         "userinfo_endpoint",
         "introspection_endpoint",
@@ -121,9 +199,9 @@ def parse_metadata(doc: dict[str, Any], issuer: str) -> ProviderMetadata:
     urls = {name: doc[name] for name in optional_urls if _is_url(doc.get(name))}
     return ProviderMetadata(
         issuer=issuer,
-        authorization_endpoint=doc["authorization_endpoint"],
-        token_endpoint=doc["token_endpoint"],
-        jwks_uri=doc["jwks_uri"],
+        authorization_endpoint=doc.get("authorization_endpoint") or "",
+        token_endpoint=doc.get("token_endpoint") or "",
+        jwks_uri=doc.get("jwks_uri") or "",
         scopes_supported=_strings(doc, "scopes_supported", ()),
         id_token_signing_alg_values_supported=_strings(doc, "id_token_signing_alg_values_supported", ("RS256",)),
         token_endpoint_auth_methods_supported=_strings(

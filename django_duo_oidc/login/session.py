@@ -67,9 +67,18 @@ def pop_pending(request: HttpRequest, state: str | None) -> dict[str, Any] | Non
 
 
 def store_login(
-    request: HttpRequest, *, provider: str, tokens: TokenSet, claims: dict[str, Any], scopes: frozenset[str]
+    request: HttpRequest,
+    *,
+    provider: str,
+    tokens: TokenSet,
+    claims: dict[str, Any],
+    scopes: frozenset[str],
+    keep_id_token: bool = False,
 ) -> None:
-    """Keep the token set of a completed login in the (server-side) session, tokens sealed."""
+    """Keep the token set of a completed login in the (server-side) session, tokens sealed.
+
+    The ID token is kept only when ``keep_id_token`` (the provider sends ``id_token_hint`` at logout).
+    """
     now = time.time()
     data = {
         "provider": provider,
@@ -81,7 +90,12 @@ def store_login(
         "login_at": now,
         "checked_at": now,
     }
-    request.session[LOGIN_KEY] = with_tokens(data, access_token=tokens.access_token, refresh_token=tokens.refresh_token)
+    request.session[LOGIN_KEY] = with_tokens(
+        data,
+        access_token=tokens.access_token,
+        refresh_token=tokens.refresh_token,
+        id_token=tokens.id_token if keep_id_token else None,
+    )
 
 
 def save_login(request: HttpRequest, data: dict[str, Any]) -> None:
@@ -103,9 +117,26 @@ def login_data(request: HttpRequest) -> dict[str, Any] | None:
     return data
 
 
-def with_tokens(data: dict[str, Any], *, access_token: str, refresh_token: str | None) -> dict[str, Any]:
-    """Return a copy of the login ``data`` holding these tokens (sealed)."""
-    return {**data, TOKENS_KEY: seal({"access_token": access_token, "refresh_token": refresh_token})}
+_KEEP: Any = object()
+
+
+def with_tokens(
+    data: dict[str, Any], *, access_token: str, refresh_token: str | None, id_token: str | None = _KEEP
+) -> dict[str, Any]:
+    """Return a copy of the login ``data`` holding these tokens (sealed).
+
+    ``id_token`` left out keeps the one ``data`` holds, if any (a refresh keeps the login's ID token
+    for ``id_token_hint``: RP-Initiated Logout 1.0 section 2 takes one "previously issued").
+    """
+    if id_token is _KEEP:
+        try:
+            id_token = _tokens(data).get("id_token") if TOKENS_KEY in data else None
+        except UnreadableTokens:
+            id_token = None
+    sealed: dict[str, Any] = {"access_token": access_token, "refresh_token": refresh_token}
+    if isinstance(id_token, str) and id_token:
+        sealed["id_token"] = id_token
+    return {**data, TOKENS_KEY: seal(sealed)}
 
 
 def _tokens(data: dict[str, Any]) -> dict[str, Any]:
@@ -132,6 +163,15 @@ def refresh_token(data: dict[str, Any]) -> str | None:
     :raises UnreadableTokens: it cannot be decrypted (a ``TokenError``: the session must end).
     """
     token = _tokens(data).get("refresh_token")
+    return token if isinstance(token, str) and token else None
+
+
+def id_token(data: dict[str, Any]) -> str | None:
+    """Return the stored login's ID token, None when none was kept (see :func:`store_login`).
+
+    :raises UnreadableTokens: it cannot be decrypted (a ``TokenError``: the session must end).
+    """
+    token = _tokens(data).get("id_token")
     return token if isinstance(token, str) and token else None
 
 

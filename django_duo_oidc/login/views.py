@@ -272,7 +272,12 @@ class CallbackView(OIDCAuthenticationCallbackView):
         # auth.login() rotates the session key (session fixation) and the CSRF token.
         auth.login(request, user, backend="django_duo_oidc.backends.DuoOIDCBackend")
         session.store_login(
-            request, provider=provider.slug, tokens=attempt.tokens, claims=attempt.claims, scopes=attempt.scopes
+            request,
+            provider=provider.slug,
+            tokens=attempt.tokens,
+            claims=attempt.claims,
+            scopes=attempt.scopes,
+            keep_id_token=provider.end_session and provider.logout_id_token_hint,
         )
         # OIDC Back-Channel Logout 1.0 section 2.1: the ID token's sid names the provider session.
         sid = attempt.claims.get("sid")
@@ -363,10 +368,18 @@ class LogoutView(OIDCLogoutView):
             return None
         if not endpoint:
             return None
-        # No id_token_hint: a token never goes into a URL. client_id identifies us instead (RP-Initiated
-        # Logout 1.0 section 2 allows it alongside post_logout_redirect_uri).
+        # client_id identifies us (RP-Initiated Logout 1.0 section 2 allows it alongside
+        # post_logout_redirect_uri). id_token_hint only where the provider row asks for it: the section
+        # RECOMMENDS it and Glewlwyd and Keycloak need it, but it puts the ID token in a URL.
         params = {
             "client_id": provider.client_id,
             "post_logout_redirect_uri": request.build_absolute_uri(self.redirect_url),
         }
+        if provider.logout_id_token_hint and data is not None:
+            try:
+                hint = session.id_token(data)
+            except session.UnreadableTokens:
+                hint = None
+            if hint:
+                params["id_token_hint"] = hint
         return authorization_url(endpoint, params)

@@ -84,6 +84,10 @@ class MFAConfigurationAdmin(admin.ModelAdmin):
     def changeform_view(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         return super().changeform_view(request, *args, **kwargs)
 
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        # One configuration: a second row would only be confusing (the first enabled one is used).
+        return super().has_add_permission(request) and not MFAConfiguration.objects.exists()
+
     @admin.display(description="client secret")
     def secret_status(self, obj: MFAConfiguration) -> str:
         return obj.secret_status

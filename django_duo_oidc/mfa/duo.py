@@ -9,7 +9,8 @@ is down" (fail mode applies) is never confused with "these credentials are wrong
 :func:`classify`. Nothing the SDK sends or checks is changed or re-implemented.
 
     DuoOIDCError (django_duo_oidc.core.errors)
-    ├── ProviderUnavailable  error="duo_unavailable": no answer, a timeout, a 5xx or 429 (fail mode applies)
+    ├── ProviderUnavailable  error="duo_unavailable": no answer, a timeout, a 5xx (the fail mode applies);
+    │                        error="duo_rate_limited": a 429 (always closed: a flood could cause it)
     ├── ConfigurationError   error="duo_misconfigured": invalid_client (40002), unauthorized_request (the
     │                        credentials of another Duo application type), TLS trust, SDK-refused settings
     ├── TokenEndpointError   error="invalid_grant": Duo refused the duo_code (replayed, expired)
@@ -34,7 +35,7 @@ from ..conf import conf
 from ..core.errors import ConfigurationError, DuoOIDCError, InvalidClaim, ProviderUnavailable, TokenEndpointError
 from ..models import MFAConfiguration
 
-__all__ = ["DuoAnswer", "classify", "client_for", "exchange", "health_check", "last_answer"]
+__all__ = ["DuoAnswer", "classify", "client_for", "exchange", "health_check", "last_answer", "may_fail_open"]
 
 logger = logging.getLogger("django_duo_oidc")
 
@@ -129,7 +130,14 @@ def classify(exc: BaseException, answer: DuoAnswer | None, *, during: str) -> Du
     error = str(body.get("error") or body.get("message") or "")
     if (answer is not None and answer.status != 200) or body.get("stat") == "FAIL":
         status = answer.status if answer is not None else 0
-        if status >= 500 or status == 429:
+        if status == 429:
+            # Duo is up and refusing: whoever floods logins with a known password could cause this, so it
+            # must never open the way the fail mode "open" does (see may_fail_open).
+            return ProviderUnavailable(
+                f"Duo is limiting this site's requests (HTTP 429, {during}). Please try again in a minute.",
+                error="duo_rate_limited",
+            )
+        if status >= 500:
             return ProviderUnavailable(f"Duo answered the {during} with HTTP {status}.", error="duo_unavailable")
         if error == "unauthorized_request":
             # DUO.md 3: credentials of another Duo application type (not "Web SDK").
@@ -172,6 +180,12 @@ def classify(exc: BaseException, answer: DuoAnswer | None, *, during: str) -> Du
     if duo_client_module.ERR_NONCE in message:
         return InvalidClaim("nonce", "Duo's answer does not belong to this login attempt.")
     return InvalidClaim("id_token", "Duo's answer could not be verified.")
+
+
+def may_fail_open(exc: DuoOIDCError) -> bool:
+    """Whether the fail mode "open" may let a password alone in after ``exc``: only when Duo cannot be
+    reached or answers 5xx. Never for refused credentials, a TLS certificate refused, or rate limiting."""
+    return isinstance(exc, ProviderUnavailable) and exc.error == "duo_unavailable"
 
 
 def health_check(client: duo_universal.Client) -> None:

@@ -43,7 +43,9 @@ def enforce_second_factor(request: HttpRequest) -> bool:
     config = active_config()
     if config is None:
         return False
-    user = request.user
+    # request.user is AuthenticationMiddleware's (lazy, shared with the view); with the middleware in the
+    # wrong order (check duo_oidc.E003) the session's user is loaded here rather than not judged.
+    user = getattr(request, "user", None) or auth.get_user(request)
     if not must_use_duo(user, config):
         return False
     logger.warning(
@@ -58,6 +60,8 @@ def enforce_second_factor(request: HttpRequest) -> bool:
         purpose="login",
         reason="no_second_factor",
         description="A password login without Duo's second factor was ended.",
+        factor="",
+        device="",
     )
     auth.logout(request)
     return True

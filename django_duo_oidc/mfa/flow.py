@@ -20,7 +20,7 @@ from django.contrib import auth
 from django.contrib.auth import SESSION_KEY
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render, resolve_url
-from django.urls import reverse
+from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.debug import sensitive_variables
@@ -30,8 +30,8 @@ from ..core.errors import ConfigurationError, DuoOIDCError, ProviderUnavailable,
 from ..models import MFAConfiguration, MFAUserState
 from ..sessions import record_session
 from . import remember, session
-from .duo import client_for, health_check
-from .result import Outcome
+from .duo import client_for, health_check, may_fail_open
+from .result import Outcome, device_kind
 from .who import duo_username
 
 __all__ = ["LOGIN", "STEP_UP", "announce", "callback_url", "complete_login", "failure", "record", "same_site", "start"]
@@ -49,24 +49,38 @@ def failure(
     user: Any = None,
     purpose: str = LOGIN,
     retry_url: str | None = None,
+    factor: str = "",
 ) -> HttpResponse:
-    """Log the reason, record it on the user, send ``second_factor_failed`` and render the error page."""
+    """Log the reason, record it on the user, send ``second_factor_failed`` and render the error page.
+
+    ``factor`` is the factor Duo's answer named, when there was an answer (a deny, a refused factor).
+    """
     reason = exc.error
+    device = device_kind(factor)
     # A misconfiguration is this site's fault, but it is answered as "not available", never as a 500.
     status = 503 if isinstance(exc, ConfigurationError) else 502 if isinstance(exc, TokenError) else exc.status_code
     logger.warning(
-        "Second factor failed (%s, purpose=%s, user=%s, status=%s): %s",
+        "Second factor failed (%s, purpose=%s, user=%s, status=%s, factor=%s, device=%s): %s",
         reason,
         purpose,
         user.pk if user is not None else "-",
         status,
+        factor or "-",
+        device or "-",
         exc.description,
     )
     if user is not None:
         result = MFAUserState.Result.DENY if reason == "access_denied" else MFAUserState.Result.ERROR
-        record(user, result=result, reason=reason)
+        record(user, result=result, reason=reason, factor=factor)
     signals.second_factor_failed.send(
-        sender=DuoOIDCError, request=request, user=user, purpose=purpose, reason=reason, description=exc.description
+        sender=DuoOIDCError,
+        request=request,
+        user=user,
+        purpose=purpose,
+        reason=reason,
+        description=exc.description,
+        factor=factor,
+        device=device,
     )
     context = {"status": status, "message": exc.description, "error": reason, "purpose": purpose}
     context["retry_url"] = retry_url or resolve_url(settings.LOGIN_URL)
@@ -76,16 +90,25 @@ def failure(
     return response
 
 
-def record(user: Any, *, result: str, reason: str = "", outcome: Outcome | None = None) -> None:
+def record(user: Any, *, result: str, reason: str = "", outcome: Outcome | None = None, factor: str = "") -> None:
     """Keep the user's last second-factor event (never a secret)."""
+    factor = outcome.factor if outcome else factor
     fields = {"last_auth_at": timezone.now(), "last_result": result, "last_reason": reason[:200]}
-    fields.update(last_factor=outcome.factor if outcome else "", last_device=outcome.device if outcome else "")
+    fields.update(last_factor=factor, last_device=device_kind(factor))
     MFAUserState.objects.update_or_create(user=user, defaults=fields)
 
 
 def callback_url(request: HttpRequest) -> str:
-    """The redirect URI sent to Duo: this site's callback, absolute."""
-    return request.build_absolute_uri(reverse("duo_oidc:mfa-callback"))
+    """The redirect URI sent to Duo: this site's callback, absolute.
+
+    :raises ConfigurationError: the URLs are not included (system check duo_oidc.E105).
+    """
+    try:
+        return request.build_absolute_uri(reverse("duo_oidc:mfa-callback"))
+    except NoReverseMatch:
+        raise ConfigurationError(
+            "The second factor's callback URL is not set up on this site.", error="duo_misconfigured"
+        ) from None
 
 
 def same_site(request: HttpRequest, url: str | None) -> str:
@@ -131,8 +154,8 @@ def _to_duo(
         client = client_for(config, callback_url(request))
         health_check(client)
     except ProviderUnavailable as exc:
-        if purpose == LOGIN and config.fail_mode == MFAConfiguration.FailMode.OPEN:
-            # Never for a refusal of the credentials (ConfigurationError): only when Duo cannot be reached.
+        if purpose == LOGIN and config.fail_mode == MFAConfiguration.FailMode.OPEN and may_fail_open(exc):
+            # Never for a refusal of the credentials or a rate limit: only when Duo cannot be reached.
             logger.error(
                 "DUO SECOND FACTOR SKIPPED: %s Fail mode is open, so user %s is logged in with the password alone.",
                 exc.description,

@@ -9,7 +9,7 @@ URL, ``exp`` and ``iat`` present (60 s leeway), ``preferred_username`` equal to 
 - ``preferred_username`` again (cheap, and this module does not trust a future SDK to keep doing it);
 - ``auth_time`` present, and within the attempt (not before the password step, not in the future);
 - ``auth_context.factor`` not one the site refuses (bypass codes cannot be turned off per integration in
-  Duo, DUO.md section 3).
+  Duo, DUO.md section 3); when the site refuses any, a result that names no factor is refused too.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from typing import Any
 
 from ..core.errors import InvalidClaim, LoginRefused
 
-__all__ = ["Outcome", "check_result", "device_kind", "normalise_factor"]
+__all__ = ["Outcome", "check_result", "device_kind", "factor_of", "normalise_factor"]
 
 # Keywords of a factor (Duo's display names such as "Duo Push", or the Admin API's "duo_push") and the
 # kind of device they mean. First match wins; the order puts the more specific words first.
@@ -65,6 +65,13 @@ def device_kind(factor: str) -> str:
     return "other" if normal else ""
 
 
+def factor_of(claims: Any) -> str:
+    """The factor Duo's answer names (``auth_context.factor``, e.g. "Duo Push"), cut to 64 characters; ""."""
+    context = claims.get("auth_context") if isinstance(claims, dict) else None
+    factor = context.get("factor") if isinstance(context, dict) else None
+    return factor[:64] if isinstance(factor, str) else ""
+
+
 def check_result(
     claims: dict[str, Any],
     *,
@@ -97,12 +104,13 @@ def check_result(
     # this attempt (an older approval is not an answer to this login) nor lie in the future.
     if auth_time < started_at - leeway or auth_time > now + leeway:
         raise InvalidClaim("auth_time", "Duo's answer is not about this login attempt.")
-    context = claims.get("auth_context")
-    factor = context.get("factor") if isinstance(context, dict) else None
-    factor = factor if isinstance(factor, str) else ""
+    factor = factor_of(claims)
+    if refused_factors and not factor:
+        # A site that refuses some factors cannot tell an unnamed one from those: closed.
+        raise LoginRefused("Duo did not say which second factor was used; this site must know.", error="factor_refused")
     if normalise_factor(factor) in {normalise_factor(f) for f in refused_factors}:
         raise LoginRefused(
             f"This site does not accept this kind of second factor ({factor[:40]}). Please use another one.",
             error="factor_refused",
         )
-    return Outcome(factor=factor[:64], device=device_kind(factor), auth_time=float(auth_time))
+    return Outcome(factor=factor, device=device_kind(factor), auth_time=float(auth_time))

@@ -25,7 +25,7 @@ from ..login.views import OAUTH_ERROR_CODE, CallbackReporterFilter, cleanse_call
 from . import session
 from .duo import client_for, exchange
 from .flow import LOGIN, STEP_UP, announce, callback_url, complete_login, failure, record, same_site, start
-from .result import Outcome, check_result
+from .result import Outcome, check_result, factor_of
 from .who import active_config, must_use_duo
 
 __all__ = ["SENSITIVE_PARAMETERS", "CallbackView", "MFALoginView", "StepUpView", "admin_login"]
@@ -72,6 +72,7 @@ class CallbackView(View):
         request.exception_reporter_filter = CallbackReporterFilter()  # type: ignore[attr-defined]
         self.user: Any = None
         self.pending: dict[str, Any] = {}
+        self.factor = ""
         try:
             return self.complete(request)
         except DuoOIDCError as exc:
@@ -80,7 +81,9 @@ class CallbackView(View):
                 exc,
                 user=self.user,
                 purpose=self.pending.get("purpose", LOGIN),
-                retry_url=same_site(request, self.pending.get("retry")),
+                # The login page the attempt started from; LOGIN_URL when there is no attempt.
+                retry_url=same_site(request, self.pending["retry"]) if self.pending.get("retry") else None,
+                factor=self.factor,
             )
         finally:
             cleanse_callback_query(request, SENSITIVE_PARAMETERS)
@@ -106,6 +109,7 @@ class CallbackView(View):
             raise ConfigurationError("The second factor was turned off during this login.", error="duo_misconfigured")
         client = client_for(config, callback_url(request))
         claims = exchange(client, duo_code, pending["username"], pending["nonce"])
+        self.factor = factor_of(claims)
         outcome = check_result(
             claims,
             username=pending["username"],

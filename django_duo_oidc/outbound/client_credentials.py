@@ -97,7 +97,7 @@ def client_token(
     def fetch() -> dict[str, Any]:
         tokens = flow.client_credentials_grant(
             runtime.http,
-            runtime.metadata.token_endpoint,
+            runtime.endpoint("token_endpoint"),
             runtime.provider.credentials(),
             scope=scope_str or None,
             resource=resource,

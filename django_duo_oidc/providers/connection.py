@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..core.discovery import SOURCE_KEY, SOURCE_NONE, SOURCE_RFC8414, ProviderMetadata
 from ..core.errors import ConfigurationError, DuoOIDCError, ProviderUnavailable
 from ..models import Provider
 from .runtime import ProviderRuntime
@@ -56,7 +57,23 @@ def check_connection(provider: Provider) -> ConnectionReport:
     except DuoOIDCError as exc:
         report.fail(f"Discovery failed: {exc.description}")
         return report
-    report.lines.append(f"Discovery OK: issuer {metadata.issuer}.")
+    source = metadata.raw.get(SOURCE_KEY)
+    if source == SOURCE_NONE:
+        report.lines.append(f"The issuer {metadata.issuer} publishes no metadata: using the endpoints set by hand.")
+    else:
+        where = "RFC 8414 metadata" if source == SOURCE_RFC8414 else "OpenID discovery"
+        report.lines.append(f"Discovery OK ({where}): issuer {metadata.issuer}.")
+    manual = provider.endpoint_overrides()
+    if manual:
+        report.lines.append("Set by hand: " + ", ".join(sorted(manual)) + ".")
+    if not metadata.authorization_endpoint:
+        report.lines.append("No authorization endpoint: no browser login through this provider (tokens only).")
+    if not metadata.token_endpoint:
+        report.fail("No token endpoint: publish one in the metadata or set it on the provider.")
+    _report_bearer_validation(report, provider, metadata)
+    if not metadata.jwks_uri:
+        report.lines.append("No JWKS: JWTs of this provider cannot be verified here.")
+        return _report_rest(report, provider, metadata)
     try:
         keys = runtime.keys.refresh()
     except ProviderUnavailable:
@@ -69,6 +86,10 @@ def check_connection(provider: Provider) -> ConnectionReport:
             report.lines.append(f"Signing keys OK: {len(keys)} key(s) published.")
         else:
             report.fail("The provider publishes no signing key this site can use.")
+    return _report_rest(report, provider, metadata)
+
+
+def _report_rest(report: ConnectionReport, provider: Provider, metadata: ProviderMetadata) -> ConnectionReport:
     if provider.algorithm_list and not set(provider.algorithm_list) & set(
         metadata.id_token_signing_alg_values_supported
     ):
@@ -93,3 +114,27 @@ def check_connection(provider: Provider) -> ConnectionReport:
     else:
         report.lines.append(f"Client secret: {provider.secret_status}.")
     return report
+
+
+def _report_bearer_validation(report: ConnectionReport, provider: Provider, metadata: ProviderMetadata) -> None:
+    """Say what bearer-token validation will do with this metadata, and fail when it cannot work."""
+    mode = provider.access_token_validation
+    modes = Provider.AccessTokenValidation
+    introspects = bool(provider.introspect and metadata.introspection_endpoint)
+    if mode == modes.OFF:
+        report.lines.append("Bearer tokens: refused (access token validation is off).")
+        return
+    if mode == modes.AUTO:
+        mode = modes.JWT_INTROSPECTION if introspects else modes.JWT
+        report.lines.append(f"Bearer tokens: automatic mode validates them as {mode}.")
+    else:
+        report.lines.append(f"Bearer tokens: validated as {mode}.")
+    if mode in (modes.INTROSPECTION, modes.JWT_INTROSPECTION) and not introspects:
+        why = (
+            "introspection is turned off on the provider"
+            if not provider.introspect
+            else "it has no introspection endpoint"
+        )
+        report.fail(f"Bearer tokens cannot be validated as {mode}: {why}; every API call would be refused (503).")
+    if mode in (modes.JWT, modes.JWT_INTROSPECTION) and not metadata.jwks_uri:
+        report.fail(f"Bearer tokens cannot be validated as {mode}: the provider publishes no JWKS.")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import logging
@@ -15,8 +16,8 @@ from django.views.decorators.debug import sensitive_variables
 from ..conf import conf
 from ..core import flow
 from ..core import tokens as tokens_mod
-from ..core.discovery import ProviderMetadata, fetch_metadata, parse_metadata
-from ..core.errors import CacheUnavailable, DiscoveryError, TokenError
+from ..core.discovery import SOURCE_KEY, SOURCE_NONE, ProviderMetadata, fetch_metadata, parse_metadata
+from ..core.errors import CacheUnavailable, ConfigurationError, DiscoveryError, TokenError
 from ..core.http import HttpClient
 from ..core.introspection import TokenInfo, introspect
 from ..core.jwks import JWKSStore
@@ -101,13 +102,27 @@ class ProviderRuntime:
 
     @functools.cached_property
     def metadata(self) -> ProviderMetadata:
+        """The provider's metadata (discovery, else RFC 8414), with the endpoints set by hand on the row."""
+        overrides = self.provider.endpoint_overrides()
+        return dataclasses.replace(self._published_metadata(bool(overrides)), **overrides)
+
+    def _published_metadata(self, has_overrides: bool) -> ProviderMetadata:
         doc = self.trusted_cache.get(self._metadata_key)
         if isinstance(doc, dict):
             try:
                 return parse_metadata(doc, self.provider.issuer)
             except DiscoveryError:
                 pass  # stale entry for an issuer that changed: fetch again
-        metadata = fetch_metadata(self.http, self.provider.issuer)
+        try:
+            metadata = fetch_metadata(self.http, self.provider.issuer)
+        except DiscoveryError:
+            if not has_overrides:
+                raise
+            # Nothing published, everything set by hand: remembered as "nothing" (an RFC 8414 document
+            # with no endpoint of its own) so the issuer is not asked again on every request.
+            empty = {"issuer": self.provider.issuer, "token_endpoint": "", SOURCE_KEY: SOURCE_NONE}
+            self.trusted_cache.set(self._metadata_key, empty, conf.discovery_ttl)
+            return parse_metadata(empty, self.provider.issuer)
         self.trusted_cache.set(self._metadata_key, metadata.to_dict(), conf.discovery_ttl)
         return metadata
 
@@ -117,11 +132,28 @@ class ProviderRuntime:
         self.__dict__.pop("metadata", None)
         return self.metadata
 
+    def endpoint(self, name: str) -> str:
+        """The metadata's ``name`` endpoint (set by hand or published).
+
+        :raises ConfigurationError: the provider has none: it publishes no such endpoint (RFC 8414
+            metadata of a server without browser login or keys) and none is set on the row.
+        """
+        url = getattr(self.metadata, name)
+        if not url:
+            exc = ConfigurationError(
+                f"The provider {self.provider.slug} has no {name.replace('_', ' ')}: it publishes none; set "
+                "it on the provider if the server has one."
+            )
+            if name == "authorization_endpoint":
+                exc.status_code = 404  # a token-only server: there is no login page to go to
+            raise exc
+        return str(url)
+
     @functools.cached_property
     def keys(self) -> JWKSStore:
         return JWKSStore(
             self.http,
-            self.metadata.jwks_uri,
+            self.endpoint("jwks_uri"),
             self.trusted_cache,
             ttl=conf.jwks_ttl,
             refetch_interval=conf.jwks_refetch_interval,
@@ -137,7 +169,7 @@ class ProviderRuntime:
     # Flow ----------------------------------------------------------------------------------------
 
     def authorization_url(self, params: dict[str, str]) -> str:
-        return flow.authorization_url(self.metadata.authorization_endpoint, params)
+        return flow.authorization_url(self.endpoint("authorization_endpoint"), params)
 
     # Methods that hold a code, a token or the client secret hide their locals (and those of the core
     # functions they call) from Django's error reports.
@@ -146,7 +178,7 @@ class ProviderRuntime:
     def exchange_code(self, *, code: str, redirect_uri: str, code_verifier: str) -> flow.TokenSet:
         return flow.exchange_code(
             self.http,
-            self.metadata.token_endpoint,
+            self.endpoint("token_endpoint"),
             self.provider.credentials(),
             code=code,
             redirect_uri=redirect_uri,
@@ -155,7 +187,9 @@ class ProviderRuntime:
 
     @sensitive_variables()
     def refresh(self, refresh_token: str) -> flow.TokenSet:
-        return flow.refresh_tokens(self.http, self.metadata.token_endpoint, self.provider.credentials(), refresh_token)
+        return flow.refresh_tokens(
+            self.http, self.endpoint("token_endpoint"), self.provider.credentials(), refresh_token
+        )
 
     @sensitive_variables()
     def validate_id_token(

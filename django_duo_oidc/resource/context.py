@@ -6,7 +6,6 @@ did not ask for one.
 
 from __future__ import annotations
 
-import functools
 import logging
 import time
 from typing import TYPE_CHECKING, Any, Literal
@@ -14,7 +13,6 @@ from typing import TYPE_CHECKING, Any, Literal
 from asgiref.sync import sync_to_async
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AnonymousUser
-from django.core.exceptions import FieldDoesNotExist
 from django.db import DatabaseError, transaction
 from django.http import HttpRequest, JsonResponse
 from django.utils.functional import SimpleLazyObject
@@ -33,11 +31,17 @@ from ..core.errors import (
     TokenExpired,
 )
 from ..core.scopes import format_scopes, missing_scopes
-from ..models import Identity, Provider
+from ..models import Provider
 from .answers import error_response
+from .identities import identity_link, identity_link_by_username, users_have_is_active
 from .validation import validate
 
 logger = logging.getLogger("django_duo_oidc")
+
+# Module globals, so that a test (or a subclass of the process) can replace one lookup.
+_identity_link = identity_link
+_identity_link_by_username = identity_link_by_username
+_users_have_is_active = users_have_is_active
 
 
 class BearerContext:
@@ -161,15 +165,19 @@ def _linked_user_pk(grant: AccessGrant, provider: Provider) -> int | None:
     :raises _InactiveUser: the linked user may not log in (``is_active`` False).
     :raises ProviderUnavailable: the database cannot be read (503, never a 500, never a guess).
     """
-    if grant.is_client or grant.sub is None:
+    if grant.is_client or (grant.sub is None and grant.username is None):
         return None  # a server calling for itself is never a logged-in user
-    key = (provider.pk, grant.sub)
+    # Without a sub, the RFC 7662 username (django-oauth-toolkit): a key no sub can take ("\0" prefix).
+    key = (provider.pk, grant.sub if grant.sub is not None else "\0" + str(grant.username))
     now = time.monotonic()
     found = _users.get(key)
     if found is None or now >= found[2]:
         generation = _generation[0]
         try:
-            link = _identity_link(provider, grant.sub)
+            if grant.sub is not None:
+                link = _identity_link(provider, grant.sub)
+            else:
+                link = _identity_link_by_username(provider, str(grant.username))
         except DatabaseError as exc:
             raise ProviderUnavailable("This site's user directory cannot be read right now.") from exc
         # No link: a subject that never logged in here (a valid token, no user).
@@ -182,25 +190,6 @@ def _linked_user_pk(grant: AccessGrant, provider: Provider) -> int | None:
     if not active:
         raise _InactiveUser()
     return user_pk
-
-
-@functools.cache
-def _users_have_is_active() -> bool:
-    try:
-        get_user_model()._meta.get_field("is_active")
-    except FieldDoesNotExist:
-        return False  # a custom user model without the field: every user may log in (AbstractBaseUser)
-    return True
-
-
-def _identity_link(provider: Provider, sub: str) -> tuple[int, bool] | None:
-    """``(user pk, may log in)`` of the identity ``(provider, sub)``, in one indexed query, or None."""
-    identities = Identity.objects.filter(provider_id=provider.pk, sub=sub)
-    if _users_have_is_active():
-        row = identities.values_list("user_id", "user__is_active")[:1]
-        return (row[0][0], bool(row[0][1])) if row else None
-    pks = identities.values_list("user_id", flat=True)[:1]
-    return (pks[0], True) if pks else None
 
 
 def _load_user(user_pk: int | None) -> Any:

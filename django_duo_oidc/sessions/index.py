@@ -23,6 +23,7 @@ from django.contrib.auth.models import AnonymousUser
 from django.contrib.sessions.backends import signed_cookies
 from django.contrib.sessions.backends.base import SessionBase
 from django.db import DatabaseError, IntegrityError, transaction
+from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 
@@ -30,7 +31,7 @@ from .. import signals
 from ..models import LiveSession, Provider
 from ..state.encryption import SealedValueError, seal, unseal
 
-__all__ = ["end_sessions", "forget_session", "record_session", "rekey_session", "store_can_delete"]
+__all__ = ["end_indexed", "end_sessions", "forget_session", "record_session", "rekey_session", "store_can_delete"]
 
 logger = logging.getLogger("django_duo_oidc")
 
@@ -179,20 +180,21 @@ def end_sessions(
     """
     if sid is not None and not sid:
         raise ValueError("sid must be a non-empty provider session id, or None")
-    rows = LiveSession.objects.filter(user=user).select_related("provider")
+    rows = LiveSession.objects.filter(user=user)
     if provider is not None:
         rows = rows.filter(provider=provider)
     if sid is not None:
         rows = rows.filter(sid=sid)
+    return end_indexed(rows, reason=reason, request=request)
+
+
+def end_indexed(rows: QuerySet[LiveSession], *, reason: str, request: HttpRequest | None = None) -> int:
+    """End the sessions of these index rows (any users), as :func:`end_sessions` does; return how many."""
     if not store_can_delete():
-        logger.warning(
-            "Sessions of user %s cannot be ended (%s): SESSION_ENGINE keeps sessions in the browser",
-            getattr(user, "pk", None),
-            reason,
-        )
+        logger.warning("Sessions cannot be ended (%s): SESSION_ENGINE keeps sessions in the browser", reason)
     current = getattr(getattr(request, "session", None), "session_key", None)
     ended = 0
-    for row in rows:
+    for row in rows.select_related("provider", "user").order_by("pk"):
         try:
             key = unseal(row.key_sealed)
         except SealedValueError:
@@ -214,5 +216,7 @@ def end_sessions(
             row.provider.slug if row.provider_id else "-",
             reason,
         )
-        signals.session_ended.send(sender=LiveSession, request=request, user=user, provider=row.provider, reason=reason)
+        signals.session_ended.send(
+            sender=LiveSession, request=request, user=row.user, provider=row.provider, reason=reason
+        )
     return ended

@@ -33,11 +33,11 @@ def admin_client(db: Any) -> Client:
 
 def provider_form(provider: Provider, **changes: Any) -> dict[str, Any]:
     data = {
-        f.name: getattr(provider, f.name)
+        f.name: getattr(provider, f.attname)
         for f in Provider._meta.fields
         if f.editable and f.name not in ("id", "created_at", "updated_at")
     }
-    data["max_age"] = data["max_age"] or ""
+    data = {k: "" if v is None else v for k, v in data.items()}  # a blank number or foreign key
     data.update({f"group_rules-{k}": v for k, v in {"TOTAL_FORMS": 0, "INITIAL_FORMS": 0}.items()})
     data.update(changes)
     return {k: v for k, v in data.items() if v is not False}

@@ -82,6 +82,12 @@ def test_admin_stores_the_secret_encrypted_and_never_shows_it(
     assert "Second factor configuration" in caplog.text and "client_secret" in caplog.text
 
 
+def test_admin_keeps_one_configuration(admin_client: Client, config: MFAConfiguration) -> None:
+    assert admin_client.get("/admin/duo_oidc/mfaconfiguration/add/").status_code == 403
+    config.delete()
+    assert admin_client.get("/admin/duo_oidc/mfaconfiguration/add/").status_code == 200
+
+
 def test_the_users_admin_page_shows_the_last_duo_authentication(admin_client: Client) -> None:
     alice = User.objects.create_user("alice", "alice@example.test", "pw")
     MFAUserState.objects.create(user=alice, last_result="allow", last_factor="Duo Push", last_device="mobile phone")

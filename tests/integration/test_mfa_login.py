@@ -403,6 +403,7 @@ def test_a_callback_with_no_pending_attempt_is_refused_without_asking_duo(
     response = client.get("/oidc/mfa/callback/?state=" + "s" * 36 + "&duo_code=abc")
     assert response.status_code == 400
     assert b"No Duo login is waiting" in response.content
+    assert b'href="/oidc/login/"' in response.content  # "Log in again": LOGIN_URL
     assert failures[-1]["reason"] == "state_unknown" and failures[-1]["user"] is None
     assert duo.stats()["tokens"] == 0
 
@@ -422,12 +423,13 @@ def test_an_expired_attempt_is_refused_without_asking_duo(
 
 
 def test_deny_ends_on_a_clear_page_with_no_session(
-    client: Client, duo: Any, config: MFAConfiguration, alice: Any, failures: list[dict[str, Any]]
+    client: Client, duo: Any, config: MFAConfiguration, alice: Any, failures: list[dict[str, Any]], caplog: Any
 ) -> None:
     response = callback(client, duo.deny(to_duo(client, duo, "alice")))
+    assert "Second factor failed (access_denied, purpose=login" in caplog.text
     assert response.status_code == 403
     assert b"Duo did not approve this login" in response.content
-    assert b"Log in again" in response.content
+    assert b"Log in again" in response.content and b'href="/oidc/mfa/login/?next=/me/"' in response.content
     assert not authenticated(client)
     assert failures[-1]["reason"] == "access_denied" and failures[-1]["user"] == alice
     assert MFAUserState.objects.get(user=alice).last_result == "deny"
@@ -454,9 +456,13 @@ def test_a_refused_factor_is_refused(
     assert response.status_code == 403
     assert b"does not accept this kind of second factor" in response.content
     assert not authenticated(client)
-    assert failures[-1]["reason"] == "factor_refused"
+    assert (failures[-1]["reason"], failures[-1]["factor"], failures[-1]["device"]) == (
+        "factor_refused",
+        "Bypass Code",
+        "bypass code",
+    )
     state = MFAUserState.objects.get(user=alice)
-    assert state.last_result == "error" and state.last_reason == "factor_refused"
+    assert (state.last_result, state.last_reason, state.last_factor) == ("error", "factor_refused", "Bypass Code")
 
 
 def test_an_accepted_factor_still_passes_when_others_are_refused(
@@ -914,3 +920,38 @@ def test_a_remember_cookie_is_bound_to_its_user(
     log_out(client)
     assert skips_duo(client, duo, "alice")
     assert not skips_duo(client, duo, "bob")
+
+
+def test_a_session_key_planted_before_the_password_does_not_carry_the_attempt(
+    client: Client, duo: Any, config: MFAConfiguration, alice: Any
+) -> None:
+    planted = client.session  # a session the attacker could have fixed in the victim's browser
+    planted["x"] = 1
+    planted.save()
+    client.cookies[settings.SESSION_COOKIE_NAME] = planted.session_key
+    to_duo(client, duo, "alice")
+    assert client.session.session_key != planted.session_key
+    engine = import_module(settings.SESSION_ENGINE)
+    assert mfa_session.PENDING_KEY not in engine.SessionStore(planted.session_key).load()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_async_middleware_ends_a_session_that_skipped_duo(
+    client: Client, duo: Any, config: MFAConfiguration, alice: Any
+) -> None:
+    import asyncio
+
+    from asgiref.sync import sync_to_async
+    from django.db import connections
+    from django.test import AsyncClient
+
+    client.force_login(alice, backend="django.contrib.auth.backends.ModelBackend")
+    async_client = AsyncClient()
+    async_client.cookies = client.cookies
+    try:
+        response = asyncio.run(async_client.get("/t/mfa/async/"))  # an async view: the async middleware path
+        assert response.status_code == 302
+        assert response["Location"].startswith("/oidc/login/")  # ended before the view: anonymous
+    finally:
+        asyncio.run(sync_to_async(connections.close_all)())  # as tests/integration/test_policy.py does
+    assert not authenticated(client)

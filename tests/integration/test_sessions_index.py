@@ -54,11 +54,30 @@ async def acycle(request: HttpRequest) -> HttpResponse:
     return JsonResponse({"ok": True})
 
 
+def ended_meanwhile(request: HttpRequest) -> HttpResponse:
+    """A request in flight while a back-channel logout (another worker) ends its session; then it
+    writes to its session, as the freshness check does when it stores renewed tokens."""
+    end_sessions(request.user, reason="test: ended elsewhere")
+    request.session["written_after_the_end"] = True
+    return JsonResponse({"ok": True})
+
+
+async def aended_meanwhile(request: HttpRequest) -> HttpResponse:
+    from asgiref.sync import sync_to_async
+
+    user = await request.auser()
+    await sync_to_async(end_sessions)(user, reason="test: ended elsewhere")
+    await request.session.aset("written_after_the_end", True)
+    return JsonResponse({"ok": True})
+
+
 urlpatterns = [
     *test_urls,
     path("t/sessions/password/", change_password),
     path("t/sessions/cycle/", cycle),
     path("t/sessions/acycle/", acycle),
+    path("t/sessions/ended-meanwhile/", ended_meanwhile),
+    path("t/sessions/aended-meanwhile/", aended_meanwhile),
 ]
 
 
@@ -162,6 +181,23 @@ def test_a_cycled_key_is_followed_and_can_still_be_ended(
     assert end_sessions(row.user, reason="test") == 1
     assert me(client) == {"authenticated": False}
     assert not store_has(new)
+
+
+@pytest.mark.urls(__name__)
+@pytest.mark.parametrize("url", ["/t/sessions/ended-meanwhile/", "/t/sessions/aended-meanwhile/"])
+@pytest.mark.parametrize("save_every_request", [False, True])
+def test_a_request_in_flight_does_not_write_an_ended_session_back(
+    client: Client, fake_op: FakeOP, provider: Provider, engine: str, url: str, save_every_request: bool, settings: Any
+) -> None:
+    # Django's db and cache stores both refuse to save a session deleted meanwhile (UpdateError, a 400
+    # "session was deleted before the request completed"): the ended session is not written back.
+    settings.SESSION_SAVE_EVERY_REQUEST = save_every_request
+    login(client, fake_op)
+    key = session_key(client)
+    response = client.get(url)
+    assert response.status_code == 400
+    assert not store_has(key)
+    assert me(client) == {"authenticated": False}
 
 
 def test_an_unknown_session_cookie_costs_no_query(
@@ -306,3 +342,153 @@ def test_signed_cookie_sessions_warn_in_checks_and_at_end_time(
 
 def test_server_side_stores_raise_no_warning(settings: Any, engine: str) -> None:
     assert not [m for m in check_settings() if m.id == "duo_oidc.W005"]
+
+
+# The admin -----------------------------------------------------------------------------------------
+
+
+def staff(*perms: str) -> Client:
+    from django.contrib.auth.models import Permission
+
+    user = User.objects.create_user("staffer", "staffer@example.test", "pw", is_staff=True)
+    for perm in perms:
+        app, codename = perm.split(".")
+        user.user_permissions.add(Permission.objects.get(content_type__app_label=app, codename=codename))
+    client = Client()
+    client.force_login(user, backend="django.contrib.auth.backends.ModelBackend")
+    return client
+
+
+def superuser() -> Client:
+    user = User.objects.create_superuser("root", "root@example.test", "pw")
+    client = Client()
+    client.force_login(user, backend="django.contrib.auth.backends.ModelBackend")
+    return client
+
+
+def run_action(client: Client, changelist: str, action: str, pks: list[Any]) -> Any:
+    return client.post(changelist, {"action": action, "_selected_action": [str(pk) for pk in pks]}, follow=True)
+
+
+LIVE = "/admin/duo_oidc/livesession/"
+IDENTITIES = "/admin/duo_oidc/identity/"
+
+
+def test_the_session_list_never_shows_a_key(fake_op: FakeOP, provider: Provider) -> None:
+    alice = Client()
+    fake_op.id_token_claims["sid"] = "op-sid-secretish"
+    login(alice, fake_op)
+    row = LiveSession.objects.get()
+    admin_client = superuser()
+    for url in (LIVE, f"{LIVE}{row.pk}/change/"):
+        page = admin_client.get(url).content.decode()
+        assert "alice@example.test" in page
+        for secret in (session_key(alice), row.key_digest, row.key_sealed, "op-sid-secretish"):
+            assert secret not in page
+    assert admin_client.get(f"{LIVE}add/").status_code == 403
+    assert admin_client.post(f"{LIVE}{row.pk}/delete/", {"post": "yes"}).status_code == 403
+    assert LiveSession.objects.count() == 1  # never forgotten without being ended
+
+
+def test_end_these_sessions_ends_only_the_chosen_ones(fake_op: FakeOP, provider: Provider, engine: str) -> None:
+    alice, bob = Client(), Client()
+    login(alice, fake_op, sub="alice")
+    login(bob, fake_op, sub="bob")
+    admin_client = superuser()
+    chosen = LiveSession.objects.get(user__username="alice@example.test")
+    with captured(signals.session_ended) as ended:
+        page = run_action(admin_client, LIVE, "end_these_sessions", [chosen.pk]).content.decode()
+    assert "Ended 1 session(s) of 1 user(s)." in page
+    assert me(alice) == {"authenticated": False} and me(bob)["authenticated"] is True
+    assert ended[0]["reason"].startswith("admin: ended by admin user ")
+    assert me(admin_client)["authenticated"] is True  # the admin's own session is not touched
+
+
+def test_identity_action_ends_every_session_of_the_user(fake_op: FakeOP, provider: Provider) -> None:
+    first, second, bob = Client(), Client(), Client()
+    login(first, fake_op)
+    login(second, fake_op)
+    login(bob, fake_op, sub="bob")
+    identity = provider.identities.get(sub="alice")
+    second_provider = Provider.objects.create(slug="other", issuer="https://other.test", client_id="x")
+    other = identity.user.duo_identities.create(provider=second_provider, sub="alice-elsewhere")
+    page = run_action(superuser(), IDENTITIES, "end_all_sessions", [identity.pk, other.pk]).content.decode()
+    assert "Ended 2 session(s) of 1 user(s)." in page
+    assert me(first) == {"authenticated": False} and me(second) == {"authenticated": False}
+    assert me(bob)["authenticated"] is True
+
+
+@pytest.mark.parametrize(
+    ("perms", "changelist", "action"),
+    [
+        (("duo_oidc.view_livesession",), LIVE, "end_these_sessions"),
+        (("duo_oidc.view_identity", "duo_oidc.change_identity"), IDENTITIES, "end_all_sessions"),
+    ],
+)
+def test_ending_sessions_needs_the_permission(
+    fake_op: FakeOP, provider: Provider, perms: tuple[str, ...], changelist: str, action: str
+) -> None:
+    alice = Client()
+    login(alice, fake_op)
+    client = staff(*perms)
+    page = client.get(changelist).content.decode()
+    assert action not in page  # not offered
+    pk = (LiveSession.objects.get() if changelist == LIVE else provider.identities.get()).pk
+    run_action(client, changelist, action, [pk])  # forced: refused by the admin
+    assert me(alice)["authenticated"] is True
+    client = staff_with_more("duo_oidc.delete_livesession")
+    run_action(client, changelist, action, [pk])
+    assert me(alice) == {"authenticated": False}
+
+
+def staff_with_more(*perms: str) -> Client:
+    from django.contrib.auth.models import Permission
+
+    user = User.objects.get(username="staffer")
+    for perm in perms:
+        app, codename = perm.split(".")
+        user.user_permissions.add(Permission.objects.get(content_type__app_label=app, codename=codename))
+    client = Client()
+    client.force_login(user, backend="django.contrib.auth.backends.ModelBackend")
+    return client
+
+
+def test_the_user_admin_action_checks_the_permission_itself(fake_op: FakeOP, provider: Provider) -> None:
+    from django.contrib.messages.storage.fallback import FallbackStorage
+    from django.test import RequestFactory
+
+    from django_duo_oidc.admin import IdentityAdmin, end_user_sessions
+
+    alice = Client()
+    login(alice, fake_op)
+    users = User.objects.filter(username="alice@example.test")
+    request = RequestFactory().post("/admin/auth/user/")
+    request.user = User.objects.create_user("plain", is_staff=True)
+    request.session = {}
+    request._messages = FallbackStorage(request)
+    model_admin = IdentityAdmin(LiveSession, admin.site)
+    end_user_sessions(model_admin, request, users)
+    assert me(alice)["authenticated"] is True
+    request.user = User.objects.create_superuser("boss", "boss@example.test", "pw")
+    end_user_sessions(model_admin, request, users)
+    assert me(alice) == {"authenticated": False}
+
+
+def test_logout_goes_on_when_the_index_cannot_be_written(
+    client: Client, fake_op: FakeOP, provider: Provider, monkeypatch: pytest.MonkeyPatch, caplog: Any
+) -> None:
+    from django.db import OperationalError
+    from django.db.models.query import QuerySet
+
+    login(client, fake_op)
+    real_delete = QuerySet.delete
+
+    def delete(self: QuerySet[Any]) -> Any:
+        if self.model is LiveSession:
+            raise OperationalError("database is locked")
+        return real_delete(self)
+
+    monkeypatch.setattr(QuerySet, "delete", delete)
+    assert client.post("/oidc/logout/").status_code == 302
+    assert me(client) == {"authenticated": False}
+    assert "Could not drop the index row" in caplog.text

@@ -22,7 +22,11 @@ const secret = process.env.OP_CLIENT_SECRET || 'sp+ec/ial:chars%25x=0123456789ab
 const { privateKey } = await generateKeyPair('RS256', { extractable: true });
 const jwk = { ...(await exportJWK(privateKey)), kid: createHash('sha256').update(randomUUID()).digest('hex'), alg: 'RS256', use: 'sig' };
 
-const client = (id, method) => ({
+// OpenID Connect Back-Channel Logout 1.0: a client has one backchannel_logout_uri, so the first relying
+// party base gets the logout tokens, at the provider row named after the client ("duo" for django-basic,
+// "duo-post" for django-post, as tests/e2e/conftest.py creates them). With session_required the ID token
+// and the logout token carry `sid`.
+const client = (id, method, slug) => ({
   client_id: id,
   client_secret: secret,
   token_endpoint_auth_method: method,
@@ -30,12 +34,14 @@ const client = (id, method) => ({
   response_types: ['code'],
   redirect_uris: bases.map((b) => `${b}/oidc/callback/`),
   post_logout_redirect_uris: bases.map((b) => `${b}/`),
+  backchannel_logout_uri: `${bases[0]}/oidc/backchannel-logout/${slug}/`,
+  backchannel_logout_session_required: true,
 });
 
 const GROUPS = { alice: ['crm-users'], bob: [], carol: ['crm-users', 'admins'] };
 
 const provider = new Provider(issuer, {
-  clients: [client('django-basic', 'client_secret_basic'), client('django-post', 'client_secret_post')],
+  clients: [client('django-basic', 'client_secret_basic', 'duo'), client('django-post', 'client_secret_post', 'duo-post')],
   pkce: { required: () => true },
   scopes: ['openid', 'offline_access', 'profile', 'email', 'groups', 'crm.contacts.read'],
   claims: { openid: ['sub'], profile: ['name', 'given_name', 'family_name'], email: ['email'], groups: ['groups'] },
@@ -56,6 +62,7 @@ const provider = new Provider(issuer, {
     revocation: { enabled: true },
     clientCredentials: { enabled: true },
     rpInitiatedLogout: { enabled: true },
+    backchannelLogout: { enabled: true },
     resourceIndicators: {
       enabled: true,
       defaultResource: async (ctx, c, oneOf) => oneOf,
@@ -67,6 +74,12 @@ const provider = new Provider(issuer, {
     },
   },
   jwks: { keys: [jwk] },
+  // The provider's outgoing requests (back-channel logout posts) refuse loopback addresses (its SSRF
+  // guard, a dispatcher it passes in). The relying parties under test listen on 127.0.0.1: drop the guard.
+  fetch: (url, options) => {
+    const { dispatcher, ...rest } = options;
+    return globalThis.fetch(url, rest);
+  },
   cookies: { keys: [randomUUID()] },
   ttl: { AccessToken: 600, AuthorizationCode: 60, IdToken: 300, RefreshToken: 3600, ClientCredentials: 600, Interaction: 600, Session: 3600, Grant: 3600 },
 });
@@ -97,6 +110,18 @@ provider.use(async (ctx, next) => {
     }
     grantsByAccount.delete(sub);
     ctx.status = 204;
+    return;
+  }
+  await next();
+});
+
+// Test-only: what became of the last back-channel logout posts (GET /__test__/backchannel).
+const backchannel = [];
+provider.on('backchannel.success', (ctx, client, accountId, sid) => backchannel.push({ client: client.clientId, accountId, sid, ok: true }));
+provider.on('backchannel.error', (ctx, err, client, accountId, sid) => backchannel.push({ client: client.clientId, accountId, sid, ok: false, error: String(err.message) }));
+provider.use(async (ctx, next) => {
+  if (ctx.path === '/__test__/backchannel') {
+    ctx.body = backchannel;
     return;
   }
   await next();

@@ -141,3 +141,17 @@ def test_the_transport_keeps_only_error_fields_of_an_answer(monkeypatch: pytest.
     sdk.requests.post("https://x/oauth/v1/token")
     assert seen["timeout"] == 10.0  # DUO_OIDC["HTTP_TIMEOUT"]'s default
     assert duo.last_answer() == DuoAnswer(200, {"stat": "OK"})
+
+
+def test_a_rate_limit_is_unavailable_but_never_fails_open() -> None:
+    error = classify(wrapped(KeyError("stat")), DuoAnswer(429, {"stat": "FAIL", "code": 42901}), during="health check")
+    assert isinstance(error, ProviderUnavailable) and error.error == "duo_rate_limited"
+    assert not duo.may_fail_open(error)
+
+
+def test_only_an_unreachable_duo_may_fail_open() -> None:
+    assert duo.may_fail_open(classify(wrapped(requests.exceptions.ConnectTimeout("x")), None, during="health check"))
+    assert duo.may_fail_open(classify(wrapped(KeyError("stat")), DuoAnswer(503, None), during="health check"))
+    refused = classify(wrapped(KeyError("stat")), DuoAnswer(400, {"error": "unauthorized_request"}), during="x")
+    assert not duo.may_fail_open(refused)
+    assert not duo.may_fail_open(ConfigurationError())

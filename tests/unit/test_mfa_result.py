@@ -90,8 +90,12 @@ def test_a_missing_factor_is_recorded_empty(context: Any) -> None:
     assert (outcome.factor, outcome.device) == ("", "")
 
 
-def test_a_missing_factor_is_not_taken_for_a_refused_one_but_an_empty_refusal_is_ignored() -> None:
-    assert check(claims(auth_context={}), refused=frozenset({"Bypass Code"})).factor == ""
+@pytest.mark.parametrize("context", [None, {}, {"factor": ""}, {"factor": 7}])
+def test_a_missing_factor_is_refused_when_some_factors_are(context: Any) -> None:
+    """Duo's answer that names no factor could be a bypass code: a site refusing some cannot accept it."""
+    with pytest.raises(LoginRefused) as caught:
+        check(claims(auth_context=context), refused=frozenset({"Bypass Code"}))
+    assert caught.value.error == "factor_refused"
 
 
 def test_the_factor_kept_for_the_audit_is_cut() -> None:

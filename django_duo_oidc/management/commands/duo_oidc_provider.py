@@ -6,14 +6,16 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 from typing import Any
 
 from django.contrib.auth.models import Group
 from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.urls import NoReverseMatch, reverse
 
-from ...models import GroupRule, Provider
+from ...models import ENDPOINT_FIELDS, GroupRule, Provider
 from ...providers.connection import check_connection
 
 
@@ -34,12 +36,37 @@ class Command(BaseCommand):
         parser.add_argument("--name", help="Display name (default: the slug).")
         parser.add_argument("--scopes", help='Space-separated scopes, e.g. "openid profile email".')
         parser.add_argument("--token-auth-method", choices=[c for c, _ in Provider.AuthMethod.choices])
-        parser.add_argument("--default", action="store_true", help="Make this the default provider.")
+        parser.add_argument(
+            "--default",
+            action=argparse.BooleanOptionalAction,
+            help="Make this the default provider (--no-default: no longer).",
+        )
         state = parser.add_mutually_exclusive_group()
         state.add_argument("--enable", action="store_true")
         state.add_argument("--disable", action="store_true")
         parser.add_argument("--no-userinfo", action="store_true", help="Do not call the userinfo endpoint.")
-        parser.add_argument("--end-session", action="store_true", help="Also log out at the provider.")
+        parser.add_argument(
+            "--end-session",
+            action=argparse.BooleanOptionalAction,
+            help="Also log out at the provider (--no-end-session: only end the Django session).",
+        )
+        parser.add_argument(
+            "--logout-id-token-hint",
+            action=argparse.BooleanOptionalAction,
+            help="Send id_token_hint with the provider logout (Glewlwyd and Keycloak need it; see the README).",
+        )
+        for name in ENDPOINT_FIELDS:
+            parser.add_argument(
+                "--" + name.replace("_", "-"),
+                metavar="URL",
+                help=f"Set the {name} by hand ('' to read it from the provider's metadata again).",
+            )
+        parser.add_argument(
+            "--backchannel-logout",
+            action=argparse.BooleanOptionalAction,
+            default=None,
+            help="Accept OpenID Connect Back-Channel Logout from this provider (default on).",
+        )
         parser.add_argument(
             "--group-rule",
             action="append",
@@ -100,16 +127,23 @@ class Command(BaseCommand):
             except ImproperlyConfigured as exc:
                 raise CommandError(str(exc)) from exc
             provider.client_secret_env = ""
-        if options["default"]:
-            provider.is_default = True
+        if options["default"] is not None:
+            provider.is_default = options["default"]
         if options["enable"]:
             provider.enabled = True
         if options["disable"]:
             provider.enabled = False
         if options["no_userinfo"]:
             provider.use_userinfo = False
-        if options["end_session"]:
-            provider.end_session = True
+        if options["end_session"] is not None:
+            provider.end_session = options["end_session"]
+        if options["logout_id_token_hint"] is not None:
+            provider.logout_id_token_hint = options["logout_id_token_hint"]
+        for name in ENDPOINT_FIELDS:
+            if options[name] is not None:
+                setattr(provider, name, options[name])
+        if options["backchannel_logout"] is not None:
+            provider.backchannel_logout = options["backchannel_logout"]
         try:
             provider.full_clean()
         except ValidationError as exc:
@@ -125,6 +159,13 @@ class Command(BaseCommand):
         self.stdout.write(
             f"{'Created' if created else 'Updated'} provider {slug!r} (secret: {provider.secret_status})."
         )
+        if provider.backchannel_logout:
+            try:
+                path = reverse("duo_oidc:backchannel-logout", args=[slug])
+            except NoReverseMatch:
+                path = ""
+            if path:
+                self.stdout.write(f"Back-channel logout URL to give the provider: https://<this site>{path}")
         if options["check"]:
             report = check_connection(provider)
             for line in report.lines:
