@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -256,7 +257,7 @@ def test_a_remembered_browser_skips_duo_until_the_cookie_expires_or_the_password
     admin_index(page, site)
     cookie = next(c for c in page.context.cookies() if c["name"] == REMEMBER_COOKIE)
     assert cookie["httpOnly"] is True and cookie["sameSite"] == "Lax"
-    assert cookie["expires"] > 29 * 86400  # persistent, for the configured days
+    assert cookie["expires"] > time.time() + 29 * 86400  # persistent, for the configured days
 
     # Remembered: the password alone is enough in this browser now.
     log_out(page, site)
@@ -324,8 +325,9 @@ def test_a_refused_factor_is_refused(page: Any, mfa_site: MFASite, fake_duo_univ
     refused_at_callback(page, site, 403, "factor_refused", "10-bypass-code-refused")
 
 
+@pytest.mark.parametrize("fault", [{"down": True}, {"broken": True}], ids=["down", "html-502"])
 def test_duo_down_between_the_prompt_and_the_exchange(
-    page: Any, mfa_site: MFASite, fake_duo_universal: UniversalController
+    page: Any, mfa_site: MFASite, fake_duo_universal: UniversalController, fault: dict[str, bool]
 ) -> None:
     site, duo = mfa_site, fake_duo_universal
     site.configure(remember_days=0)
@@ -336,11 +338,11 @@ def test_duo_down_between_the_prompt_and_the_exchange(
     # POST is answered here (sent on to the fake), and Duo goes down before the browser follows its redirect.
     def approve_then_duo_goes_down(route: Any) -> None:
         answer = route.fetch(max_redirects=0)
-        duo.faults(down=True)
+        duo.faults(**fault)
         route.fulfill(status=302, headers={"Location": answer.headers["location"]})
 
     page.route(f"{duo.base_url}/frame/v4/prompt/**", approve_then_duo_goes_down)
-    refused_at_callback(page, site, 503, "duo_unavailable", "11-duo-down-at-the-exchange")
+    refused_at_callback(page, site, 503, "duo_unavailable", f"11-duo-{next(iter(fault))}-at-the-exchange")
 
 
 def test_an_off_site_next_ends_on_this_site(
