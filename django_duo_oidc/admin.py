@@ -11,6 +11,9 @@ The connection fields (where the client secret goes, which tokens count, how ide
 users: :data:`~django_duo_oidc.models.CONNECTION_FIELDS` and the secret) are read-only unless the
 user holds ``duo_oidc.change_provider_connection``; adding a provider needs it too. Every change to
 them is logged (field names and the admin user, never a value) and recorded in the admin history.
+
+Over 300 lines on purpose: Django's admin autodiscovery reads one ``admin`` module per app; the Duo Admin
+API directory connections (issue 12) are one block at its end, under the same connection permission.
 """
 
 from __future__ import annotations
@@ -399,4 +402,179 @@ class ScopeRuleAdmin(admin.ModelAdmin):
 
 
 # The second factor (Duo Universal Prompt): its admin pages, and its inline on the user's admin page.
+# Access review (issue 12)
+from .directory.review import AccessReviewAdmin  # noqa: E402
 from .mfa import admin as mfa_admin  # noqa: E402, F401
+from .models import DirectoryUser  # noqa: E402
+
+admin.site.register(DirectoryUser, AccessReviewAdmin)
+
+
+# Directory connections (Duo Admin API, issue 12) ------------------------------------------------------
+# One block, kept together: the access review's admin (DirectoryUser) lives in directory/review.py.
+
+from .directory.client import DirectoryError, ca_certs_refusal, parse_api_host  # noqa: E402
+from .directory.client import check_connection as check_directory_connection  # noqa: E402
+from .directory.sync import sync_connection  # noqa: E402
+from .models import DirectoryConnection  # noqa: E402
+
+# Fields that decide where the listing comes from, whose users it governs and how they are matched:
+# changing them (or adding a connection) needs CONNECTION_PERMISSION, as for a provider's connection.
+DIRECTORY_CONNECTION_FIELDS = (
+    "api_host",
+    "integration_key",
+    "secret_key_env",
+    "ca_certs",
+    "provider",
+    "match",
+    "deprovision",
+    "max_deprovision_percent",
+)
+DIRECTORY_SECRET_FORM_FIELDS = ("secret_key", "clear_secret_key")
+
+
+class DirectoryConnectionForm(forms.ModelForm):
+    secret_key = forms.CharField(
+        required=False,
+        strip=False,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+        help_text="Write-only: the Admin API secret key, stored encrypted (needs DUO_OIDC['ENCRYPTION_KEYS']); "
+        "leave blank to keep the current one. Prefer the environment variable field.",
+    )
+    clear_secret_key = forms.BooleanField(required=False, help_text="Remove the stored encrypted secret key.")
+
+    class Meta:
+        model = DirectoryConnection
+        fields = "__all__"
+
+    def clean_api_host(self) -> str:
+        value = self.cleaned_data.get("api_host", "").strip()
+        try:
+            parse_api_host(value)
+        except ValueError as exc:
+            raise forms.ValidationError(str(exc)) from None
+        return value
+
+    def clean_ca_certs(self) -> str:
+        value = self.cleaned_data.get("ca_certs", "").strip()
+        refusal = ca_certs_refusal(value)
+        if refusal:
+            raise forms.ValidationError(refusal)
+        return value
+
+    def clean(self) -> dict:
+        data = super().clean()
+        secret = data.get("secret_key")
+        if secret:
+            try:
+                self.instance.set_secret_key(secret)
+            except ImproperlyConfigured as exc:
+                self.add_error("secret_key", str(exc))
+        elif data.get("clear_secret_key"):
+            self.instance.set_secret_key("")
+        return data
+
+
+@admin.register(DirectoryConnection)
+class DirectoryConnectionAdmin(admin.ModelAdmin):
+    """Duo Admin API connections: never shows the secret key; "Check connection", "Sync now", "Preview sync"."""
+
+    form = DirectoryConnectionForm
+    list_display = (
+        "slug",
+        "name",
+        "api_host",
+        "integration_key",
+        "provider",
+        "match",
+        "secret_status",
+        "enabled",
+        "last_sync_at",
+        "last_sync_ok",
+    )
+    list_filter = ("enabled", "last_sync_ok", "provider")
+    search_fields = ("slug", "name", "api_host", "integration_key")
+    readonly_fields = ("secret_status", "last_sync_at", "last_sync_ok", "last_sync_summary", "created_at", "updated_at")
+    actions = ["check_connection_action", "sync_now_action", "preview_sync_action"]
+    fieldsets = (
+        (None, {"fields": ("slug", "name", "enabled", "provider")}),
+        (
+            "Admin API",
+            {
+                "fields": (
+                    "api_host",
+                    "integration_key",
+                    "secret_key_env",
+                    "secret_key",
+                    "clear_secret_key",
+                    "secret_status",
+                    "ca_certs",
+                )
+            },
+        ),
+        ("Matching and groups", {"fields": ("match", "manage_groups", "group_prefix")}),
+        ("Deprovisioning", {"fields": ("deprovision", "max_deprovision_percent")}),
+        ("Last sync", {"fields": ("last_sync_at", "last_sync_ok", "last_sync_summary", "created_at", "updated_at")}),
+    )
+
+    @method_decorator(sensitive_post_parameters("secret_key"))  # never in an error report
+    def changeform_view(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        return super().changeform_view(request, *args, **kwargs)
+
+    @admin.display(description="secret key")
+    def secret_status(self, obj: DirectoryConnection) -> str:
+        return obj.secret_status
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return super().has_add_permission(request) and request.user.has_perm(CONNECTION_PERMISSION)
+
+    def has_change_permission(self, request: HttpRequest, obj: DirectoryConnection | None = None) -> bool:
+        # A connection decides whose access a sync takes away: as sensitive as a provider's connection.
+        return super().has_change_permission(request, obj) and request.user.has_perm(CONNECTION_PERMISSION)
+
+    def save_model(self, request: HttpRequest, obj: DirectoryConnection, form: forms.ModelForm, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        fields = [f for f in form.changed_data if f in DIRECTORY_CONNECTION_FIELDS or f in DIRECTORY_SECRET_FORM_FIELDS]
+        if fields:
+            logger.warning(
+                "Directory %s: connection %s by admin user %s: %s",
+                obj.slug,
+                "changed" if change else "created",
+                request.user.pk,
+                ", ".join(fields),
+            )
+
+    @admin.action(description="Check connection")
+    def check_connection_action(self, request: HttpRequest, queryset: QuerySet[DirectoryConnection]) -> None:
+        for connection in queryset:
+            report = check_directory_connection(connection)
+            level = messages.SUCCESS if report.ok else messages.ERROR
+            verdict = "works" if report.ok else "has problems"
+            self.message_user(request, f"{connection} {verdict}: " + " ".join(report.lines), level)
+
+    def _sync(self, request: HttpRequest, queryset: QuerySet[DirectoryConnection], *, dry_run: bool) -> None:
+        for connection in queryset.select_related("provider"):
+            if not connection.enabled:
+                self.message_user(request, f"{connection} is disabled: not synced.", messages.ERROR)
+                continue
+            try:
+                result = sync_connection(connection, dry_run=dry_run)
+            except DirectoryError as exc:  # sync_connection reports failures itself; defensive only
+                self.message_user(request, f"{connection}: {exc.message}", messages.ERROR)
+                continue
+            changes = [str(c) for c in result.changes[:20]]
+            more = len(result.changes) - len(changes)
+            text = f"{connection}: {result.summary()}"
+            if changes:
+                text += " - " + "; ".join(changes) + (f"; and {more} more" if more > 0 else "")
+            self.message_user(request, text, messages.SUCCESS if result.ok else messages.ERROR)
+            if not dry_run:
+                logger.warning("Directory %s: sync started by admin user %s", connection.slug, request.user.pk)
+
+    @admin.action(description="Sync now", permissions=["change"])
+    def sync_now_action(self, request: HttpRequest, queryset: QuerySet[DirectoryConnection]) -> None:
+        self._sync(request, queryset, dry_run=False)
+
+    @admin.action(description="Preview sync (dry run: changes nothing)", permissions=["change"])
+    def preview_sync_action(self, request: HttpRequest, queryset: QuerySet[DirectoryConnection]) -> None:
+        self._sync(request, queryset, dry_run=True)

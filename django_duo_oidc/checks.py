@@ -6,7 +6,7 @@ duo_oidc.E003  DuoOIDCMiddleware is missing, or placed before AuthenticationMidd
 duo_oidc.E004  unknown key in DUO_OIDC
 duo_oidc.E005  a provider stores an encrypted secret but DUO_OIDC["ENCRYPTION_KEYS"] is empty
 duo_oidc.E006  DUO_OIDC["ENCRYPTION_KEYS"] holds an invalid key
-duo_oidc.E007  the signed-cookie session backend would put tokens in a cookie
+duo_oidc.E007  the signed-cookie session backend (or one built on it) would put tokens in a cookie
 duo_oidc.E008  a provider's client_secret_env names a variable outside DUO_OIDC["SECRET_ENV_PREFIXES"]
 duo_oidc.W001  (deploy) a provider's issuer is plain http while DEBUG is off
 duo_oidc.W002  (deploy) SESSION_COOKIE_SECURE is off
@@ -84,7 +84,10 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
                 )
             )
             break
-    if settings.SESSION_ENGINE == "django.contrib.sessions.backends.signed_cookies":
+    from .sessions.index import stores_sessions_in_browser
+
+    in_browser = stores_sessions_in_browser()
+    if in_browser:
         errors.append(
             Error(
                 "The signed-cookie session backend would store access and refresh tokens in a browser cookie.",
@@ -92,9 +95,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
                 id="duo_oidc.E007",
             )
         )
-    from .sessions.index import store_can_delete
-
-    if not store_can_delete():
+    if in_browser:
         errors.append(
             Warning(
                 "SESSION_ENGINE keeps sessions in the browser: back-channel logout, deprovisioning and the "

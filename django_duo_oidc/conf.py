@@ -65,6 +65,11 @@ DEFAULTS: dict[str, Any] = {
     # BEARER_INTROSPECTION_WINDOW seconds (>= 1); beyond it unseen tokens get 503 with Retry-After.
     "BEARER_INTROSPECTION_BUDGET": 100,
     "BEARER_INTROSPECTION_WINDOW": 60,
+    # A bearer token whose introspection answer names a username but no sub (RFC 7662; django-oauth-
+    # toolkit) is a user's token. With this on, it is linked to the one identity of its provider whose
+    # last login said that preferred_username. Off by default: a username is not a stable identifier
+    # (renamed or reused at the provider, it would hand one person's account to another).
+    "LINK_TOKENS_BY_USERNAME": False,
     # OIDC Back-Channel Logout: a logout token older than this many seconds (by its iat, plus LEEWAY) is
     # refused. Each token's jti is remembered (single use) for this long plus twice LEEWAY, so the
     # replay check covers every token that can still be accepted (exp alone may be far off, or absent).
@@ -173,6 +178,10 @@ class Settings:
     @property
     def bearer_introspection_window(self) -> float:
         return max(1.0, float(self._get("BEARER_INTROSPECTION_WINDOW")))
+
+    @property
+    def link_tokens_by_username(self) -> bool:
+        return bool(self._get("LINK_TOKENS_BY_USERNAME"))
 
     @property
     def backchannel_logout_max_age(self) -> int:

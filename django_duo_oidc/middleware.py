@@ -17,11 +17,15 @@ from typing import Any
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
 from django.urls import Resolver404, resolve
 
+from .conf import conf
+from .core.errors import ProviderUnavailable, ReauthenticationRequired
 from .freshness.revalidation import ensure_fresh, is_due
 from .login import session
 from .login.context import OIDCContext
+from .login.renewal import login_again
 from .mfa.enforce import enforce_second_factor
 from .policy.check import check
 from .policy.rules import policy_rules
@@ -105,6 +109,18 @@ class DuoOIDCMiddleware:
         if key is not None and _session_key(request) not in (key, None):
             await sync_to_async(rekey_session)(request, key)
         return response  # type: ignore[no-any-return]
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        """Answer what ``request.oidc.access_token()`` (and the outbound user-token auth) raise out of a
+        session view: back through login when the grant cannot be renewed, a 503 page while the provider
+        cannot renew it. Bearer requests are left alone (handing out a token there is a programming error)."""
+        if getattr(getattr(request, "oidc", None), "mode", None) != "session":
+            return None
+        if isinstance(exception, ReauthenticationRequired):
+            return login_again(request, exception)
+        if isinstance(exception, ProviderUnavailable):
+            return render(request, conf.unavailable_template, {"message": exception.description}, status=503)
+        return None
 
     def process_view(
         self, request: HttpRequest, view_func: Callable[..., Any], view_args: Any, view_kwargs: Any

@@ -21,6 +21,7 @@ from .core.claims import ClaimMapping
 from .core.discovery import check_issuer
 from .core.errors import ConfigurationError
 from .core.flow import ClientCredentials
+from .core.resources import parse_resource_indicators, resource_indicator_problem
 from .core.scopes import parse_scopes
 from .state.encryption import SecretDecryptionError, decrypt, encrypt
 
@@ -284,6 +285,10 @@ class Provider(models.Model):
             if refusal:
                 raise ValidationError({"client_secret_env": refusal})
         self._check_secret_follows_connection()
+        for value in parse_resource_indicators(self.resource_indicators):
+            problem = resource_indicator_problem(value)
+            if problem:
+                raise ValidationError({"resource_indicators": problem})
         if "openid" not in parse_scopes(self.scopes):
             self.scopes = ("openid " + self.scopes).strip()
 
@@ -383,6 +388,11 @@ class Provider(models.Model):
 
     def credentials(self) -> ClientCredentials:
         return ClientCredentials(self.client_id, self.get_client_secret(), self.token_auth_method)
+
+    @property
+    def resource_list(self) -> tuple[str, ...]:
+        """The RFC 8707 resource indicators sent at login and on refresh (none: no ``resource``)."""
+        return parse_resource_indicators(self.resource_indicators)
 
     @property
     def scope_set(self) -> frozenset[str]:

@@ -52,3 +52,19 @@ second_factor_passed = Signal()
 #: "state_unknown", "state_replayed", "state_expired", "password_changed", "no_second_factor", ...),
 #: ``description`` (text safe to show), and ``factor`` and ``device`` when Duo's answer named them ("" else).
 second_factor_failed = Signal()
+
+# Directory (Duo Admin API) ---------------------------------------------------------------------------
+
+#: Sent after a directory sync made a linked user inactive (and ended their sessions). Arguments:
+#: ``user``, ``connection`` (a DirectoryConnection), ``reason`` ("duo-disabled", "duo-locked-out",
+#: "duo-deleted", "duo-pending-deletion", "duo-status-unknown"), ``directory_user`` (the DirectoryUser).
+user_deprovisioned = Signal()
+
+#: Sent after a directory sync re-activated a user it had deactivated, because Duo lists them active or
+#: bypass again. Arguments: ``user``, ``connection``, ``directory_user``.
+user_reprovisioned = Signal()
+
+#: Sent after every directory sync run, failed or not, dry or not. Arguments: ``connection``,
+#: ``result`` (a :class:`django_duo_oidc.directory.sync.SyncResult`: ``ok``, ``counts``, ``changes``),
+#: ``dry_run``.
+directory_synced = Signal()

@@ -96,6 +96,8 @@ CSRF_COOKIE_SECURE = not DEBUG
 DUO_OIDC = {
     "ENCRYPTION_KEYS": [k for k in os.environ.get("DUO_OIDC_ENCRYPTION_KEYS", "").split(",") if k],
     "REVALIDATE_SECONDS": float(os.environ.get("DUO_OIDC_REVALIDATE_SECONDS", "60")),
+    # Tokens of providers whose introspection names only a username (django-oauth-toolkit): see the README.
+    "LINK_TOKENS_BY_USERNAME": os.environ.get("DUO_OIDC_LINK_TOKENS_BY_USERNAME", "") == "1",
 }
 
 # Access logs record the callback URL: redact the authorization code and state in them.

@@ -8,6 +8,7 @@ from . import views
 urlpatterns = [
     path("", views.home, name="home"),
     path("me/", views.me, name="me"),
+    path("me/upstream/", views.me_upstream, name="me-upstream"),
     path("contacts/", views.contacts, name="contacts"),
     path("contacts/export/", views.ContactsExportView.as_view(), name="contacts-export"),
     path("api/contacts/", views.api_contacts, name="api-contacts"),

@@ -1,11 +1,18 @@
 from __future__ import annotations
 
+import requests
+from django.conf import settings
+from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
+from django.urls import reverse
 from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.generic import TemplateView
 
+from django_duo_oidc.core.errors import ProviderUnavailable, ReauthenticationRequired
+from django_duo_oidc.login.renewal import login_again
 from django_duo_oidc.models import Provider
+from django_duo_oidc.outbound import UserTokenAuth
 from django_duo_oidc.policy.decorators import scopes_required
 from django_duo_oidc.policy.mixins import ScopesRequiredMixin
 from django_duo_oidc.resource.views import bearer_auth
@@ -68,3 +75,62 @@ def api_contacts(request: HttpRequest) -> JsonResponse:
         else {"sub": request.oidc.sub, "username": request.user.get_username() or None}
     )
     return JsonResponse({"contacts": CONTACTS, "caller": caller, "scopes": sorted(request.oidc.scopes)})
+
+
+# /me/upstream/ calls this site's own API. A site calling itself needs a second free worker: runserver is
+# threaded, gunicorn needs --workers 2 (or --threads); with every worker busy the call would wait for
+# itself, so it is bounded and answered with a 504 that says why.
+UPSTREAM_TIMEOUT = 5.0
+
+
+def upstream_session() -> requests.Session:
+    """The HTTP session /me/upstream/ calls the API with (the tests mount an in-process adapter on it)."""
+    return requests.Session()
+
+
+def upstream_url(request: HttpRequest) -> str:
+    """``EXAMPLE_UPSTREAM_URL``, else this site's own ``/api/contacts/`` at the host the request named
+    (``request.get_host()`` is checked against ALLOWED_HOSTS: the user's token never goes to a host
+    this site does not serve)."""
+    return getattr(settings, "EXAMPLE_UPSTREAM_URL", "") or request.build_absolute_uri(reverse("api-contacts"))
+
+
+@login_required
+def me_upstream(request: HttpRequest) -> HttpResponse:
+    """The whole chain in one page: call ``/api/contacts/`` with the signed-in user's access token (from
+    the server, never through the browser) and show what the API saw: the user and the scopes."""
+    url = upstream_url(request)
+    try:
+        with upstream_session() as http:
+            answer = http.get(
+                url, auth=UserTokenAuth(request, origins=[url]), timeout=UPSTREAM_TIMEOUT, allow_redirects=False
+            )
+    except ReauthenticationRequired as exc:
+        return login_again(request, exc)
+    except ProviderUnavailable as exc:
+        return JsonResponse({"error": "provider_unavailable", "message": exc.description}, status=503)
+    except requests.Timeout:
+        message = (
+            f"The API did not answer within {UPSTREAM_TIMEOUT:g} s. This site calls itself here: it needs another "
+            "free worker (runserver is threaded; run gunicorn with --workers 2 or more, or --threads 2)."
+        )
+        return JsonResponse({"error": "upstream_timeout", "message": message}, status=504)
+    except requests.RequestException as exc:
+        message = f"The API could not be reached ({type(exc).__name__})."
+        return JsonResponse({"error": "upstream_unreachable", "message": message}, status=502)
+    try:
+        body = answer.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        body = {}
+    saw = {"caller": body.get("caller"), "scopes": body.get("scopes")} if answer.status_code == 200 else None
+    return JsonResponse(
+        {
+            "api": reverse("api-contacts"),
+            "status": answer.status_code,
+            "api_saw": saw,
+            "error": None if answer.status_code == 200 else answer.headers.get("WWW-Authenticate", ""),
+        },
+        status=200 if answer.status_code == 200 else 502,
+    )

@@ -2,6 +2,7 @@
 """The README's two commands, with all the set-up they need on a machine that has only Python (and node).
 
     python scripts/dev.py example   # the example project + a local OpenID provider: http://127.0.0.1:8000/
+                                    # (+ a fake Duo Admin API, for the directory sync and the access review)
     python scripts/dev.py test      # lint-imports, then every test tier (--fast: unit and integration only)
 
 It creates .venv, installs the package with its test extras, installs the pinned provider with
@@ -23,7 +24,10 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,6 +37,11 @@ PROVIDER_DIR = ROOT / "tests" / "provider"
 EXAMPLE_PORT = int(os.environ.get("EXAMPLE_PORT", "8000"))
 OP_PORT = int(os.environ.get("OP_PORT", "8900"))
 OP_SECRET = "sp+ec/ial:chars%25x=0123456789abcdefghij"
+# The example's fake Duo Admin API (tests/fakeduo/admin_api.py, seeded with alice, bob and carol): its
+# port, and its integration and secret keys. Local test values, like OP_SECRET: not secrets.
+DUO_ADMIN_PORT = int(os.environ.get("DUO_ADMIN_PORT", "8901"))
+DUO_ADMIN_IKEY = "DIEXAMPLE0000000000A"
+DUO_ADMIN_SKEY = "example-admin-api-secret-key-not-a-secret0"
 
 
 def log(message: str) -> None:
@@ -163,6 +172,53 @@ class Services:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+@contextmanager
+def fake_duo_admin(env: dict[str, str]) -> Iterator[tuple[str, Path]]:
+    """The fake Duo Admin API on DUO_ADMIN_PORT, seeded with alice, bob and carol, behind a throwaway CA
+    (tests/fakeduo/tls.py); yield (API host, CA file); stop it by PID and remove the CA."""
+    pki_dir = Path(tempfile.mkdtemp(prefix="duo-oidc-example-pki-"))
+    server: subprocess.Popen[str] | None = None
+    try:
+        make = f"from pathlib import Path; from tests.fakeduo.tls import make_pki; make_pki(Path({str(pki_dir)!r}))"
+        run(PY, "-c", make, cwd=ROOT)
+        server = subprocess.Popen(
+            [str(PY), "-m", "tests.fakeduo.admin_api", "--port", str(DUO_ADMIN_PORT), "--seed-example",
+             "--cert", str(pki_dir / "server.pem"), "--key", str(pki_dir / "server-key.pem")],
+            env={**env, "FAKE_DUO_IKEY": DUO_ADMIN_IKEY, "FAKE_DUO_SKEY": DUO_ADMIN_SKEY},
+            cwd=ROOT, stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        line = server.stdout.readline() if server.stdout else ""
+        if not line.startswith("READY https://127.0.0.1:"):
+            raise RuntimeError(f"the fake Duo Admin API did not start (is port {DUO_ADMIN_PORT} taken?)")
+        yield f"127.0.0.1:{line.strip().rsplit(':', 1)[1]}", pki_dir / "ca.pem"
+    finally:
+        if server is not None:
+            server.terminate()
+            server.wait(timeout=10)
+        shutil.rmtree(pki_dir, ignore_errors=True)
+
+
+# Carol (in the provider's group "admins") is staff through the staff rule; the group rule admins ->
+# "Access reviewers" gives her this group's permissions: to view the access review and the connections.
+GRANT_REVIEW = """
+from django.contrib.auth.models import Group, Permission
+group = Group.objects.get_or_create(name="Access reviewers")[0]
+group.permissions.add(*Permission.objects.filter(
+    content_type__app_label="duo_oidc", codename__in=["view_directoryuser", "view_directoryconnection"]))
+"""
+
+
+def configure_directory(manage: list[str], env: dict[str, str], api_host: str, ca_path: Path) -> None:
+    """The directory connection "example" (the fake Admin API governs provider "duo", users matched by
+    email), the access review's permission for "Access reviewers", and a first sync."""
+    run(*manage, "duo_oidc_directory", "example", "--api-host", api_host, "--ikey", DUO_ADMIN_IKEY,
+        "--skey-env", "DUO_ADMIN_SKEY", "--provider", "duo", "--match", "email", "--ca-certs", str(ca_path),
+        "--check", env=env, cwd=ROOT)  # fmt: skip
+    run(*manage, "shell", "--verbosity", "0", "-c", GRANT_REVIEW, env=env, cwd=ROOT)
+    if subprocess.run([*manage, "duo_oidc_sync", "example"], env=env, cwd=ROOT, check=False).returncode:
+        log("the first directory sync failed (see above); run it again with the command below")
+
+
 def example() -> int:
     ensure_python_env()
     ensure_provider()
@@ -173,6 +229,7 @@ def example() -> int:
         "OP_RP_BASE_URLS": f"{base},http://localhost:{EXAMPLE_PORT}",
         "OP_CLIENT_SECRET": OP_SECRET,
         "DUO_CLIENT_SECRET": OP_SECRET,
+        "DUO_ADMIN_SKEY": DUO_ADMIN_SKEY,
         "DJANGO_SETTINGS_MODULE": "example_project.settings",
     }
     provider = subprocess.Popen(
@@ -206,6 +263,8 @@ def example() -> int:
             "--enable",
             "--group-rule",
             "groups=crm-users:CRM",
+            "--group-rule",
+            "groups=admins:Access reviewers",
             "--staff-rule",
             "groups=admins",
             # The local provider's access tokens are opaque: only "introspection" mode asks about them.
@@ -215,14 +274,19 @@ def example() -> int:
             env=env,
             cwd=ROOT,
         )
-        log(f"open {base}/ and click 'Log in with Duo'")
-        server = subprocess.Popen([*manage, "runserver", f"127.0.0.1:{EXAMPLE_PORT}"], env=env, cwd=ROOT)
-        try:
-            return server.wait()
-        except KeyboardInterrupt:
-            server.send_signal(signal.SIGINT)
-            server.wait(timeout=10)
-            return 0
+        with fake_duo_admin(env) as (api_host, ca_path):
+            log(f"fake Duo Admin API running at https://{api_host} (alice, bob, carol): directory connection 'example'")
+            configure_directory(manage, env, api_host, ca_path)
+            log(f"open {base}/ and click 'Log in with Duo'")
+            log(f"sync from Duo again: DUO_ADMIN_SKEY='{DUO_ADMIN_SKEY}' {PY} manage.py duo_oidc_sync")
+            log(f"the access review: {base}/admin/duo_oidc/directoryuser/ (log in as carol)")
+            server = subprocess.Popen([*manage, "runserver", f"127.0.0.1:{EXAMPLE_PORT}"], env=env, cwd=ROOT)
+            try:
+                return server.wait()
+            except KeyboardInterrupt:
+                server.send_signal(signal.SIGINT)
+                server.wait(timeout=10)
+                return 0
     finally:
         provider.terminate()
         provider.wait(timeout=10)

@@ -84,6 +84,12 @@ class FakeOP:
         self.rotate_refresh_tokens = False
         # More clients of this authorization server (client id -> secret), e.g. a second Provider row.
         self.other_clients: dict[str, str] = {}
+        # RFC 7009: served at /revoke always, advertised in discovery only when asked; what was revoked.
+        self.advertise_revocation = False
+        self.revocations: list[dict[str, str]] = []
+        self.introspected: list[str] = []  # every token sent to the introspection endpoint
+        # Every token request's form with repeated fields kept (RFC 8707 resource), in order.
+        self.token_requests: list[dict[str, list[str]]] = []
 
     # Documents -------------------------------------------------------------------------------
 
@@ -103,6 +109,8 @@ class FakeOP:
             "code_challenge_methods_supported": ["S256"],
             "grant_types_supported": ["authorization_code", "refresh_token"],
         }
+        if self.advertise_revocation:
+            doc["revocation_endpoint"] = f"{self.issuer}/revoke"
         doc.update(self.discovery_overrides)
         return {k: v for k, v in doc.items() if v is not None}
 
@@ -229,6 +237,8 @@ class FakeOP:
             return self.userinfo_endpoint(request)
         if name == "token_introspection":
             return self.introspection_endpoint(request)
+        if name == "revoke":
+            return self.revocation_endpoint(request)
         return 404, {"error": "not_found"}, {}
 
     def authenticate_client(self, request: requests.PreparedRequest, form: dict[str, str]) -> bool:
@@ -245,6 +255,8 @@ class FakeOP:
 
     def token_endpoint(self, request: requests.PreparedRequest) -> tuple[int, Any, dict[str, str]]:
         form = _form(request)
+        body = request.body or ""
+        self.token_requests.append(parse_qs(body.decode() if isinstance(body, bytes) else body))
         if not self.authenticate_client(request, form):
             return 401, {"error": "invalid_client"}, {}
         if form.get("grant_type") == "refresh_token":
@@ -333,12 +345,29 @@ class FakeOP:
         form = _form(request)
         if not self.authenticate_client(request, form):
             return 401, {"error": "invalid_client"}, {}
-        state = self.tokens.get(form.get("token", ""))
+        token = form.get("token", "")
+        self.introspected.append(token)
+        state = self.tokens.get(token)
+        if state is None and token in self.refresh_tokens:  # RFC 7662: any token of a grant
+            entry = self.refresh_tokens[token]
+            state = {"active": entry["active"], "scope": entry["scope"], "sub": entry["grant"]["sub"]}
         if state is None or not state["active"]:
             return 200, {"active": False}, {}
         answer = {"active": True, "scope": state["scope"], "sub": state["sub"], "client_id": self.client_id}
         answer.update(state.get("introspection", {}))
         return 200, answer, {}
+
+    def revocation_endpoint(self, request: requests.PreparedRequest) -> tuple[int, Any, dict[str, str]]:
+        """RFC 7009: client authentication, then 200 whether or not the token was known (section 2.2)."""
+        form = _form(request)
+        if not self.authenticate_client(request, form):
+            return 401, {"error": "invalid_client"}, {}
+        token = form.get("token", "")
+        self.revocations.append({"token": token, "token_type_hint": form.get("token_type_hint", "")})
+        for table in (self.tokens, self.refresh_tokens):
+            if token in table:
+                table[token]["active"] = False
+        return 200, b"", {}
 
     def count(self, name: str) -> int:
         return sum(1 for _method, called in self.calls if called == name)

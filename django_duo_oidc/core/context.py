@@ -51,3 +51,15 @@ class RequestContext(Protocol):
     def authenticated_within(self, max_age: int, now: float | None = None) -> bool:
         """True when the provider asserted an authentication at most ``max_age`` seconds old."""
         ...
+
+    def access_token(self, *, force: bool = False) -> str:
+        """A currently valid access token of the session's grant, to call other APIs for the user.
+
+        Raises ``ReauthenticationRequired`` when there is none to hand out: always for a bearer request
+        (its caller's token is not this site's to pass on).
+        """
+        ...
+
+    async def aaccess_token(self, *, force: bool = False) -> str:
+        """:meth:`access_token` for async code."""
+        ...

@@ -106,8 +106,18 @@ def oauth_metadata_url(issuer: str) -> str:
 SOURCE_KEY = "x_duo_oidc_source"
 SOURCE_RFC8414 = "oauth-authorization-server"
 SOURCE_NONE = "none"  # the issuer publishes nothing: every endpoint is set by hand (remembered as such)
+#: The endpoints of an OpenID discovery document taken from the RFC 8414 metadata (Check connection says so).
+SUPPLEMENTED_KEY = "x_duo_oidc_supplemented"
 # Endpoints an OpenID discovery document may leave out that RFC 8414 metadata may have.
 _SUPPLEMENTED = ("introspection_endpoint",)
+# Keys this module writes into the documents it keeps; never taken from a fetched document (a
+# provider naming itself "none" would otherwise be parsed without its required endpoints).
+_MARKERS = (SOURCE_KEY, SUPPLEMENTED_KEY)
+
+
+def _published(data: dict[str, Any]) -> dict[str, Any]:
+    """A fetched document without this module's own marker keys."""
+    return {k: v for k, v in data.items() if k not in _MARKERS}
 
 
 def fetch_metadata(http: HttpClient, issuer: str) -> ProviderMetadata:
@@ -121,14 +131,14 @@ def fetch_metadata(http: HttpClient, issuer: str) -> ProviderMetadata:
     """
     response = http.get(discovery_url(issuer))
     if response.status == 200:
-        doc = response.data
+        doc = _published(response.data)
         if not all(_is_url(doc.get(name)) for name in _SUPPLEMENTED):
             doc = _supplemented(http, issuer, doc)
         return parse_metadata(doc, issuer)
     if response.status in (404, 410):
         oauth = http.get(oauth_metadata_url(issuer))
         if oauth.status == 200:
-            return parse_metadata({**oauth.data, SOURCE_KEY: SOURCE_RFC8414}, issuer)
+            return parse_metadata({**_published(oauth.data), SOURCE_KEY: SOURCE_RFC8414}, issuer)
         raise DiscoveryError(
             f"The issuer publishes no metadata: OpenID discovery answered HTTP {response.status}, RFC 8414 "
             f"metadata HTTP {oauth.status}. Set the endpoints on the provider by hand."
@@ -153,7 +163,7 @@ def _supplemented(http: HttpClient, issuer: str, doc: dict[str, Any]) -> dict[st
         for name in _SUPPLEMENTED
         if not _is_url(doc.get(name)) and _is_url(answer.data.get(name))
     }
-    return {**doc, **found} if found else doc
+    return {**doc, **found, SUPPLEMENTED_KEY: sorted(found)} if found else doc
 
 
 def parse_metadata(doc: dict[str, Any], issuer: str) -> ProviderMetadata:

@@ -15,6 +15,7 @@ HTTP status that fits it.
     ├── AuthorizationError          the browser flow failed: error= from the provider, no code, wrong iss
     │   └── StateError              unknown, expired or replayed state
     ├── LoginRefused                the identity is valid but may not log in here (403)
+    ├── ReauthenticationRequired    the session's grant cannot be renewed: the user must log in again
     ├── InvalidRequest              invalid_request (400): a malformed Authorization header, a token in the URL
     ├── TokenError                  invalid_token (401): the token cannot be trusted
     │   ├── MalformedToken          not a JWT, bad base64/JSON, missing header fields
@@ -41,6 +42,7 @@ __all__ = [
     "MalformedToken",
     "ProviderResponseError",
     "ProviderUnavailable",
+    "ReauthenticationRequired",
     "StateError",
     "TokenEndpointError",
     "TokenError",
@@ -126,6 +128,27 @@ class LoginRefused(DuoOIDCError):
     error = "access_denied"
     status_code = 403
     default_description = "Your account is not allowed to log in to this site."
+
+
+class ReauthenticationRequired(DuoOIDCError):
+    """The signed-in user's access token cannot be handed out: the provider refused to renew the grant,
+    gave no refresh token, or the request has no session grant at all (a bearer request, an anonymous
+    one). Only a new login helps; ``provider`` names the provider to log in with, when known.
+
+    Raised by ``request.oidc.access_token()`` and the outbound user-token auth classes; the middleware
+    answers it with a redirect to login (``django_duo_oidc.login.renewal.login_again``). The error code
+    is OIDC Core section 3.1.2.6's ``login_required``.
+    """
+
+    error = "login_required"
+    status_code = 401
+    default_description = "Your sign-in has expired. Please sign in again."
+
+    def __init__(
+        self, description: str | None = None, *, provider: str | None = None, error: str | None = None
+    ) -> None:
+        self.provider = provider
+        super().__init__(description, error=error)
 
 
 class InvalidRequest(DuoOIDCError):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -24,6 +25,7 @@ __all__ = [
     "exchange_code",
     "fetch_userinfo",
     "refresh_tokens",
+    "revoke_token",
 ]
 
 AuthMethod = Literal["client_secret_basic", "client_secret_post"]
@@ -37,14 +39,14 @@ class ClientCredentials:
     client_secret: str = field(repr=False)
     method: AuthMethod = "client_secret_basic"
 
-    def apply(self, data: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
+    def apply(self, data: Mapping[str, str | Sequence[str]]) -> tuple[dict[str, str | Sequence[str]], dict[str, str]]:
         """Return the form body and headers that authenticate this client."""
         if not self.client_secret:
             raise ConfigurationError("The provider has no client secret configured.")
         if self.method == "client_secret_post":
             return {**data, "client_id": self.client_id, "client_secret": self.client_secret}, {}
         if self.method == "client_secret_basic":
-            return data, {"Authorization": basic_auth_header(self.client_id, self.client_secret)}
+            return dict(data), {"Authorization": basic_auth_header(self.client_id, self.client_secret)}
         raise ConfigurationError(f"Unknown token endpoint authentication method {self.method!r}.")
 
 
@@ -86,11 +88,18 @@ class TokenSet:
 MAX_EXPIRES_IN = 10 * 365 * 24 * 3600
 
 
-def authorization_url(endpoint: str, params: dict[str, str]) -> str:
-    """Return ``endpoint`` with ``params`` added to any query it already has (RFC 6749 3.1)."""
+def authorization_url(endpoint: str, params: Mapping[str, str | Sequence[str] | None]) -> str:
+    """Return ``endpoint`` with ``params`` added to any query it already has (RFC 6749 3.1).
+
+    A list or tuple value is sent as a repeated parameter (RFC 8707 ``resource``).
+    """
     parts = urlsplit(endpoint)
     query = parse_qsl(parts.query, keep_blank_values=True)
-    query.extend((k, v) for k, v in params.items() if v is not None)
+    for key, value in params.items():
+        if isinstance(value, list | tuple):
+            query.extend((key, item) for item in value)
+        elif value is not None:
+            query.append((key, value))
     return urlunsplit(parts._replace(query=urlencode(query)))
 
 
@@ -127,14 +136,20 @@ def exchange_code(
     code: str,
     redirect_uri: str,
     code_verifier: str,
+    resource: Sequence[str] = (),
 ) -> TokenSet:
-    """Redeem an authorization code (RFC 6749 section 4.1.3, RFC 7636 section 4.5)."""
-    data = {
+    """Redeem an authorization code (RFC 6749 section 4.1.3, RFC 7636 section 4.5).
+
+    ``resource``: RFC 8707 section 2.2 resource indicators, for an access token meant for those APIs.
+    """
+    data: dict[str, str | list[str]] = {
         "grant_type": "authorization_code",
         "code": code,
         "redirect_uri": redirect_uri,
         "code_verifier": code_verifier,
     }
+    if resource:
+        data["resource"] = list(resource)
     tokens = _token_request(http, token_endpoint, client, data)
     if not isinstance(tokens.id_token, str) or not tokens.id_token:
         # OIDC Core section 3.1.3.3: a successful response to an openid request has an id_token.
@@ -149,12 +164,37 @@ def refresh_tokens(
     refresh_token: str,
     *,
     scope: str | None = None,
+    resource: Sequence[str] = (),
 ) -> TokenSet:
-    """Use a refresh token (RFC 6749 section 6)."""
-    data = {"grant_type": "refresh_token", "refresh_token": refresh_token}
+    """Use a refresh token (RFC 6749 section 6), for the RFC 8707 ``resource`` indicators if any
+    (section 2.2: the refresh token grant takes them too)."""
+    data: dict[str, str | list[str]] = {"grant_type": "refresh_token", "refresh_token": refresh_token}
     if scope:
         data["scope"] = scope
+    if resource:
+        data["resource"] = list(resource)
     return _token_request(http, token_endpoint, client, data)
+
+
+def revoke_token(
+    http: HttpClient, endpoint: str, client: ClientCredentials, token: str, *, token_type_hint: str
+) -> None:
+    """Revoke ``token`` (RFC 7009 section 2.1), with client authentication (section 2.1: "the client
+    also includes its authentication credentials").
+
+    Section 2.2: a 200 means revoked, or the token was invalid already; the body is ignored.
+
+    :raises TokenEndpointError: the endpoint refused (``unsupported_token_type``, ``invalid_client``...).
+    :raises ProviderUnavailable: network error, timeout, 5xx (section 2.2.1's 503 among them).
+    :raises ProviderResponseError: any other answer.
+    """
+    data = {"token": token, "token_type_hint": token_type_hint}
+    try:
+        post_authenticated(http, endpoint, client, data, what="identity provider's revocation endpoint")
+    except ProviderResponseError as exc:
+        if getattr(exc, "http_status", None) == 200:
+            return  # a 200 whose body is not JSON: the body is ignored (section 2.2)
+        raise
 
 
 def client_credentials_grant(
@@ -181,7 +221,7 @@ def post_authenticated(
     http: HttpClient,
     endpoint: str,
     client: ClientCredentials,
-    data: dict[str, str],
+    data: Mapping[str, str | Sequence[str]],
     *,
     what: str,
     any_4xx_refuses: bool = False,
@@ -219,7 +259,9 @@ def post_authenticated(
     return response.data
 
 
-def _token_request(http: HttpClient, token_endpoint: str, client: ClientCredentials, data: dict[str, str]) -> TokenSet:
+def _token_request(
+    http: HttpClient, token_endpoint: str, client: ClientCredentials, data: Mapping[str, str | Sequence[str]]
+) -> TokenSet:
     # Token endpoint: any 4xx is a refusal (RFC 6749 section 5.2 answers errors with 400/401).
     payload = post_authenticated(
         http, token_endpoint, client, data, what="identity provider's token endpoint", any_4xx_refuses=True

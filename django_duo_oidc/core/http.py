@@ -16,6 +16,7 @@ import base64
 import contextlib
 import json
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote_plus
@@ -65,7 +66,10 @@ class HttpClient:
     def get(self, url: str, *, headers: dict[str, str] | None = None) -> HttpResponse:
         return self._send("GET", url, headers=headers)
 
-    def post_form(self, url: str, data: dict[str, str], *, headers: dict[str, str] | None = None) -> HttpResponse:
+    def post_form(
+        self, url: str, data: Mapping[str, str | Sequence[str]], *, headers: dict[str, str] | None = None
+    ) -> HttpResponse:
+        """POST a form; a sequence value is sent as a repeated field (RFC 8707 ``resource``)."""
         return self._send("POST", url, data=data, headers=headers)
 
     def _send(self, method: str, url: str, **kwargs: Any) -> HttpResponse:

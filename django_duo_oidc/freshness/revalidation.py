@@ -15,7 +15,10 @@ no query and no provider call. When the window has passed (or the access token i
   the cache there is no single-flight, so every worker would call it, and spend a refresh token twice);
 - a stored token that no longer decrypts (its key retired): the session ends cleanly.
 
-Tokens are read and written through :mod:`.session` only (sealed at rest).
+Tokens are read and written through :mod:`.session` only (sealed at rest). The renewal itself
+(:func:`refresh`, :func:`refresh_due`) and :func:`end_session` live in
+:mod:`django_duo_oidc.login.renewal`, shared with ``request.oidc.access_token()``; they are
+importable from here as before.
 """
 
 from __future__ import annotations
@@ -25,39 +28,24 @@ import logging
 import time
 from typing import Any
 
-from django.contrib import auth
 from django.http import HttpRequest
 from django.views.decorators.debug import sensitive_variables
 
-from .. import signals
 from ..conf import conf
 from ..core.errors import (
     CacheUnavailable,
     DuoOIDCError,
-    InvalidClaim,
     ProviderResponseError,
     ProviderUnavailable,
-    TokenExpired,
 )
-from ..core.lifetimes import renewal_margin
 from ..core.scopes import format_scopes, parse_scopes
 from ..login import session
+from ..login.renewal import end_session, refresh, refresh_due
 from ..models import Provider
 from ..providers.runtime import ProviderRuntime
 from ..state.singleflight import single_flight
 
 logger = logging.getLogger("django_duo_oidc")
-
-
-def refresh_due(data: dict[str, Any], now: float) -> bool:
-    """True when the stored access token expires within ``REFRESH_MARGIN`` (at most half its lifetime,
-    as for the outbound client's tokens; sessions stored without ``issued_at`` use the whole margin)."""
-    expires_at = data.get("expires_at")
-    if not expires_at:
-        return False
-    issued_at = data.get("issued_at")
-    lifetime = float(expires_at) - float(issued_at) if issued_at else None
-    return now >= float(expires_at) - renewal_margin(conf.refresh_margin, lifetime)
 
 
 def is_due(data: dict[str, Any], now: float) -> bool:
@@ -96,7 +84,7 @@ def ensure_fresh(request: HttpRequest) -> None:
             data = session.with_tokens({**data, **renewed}, **tokens)
             # Kept at once, whatever the check below says: a rotated refresh token is already spent.
             session.save_login(request, data)
-        info = introspect(runtime, session.access_token(data))
+        info = introspect(runtime, introspected_token(provider, data))
         if info is not None:
             if not info["active"]:
                 end_session(request, provider, "the provider says the grant is no longer active")
@@ -121,33 +109,13 @@ def ensure_fresh(request: HttpRequest) -> None:
 
 
 @sensitive_variables()
-def refresh(runtime: ProviderRuntime, data: dict[str, Any]) -> dict[str, Any]:
-    """Renew the access token; every worker that asks at once gets the one result."""
-    refresh_token = session.refresh_token(data)
-    if not refresh_token:
-        raise TokenExpired("The login has expired and the provider gave no refresh token to renew it.")
-    key = "duo_oidc:refresh:" + hashlib.sha256(refresh_token.encode()).hexdigest()
-
-    def do_refresh() -> dict[str, Any]:
-        tokens = runtime.refresh(refresh_token)
-        if tokens.id_token:
-            # OIDC Core section 12.2: a refreshed ID token must be about the same user, from the same issuer.
-            claims = runtime.validate_id_token(tokens.id_token, nonce=None)
-            if claims["sub"] != data["sub"]:
-                raise InvalidClaim("sub", "The refreshed ID token is about another user.")
-        issued_at = time.time()
-        return {
-            "access_token": tokens.access_token,
-            # RFC 6749 section 6: without a new refresh token, the old one stays valid.
-            "refresh_token": tokens.refresh_token or refresh_token,
-            "expires_at": issued_at + tokens.expires_in if tokens.expires_in else None,
-            "issued_at": issued_at,
-            "scopes": format_scopes(runtime.granted_scopes(tokens)),
-        }
-
-    renewed = single_flight(runtime.cache, key, do_refresh, ttl=60, lock_timeout=conf.http_timeout + 5)
-    logger.info("Renewed the access token of a session of provider %s", runtime.provider.slug)
-    return renewed
+def introspected_token(provider: Provider, data: dict[str, Any]) -> str:
+    """The token whose state says whether the grant is alive: the access token, except for a provider
+    row with RFC 8707 resource indicators, whose access tokens are meant for another API (providers
+    refuse to introspect them for this client: oidc-provider answers ``unsupported_token_type``);
+    then the refresh token (RFC 7662 section 2.1 introspects any token of the grant), when there is one."""
+    refresh_token = session.refresh_token(data) if provider.resource_list else None
+    return refresh_token or session.access_token(data)
 
 
 @sensitive_variables()
@@ -168,13 +136,3 @@ def introspect(runtime: ProviderRuntime, access_token: str) -> dict[str, Any] | 
 def mark_stale(request: HttpRequest, provider: Provider, reason: str) -> None:
     logger.warning("Could not revalidate a session of provider %s: %s", provider.slug, reason)
     request.oidc.stale = True  # type: ignore[attr-defined]
-
-
-def end_session(request: HttpRequest, provider: Provider | None, reason: str) -> None:
-    """Log the user out because the provider no longer backs the session."""
-    user = request.user
-    logger.warning(
-        "Ended the session of user %s (provider %s): %s", user.pk, provider.slug if provider else "-", reason
-    )
-    auth.logout(request)
-    signals.session_ended.send(sender=ProviderRuntime, request=request, user=user, provider=provider, reason=reason)

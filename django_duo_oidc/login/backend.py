@@ -58,6 +58,26 @@ def _says_unverified(claims: dict[str, Any]) -> bool:
     return verified is False or (isinstance(verified, str) and verified.strip().lower() == "false")
 
 
+#: The claims kept on the identity for a directory sync's join key (issue 12), and their length bound.
+JOIN_CLAIMS = ("email", "preferred_username")
+JOIN_CLAIM_MAX = 255
+
+
+def join_claims(claims: dict[str, Any]) -> dict[str, Any]:
+    """The join claims of a login, for ``Identity.last_claims``: strings only, cut to 255 characters.
+
+    An email the provider calls unverified (``email_verified: false``, OIDC Core 5.1) is recorded as
+    such (``"email_verified": False``): a directory never joins by it, so nobody gains a Duo user's groups
+    by claiming their address.
+    """
+    kept: dict[str, Any] = {
+        name: value[:JOIN_CLAIM_MAX] for name in JOIN_CLAIMS if isinstance(value := claims.get(name), str) and value
+    }
+    if _says_unverified(claims):
+        kept["email_verified"] = False
+    return kept
+
+
 def _is_privileged(user: AbstractBaseUser) -> bool:
     return bool(getattr(user, "is_staff", False) or getattr(user, "is_superuser", False))
 
@@ -213,7 +233,8 @@ class DuoOIDCBackend(OIDCAuthenticationBackend):
         user = self.update_user(user, claims)
         self.update_user_groups(user, identity, claims)
         identity.last_login_at = timezone.now()
-        identity.save(update_fields=["last_login_at", "granted_staff"])
+        identity.last_claims = join_claims(claims)
+        identity.save(update_fields=["last_login_at", "granted_staff", "last_claims"])
         return user
 
     def _link_new_identity(self, claims: dict[str, Any]) -> Identity:

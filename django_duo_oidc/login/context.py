@@ -6,11 +6,12 @@ import math
 import time
 from typing import TYPE_CHECKING, Any, Literal
 
+from asgiref.sync import sync_to_async
 from django.http import HttpRequest
 
 from ..core.errors import InsufficientScope, ProviderUnavailable
 from ..core.scopes import missing_scopes
-from . import session
+from . import renewal, session
 
 
 class OIDCContext:
@@ -86,6 +87,24 @@ class OIDCContext:
         """
         auth_time = self.auth_time
         return auth_time is not None and (now or time.time()) - auth_time <= max_age
+
+    def access_token(self, *, force: bool = False) -> str:
+        """Return a currently valid access token of this session's grant, to call an API for the user.
+
+        Renewed with the refresh token when it is due (single-flight across workers), or when
+        ``force`` (the API answered 401); the new tokens are kept sealed in the session. Never put it
+        in a page, a cookie, a URL or a log: :mod:`django_duo_oidc.outbound` attaches it for you.
+
+        :raises ReauthenticationRequired: it cannot be renewed (the session has then ended) or this
+            session has no provider login; answer with :func:`django_duo_oidc.login.renewal.login_again`
+            (the middleware does when the view lets it through).
+        :raises ProviderUnavailable: it has expired and the provider cannot renew it right now.
+        """
+        return renewal.current_access_token(self._request, force=force)
+
+    async def aaccess_token(self, *, force: bool = False) -> str:
+        """:meth:`access_token` for async views."""
+        return await sync_to_async(renewal.current_access_token)(self._request, force=force)
 
 
 if TYPE_CHECKING:  # the session context is a RequestContext: a type checker holds it to that

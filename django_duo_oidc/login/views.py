@@ -51,6 +51,7 @@ from ..providers.runtime import ProviderRuntime, get_provider
 from ..sessions import record_session
 from . import session
 from .backend import LoginAttempt
+from .revocation import revoke_login_tokens
 
 logger = logging.getLogger("django_duo_oidc")
 
@@ -146,8 +147,10 @@ class LoginView(OIDCAuthenticationRequestView):
             auth_request=attempt,
             extra=extra,
         )
+        # RFC 8707 section 2.1: one resource parameter per downstream API the token is meant for.
+        resources = {"resource": list(provider.resource_list)} if provider.resource_list else {}
         try:
-            url = ProviderRuntime(provider).authorization_url(params)
+            url = ProviderRuntime(provider).authorization_url({**params, **resources})
         except CacheUnavailable:
             # The callback could not check its state for replay without the cache: don't start what
             # cannot finish.
@@ -347,6 +350,7 @@ class LogoutView(OIDCLogoutView):
         auth.logout(request)
         if user_pk is not None:
             logger.info("Logout of user %s", user_pk)
+        revoke_login_tokens(data)  # RFC 7009, after the session ended; never raises
         url = self.redirect_url
         if data is not None:
             url = self.provider_logout_url(request, data) or url

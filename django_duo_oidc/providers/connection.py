@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..core.discovery import SOURCE_KEY, SOURCE_NONE, SOURCE_RFC8414, ProviderMetadata
+from ..core.discovery import SOURCE_KEY, SOURCE_NONE, SOURCE_RFC8414, SUPPLEMENTED_KEY, ProviderMetadata
 from ..core.errors import ConfigurationError, DuoOIDCError, ProviderUnavailable
 from ..models import Provider
 from .runtime import ProviderRuntime
@@ -63,6 +63,10 @@ def check_connection(provider: Provider) -> ConnectionReport:
     else:
         where = "RFC 8414 metadata" if source == SOURCE_RFC8414 else "OpenID discovery"
         report.lines.append(f"Discovery OK ({where}): issuer {metadata.issuer}.")
+        # Names from this module's fixed list (core.discovery), never the document's own words.
+        for name in metadata.raw.get(SUPPLEMENTED_KEY) or ():
+            label = name.replace("_", " ").capitalize()
+            report.lines.append(f"{label}: from the RFC 8414 metadata (OpenID discovery lists none).")
     manual = provider.endpoint_overrides()
     if manual:
         report.lines.append("Set by hand: " + ", ".join(sorted(manual)) + ".")

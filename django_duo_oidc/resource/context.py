@@ -28,6 +28,7 @@ from ..core.errors import (
     InvalidClaim,
     InvalidRequest,
     ProviderUnavailable,
+    ReauthenticationRequired,
     TokenExpired,
 )
 from ..core.scopes import format_scopes, missing_scopes
@@ -113,6 +114,15 @@ class BearerContext:
     def authenticated_within(self, max_age: int, now: float | None = None) -> bool:
         auth_time = self.auth_time
         return auth_time is not None and (now or time.time()) - auth_time <= max_age
+
+    def access_token(self, *, force: bool = False) -> str:
+        """Always raises ``ReauthenticationRequired``: a bearer request has no session grant to act with,
+        and its caller's token is not this site's to pass on (RFC 8693 token exchange is the way)."""
+        raise ReauthenticationRequired("A bearer request has no signed-in session whose token could be handed out.")
+
+    async def aaccess_token(self, *, force: bool = False) -> str:
+        """As :meth:`access_token`: always raises ``ReauthenticationRequired``."""
+        return self.access_token(force=force)
 
     def __repr__(self) -> str:
         state = "error" if self.error else "client" if self.is_client else "user" if self.grant else "none"

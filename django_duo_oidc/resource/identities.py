@@ -11,6 +11,7 @@ import logging
 from django.contrib.auth import get_user_model
 from django.core.exceptions import FieldDoesNotExist
 
+from ..conf import conf
 from ..models import Identity, Provider
 
 logger = logging.getLogger("django_duo_oidc")
@@ -37,18 +38,22 @@ def identity_link(provider: Provider, sub: str) -> tuple[int, bool] | None:
 
 def identity_link_by_username(provider: Provider, username: str) -> tuple[int, bool] | None:
     """``(user pk, may log in)`` of the one identity of ``provider`` whose last login said ``username``
-    (``preferred_username``), else whose user has it as username; None when none or several do.
+    (its ``preferred_username`` claim, kept in ``Identity.last_claims``); None when none or several do,
+    and always None unless ``LINK_TOKENS_BY_USERNAME`` is on.
 
-    Only this provider's identities: the provider vouches for its own accounts' names, not for users
-    another provider (or a password) made.
+    Only this provider's identities, and only what this provider asserted at login (never the Django
+    username, which an administrator or another provider may have chosen). Still only as good as the
+    provider's usernames: one renamed and reused there would hand the old account to the new holder,
+    hence the opt-in.
     """
-    identities = Identity.objects.filter(provider_id=provider.pk)
+    if not conf.link_tokens_by_username:
+        return None
+    identities = Identity.objects.filter(provider_id=provider.pk, last_claims__preferred_username=username)
     fields = ("user_id", "user__is_active") if users_have_is_active() else ("user_id",)
-    for match in ({"last_claims__preferred_username": username}, {"user__username": username}):
-        rows = list(identities.filter(**match).values_list(*fields)[:2])
-        if len(rows) > 1:
-            logger.warning("Token username matches several identities of provider %s: linked to none", provider.slug)
-            return None
-        if rows:
-            return (rows[0][0], bool(rows[0][1]) if len(rows[0]) > 1 else True)
-    return None
+    rows = list(identities.values_list(*fields)[:2])
+    if len(rows) > 1:
+        logger.warning("Token username matches several identities of provider %s: linked to none", provider.slug)
+        return None
+    if not rows:
+        return None
+    return (rows[0][0], bool(rows[0][1]) if len(rows[0]) > 1 else True)

@@ -45,13 +45,24 @@ def key_digest(session_key: str) -> str:
     return hashlib.sha256(session_key.encode()).hexdigest()
 
 
-def store_can_delete() -> bool:
-    """Whether the configured ``SESSION_ENGINE`` keeps sessions on the server, so they can be ended.
+def stores_sessions_in_browser(engine: str | None = None) -> bool:
+    """Whether ``engine`` (default: ``SESSION_ENGINE``) keeps sessions in the browser: Django's
+    signed-cookie backend and any engine built on it (a project's subclass, to rename the cookie).
 
-    The signed-cookie engine (and engines built on it) keeps the session in the browser: deleting it
-    on the server does nothing, the cookie stays valid until it expires.
+    Such a session cannot be ended on the server (the cookie stays valid until it expires), and it would
+    carry the login's tokens to the browser. An engine that cannot be imported is not judged here
+    (Django's own checks and the first request report it).
     """
-    return not issubclass(_store_class(), signed_cookies.SessionStore)
+    try:
+        store = import_module(engine or settings.SESSION_ENGINE).SessionStore
+    except (ImportError, AttributeError):
+        return False
+    return isinstance(store, type) and issubclass(store, signed_cookies.SessionStore)
+
+
+def store_can_delete() -> bool:
+    """Whether the configured ``SESSION_ENGINE`` keeps sessions on the server, so they can be ended."""
+    return not stores_sessions_in_browser()
 
 
 def _store_class() -> type[SessionBase]:

@@ -91,6 +91,19 @@ class Command(BaseCommand):
             dest="audiences",
             help='Space-separated audiences accepted in access tokens (default: the client id), e.g. "urn:crm".',
         )
+        parser.add_argument(
+            "--resource",
+            dest="resources",
+            action="append",
+            metavar="URI",
+            help="RFC 8707 resource indicator sent at login and on refresh (an absolute URI, e.g. urn:crm): "
+            "repeatable or space-separated; replaces the stored list ('' clears it).",
+        )
+        parser.add_argument(
+            "--revoke-at-logout",
+            action=argparse.BooleanOptionalAction,
+            help="Revoke the refresh and access tokens at the provider at logout (RFC 7009; default on).",
+        )
         parser.add_argument("--check", action="store_true", help="Fetch discovery and JWKS afterwards.")
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -144,6 +157,10 @@ class Command(BaseCommand):
                 setattr(provider, name, options[name])
         if options["backchannel_logout"] is not None:
             provider.backchannel_logout = options["backchannel_logout"]
+        if options["resources"] is not None:
+            provider.resource_indicators = " ".join(" ".join(options["resources"]).split())
+        if options["revoke_at_logout"] is not None:
+            provider.revoke_at_logout = options["revoke_at_logout"]
         try:
             provider.full_clean()
         except ValidationError as exc:
