@@ -9,6 +9,7 @@ import time
 from typing import Any
 
 from django.contrib.auth import SESSION_KEY, get_user_model
+from django.contrib.auth.decorators import login_not_required
 from django.contrib.auth.views import LoginView, redirect_to_login
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
@@ -193,6 +194,8 @@ def admin_login(original: Any) -> Any:
             template_name=site.login_template or "admin/login.html",
         )(request)
 
-    login.duo_oidc_mfa = True  # type: ignore[attr-defined]
     login.__doc__ = original.__doc__
-    return login
+    # As Django decorates AdminSite.login: never cached, and open behind LoginRequiredMiddleware.
+    wrapped = method_decorator(never_cache)(login_not_required(login))
+    wrapped.duo_oidc_mfa = True
+    return wrapped

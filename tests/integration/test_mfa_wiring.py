@@ -142,3 +142,16 @@ def test_a_failing_database_is_not_a_reason_to_skip_the_second_factor(
     assert response.status_code == 503  # not the view, not a 500
     assert b"cannot check your login" in response.content
     assert "could not be checked for the second factor: OperationalError" in caplog.text
+
+
+@pytest.mark.parametrize("with_config", [True, False])
+def test_the_admin_login_stays_open_behind_login_required_middleware(
+    request: Any, alice: Any, settings: Any, with_config: bool
+) -> None:
+    """Django marks AdminSite.login login_not_required and never_cache; the hook keeps both."""
+    if with_config:
+        request.getfixturevalue("config")
+    settings.MIDDLEWARE = [*settings.MIDDLEWARE, "django.contrib.auth.middleware.LoginRequiredMiddleware"]
+    response = Client(raise_request_exception=True).get("/admin/login/?next=/admin/")
+    assert response.status_code == 200
+    assert "no-cache" in response["Cache-Control"] or "max-age=0" in response["Cache-Control"]
