@@ -401,8 +401,10 @@ class ScopeRuleAdmin(admin.ModelAdmin):
         reset_policy_cache()
 
 
+# The second factor (Duo Universal Prompt): its admin pages, and its inline on the user's admin page.
 # Access review (issue 12)
 from .directory.review import AccessReviewAdmin  # noqa: E402
+from .mfa import admin as mfa_admin  # noqa: E402, F401
 from .models import DirectoryUser  # noqa: E402
 
 admin.site.register(DirectoryUser, AccessReviewAdmin)

@@ -55,3 +55,16 @@ class DuoOIDCConfig(AppConfig):
         checks.register(duo_checks.check_settings, checks.Tags.security)
         checks.register(duo_checks.check_providers, checks.Tags.database)
         checks.register(duo_checks.check_deploy, checks.Tags.security, deploy=True)
+        checks.register(duo_checks.check_mfa, checks.Tags.database)
+
+        # The second factor: the admin site's login goes through Duo while it is on (every AdminSite that
+        # does not override login; the middleware ends password sessions that went around it in any case).
+        from django.contrib.admin.sites import AdminSite
+
+        from .mfa import views as mfa_views
+        from .mfa.who import reset_config_memo
+        from .models import MFAConfiguration
+
+        AdminSite.login = mfa_views.admin_login(AdminSite.login)  # type: ignore[method-assign]
+        for signal in (post_save, post_delete):
+            signal.connect(reset_config_memo, sender=MFAConfiguration, dispatch_uid=f"duo_oidc_mfa_{signal!r}")

@@ -13,6 +13,7 @@ duo_oidc.W002  (deploy) SESSION_COOKIE_SECURE is off
 duo_oidc.W003  a provider's client-secret environment variable is not set
 duo_oidc.W004  (deploy) the cache is per process (local memory or dummy) while DEBUG is off
 duo_oidc.W005  SESSION_ENGINE keeps sessions in the browser: back-channel logout and deprovisioning cannot end them
+duo_oidc.E101-E107, W101-W103  the second factor (Duo Universal Prompt): see django_duo_oidc.mfa.checks
 """
 
 from __future__ import annotations
@@ -217,3 +218,17 @@ def check_deploy(app_configs: Any = None, databases: Any = None, **kwargs: Any) 
                 )
             )
     return errors
+
+
+def check_mfa(app_configs: Any = None, databases: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """The second-factor configurations (a table read: run only when the check is given databases)."""
+    from .mfa.checks import check_configuration
+    from .models import MFAConfiguration
+
+    if not databases:
+        return []
+    try:
+        configs = list(MFAConfiguration.objects.all())
+    except DatabaseError:
+        return []  # not migrated yet
+    return [message for config in configs for message in check_configuration(config)]

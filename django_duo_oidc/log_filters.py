@@ -13,7 +13,7 @@ import logging
 import re
 
 _PARAMS = re.compile(
-    r"(?i)\b(code|state|access_token|refresh_token|id_token|id_token_hint|logout_token|client_secret|code_verifier|token)=([^&\s\"']+)"
+    r"(?i)\b(code|duo_code|state|access_token|refresh_token|id_token|id_token_hint|logout_token|client_secret|code_verifier|token)=([^&\s\"']+)"
 )
 
 

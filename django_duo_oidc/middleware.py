@@ -1,5 +1,7 @@
-"""DuoOIDCMiddleware: ``request.oidc`` on every request, the grant kept fresh, and the scope policy
-for views you don't own (``DUO_OIDC["SCOPE_POLICY"]`` and the admin's scope rules).
+"""DuoOIDCMiddleware: ``request.oidc`` on every request, the grant kept fresh, the scope policy
+for views you don't own (``DUO_OIDC["SCOPE_POLICY"]`` and the admin's scope rules), and the second
+factor enforced: a password session of a user who must use Duo and never passed it is logged out
+(:func:`django_duo_oidc.mfa.enforce.enforce_second_factor`, first thing for a request with a session cookie).
 
 Whether a session's grant must be fresh is decided by the view that will run, never by the request's
 headers: only a view that answers to bearer tokens alone skips it (``resource.is_token_only_view``).
@@ -24,6 +26,7 @@ from .freshness.revalidation import ensure_fresh, is_due
 from .login import session
 from .login.context import OIDCContext
 from .login.renewal import login_again
+from .mfa.enforce import enforce_second_factor
 from .policy.check import check
 from .policy.rules import policy_rules
 from .resource.context import authenticate
@@ -85,6 +88,9 @@ class DuoOIDCMiddleware:
         request.oidc = OIDCContext(request)  # type: ignore[attr-defined]
         key = _session_key(request)
         if settings.SESSION_COOKIE_NAME in request.COOKIES:
+            refused = enforce_second_factor(request)
+            if refused is not None:
+                return refused
             freshen(request)
         response = self.get_response(request)
         if key is not None and _session_key(request) not in (key, None):
@@ -95,6 +101,9 @@ class DuoOIDCMiddleware:
         request.oidc = OIDCContext(request)  # type: ignore[attr-defined]
         key = _session_key(request)
         if settings.SESSION_COOKIE_NAME in request.COOKIES:
+            refused = await sync_to_async(enforce_second_factor)(request)
+            if refused is not None:
+                return refused
             await sync_to_async(freshen)(request)
         response = await self.get_response(request)  # type: ignore[misc]
         if key is not None and _session_key(request) not in (key, None):

@@ -708,3 +708,166 @@ class DirectoryUser(models.Model):
 
     def __str__(self) -> str:
         return self.username or self.duo_user_id
+
+
+# Second factor after a password login (Duo Universal Prompt, Web SDK v4) -------------------------
+
+
+class MFAConfigurationQuerySet(models.QuerySet):
+    def active(self) -> MFAConfiguration | None:
+        """The configuration in force: the first enabled row (the admin and the command keep one)."""
+        return self.filter(enabled=True).order_by("pk").first()
+
+
+class MFAConfiguration(models.Model):
+    """Duo's Universal Prompt as the second factor after Django's password login (a Duo "Web SDK" app).
+
+    One row is used: the first enabled one (:meth:`MFAConfigurationQuerySet.active`). The client secret
+    is read from an environment variable (preferred) or stored encrypted, exactly like a provider's.
+    """
+
+    class FailMode(models.TextChoices):
+        CLOSED = "closed", _("closed: when Duo cannot be reached, nobody who must use Duo logs in")
+        OPEN = "open", _("open: when Duo cannot be reached, log users in with the password alone (logged)")
+
+    class Who(models.TextChoices):
+        ALL = "all", _("every user")
+        STAFF = "staff", _("staff and superusers")
+        GROUPS = "groups", _("members of the groups below (and staff and superusers)")
+
+    class UsernameFrom(models.TextChoices):
+        USERNAME = "username", _("the Django username is the Duo username")
+        EMAIL = "email", _("the user's email address is the Duo username")
+
+    name = models.CharField(max_length=100, default="Duo", help_text=_("Shown in messages."))
+    enabled = models.BooleanField(default=True)
+    client_id = models.CharField(
+        max_length=64, help_text=_("Client ID of the Duo Admin Panel's Web SDK application (20 characters).")
+    )
+    client_secret_env = models.CharField(
+        max_length=255,
+        blank=True,
+        help_text=_("Name of an environment variable holding the client secret (preferred)."),
+    )
+    client_secret_encrypted = models.TextField(blank=True, editable=False)
+    api_host = models.CharField(
+        max_length=255,
+        help_text=_("API hostname of the Web SDK application, e.g. api-xxxxxxxx.duosecurity.com."),
+    )
+    ca_certs = models.CharField(
+        max_length=500,
+        blank=True,
+        help_text=_("Path of a CA bundle to trust instead of the Duo CAs the SDK pins (tests, TLS proxies)."),
+    )
+    fail_mode = models.CharField(max_length=8, choices=FailMode.choices, default=FailMode.CLOSED)
+    who = models.CharField(
+        max_length=8,
+        choices=Who.choices,
+        default=Who.ALL,
+        help_text=_("Who must pass Duo after the password. Staff and superusers always must (the admin login)."),
+    )
+    groups = models.ManyToManyField(Group, blank=True, related_name="+")
+    username_from = models.CharField(max_length=16, choices=UsernameFrom.choices, default=UsernameFrom.USERNAME)
+    remember_days = models.PositiveSmallIntegerField(
+        default=0,
+        help_text=_(
+            "0: ask Duo at every login. N: after passing Duo, remember the browser for N days (a signed cookie "
+            "bound to the user, ended by a password change or the admin's revoke action)."
+        ),
+    )
+    refused_factors = models.CharField(
+        max_length=500,
+        blank=True,
+        help_text=_('Comma-separated Duo factors not accepted here, e.g. "Bypass Code" (auth_context.factor).'),
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = MFAConfigurationQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = "second factor (Duo Universal Prompt)"
+        verbose_name_plural = "second factor (Duo Universal Prompt)"
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.api_host})"
+
+    def clean(self) -> None:
+        super().clean()
+        if self.client_secret_env:
+            refusal = secret_env_refusal(self.client_secret_env)
+            if refusal:
+                raise ValidationError({"client_secret_env": refusal})
+
+    @property
+    def refused_factor_set(self) -> frozenset[str]:
+        """The refused factors, compared without regard to case or surrounding spaces."""
+        return frozenset(f.strip().casefold() for f in self.refused_factors.split(",") if f.strip())
+
+    def set_client_secret(self, secret: str) -> None:
+        """Store ``secret`` encrypted at rest (needs ``DUO_OIDC["ENCRYPTION_KEYS"]``)."""
+        self.client_secret_encrypted = encrypt(secret) if secret else ""
+
+    def get_client_secret(self) -> str:
+        """Return the client secret, from the environment variable or the encrypted column.
+
+        :raises ConfigurationError: no secret, an unset or disallowed variable, or an undecryptable value.
+        """
+        if self.client_secret_env:
+            refusal = secret_env_refusal(self.client_secret_env)
+            if refusal:
+                raise ConfigurationError(f"The second factor's client-secret variable is not allowed. {refusal}")
+            value = os.environ.get(self.client_secret_env, "")
+            if not value:
+                raise ConfigurationError(
+                    f"The environment variable {self.client_secret_env} holding the Duo client secret is not set."
+                )
+            return value
+        if self.client_secret_encrypted:
+            try:
+                return decrypt(self.client_secret_encrypted)
+            except SecretDecryptionError as exc:
+                raise ConfigurationError(str(exc)) from exc
+        raise ConfigurationError("The second factor configuration has no client secret.")
+
+    @property
+    def secret_status(self) -> str:
+        """Describe where the secret comes from, without revealing it."""
+        if self.client_secret_env:
+            if secret_env_refusal(self.client_secret_env):
+                return f"environment variable {self.client_secret_env} (not allowed: see SECRET_ENV_PREFIXES)"
+            state = "set" if os.environ.get(self.client_secret_env) else "NOT SET"
+            return f"environment variable {self.client_secret_env} ({state})"
+        if self.client_secret_encrypted:
+            return "stored encrypted"
+        return "none"
+
+
+class MFAUserState(models.Model):
+    """A user's last Duo second-factor authentication, and the epoch of their remembered browsers.
+
+    Never a secret: the time, the result, the factor (e.g. "Duo Push") and the kind of device.
+    """
+
+    class Result(models.TextChoices):
+        ALLOW = "allow", _("allowed by Duo")
+        DENY = "deny", _("denied by Duo")
+        ERROR = "error", _("failed (Duo unreachable, refused factor, invalid answer)")
+        FAIL_OPEN = "fail_open", _("let in WITHOUT Duo (Duo unreachable, fail mode open)")
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="duo_mfa_state")
+    last_auth_at = models.DateTimeField(null=True, blank=True)
+    last_result = models.CharField(max_length=16, choices=Result.choices, blank=True)
+    last_factor = models.CharField(max_length=64, blank=True)
+    last_device = models.CharField(max_length=32, blank=True)
+    last_reason = models.CharField(max_length=200, blank=True)
+    # Remembered browsers carry the epoch they were remembered under: bumping it revokes them all.
+    remember_epoch = models.PositiveIntegerField(default=0)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "second factor of a user"
+        verbose_name_plural = "second factor of users"
+
+    def __str__(self) -> str:
+        return f"second factor of {self.user}"

@@ -39,6 +39,20 @@ def send_scope_denied(request: Any, exc: Any, *, view_name: str = "") -> None:
     )
 
 
+#: Sent when a user gets past the second factor after their password (Duo's Universal Prompt).
+#: Arguments: ``request``, ``user``, ``via`` ("duo": Duo allowed it; "remembered": a remembered browser;
+#: "fail_open": Duo was unreachable and the configuration's fail mode is open, so NO second factor was
+#: checked), ``purpose`` ("login" or "step-up"), ``factor`` (e.g. "Duo Push"; "" unless via "duo") and
+#: ``device`` (the kind of device, e.g. "mobile phone (push)").
+second_factor_passed = Signal()
+
+#: Sent when the second factor fails or a session without it is ended. Arguments: ``request``, ``user``
+#: (None when the attempt is unknown), ``purpose``, ``reason`` (a short stable code: "access_denied",
+#: "factor_refused", "duo_unavailable", "duo_rate_limited", "duo_misconfigured", "invalid_grant", "invalid_token",
+#: "state_unknown", "state_replayed", "state_expired", "password_changed", "no_second_factor", ...),
+#: ``description`` (text safe to show), and ``factor`` and ``device`` when Duo's answer named them ("" else).
+second_factor_failed = Signal()
+
 # Directory (Duo Admin API) ---------------------------------------------------------------------------
 
 #: Sent after a directory sync made a linked user inactive (and ended their sessions). Arguments:

@@ -8,6 +8,9 @@
 It creates .venv, installs the package with its test extras, installs the pinned provider with
 `npm ci`, and then runs. Set-up is skipped when nothing it depends on has changed.
 
+`example` also starts a fake Duo Universal Prompt (tests/fakeduo/universal.py) and turns on Duo's second
+factor for the admin login through it (`example_mfa`: the admin account's password is printed).
+
 `test` runs the whole suite twice: on SQLite with the local-memory cache, then on a PostgreSQL and a
 Redis it starts on loopback (and stops by PID). The e2e tier needs Debian's chromium and redis-server,
 which it installs with apt-get when run as root. `--fast`: unit and integration on SQLite only.
@@ -241,6 +244,7 @@ def example() -> int:
         log(f"OpenID provider running at {issuer} (log in with any name: alice, bob, carol)")
         manage = [str(PY), str(ROOT / "manage.py")]
         run(*manage, "migrate", "--verbosity", "0", env=env, cwd=ROOT)
+        example_mfa(env, manage)  # Duo's second factor after the admin's password, through a fake Duo
         run(
             *manage,
             "duo_oidc_provider",
@@ -286,6 +290,63 @@ def example() -> int:
     finally:
         provider.terminate()
         provider.wait(timeout=10)
+
+
+# The example's fake Duo Universal Prompt (tests/fakeduo/universal.py): Duo's second factor after the admin's
+# password. Its port; "Remember me" days (0: Duo at every login).
+DUO_MFA_PORT = int(os.environ.get("DUO_MFA_PORT", "8902"))
+DUO_MFA_REMEMBER_DAYS = os.environ.get("DUO_MFA_REMEMBER_DAYS", "0")
+# Creates (or resets the password of) the example's admin account, from the environment.
+EXAMPLE_ADMIN = """
+import os
+from django.contrib.auth import get_user_model
+user = get_user_model().objects.get_or_create(username="admin", defaults={"email": "admin@example.test"})[0]
+user.is_staff = user.is_superuser = user.is_active = True
+user.set_password(os.environ["DUO_EXAMPLE_ADMIN_PASSWORD"])
+user.save()
+"""
+
+
+def example_mfa(env: dict[str, str], manage: list[str]) -> None:
+    """Duo's second factor for the example's admin login, through the fake Web SDK v4 server.
+
+    Starts the fake on DUO_MFA_PORT with fresh credentials and a throwaway CA (stopped and removed at exit),
+    puts its secret in ``env`` as DUO_MFA_CLIENT_SECRET (read by the site through ``--client-secret-env``),
+    configures the site with ``duo_oidc_mfa ... --check`` and gives the account "admin" a new password.
+    """
+    import atexit
+    import secrets
+    import string
+    import tempfile
+
+    alphabet = string.ascii_uppercase + string.digits
+    client_id = "DI" + "".join(secrets.choice(alphabet) for _ in range(18))
+    client_secret = "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(40))
+    pki_dir = Path(tempfile.mkdtemp(prefix="duo-oidc-example-mfa-"))
+    fake = subprocess.Popen(
+        [str(PY), "-m", "tests.fakeduo.universal", "--port", str(DUO_MFA_PORT), "--pki-dir", str(pki_dir)],
+        env={**env, "FAKE_DUO_CLIENT_ID": client_id, "FAKE_DUO_CLIENT_SECRET": client_secret},
+        cwd=ROOT, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+    def stop() -> None:
+        fake.terminate()
+        fake.wait(timeout=10)
+        shutil.rmtree(pki_dir, ignore_errors=True)
+
+    atexit.register(stop)
+    line = fake.stdout.readline() if fake.stdout else ""
+    if not line.startswith("READY https://127.0.0.1:"):
+        raise RuntimeError(f"the fake Duo Universal Prompt did not start (is port {DUO_MFA_PORT} taken?)")
+    api_host = line.split()[1].removeprefix("https://")
+    env["DUO_MFA_CLIENT_SECRET"] = client_secret
+    run(*manage, "duo_oidc_mfa", "--client-id", client_id, "--client-secret-env", "DUO_MFA_CLIENT_SECRET",
+        "--api-host", api_host, "--ca-certs", str(pki_dir / "ca.pem"), "--fail-mode", "closed", "--enable",
+        "--remember-days", DUO_MFA_REMEMBER_DAYS, "--check", env=env, cwd=ROOT)  # fmt: skip
+    password = secrets.token_urlsafe(12)
+    run(*manage, "shell", "-c", EXAMPLE_ADMIN, env={**env, "DUO_EXAMPLE_ADMIN_PASSWORD": password}, cwd=ROOT)
+    log(f"fake Duo Universal Prompt at https://{api_host}: the admin login (/admin/, user admin, password "
+        f"{password}) asks for Duo's second factor there (Approve or Deny)")  # fmt: skip
 
 
 def pytest_leg(name: str, slug: str, args: list[str], env: dict[str, str]) -> dict[str, object]:

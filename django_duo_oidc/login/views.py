@@ -75,11 +75,11 @@ class CallbackReporterFilter(SafeExceptionReporterFilter):
         return meta
 
 
-def cleanse_callback_query(request: HttpRequest) -> None:
-    """Replace the code and the state in ``request.GET`` and the query string once the callback is done
-    with them: Django's error reports list ``request.GET`` and the full URL unfiltered."""
+def cleanse_callback_query(request: HttpRequest, names: tuple[str, ...] = SENSITIVE_CALLBACK_PARAMETERS) -> None:
+    """Replace the code and the state (``names``) in ``request.GET`` and the query string once the callback
+    is done with them: Django's error reports list ``request.GET`` and the full URL unfiltered."""
     cleansed = request.GET.copy()
-    for name in SENSITIVE_CALLBACK_PARAMETERS:
+    for name in names:
         if name in cleansed:
             cleansed.setlist(name, [SafeExceptionReporterFilter.cleansed_substitute])
     cleansed._mutable = False

@@ -1,0 +1,142 @@
+"""Configure Duo's Universal Prompt as the second factor after password logins, from the shell.
+
+    python manage.py duo_oidc_mfa --client-id ID --client-secret-env VAR --api-host HOST \\
+        [--ca-certs PATH] [--fail-mode closed|open] [--check]
+
+Also: ``--enable`` / ``--disable`` (the way back in when a broken configuration locks the admin out),
+``--who all|staff|groups`` with ``--group NAME`` (repeatable), ``--remember-days N``, ``--refuse-factor
+"Bypass Code"`` (repeatable; ``--refuse-factor ""`` clears the list), ``--username-from username|email``,
+``--client-secret-stdin`` (store the secret encrypted). The first configuration row is created or
+updated; a new one is enabled unless ``--disable`` is given. ``--check`` runs Duo's health check with
+the saved configuration and the system checks, and explains Duo's refusals.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from django.contrib.auth.models import Group
+from django.core.exceptions import ImproperlyConfigured, ValidationError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from ...core.errors import ConfigurationError, DuoOIDCError
+from ...mfa.checks import check_configuration
+from ...mfa.duo import client_for, health_check
+from ...models import MFAConfiguration
+
+# What Duo's refusals mean, for --check (DUO.md section 3).
+EXPLAIN_UNAUTHORIZED = (
+    "Duo answered unauthorized_request: these are the credentials of another kind of Duo application. "
+    'In the Duo Admin Panel, protect an application of type "Web SDK" and copy its Client ID, Client '
+    "secret and API hostname (an OIDC/SSO, Admin API or Auth API application's keys do not work here)."
+)
+EXPLAIN_40002 = (
+    "Duo answered 40002 invalid_client: the client assertion was signed with a secret Duo does not know for "
+    "this client id. Copy the Client secret of the same Web SDK application again (was it reset?), and "
+    "check that the client id belongs to it."
+)
+
+
+class Command(BaseCommand):
+    help = "Create or update the second factor (Duo Universal Prompt after the password), and check it."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--client-id", help="Client ID of the Duo Web SDK application (20 characters).")
+        secret = parser.add_mutually_exclusive_group()
+        secret.add_argument("--client-secret-env", help="Name of the environment variable holding the secret.")
+        secret.add_argument(
+            "--client-secret-stdin",
+            action="store_true",
+            help="Read the secret from standard input and store it encrypted (needs ENCRYPTION_KEYS).",
+        )
+        parser.add_argument("--api-host", help="API hostname, e.g. api-xxxxxxxx.duosecurity.com.")
+        parser.add_argument("--ca-certs", help='CA bundle to trust instead of the Duo CAs the SDK pins ("" clears).')
+        parser.add_argument("--fail-mode", choices=[c for c, _ in MFAConfiguration.FailMode.choices])
+        state = parser.add_mutually_exclusive_group()
+        state.add_argument("--enable", action="store_true")
+        state.add_argument("--disable", action="store_true")
+        parser.add_argument("--who", choices=[c for c, _ in MFAConfiguration.Who.choices])
+        parser.add_argument("--group", action="append", default=None, help="With --who groups. Repeatable.")
+        parser.add_argument("--remember-days", type=int, help="0: ask Duo at every login (default).")
+        parser.add_argument(
+            "--refuse-factor", action="append", default=None, help='e.g. "Bypass Code". Repeatable; "" clears.'
+        )
+        parser.add_argument("--username-from", choices=[c for c, _ in MFAConfiguration.UsernameFrom.choices])
+        parser.add_argument("--check", action="store_true", help="Run Duo's health check and the system checks.")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        config = MFAConfiguration.objects.order_by("pk").first()
+        created = config is None
+        if config is None:
+            if not options["client_id"] or not options["api_host"]:
+                raise CommandError("A new configuration needs --client-id, --api-host and a secret.")
+            if not options["client_secret_env"] and not options["client_secret_stdin"]:
+                raise CommandError("A new configuration needs --client-secret-env VAR (or --client-secret-stdin).")
+            config = MFAConfiguration()
+        self.apply(config, options)
+        try:
+            config.full_clean()
+        except ValidationError as exc:
+            raise CommandError("; ".join(f"{k}: {' '.join(v)}" for k, v in exc.message_dict.items())) from exc
+        config.save()
+        if options["group"] is not None:
+            groups = [Group.objects.get_or_create(name=name)[0] for name in options["group"] if name]
+            config.groups.set(groups)
+        self.stdout.write(
+            f"{'Created' if created else 'Updated'} the second factor ({'on' if config.enabled else 'off'}, "
+            f"api host {config.api_host}, secret: {config.secret_status}, fail mode {config.fail_mode}, "
+            f"who: {config.who}, remember days: {config.remember_days})."
+        )
+        if options["check"]:
+            self.check_config(config)
+
+    def apply(self, config: MFAConfiguration, options: dict[str, Any]) -> None:
+        for option in ("client_id", "api_host", "ca_certs", "fail_mode", "who", "remember_days", "username_from"):
+            if options[option] is not None:
+                setattr(config, option, options[option])
+        if options["remember_days"] is not None and options["remember_days"] < 0:
+            raise CommandError("--remember-days is 0 or more.")
+        if options["client_secret_env"]:
+            config.client_secret_env = options["client_secret_env"]
+            config.client_secret_encrypted = ""
+        if options["client_secret_stdin"]:
+            secret = sys.stdin.readline().rstrip("\n")
+            if not secret:
+                raise CommandError("No secret on standard input.")
+            try:
+                config.set_client_secret(secret)
+            except ImproperlyConfigured as exc:
+                raise CommandError(str(exc)) from exc
+            config.client_secret_env = ""
+        if options["refuse_factor"] is not None:
+            config.refused_factors = ", ".join(f.strip() for f in options["refuse_factor"] if f.strip())
+        if options["enable"]:
+            config.enabled = True
+        if options["disable"]:
+            config.enabled = False
+
+    def check_config(self, config: MFAConfiguration) -> None:
+        problems = check_configuration(config)
+        for message in problems:
+            self.stdout.write(f"  {message.id}: {message.msg}" + (f" ({message.hint})" if message.hint else ""))
+        try:
+            # The health check does not use the redirect URI; the SDK only requires one.
+            health_check(client_for(config, "https://localhost/oidc/mfa/callback/"))
+        except ConfigurationError as exc:
+            self.stdout.write(f"  Duo's health check failed: {exc.description}")
+            if "unauthorized_request" in exc.description:
+                self.stdout.write(f"  {EXPLAIN_UNAUTHORIZED}")
+            elif "40002" in exc.description:
+                self.stdout.write(f"  {EXPLAIN_40002}")
+            raise CommandError("The second factor is saved, but Duo refuses its credentials.") from None
+        except DuoOIDCError as exc:
+            self.stdout.write(f"  Duo's health check failed: {exc.description}")
+            raise CommandError(
+                f"The second factor is saved, but Duo cannot be reached at {config.api_host} "
+                "(the host name, the network, a proxy, or the CA bundle)."
+            ) from None
+        errors = [m for m in problems if m.is_serious()]
+        self.stdout.write(f"  Duo's health check at {config.api_host}: OK.")
+        if errors:
+            raise CommandError("Duo answers, but the configuration has errors (above).")
