@@ -354,7 +354,7 @@ def _run(connection: DirectoryConnection, result: SyncResult, lock: _Lock, *, dr
             "A Django user or row this run planned for was deleted while it ran: nothing was changed; run again."
         ) from None
     result.ok, result.message = True, "Sync complete"
-    forget_linked_users()  # bearer memos of this process: at once (other processes within USER_TTL)
+    forget_linked_users()  # bearer memos: at once here, within 1 s in other processes (the shared mark)
     try:
         _after_commit(connection, plan, result)
     except DatabaseError as exc:  # committed already: the users are inactive; say what was not done
