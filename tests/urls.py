@@ -6,10 +6,12 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import path
 from django.views import View
 from rest_framework.authentication import SessionAuthentication
+from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from django_duo_oidc.contrib.drf import DuoBearerAuthentication, HasScopes
+from django_duo_oidc.contrib.drf import DuoBearerAuthentication, HasScopes, IsAuthenticatedCaller
+from django_duo_oidc.core.scopes import Requirement
 from django_duo_oidc.policy.decorators import scopes_required
 from django_duo_oidc.policy.mixins import ScopesRequiredMixin
 from django_duo_oidc.resource.views import BearerAuthMixin, bearer_auth
@@ -126,6 +128,72 @@ class BearerContactsAPI(APIView):
         return Response({**_who(request), "auth": type(request.auth).__name__})
 
 
+class MethodScopesAPI(APIView):
+    """Scopes per HTTP method (HasScopes.required_scopes_map); PUT deliberately unnamed."""
+
+    authentication_classes = [DuoBearerAuthentication, SessionAuthentication]
+    permission_classes = [HasScopes]
+    required_scopes_map = {
+        "GET": "crm.contacts.read",
+        "post": ["crm.contacts.write"],
+        "DELETE": Requirement.of("crm.contacts.write", max_age=300),
+        "OPTIONS": (),
+    }
+
+    def get(self, request: HttpRequest) -> Response:
+        return Response({**_who(request), "method": "GET"})
+
+    def post(self, request: HttpRequest) -> Response:
+        return Response({**_who(request), "method": "POST"})
+
+    def put(self, request: HttpRequest) -> Response:
+        return Response({**_who(request), "method": "PUT"})
+
+    def delete(self, request: HttpRequest) -> Response:
+        return Response({**_who(request), "method": "DELETE"})
+
+
+class RecentAPI(APIView):
+    authentication_classes = [DuoBearerAuthentication, SessionAuthentication]
+    permission_classes = [HasScopes]
+    required_scopes = "crm.contacts.read"
+    required_max_age = 300
+
+    def get(self, request: HttpRequest) -> Response:
+        return Response(_who(request))
+
+
+class UsersOnlyAPI(APIView):
+    """DRF's IsAuthenticated: users only (a client's token leaves request.user anonymous)."""
+
+    authentication_classes = [DuoBearerAuthentication, SessionAuthentication]
+    permission_classes = [IsAuthenticated, HasScopes]
+    required_scopes = "crm.contacts.read"
+
+    def get(self, request: HttpRequest) -> Response:
+        return Response(_who(request))
+
+
+class CallersAPI(APIView):
+    """IsAuthenticatedCaller: users and client-credentials callers."""
+
+    authentication_classes = [DuoBearerAuthentication, SessionAuthentication]
+    permission_classes = [IsAuthenticatedCaller]
+
+    def get(self, request: HttpRequest) -> Response:
+        return Response(_who(request))
+
+
+class BothAttributesAPI(APIView):
+    authentication_classes = [DuoBearerAuthentication]
+    permission_classes = [HasScopes]
+    required_scopes = "crm.contacts.read"
+    required_scopes_map = {"GET": "crm.contacts.read"}
+
+    def get(self, request: HttpRequest) -> Response:
+        return Response({})
+
+
 urlpatterns = [
     *example_urls,
     path("t/any/", any_of_view),
@@ -145,4 +213,9 @@ urlpatterns = [
     path("t/bearer/async/", bearer_async_view),
     path("t/bearer/mixin/", BearerMixinView.as_view()),
     path("t/bearer/drf/", BearerContactsAPI.as_view()),
+    path("t/drf/methods/", MethodScopesAPI.as_view()),
+    path("t/drf/recent/", RecentAPI.as_view()),
+    path("t/drf/users-only/", UsersOnlyAPI.as_view()),
+    path("t/drf/callers/", CallersAPI.as_view()),
+    path("t/drf/both/", BothAttributesAPI.as_view()),
 ]
