@@ -5,12 +5,15 @@ from __future__ import annotations
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import path
 from django.views import View
+from ninja import NinjaAPI
+from ninja.security import django_auth
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from django_duo_oidc.contrib.drf import DuoBearerAuthentication, HasScopes, IsAuthenticatedCaller
+from django_duo_oidc.contrib.ninja import DuoBearer, install_error_handlers
 from django_duo_oidc.core.scopes import Requirement
 from django_duo_oidc.policy.decorators import scopes_required
 from django_duo_oidc.policy.mixins import ScopesRequiredMixin
@@ -194,6 +197,40 @@ class BothAttributesAPI(APIView):
         return Response({})
 
 
+ninja_api = install_error_handlers(NinjaAPI(auth=DuoBearer(), urls_namespace="t-ninja"))
+
+
+@ninja_api.get("/any")
+def ninja_any(request: HttpRequest) -> dict[str, object]:
+    return {**_who(request), "auth": type(request.auth).__name__}  # type: ignore[attr-defined]
+
+
+@ninja_api.get("/read", auth=DuoBearer(scopes="crm.contacts.read"))
+def ninja_read(request: HttpRequest) -> dict[str, object]:
+    return _who(request)
+
+
+@ninja_api.post("/write", auth=DuoBearer(scopes="crm.contacts.write"))
+def ninja_write(request: HttpRequest) -> dict[str, object]:
+    return _who(request)
+
+
+@ninja_api.get("/recent", auth=DuoBearer(scopes="crm.contacts.read", max_age=300))
+def ninja_recent(request: HttpRequest) -> dict[str, object]:
+    return _who(request)
+
+
+@ninja_api.get("/async", auth=DuoBearer(scopes=["crm.contacts.read", "crm.contacts.write"], any_of=True))
+async def ninja_async(request: HttpRequest) -> dict[str, object]:
+    user = await request.auser()  # type: ignore[attr-defined]
+    return {"user": user.get_username() or None, "scopes": sorted(request.auth.scopes)}  # type: ignore[attr-defined]
+
+
+@ninja_api.get("/either", auth=[DuoBearer(scopes="crm.contacts.read"), django_auth])
+def ninja_either(request: HttpRequest) -> dict[str, object]:
+    return {"user": request.user.get_username(), "auth": type(request.auth).__name__}  # type: ignore[attr-defined]
+
+
 urlpatterns = [
     *example_urls,
     path("t/any/", any_of_view),
@@ -218,4 +255,5 @@ urlpatterns = [
     path("t/drf/users-only/", UsersOnlyAPI.as_view()),
     path("t/drf/callers/", CallersAPI.as_view()),
     path("t/drf/both/", BothAttributesAPI.as_view()),
+    path("t/ninja/", ninja_api.urls),
 ]

@@ -43,6 +43,9 @@ def test_the_public_surface_is_pinned() -> None:
         "ProviderUnavailableError",
         "StepUpRequired",
     ]
+    from django_duo_oidc.contrib import ninja
+
+    assert ninja.__all__ == ["BearerRefused", "DuoBearer", "install_error_handlers"]
 
 
 def test_importing_the_package_loads_no_model() -> None:
