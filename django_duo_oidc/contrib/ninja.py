@@ -78,7 +78,9 @@ class DuoBearer(HttpBearer):
     list for that to hold (an auth listed before it that accepts the request wins, as in Ninja).
     """
 
-    def __init__(self, scopes: str | Iterable[str] = (), *, any_of: bool = False, max_age: int | None = None) -> None:
+    def __init__(self, *, scopes: str | Iterable[str] = (), any_of: bool = False, max_age: int | None = None) -> None:
+        # Keyword-only: Ninja calls an auth with the request, so auth=DuoBearer (the class, not an
+        # instance) must fail, not build a DuoBearer from the request (truthy: every request admitted).
         super().__init__()
         self.requirement = Requirement.of(scopes, any_of=any_of, max_age=max_age)
 

@@ -17,9 +17,11 @@ from django_duo_oidc import signals
 from django_duo_oidc.contrib.drf import HasScopes
 from django_duo_oidc.core.scopes import Requirement
 from django_duo_oidc.models import Provider
+from django_duo_oidc.resource import registry
 from tests.conftest import captured
 from tests.fakeop import FakeOP
 
+from .test_hardening_cache_outage import DownCache, use_cache
 from .test_login_views import login
 from .test_policy import age_session
 from .test_resource import BARE, INVALID, issue, link
@@ -229,6 +231,19 @@ def test_provider_down_is_503_with_retry_after(client: Client, fake_op: FakeOP, 
     assert response.status_code == 503
     assert response.json()["error"] == "temporarily_unavailable"
     assert int(response["Retry-After"]) >= 1
+
+
+def test_the_cache_down_is_503_never_a_500_nor_a_pass(fake_op: FakeOP, provider: Provider, settings: Any) -> None:
+    client = Client(raise_request_exception=True)  # an escaping exception fails the test
+    token = issue(fake_op)
+    assert call(client, "GET", token=token).status_code == 200
+    settings.DUO_OIDC = {**settings.DUO_OIDC, "REVALIDATE_SECONDS": 0}
+    use_cache(settings, DownCache)
+    registry._registry.expires = 0.0
+    for path in (METHODS, "/t/drf/callers/"):
+        response = call(client, "GET", path, token)
+        assert response.status_code == 503, path
+        assert int(response["Retry-After"]) >= 1
 
 
 def test_a_stale_bearer_grant_follows_on_provider_down(

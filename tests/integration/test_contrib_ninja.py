@@ -9,7 +9,7 @@ import time
 from typing import Any
 
 import pytest
-from django.test import Client
+from django.test import Client, RequestFactory
 from ninja import NinjaAPI
 from ninja.security import django_auth
 from ninja.testing import TestClient
@@ -17,10 +17,12 @@ from ninja.testing import TestClient
 from django_duo_oidc import signals
 from django_duo_oidc.contrib.ninja import BearerRefused, DuoBearer, install_error_handlers
 from django_duo_oidc.models import Provider
+from django_duo_oidc.resource import registry
 from tests import urls
 from tests.conftest import captured
 from tests.fakeop import FakeOP
 
+from .test_hardening_cache_outage import DownCache, use_cache
 from .test_login_views import login
 from .test_resource import BARE, EXPIRED, INVALID, issue, link
 
@@ -182,6 +184,18 @@ def test_a_token_in_the_query_is_refused_not_ignored(client: Client, fake_op: Fa
     assert header_too.status_code == 400
 
 
+def test_a_token_in_a_form_body_is_refused(fake_op: FakeOP, provider: Provider) -> None:
+    token = issue(fake_op, scope="crm.contacts.write")
+    form = "application/x-www-form-urlencoded"  # RFC 6750 section 2.2's form-encoded body parameter
+    response = Client(enforce_csrf_checks=True).post("/t/ninja/write", f"access_token={token}", content_type=form)
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_request"
+    # In a multipart body it is no credential at all: the bare challenge.
+    multipart = Client(enforce_csrf_checks=True).post("/t/ninja/write", {"access_token": token})
+    assert multipart.status_code == 401
+    assert multipart["WWW-Authenticate"] == BARE
+
+
 def test_another_scheme_is_no_bearer_credentials(client: Client, provider: Provider) -> None:
     response = client.get("/t/ninja/any", HTTP_AUTHORIZATION="Basic YWxpY2U6cHc=")
     assert response.status_code == 401
@@ -239,6 +253,19 @@ def test_a_flood_of_one_refused_token_asks_the_provider_once(
     assert fake_op.count("token_introspection") == 1
 
 
+def test_the_cache_down_is_503_never_a_500_nor_a_pass(fake_op: FakeOP, provider: Provider, settings: Any) -> None:
+    client = Client(raise_request_exception=True)  # an escaping exception fails the test
+    link(provider)
+    token = issue(fake_op)
+    assert get(client, "/read", token).status_code == 200
+    settings.DUO_OIDC = {**settings.DUO_OIDC, "REVALIDATE_SECONDS": 0}
+    use_cache(settings, DownCache)
+    registry._registry.expires = 0.0
+    response = get(client, "/read", token)
+    assert response.status_code == 503
+    assert int(response["Retry-After"]) >= 1
+
+
 # Combined with other auths ------------------------------------------------------------------------
 
 
@@ -291,7 +318,22 @@ def test_bearer_refused_is_a_ninja_http_error() -> None:
     from ninja.errors import HttpError
 
     assert issubclass(BearerRefused, HttpError)
-    assert repr(DuoBearer("b a", max_age=5)) == "<DuoBearer scopes=['a', 'b'] any_of=False max_age=5>"
+    assert repr(DuoBearer(scopes="b a", max_age=5)) == "<DuoBearer scopes=['a', 'b'] any_of=False max_age=5>"
+
+
+def test_the_class_instead_of_an_instance_fails_closed(fake_op: FakeOP, provider: Provider) -> None:
+    # auth=DuoBearer: Ninja calls DuoBearer(request). Before scopes became keyword-only that built a
+    # DuoBearer from the request's (empty) body, a truthy "auth": every GET was served unauthenticated.
+    api = NinjaAPI(auth=DuoBearer, urls_namespace="t-ninja-class")  # type: ignore[arg-type]
+
+    @api.get("/read")
+    def read(request: Any) -> dict[str, str]:
+        return {"served": "yes"}
+
+    with pytest.raises(TypeError):
+        ninja_get("/read", api=api)
+    with pytest.raises(TypeError):
+        DuoBearer(RequestFactory().get("/"))  # type: ignore[misc]
 
 
 # Logs ---------------------------------------------------------------------------------------------
