@@ -139,6 +139,17 @@ def test_a_session_is_judged_per_method_too(client: Client, fake_op: FakeOP, pro
     assert post.json() == {"detail": f"Missing scopes: {WRITE}."}
 
 
+def test_a_scope_narrowed_at_the_provider_closes_its_method_only(
+    client: Client, fake_op: FakeOP, provider: Provider, settings: Any
+) -> None:
+    settings.DUO_OIDC = {**settings.DUO_OIDC, "REVALIDATE_SECONDS": 0}
+    token = issue(fake_op, scope=f"{READ} {WRITE}")
+    assert call(client, "POST", token=token).status_code == 200
+    fake_op.narrow("alice-sub", READ)
+    assert call(client, "POST", token=token).status_code == 403
+    assert call(client, "GET", token=token).status_code == 200
+
+
 # Step-up: required_max_age ---------------------------------------------------------------------------
 
 

@@ -220,6 +220,21 @@ def test_a_too_old_authentication_asks_for_a_new_one(client: Client, fake_op: Fa
     assert get(client, "/recent", issue(fake_op)).status_code == 401
 
 
+def test_a_revoked_or_narrowed_token_is_refused_at_its_next_check(
+    client: Client, fake_op: FakeOP, provider: Provider, settings: Any
+) -> None:
+    settings.DUO_OIDC = {**settings.DUO_OIDC, "REVALIDATE_SECONDS": 0}
+    narrowed, revoked = issue(fake_op, scope="crm.contacts.read email"), issue(fake_op, sub="bob-sub")
+    assert get(client, "/read", narrowed).status_code == 200
+    assert get(client, "/read", revoked).status_code == 200
+    fake_op.narrow("alice-sub", "email")
+    fake_op.revoke_token(revoked)
+    assert get(client, "/read", narrowed).status_code == 403
+    replayed = get(client, "/read", revoked)
+    assert replayed.status_code == 401
+    assert replayed["WWW-Authenticate"] == INVALID
+
+
 # Failing infrastructure -----------------------------------------------------------------------------
 
 
