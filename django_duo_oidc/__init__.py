@@ -5,9 +5,10 @@ The public surface, importable from the package itself::
     from django_duo_oidc import scopes_required, ScopesRequiredMixin, bearer_auth, BearerAuthMixin
     from django_duo_oidc import client_token, ClientCredentialsAuth, Requirement, RequestContext
 
-DRF: ``django_duo_oidc.contrib.drf``; signals: ``django_duo_oidc.signals``. Settings paths:
-``django_duo_oidc.backends.DuoOIDCBackend``, ``django_duo_oidc.middleware.DuoOIDCMiddleware``,
-``django_duo_oidc.urls``, ``django_duo_oidc.well_known_urls``, ``django_duo_oidc.log_filters``.
+DRF: ``django_duo_oidc.contrib.drf``; Django Ninja: ``django_duo_oidc.contrib.ninja``; signals:
+``django_duo_oidc.signals``. Settings paths: ``django_duo_oidc.backends.DuoOIDCBackend``,
+``django_duo_oidc.middleware.DuoOIDCMiddleware``, ``django_duo_oidc.urls``,
+``django_duo_oidc.well_known_urls``, ``django_duo_oidc.log_filters``.
 
 This module is imported by ``INSTALLED_APPS`` before the app registry is ready, so the names above are
 loaded when first used (PEP 562), never at import: importing the package imports no model.

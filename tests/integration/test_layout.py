@@ -36,7 +36,16 @@ def test_the_public_surface_is_pinned() -> None:
         assert getattr(django_duo_oidc, name) is not None
     from django_duo_oidc.contrib import drf
 
-    assert drf.__all__ == ["DuoBearerAuthentication", "HasScopes", "ProviderUnavailableError"]
+    assert drf.__all__ == [
+        "DuoBearerAuthentication",
+        "HasScopes",
+        "IsAuthenticatedCaller",
+        "ProviderUnavailableError",
+        "StepUpRequired",
+    ]
+    from django_duo_oidc.contrib import ninja
+
+    assert ninja.__all__ == ["BearerRefused", "DuoBearer", "install_error_handlers"]
 
 
 def test_importing_the_package_loads_no_model() -> None:
