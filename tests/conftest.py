@@ -39,9 +39,9 @@ def fake_op(settings: Any) -> Iterator[fakeop.FakeOP]:
 
     cache.clear()
     op = fakeop.FakeOP()
-    fakeop.CURRENT = op
+    previous = fakeop.install(op)
     yield op
-    fakeop.CURRENT = None
+    fakeop.uninstall(previous)
     cache.clear()
 
 

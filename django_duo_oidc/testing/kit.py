@@ -78,18 +78,38 @@ class FakeDuo:
         self.mount = mount
         self.provider_fields = provider_fields
         self.op = FakeOP()
-        self.provider: Provider = None  # type: ignore[assignment]  # set by start()
+        self._provider: Provider | None = None
         self._previous: FakeOP | None = None
         self._override: override_settings | None = None
         self._env_before: str | None = None
+        self._env_set = False
         self._started = False
+
+    @property
+    def provider(self) -> Provider:
+        """The ``Provider`` row of the fake (created by :meth:`start`)."""
+        if self._provider is None:
+            raise RuntimeError("The FakeDuo has no provider row yet: call start() (or use it as a context manager).")
+        return self._provider
 
     # Lifecycle ---------------------------------------------------------------------------------
 
     def start(self) -> FakeDuo:
-        """Install the fake, mount it, and create its provider row; return self."""
+        """Install the fake, mount it, and create its provider row; return self.
+
+        If the row cannot be created (e.g. a row with this slug exists), everything is undone and the
+        error raised.
+        """
         if self._started:
             return self
+        try:
+            return self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> FakeDuo:
+        self._started = True  # from here on, stop() undoes whatever was done
         if self.mount and conf.http_session_factory != FACTORY:
             from django.conf import settings
 
@@ -98,7 +118,6 @@ class FakeDuo:
             )
             self._override.enable()
         self._previous = fakeop.install(self.op)
-        self._started = True
         self._forget()
         fields: dict[str, Any] = {
             "name": "Duo (test)",
@@ -111,7 +130,7 @@ class FakeDuo:
         provider = Provider(slug=self.slug, **fields)
         self._set_secret(provider)
         provider.save()
-        self.provider = provider
+        self._provider = provider
         return self
 
     def stop(self) -> None:
@@ -119,9 +138,15 @@ class FakeDuo:
         if not self._started:
             return
         self._started = False
-        self._forget()
         fakeop.uninstall(self._previous)
-        if self._env_before is not None or SECRET_ENV in os.environ:
+        try:
+            self._forget()
+        finally:
+            self._restore()
+
+    def _restore(self) -> None:
+        if self._env_set:
+            self._env_set = False
             if self._env_before is None:
                 os.environ.pop(SECRET_ENV, None)
             else:
@@ -148,6 +173,7 @@ class FakeDuo:
                 "or allow the DUO_ prefix."
             )
         self._env_before = os.environ.get(SECRET_ENV)
+        self._env_set = True
         os.environ[SECRET_ENV] = self.op.client_secret
         provider.client_secret_env = SECRET_ENV
 
@@ -190,7 +216,8 @@ class FakeDuo:
         ``groups``: the ``groups`` claim (default ``["crm-users"]``); ``auth_time``: when the user
         authenticated at Duo (epoch seconds or an aware datetime; default 5 seconds ago);
         ``claims``: more ID token and userinfo claims (``email`` defaults to ``<sub>@example.test``).
-        Returns the Django user the login was linked to.
+        Returns the Django user the login was linked to. For an ``AsyncClient``, log a ``Client`` in
+        and copy its cookies (``async_client.cookies = client.cookies``).
 
         :raises LoginFailed: the site refused the login (the message has the status and reason).
         """

@@ -16,6 +16,7 @@ import pytest
 from django.conf import settings as django_settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
+from django.db import IntegrityError
 from django.test import Client
 
 from django_duo_oidc.login import session as stored
@@ -232,6 +233,25 @@ def test_stop_puts_back_everything_it_changed(settings: Any) -> None:
     assert django_settings.DUO_OIDC == {"HTTP_SESSION_FACTORY": "requests.Session"}
     assert fakeop.CURRENT is before
     assert SECRET_ENV not in os.environ
+
+
+def test_a_start_that_fails_undoes_what_it_did(settings: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    settings.DUO_OIDC = {"HTTP_SESSION_FACTORY": "requests.Session"}
+    monkeypatch.delenv(SECRET_ENV, raising=False)
+    before = fakeop.CURRENT
+    with FakeDuo("taken"):
+        with pytest.raises(IntegrityError):
+            FakeDuo("taken").start()  # the slug exists: the row cannot be created
+        assert fakeop.CURRENT is not before  # the first one still answers
+    assert django_settings.DUO_OIDC == {"HTTP_SESSION_FACTORY": "requests.Session"}
+    assert fakeop.CURRENT is before and SECRET_ENV not in os.environ
+
+
+def test_a_variable_the_kit_did_not_set_is_left_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(SECRET_ENV, "the user's own")
+    with FakeDuo():  # the test settings have ENCRYPTION_KEYS: the kit does not use the variable
+        pass
+    assert os.environ[SECRET_ENV] == "the user's own"
 
 
 def test_a_setting_that_refuses_the_kits_variable_is_a_clear_error(settings: Any) -> None:
