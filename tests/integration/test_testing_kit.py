@@ -239,10 +239,10 @@ def test_a_start_that_fails_undoes_what_it_did(settings: Any, monkeypatch: pytes
     settings.DUO_OIDC = {"HTTP_SESSION_FACTORY": "requests.Session"}
     monkeypatch.delenv(SECRET_ENV, raising=False)
     before = fakeop.CURRENT
-    with FakeDuo("taken"):
+    with FakeDuo("taken") as first:
         with pytest.raises(IntegrityError):
             FakeDuo("taken").start()  # the slug exists: the row cannot be created
-        assert fakeop.CURRENT is not before  # the first one still answers
+        assert fakeop.CURRENT is first.op  # the failed one no longer answers; the first one does
     assert django_settings.DUO_OIDC == {"HTTP_SESSION_FACTORY": "requests.Session"}
     assert fakeop.CURRENT is before and SECRET_ENV not in os.environ
 
