@@ -284,3 +284,45 @@ def test_the_projects_fake_is_the_kits() -> None:
     from tests import fakeop as project_fakeop
 
     assert project_fakeop is fakeop
+
+
+def _examples(doc: str) -> list[str]:
+    """The literal blocks (after a line ending in ``::``) of a docstring, dedented."""
+    blocks, lines = [], doc.splitlines()
+    for i, line in enumerate(lines):
+        if line.rstrip().endswith("::"):
+            block = []
+            for following in lines[i + 1 :]:
+                if following.strip() and not following.startswith("    "):
+                    break
+                block.append(following[4:])
+            blocks.append("\n".join(block).strip() + "\n")
+    return blocks
+
+
+def test_the_guides_examples_pass_as_written(tmp_path: Path) -> None:
+    import django_duo_oidc.testing
+
+    settings_block, *tests = _examples(django_duo_oidc.testing.__doc__ or "")
+    assert FACTORY in settings_block and len(tests) == 2
+    (tmp_path / "test_guide.py").write_text("\n\n".join(tests))
+    plugin = ["-p", "django_duo_oidc.testing.pytest_plugin"]  # also when the package is not installed
+    config = ["--rootdir", str(ROOT), "-c", str(ROOT / "pyproject.toml")]
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            str(tmp_path / "test_guide.py"),
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            *plugin,
+            *config,
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
+    assert "6 passed" in done.stdout, done.stdout[-3000:] + done.stderr[-2000:]
