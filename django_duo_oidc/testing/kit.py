@@ -238,15 +238,30 @@ class FakeDuo:
             auth_time=None if auth_time is None else _epoch(auth_time),
         )
         redirect_uri = parse_qs(urlsplit(location).query)["redirect_uri"][0]
+        before = _stored_login(client)
         callback = client.get(urlsplit(redirect_uri).path + "?" + answer)
-        if callback.status_code != 302 or "_auth_user_id" not in client.session:
+        # A new login of this sub, not one the client had before (a refused step-up leaves the old one).
+        after = _stored_login(client)
+        identity = Identity.objects.select_related("user").filter(provider=self.provider, sub=sub).first()
+        if (
+            callback.status_code != 302
+            or after is None
+            or after == before
+            or after.get("sub") != sub
+            or after.get("provider") != self.slug
+            or identity is None
+            or client.session.get("_auth_user_id") != str(identity.user.pk)
+        ):
             raise LoginFailed(f"The callback did not log the user in: {_describe(callback)}")
-        return Identity.objects.select_related("user").get(provider=self.provider, sub=sub).user
+        return identity.user
 
     def make_due(self, client: Client | None = None) -> None:
         """Let the freshness window (``REVALIDATE_SECONDS``) pass: the next request of ``client``'s
         session, and of every bearer token, is checked with the fake again (so a :meth:`revoke` or
-        :meth:`narrow` shows). ``client`` None: bearer tokens only."""
+        :meth:`narrow` shows). ``client`` None: bearer tokens only.
+
+        :raises LoginFailed: ``client`` has no Duo login.
+        """
         from ..resource import reset
 
         if client is not None:
@@ -349,6 +364,11 @@ class FakeDuo:
         if identity is None:
             raise ValueError(f"{user.get_username()!r} is not linked to provider {self.slug!r}")
         return identity.sub
+
+
+def _stored_login(client: Client) -> dict[str, Any] | None:
+    data = client.session.get(login_session.LOGIN_KEY)
+    return data if isinstance(data, dict) else None
 
 
 def _describe(response: Any) -> str:

@@ -203,6 +203,14 @@ def test_a_refused_login_raises_and_leaves_no_session(client: Client, duo_provid
     assert client.get("/contacts/").status_code == 302
 
 
+def test_a_refused_step_up_is_not_taken_for_the_old_login(client: Client, duo_provider: FakeDuo) -> None:
+    duo_provider.login(client, "alice", scopes=[READ], auth_time=time.time() - 3600)
+    duo_provider.op.faults["token"] = "down"
+    with pytest.raises(LoginFailed):  # the 503 page, although the old login of alice is still there
+        duo_provider.login(client, "alice", scopes=[READ], next="/contacts/export/")
+    assert client.get("/contacts/export/").status_code == 302  # still the old authentication
+
+
 def test_a_forged_id_token_is_refused_by_the_site_not_papered_over(client: Client, duo_provider: FakeDuo) -> None:
     duo_provider.op.id_token_claims = {"aud": "someone-else"}
     with pytest.raises(LoginFailed, match="callback"):
