@@ -4,6 +4,7 @@ at the fake, step-up, and the kit's own promises (a real login's session, isolat
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -17,7 +18,7 @@ from django.conf import settings as django_settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.db import IntegrityError
-from django.test import Client
+from django.test import AsyncClient, Client
 
 from django_duo_oidc.login import session as stored
 from django_duo_oidc.models import GroupRule, Identity, LiveSession, Provider
@@ -121,6 +122,16 @@ def test_opaque_tokens_need_introspection_mode(client: Client, duo_provider: Fak
 def test_a_token_the_fake_did_not_sign_is_refused(client: Client, duo_provider: FakeDuo) -> None:
     duo_provider.op.sign_with = "other-key"
     assert bearer(client, "/api/contacts/", duo_provider.token("alice", READ)).status_code == 401
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_async_client_with_the_cookies_of_a_logged_in_client(duo_login: Any) -> None:
+    client = Client()
+    duo_login(client, "alice", scopes=[READ])
+    async_client = AsyncClient()
+    async_client.cookies = client.cookies  # as login()'s documentation says
+    assert asyncio.run(async_client.get("/t/async/")).status_code == 200
+    assert asyncio.run(AsyncClient().get("/t/async/")).status_code == 302
 
 
 # Freshness -------------------------------------------------------------------------------------
