@@ -10,7 +10,13 @@ import pytest
 from tests import fakeop
 
 # Fixtures of the fake Duo servers (processes checking what Duo checks, driven by Duo's own SDKs).
-pytest_plugins = ["tests.fakeduo.admin_fixtures", "tests.fakeduo.universal_fixtures"]
+# The shipped test kit's fixtures (duo_provider, duo_login, ...): also loaded by the package's pytest11
+# entry point when installed; registered under the same name, so never twice.
+pytest_plugins = [
+    "tests.fakeduo.admin_fixtures",
+    "tests.fakeduo.universal_fixtures",
+    "django_duo_oidc.testing.pytest_plugin",
+]
 
 
 @pytest.fixture(autouse=True)
@@ -33,9 +39,9 @@ def fake_op(settings: Any) -> Iterator[fakeop.FakeOP]:
 
     cache.clear()
     op = fakeop.FakeOP()
-    fakeop.CURRENT = op
+    previous = fakeop.install(op)
     yield op
-    fakeop.CURRENT = None
+    fakeop.uninstall(previous)
     cache.clear()
 
 

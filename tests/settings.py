@@ -18,7 +18,7 @@ if not os.environ.get("DJANGO_REDIS_URL"):
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 SESSION_COOKIE_SECURE = True
 DUO_OIDC = {
-    "HTTP_SESSION_FACTORY": "tests.fakeop.session_factory",
+    "HTTP_SESSION_FACTORY": "django_duo_oidc.testing.fakeop.session_factory",  # the shipped test kit's fake
     "ENCRYPTION_KEYS": ["ZmDfcTF7_60GrrY167zsiPd67pEvs0aGOv2oasOM1Pg="],
 }
 LOGGING = {"version": 1, "disable_existing_loggers": False}
