@@ -7,7 +7,9 @@ and the fake Web SDK v4 server (no mock).
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterator
+from types import SimpleNamespace
 from typing import Any
 
 import jwt
@@ -21,8 +23,13 @@ from django.http import HttpRequest, HttpResponse
 from django.test import Client
 from django.urls import path
 from django.views.decorators.csrf import csrf_exempt
+from rest_framework.authentication import BasicAuthentication, SessionAuthentication
+from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from django_duo_oidc import signals
+from django_duo_oidc.mfa import checks as mfa_checks
+from django_duo_oidc.mfa.checks import check_configuration, drf_password_paths
 from django_duo_oidc.mfa.who import reset_config_memo
 from django_duo_oidc.models import MFAConfiguration
 from tests.conftest import captured
@@ -141,6 +148,60 @@ def test_a_real_duo_sso_login_is_not_asked_for_the_second_factor(
     assert oidc_login(client, fake_op)["Location"] == "/me/"
     assert me(client)["authenticated"] is True
     assert me(client)["authenticated"] is True  # and at the request after
+
+
+class DefaultAuthAPI(APIView):
+    """A DRF view as most are written, with DRF's default authentication classes (no REST_FRAMEWORK
+    setting; named here because tests/settings.py sets them without BasicAuthentication)."""
+
+    authentication_classes = [SessionAuthentication, BasicAuthentication]
+
+    def get(self, request: Any) -> Response:
+        return Response({"user": request.user.get_username()})
+
+
+urlpatterns.append(path("t/drf-default/", DefaultAuthAPI.as_view()))
+
+
+def basic(username: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
+
+
+def test_drfs_default_basic_authentication_takes_the_password_alone(
+    client: Client, duo: Any, config: MFAConfiguration, alice: Any
+) -> None:
+    """Why duo_oidc.W104 exists: DRF's default authentication classes include HTTP Basic, which takes the
+    password on every request, with no session for the middleware to end and no way through Duo."""
+    response = client.get("/t/drf-default/", HTTP_AUTHORIZATION=basic("alice", PASSWORD))
+    assert response.json() == {"user": "alice"}
+    assert not duo.stats()["health_checks"]
+
+
+def test_drf_password_authentication_while_duo_is_on_is_a_finding(
+    config: MFAConfiguration, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings.REST_FRAMEWORK = {}  # DRF in use, its defaults: SessionAuthentication and BasicAuthentication
+    assert "duo_oidc.W104" in [m.id for m in check_configuration(config)]
+    settings.REST_FRAMEWORK = {"DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.BasicAuthentication"]}
+    assert "duo_oidc.W104" in [m.id for m in check_configuration(config)]
+    # obtain_auth_token trades a password for a token that never meets Duo (INSTALLED_APPS is not changed
+    # here: that would reload the app registry)
+    session_only = {"DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"]}
+    authtoken = SimpleNamespace(
+        INSTALLED_APPS=["rest_framework", "rest_framework.authtoken"], REST_FRAMEWORK=session_only
+    )
+    monkeypatch.setattr(mfa_checks, "settings", authtoken)
+    assert [p.split(" ")[0] for p in drf_password_paths()] == ["rest_framework.authtoken"]
+
+
+def test_drf_with_session_authentication_only_is_fine(config: MFAConfiguration, settings: Any) -> None:
+    settings.REST_FRAMEWORK = {
+        "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"]
+    }
+    assert "duo_oidc.W104" not in [m.id for m in check_configuration(config)]
+    config.enabled = False  # turned off: nothing to go around
+    settings.REST_FRAMEWORK = {}
+    assert "duo_oidc.W104" not in [m.id for m in check_configuration(config)]
 
 
 # Attacks the merged code withstands ---------------------------------------------------------------
