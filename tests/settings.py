@@ -24,3 +24,5 @@ DUO_OIDC = {
 LOGGING = {"version": 1, "disable_existing_loggers": False}
 ROOT_URLCONF = "tests.urls"
 INSTALLED_APPS = [*INSTALLED_APPS, "rest_framework"]  # noqa: F405
+# Not DRF's default (it adds HTTP Basic, a password without Duo's second factor: duo_oidc.W104).
+REST_FRAMEWORK = {"DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"]}

@@ -10,6 +10,9 @@ duo_oidc.E107  the CA bundle named by ca_certs does not exist
 duo_oidc.W101  the fail mode is open: when Duo cannot be reached, passwords alone log users in
 duo_oidc.W102  the API hostname is not api-*.duosecurity.com (while DEBUG is off)
 duo_oidc.W103  "who" is groups but no group is chosen: only staff and superusers use Duo
+duo_oidc.W104  the second factor is on while Django REST framework takes passwords without it: HTTP Basic among
+               its default authentication classes (DRF's own default), or ``rest_framework.authtoken``
+               (whose ``obtain_auth_token`` trades a password for a token)
 """
 
 from __future__ import annotations
@@ -24,12 +27,31 @@ from django.urls import NoReverseMatch, reverse
 from ..core.errors import ConfigurationError
 from ..models import MFAConfiguration
 
-__all__ = ["API_HOST", "DUO_API_HOST", "check_configuration"]
+__all__ = ["API_HOST", "DUO_API_HOST", "check_configuration", "drf_password_paths"]
 
 MIDDLEWARE = "django_duo_oidc.middleware.DuoOIDCMiddleware"
+DRF_BASIC = "rest_framework.authentication.BasicAuthentication"
+# DRF's api_settings default for DEFAULT_AUTHENTICATION_CLASSES (rest_framework/settings.py).
+DRF_DEFAULT_AUTHENTICATION = ("rest_framework.authentication.SessionAuthentication", DRF_BASIC)
 # A host name or address, with an optional port; nothing else (no scheme, path, user info or spaces).
 API_HOST = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?(?::[0-9]{1,5})?")
 DUO_API_HOST = re.compile(r"api-[a-z0-9]+\.duosecurity\.com", re.IGNORECASE)
+
+
+def drf_password_paths() -> list[str]:
+    """Where Django REST framework, as configured, takes a password that never meets Duo (read from the
+    settings; DRF is not imported). DRF counts as in use when it is installed as an app or configured."""
+    installed = settings.INSTALLED_APPS
+    configured = getattr(settings, "REST_FRAMEWORK", None)
+    if "rest_framework" not in installed and configured is None:
+        return []
+    found = []
+    classes = (configured or {}).get("DEFAULT_AUTHENTICATION_CLASSES", DRF_DEFAULT_AUTHENTICATION)
+    if DRF_BASIC in classes:
+        found.append("BasicAuthentication (HTTP Basic: the password on every request)")
+    if "rest_framework.authtoken" in installed:
+        found.append("rest_framework.authtoken (obtain_auth_token trades a password for a token)")
+    return found
 
 
 def check_configuration(config: MFAConfiguration) -> list[CheckMessage]:
@@ -112,6 +134,18 @@ def check_configuration(config: MFAConfiguration) -> list[CheckMessage]:
                     f"{where}: the second factor is on, but its URLs are not included.",
                     hint='Add path("oidc/", include("django_duo_oidc.urls")) to your URLconf.',
                     id="duo_oidc.E105",
+                )
+            )
+        paths = drf_password_paths()
+        if paths:
+            found.append(
+                Warning(
+                    f"{where}: the second factor is on, but Django REST framework accepts a password without "
+                    f"it: {'; '.join(paths)}. No session is made, so the middleware cannot end it.",
+                    hint="Set REST_FRAMEWORK['DEFAULT_AUTHENTICATION_CLASSES'] without BasicAuthentication (DRF's "
+                    "default includes it), e.g. SessionAuthentication and DuoBearerAuthentication, and issue API "
+                    "tokens only after a login that passed Duo.",
+                    id="duo_oidc.W104",
                 )
             )
         if MIDDLEWARE not in settings.MIDDLEWARE:

@@ -3,7 +3,8 @@ with its own login, ``client.login``, a custom view calling ``auth.login``) for 
 and that never passed Duo, is logged out before any view sees it.
 
 Called by ``DuoOIDCMiddleware`` on every request that carries a session cookie. The normal paths cost no
-query: no logged-in user, a login through Duo SSO (the OIDC backend), or a session marked as past the
+query: no logged-in user, a login through Duo SSO (the OIDC backend's name AND the OIDC login its callback
+stored: the name alone is written by any ``auth.login(..., backend=...)``), or a session marked as past the
 second factor are dict lookups on the already loaded session. Only a password session without the marker
 (a user exempt from Duo, or one that went around it) reads the configuration (memorised per process for
 5 s) and the user.
@@ -21,6 +22,7 @@ from django.shortcuts import render
 
 from .. import signals
 from ..conf import conf
+from ..login.session import login_data
 from .session import passed_marker
 from .who import active_config, must_use_duo
 
@@ -28,7 +30,9 @@ __all__ = ["SSO_BACKENDS", "enforce_second_factor"]
 
 logger = logging.getLogger("django_duo_oidc")
 
-# Logins through Duo Single Sign-On carry Duo's own MFA (the SSO application's policy).
+# Logins through Duo Single Sign-On carry Duo's own MFA (the SSO application's policy). The backend's name
+# alone proves nothing (any ``auth.login(request, user, backend=...)`` call writes it): only a session that
+# also holds the OIDC login the callback stored with it (``login.session.store_login``) is one.
 SSO_BACKENDS = frozenset({"django_duo_oidc.backends.DuoOIDCBackend", "django_duo_oidc.login.backend.DuoOIDCBackend"})
 
 
@@ -42,7 +46,7 @@ def enforce_second_factor(request: HttpRequest) -> HttpResponse | None:
     if user_id is None:
         return None
     backend = store.get(BACKEND_SESSION_KEY)
-    if backend in SSO_BACKENDS or passed_marker(request) is not None:
+    if (backend in SSO_BACKENDS and login_data(request) is not None) or passed_marker(request) is not None:
         return None
     try:
         config = active_config()

@@ -16,6 +16,7 @@ from django.test import Client, override_settings
 from django_duo_oidc import checks
 from django_duo_oidc.mfa.who import reset_config_memo
 from django_duo_oidc.models import MFAConfiguration, MFAUserState
+from tests.integration.test_mfa_login import sso_login
 
 pytestmark = pytest.mark.django_db
 User = get_user_model()
@@ -35,8 +36,7 @@ def _forget_config() -> Any:
 def admin_client(db: Any) -> Client:
     root = User.objects.create_superuser("root", "root@example.test", "pw")
     client = Client(raise_request_exception=True)
-    # A Duo SSO session: the second factor's middleware leaves it alone.
-    client.force_login(root, backend="django_duo_oidc.backends.DuoOIDCBackend")
+    sso_login(client, root)  # a Duo SSO session: the second factor's middleware leaves it alone
     return client
 
 

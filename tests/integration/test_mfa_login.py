@@ -25,6 +25,7 @@ from django.urls import path
 from django.views import View
 
 from django_duo_oidc import signals
+from django_duo_oidc.login import session as oidc_session
 from django_duo_oidc.mfa import session as mfa_session
 from django_duo_oidc.mfa.decorators import DuoRequiredMixin, duo_required
 from django_duo_oidc.mfa.remember import COOKIE_NAME
@@ -144,6 +145,18 @@ def callback(client: Client, url: str) -> Any:
 
 def login(client: Client, duo: Any, username: str, url: str = "/oidc/mfa/login/?next=/me/") -> Any:
     return callback(client, duo.approve(to_duo(client, duo, username, url)))
+
+
+def sso_login(client: Client, user: Any) -> None:
+    """A session as the OIDC callback leaves it (Duo SSO): the OIDC backend AND the OIDC login it stores
+    (the backend's name alone is no proof: the middleware ends such a session, test_review_issue13)."""
+    client.force_login(user, backend="django_duo_oidc.backends.DuoOIDCBackend")
+    store = client.session
+    now = time.time()
+    data = {"provider": "duo", "sub": f"sub-{user.pk}", "expires_at": now + 3600, "issued_at": now}
+    data.update(scopes="openid", auth_time=None, login_at=now, checked_at=now)
+    store[oidc_session.LOGIN_KEY] = oidc_session.with_tokens(data, access_token="at", refresh_token=None)
+    store.save()
 
 
 def log_out(client: Client) -> None:
@@ -320,7 +333,7 @@ def test_force_login_on_an_admin_page_is_ended_before_the_view(
 def test_a_duo_sso_session_is_not_asked_for_the_second_factor(
     client: Client, duo: Any, config: MFAConfiguration, alice: Any
 ) -> None:
-    client.force_login(alice, backend="django_duo_oidc.backends.DuoOIDCBackend")
+    sso_login(client, alice)
     assert authenticated(client)
 
 
@@ -758,7 +771,7 @@ def test_a_remember_cookie_dies_with_the_admins_revoke_action(
     assert skips_duo(client, duo, "alice")
     admin = Client(raise_request_exception=True)
     root = User.objects.create_superuser("root", "root@example.test", PASSWORD)
-    admin.force_login(root, backend="django_duo_oidc.backends.DuoOIDCBackend")
+    sso_login(admin, root)
     state = MFAUserState.objects.get(user=alice)
     response = admin.post(
         "/admin/duo_oidc/mfauserstate/",
@@ -844,7 +857,7 @@ def test_an_anonymous_user_goes_to_the_login_page(client: Client, config: MFACon
 
 
 def test_a_denied_step_up_keeps_the_view_closed(client: Client, duo: Any, config: MFAConfiguration, alice: Any) -> None:
-    client.force_login(alice, backend="django_duo_oidc.backends.DuoOIDCBackend")
+    sso_login(client, alice)
     authorize = client.get(client.get("/t/mfa/recent/")["Location"])["Location"]
     response = callback(client, duo.deny(authorize))
     assert response.status_code == 403
@@ -857,7 +870,7 @@ def test_a_step_up_answer_cannot_log_in_another_browser(
     duo: Any, config: MFAConfiguration, alice: Any, failures: list[dict[str, Any]]
 ) -> None:
     client = Client(raise_request_exception=True)
-    client.force_login(alice, backend="django_duo_oidc.backends.DuoOIDCBackend")
+    sso_login(client, alice)
     authorize = client.get(client.get("/t/mfa/recent/")["Location"])["Location"]
     client.logout()  # the session (and its pending step-up) is gone
     response = callback(client, duo.approve(authorize))
@@ -866,7 +879,7 @@ def test_a_step_up_answer_cannot_log_in_another_browser(
 
 
 def test_a_step_up_without_a_configuration_fails_closed(client: Client, alice: Any) -> None:
-    client.force_login(alice, backend="django_duo_oidc.backends.DuoOIDCBackend")
+    sso_login(client, alice)
     response = client.get("/t/mfa/recent/")
     assert client.get(response["Location"]).status_code == 503
 
@@ -889,7 +902,7 @@ def test_the_mfa_session_is_indexed_and_can_be_ended(
 def test_an_off_site_next_of_a_step_up_is_not_followed(
     client: Client, duo: Any, config: MFAConfiguration, alice: Any
 ) -> None:
-    client.force_login(alice, backend="django_duo_oidc.backends.DuoOIDCBackend")
+    sso_login(client, alice)
     authorize = client.get("/oidc/mfa/step-up/?next=https://evil.example/")["Location"]
     response = callback(client, duo.approve(authorize))
     assert response["Location"] == settings.LOGIN_REDIRECT_URL
@@ -899,7 +912,7 @@ def test_a_step_up_answer_for_another_user_than_the_sessions_is_refused(
     client: Client, duo: Any, config: MFAConfiguration, alice: Any, bob: Any, failures: list[dict[str, Any]]
 ) -> None:
     """The pending step-up names the user it was started for: the session must still be that user's."""
-    client.force_login(alice, backend="django_duo_oidc.backends.DuoOIDCBackend")
+    sso_login(client, alice)
     authorize = client.get("/oidc/mfa/step-up/?next=/t/mfa/recent/")["Location"]
     store = client.session
     store[mfa_session.PENDING_KEY].update(user=str(bob.pk), hash=bob.get_session_auth_hash())
