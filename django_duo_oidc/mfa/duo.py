@@ -174,7 +174,9 @@ def classify(exc: BaseException, answer: DuoAnswer | None, *, during: str) -> Du
     # Duo answered 200 but the SDK refused what it said: the 2FA result did not verify.
     message = " ".join(str(a) for c in causes for a in c.args if isinstance(a, str))
     if during == "health check":
-        return ProviderUnavailable("Duo's health check answer could not be understood.", error="duo_unavailable")
+        # Something answered, and it was not Duo's answer (a proxy's block page trusted through ca_certs, a
+        # lying server): not an unreachable Duo, so never a reason for the fail mode "open" (may_fail_open).
+        return ProviderUnavailable("Duo's health check answer could not be understood.", error="duo_garbled")
     if duo_client_module.ERR_USERNAME in message:
         return InvalidClaim("preferred_username", "Duo answered for another user than the one logging in.")
     if duo_client_module.ERR_NONCE in message:
@@ -184,7 +186,8 @@ def classify(exc: BaseException, answer: DuoAnswer | None, *, during: str) -> Du
 
 def may_fail_open(exc: DuoOIDCError) -> bool:
     """Whether the fail mode "open" may let a password alone in after ``exc``: only when Duo cannot be
-    reached or answers 5xx. Never for refused credentials, a TLS certificate refused, or rate limiting."""
+    reached or answers 5xx. Never for refused credentials, a TLS certificate refused, rate limiting, or a
+    200 answer that is not Duo's."""
     return isinstance(exc, ProviderUnavailable) and exc.error == "duo_unavailable"
 
 

@@ -51,7 +51,8 @@ Test control (no authentication; JSON), never under ``/oauth/``:
   that late; ``decision``: decide at authorize time and redirect at once (for tests without a browser),
   ``null`` shows the prompt page; ``wrong_username``: the ID token names another user; ``factor``: the
   ``auth_context.factor`` of the next results; ``health="fail"``: the health check answers HTTP 503 with a
-  ``FAIL`` body. Also (a lying or sick Duo): ``"broken": true``: every Duo endpoint answers HTTP 502 with an
+  ``FAIL`` body; ``health="garbled"``: it answers 200 with something that is not Duo's answer. Also (a
+  lying or sick Duo): ``"broken": true``: every Duo endpoint answers HTTP 502 with an
   HTML page (a load balancer's); ``"claims": {"aud": "x", "auth_result": null}``: the ID token's claims
   changed (``null`` removes one); ``"bad_signature": true``: the ID token is signed with another key.
 - ``GET /__test__/stats``: ``{"health_checks", "authorizes", "prompts", "decisions", "tokens", "replays",
@@ -217,8 +218,8 @@ class FakeDuo:
             raise ValueError(f"unknown faults: {sorted(unknown)}")
         if changes.get("decision") not in (None, "allow", "deny"):
             raise ValueError("decision must be 'allow', 'deny' or null")
-        if "health" in changes and changes["health"] not in ("ok", "fail"):
-            raise ValueError("health must be 'ok' or 'fail'")
+        if "health" in changes and changes["health"] not in ("ok", "fail", "garbled"):
+            raise ValueError("health must be 'ok', 'fail' or 'garbled'")
         if not isinstance(changes.get("claims", {}), dict):
             raise ValueError("claims must be an object (a null value removes that claim)")
         if "delay" in changes:
@@ -286,6 +287,8 @@ class FakeDuo:
                 "timestamp": int(time.time()),
             }
             return 503, body
+        if self.faults.health == "garbled":
+            return 200, {"message": "Blocked by the web filter"}  # a 200 that is not Duo's (a proxy's block page)
         return 200, {"stat": "OK", "response": {"timestamp": int(time.time())}}
 
     def authorize(self, query: dict[str, str], host: str) -> Transaction:
