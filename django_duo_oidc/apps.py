@@ -56,6 +56,7 @@ class DuoOIDCConfig(AppConfig):
         checks.register(duo_checks.check_providers, checks.Tags.database)
         checks.register(duo_checks.check_deploy, checks.Tags.security, deploy=True)
         checks.register(duo_checks.check_mfa, checks.Tags.database)
+        checks.register(duo_checks.check_mfa_deploy, checks.Tags.security, deploy=True)
 
         # The second factor: the admin site's login goes through Duo while it is on (every AdminSite that
         # does not override login; the middleware ends password sessions that went around it in any case).

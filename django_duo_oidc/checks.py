@@ -232,3 +232,20 @@ def check_mfa(app_configs: Any = None, databases: Any = None, **kwargs: Any) -> 
     except DatabaseError:
         return []  # not migrated yet
     return [message for config in configs for message in check_configuration(config)]
+
+
+def check_mfa_deploy(app_configs: Any = None, databases: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """``check --deploy --database default``: ask Duo's health check with each enabled second-factor
+    configuration, so that credentials of the wrong Duo application type (``unauthorized_request``,
+    DUO.md 3) or a wrong secret (40002) are caught before a user meets them. A network call, so only
+    in the deploy checks, and only when the check is given databases."""
+    from .mfa.checks import check_credentials_at_duo
+    from .models import MFAConfiguration
+
+    if not databases:
+        return []
+    try:
+        configs = list(MFAConfiguration.objects.filter(enabled=True))
+    except DatabaseError:
+        return []
+    return [message for config in configs for message in check_credentials_at_duo(config)]

@@ -13,6 +13,10 @@ duo_oidc.W103  "who" is groups but no group is chosen: only staff and superusers
 duo_oidc.W104  the second factor is on while Django REST framework takes passwords without it: HTTP Basic among
                its default authentication classes (DRF's own default), or ``rest_framework.authtoken``
                (whose ``obtain_auth_token`` trades a password for a token)
+(check --deploy --database default, which asks Duo:)
+duo_oidc.E108  Duo refuses the credentials: another application type than Web SDK (unauthorized_request),
+               or a secret that does not match the client id (40002), or a TLS certificate refused
+duo_oidc.W105  Duo's health check could not be reached from here
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from django.urls import NoReverseMatch, reverse
 from ..core.errors import ConfigurationError
 from ..models import MFAConfiguration
 
-__all__ = ["API_HOST", "DUO_API_HOST", "check_configuration", "drf_password_paths"]
+__all__ = ["API_HOST", "DUO_API_HOST", "check_configuration", "check_credentials_at_duo", "drf_password_paths"]
 
 MIDDLEWARE = "django_duo_oidc.middleware.DuoOIDCMiddleware"
 DRF_BASIC = "rest_framework.authentication.BasicAuthentication"
@@ -158,3 +162,26 @@ def check_configuration(config: MFAConfiguration) -> list[CheckMessage]:
                 )
             )
     return found
+
+
+def check_credentials_at_duo(config: MFAConfiguration) -> list[CheckMessage]:
+    """Ask Duo's health check with ``config``'s credentials (a network call: deploy checks only)."""
+    from ..core.errors import DuoOIDCError, ProviderUnavailable
+    from .duo import client_for, health_check
+
+    where = f"Second factor configuration {config.name!r}"
+    try:
+        # The health check sends no redirect URI; the SDK only wants one to be given.
+        health_check(client_for(config, "https://localhost/oidc/mfa/callback/"))
+    except ProviderUnavailable as exc:
+        return [Warning(f"{where}: {exc.description}", hint="Run this check where the site runs.", id="duo_oidc.W105")]
+    except DuoOIDCError as exc:
+        return [
+            Error(
+                f"{where}: {exc.description}",
+                hint="Use the Client ID, Client secret and API hostname of a Duo 'Web SDK' application "
+                "(Applications > Protect an Application > Web SDK).",
+                id="duo_oidc.E108",
+            )
+        ]
+    return []
