@@ -24,11 +24,13 @@ import contextvars
 import logging
 import re
 import ssl
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
 import duo_universal
 import duo_universal.client as duo_client_module
+import jwt.warnings as jwt_warnings
 import requests
 
 from ..conf import conf
@@ -38,6 +40,15 @@ from ..models import MFAConfiguration
 __all__ = ["DuoAnswer", "classify", "client_for", "exchange", "health_check", "last_answer", "may_fail_open"]
 
 logger = logging.getLogger("django_duo_oidc")
+
+# Duo's Web SDK client secrets are 40 characters by Duo's design (DUO.md 3) and its tokens HS512, so
+# PyJWT warns on every call the SDK makes (InsecureKeyLengthWarning), filling logs with a warning the
+# site cannot act on. Silenced for exactly that message (a 40-byte key for SHA512), nothing wider.
+warnings.filterwarnings(
+    "ignore",
+    message=r"The HMAC key is 40 bytes long, which is below the minimum recommended length of 64 bytes for SHA512",
+    category=getattr(jwt_warnings, "InsecureKeyLengthWarning", UserWarning),
+)
 
 
 @dataclass(frozen=True)
