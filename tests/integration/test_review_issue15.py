@@ -1,0 +1,143 @@
+"""Adversarial review of issue 15's Django Ninja and DRF parts: the scopes an operation declares bind
+every caller it admits, and a Duo grant only ever counts for the identity it was granted to.
+
+The API views are this module's own (``urlpatterns`` below, used with ``pytest.mark.urls``), mounted
+behind the project's full middleware stack (session, CSRF, authentication, DuoOIDCMiddleware)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.http import HttpRequest
+from django.test import Client
+from django.urls import path
+from ninja import NinjaAPI
+from ninja.security import django_auth
+from rest_framework.authentication import BasicAuthentication, SessionAuthentication
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from django_duo_oidc import signals
+from django_duo_oidc.contrib.drf import DuoBearerAuthentication, HasScopes
+from django_duo_oidc.contrib.ninja import DuoBearer, install_error_handlers
+from django_duo_oidc.models import Provider
+from tests.conftest import captured
+from tests.fakeop import FakeOP
+
+from .test_login_views import login
+from .test_resource import issue
+
+pytestmark = [pytest.mark.django_db, pytest.mark.urls(__name__)]
+
+READ = "crm.contacts.read"
+
+api = install_error_handlers(NinjaAPI(urls_namespace="t-review15"))
+
+
+def _who(request: HttpRequest) -> dict[str, Any]:
+    return {"user": request.user.get_username(), "auth": type(request.auth).__name__}  # type: ignore[attr-defined]
+
+
+@api.get("/either", auth=[DuoBearer(scopes=READ), django_auth])
+def either(request: HttpRequest) -> dict[str, Any]:
+    return _who(request)
+
+
+@api.post("/either", auth=[DuoBearer(scopes=READ), django_auth])
+def either_post(request: HttpRequest) -> dict[str, Any]:
+    return _who(request)
+
+
+@api.get("/recent", auth=[DuoBearer(scopes=READ, max_age=300), django_auth])
+def recent(request: HttpRequest) -> dict[str, Any]:
+    return _who(request)
+
+
+@api.get("/open", auth=[DuoBearer(), django_auth])
+def open_to_callers(request: HttpRequest) -> dict[str, Any]:
+    return _who(request)
+
+
+class BasicThenSession(APIView):
+    """A site that also takes DRF's other authentication classes (HTTP Basic here, first)."""
+
+    authentication_classes = [DuoBearerAuthentication, BasicAuthentication, SessionAuthentication]
+    permission_classes = [HasScopes]
+    required_scopes = READ
+
+    def get(self, request: Any) -> Response:
+        return Response({"user": request.user.get_username()})
+
+
+urlpatterns = [
+    *__import__("tests.urls", fromlist=["urlpatterns"]).urlpatterns,
+    path("review15/", api.urls),
+    path("review15/drf/basic/", BasicThenSession.as_view()),
+]
+
+
+# Ninja: a scope on DuoBearer binds the session the next auth admits ------------------------------
+
+
+def test_a_ninja_session_without_the_operations_scope_is_refused(
+    client: Client, fake_op: FakeOP, provider: Provider
+) -> None:
+    # auth=[DuoBearer(scopes=READ), django_auth]: the operation requires READ. A session the provider
+    # did not grant READ must not be served just because it came without a bearer token.
+    login(client, fake_op)  # granted: openid profile email groups
+    with captured(signals.scope_denied) as denied:
+        response = client.get("/review15/either")
+    assert response.status_code == 403
+    assert "user" not in response.json()
+    assert response.json()["error"] == "insufficient_scope"
+    assert len(denied) == 1
+    # Unsafe methods too (the CSRF check of django_auth is not what refuses it here).
+    assert client.post("/review15/either").status_code == 403
+
+
+def test_a_ninja_session_with_the_scope_is_served_by_the_next_auth(
+    client: Client, fake_op: FakeOP, provider: Provider
+) -> None:
+    login(client, fake_op, scope=f"openid email {READ}")
+    assert client.get("/review15/either").json() == {"user": "alice@example.test", "auth": "SimpleLazyObject"}
+    # A refused token is still the final answer, whatever the session.
+    assert (
+        client.get("/review15/either", HTTP_AUTHORIZATION=f"Bearer {issue(fake_op, scope='email')}").status_code == 403
+    )
+
+
+def test_a_password_session_has_no_duo_grant_so_no_scope(client: Client, fake_op: FakeOP, provider: Provider) -> None:
+    user = get_user_model().objects.create_user("pat", password="x")
+    client.force_login(user, backend="django.contrib.auth.backends.ModelBackend")
+    assert client.get("/review15/either").status_code == 403
+    # An operation that requires no scope still takes any session, as before.
+    assert client.get("/review15/open").json()["user"] == "pat"
+
+
+def test_a_ninja_session_from_an_old_login_is_told_to_step_up(
+    client: Client, fake_op: FakeOP, provider: Provider
+) -> None:
+    login(client, fake_op, scope=f"openid {READ}", auth_time=time.time() - 3600)
+    response = client.get("/review15/recent")
+    assert response.status_code == 403
+    body = response.json()
+    assert body["error"] == "insufficient_user_authentication"
+    assert body["max_age"] == 300
+    assert body["step_up_url"].startswith("/oidc/login/?")
+    login(client, fake_op, scope=f"openid {READ}")
+    assert client.get("/review15/recent").status_code == 200
+
+
+def test_a_stale_ninja_session_is_503_when_on_provider_down_is_deny(
+    client: Client, fake_op: FakeOP, provider: Provider, settings: Any
+) -> None:
+    login(client, fake_op, scope=f"openid {READ}")
+    settings.DUO_OIDC = {**settings.DUO_OIDC, "REVALIDATE_SECONDS": 0, "ON_PROVIDER_DOWN": "deny"}
+    fake_op.faults["token_introspection"] = "down"
+    fake_op.faults["token"] = "down"
+    response = client.get("/review15/either")
+    assert response.status_code == 503
+    assert "user" not in response.json()
