@@ -6,6 +6,7 @@ behind the project's full middleware stack (session, CSRF, authentication, DuoOI
 
 from __future__ import annotations
 
+import base64
 import time
 from typing import Any
 
@@ -140,4 +141,22 @@ def test_a_stale_ninja_session_is_503_when_on_provider_down_is_deny(
     fake_op.faults["token"] = "down"
     response = client.get("/review15/either")
     assert response.status_code == 503
+    assert "user" not in response.json()
+
+
+# DRF: the session's grant counts only for the session's user -------------------------------------
+
+
+def test_drf_never_judges_another_users_request_on_the_sessions_grant(
+    client: Client, fake_op: FakeOP, provider: Provider
+) -> None:
+    # alice's browser holds her Duo session (READ granted) and sends HTTP Basic credentials of "svc",
+    # an account Duo never granted anything. DRF authenticates svc (Basic comes first); the scopes
+    # must be svc's (none), never alice's.
+    get_user_model().objects.create_user("svc", password="pw")
+    login(client, fake_op, scope=f"openid {READ}")
+    assert client.get("/review15/drf/basic/").json() == {"user": "alice@example.test"}  # her own session
+    basic = "Basic " + base64.b64encode(b"svc:pw").decode()
+    response = client.get("/review15/drf/basic/", HTTP_AUTHORIZATION=basic)
+    assert response.status_code == 403
     assert "user" not in response.json()
