@@ -160,3 +160,53 @@ def test_drf_never_judges_another_users_request_on_the_sessions_grant(
     response = client.get("/review15/drf/basic/", HTTP_AUTHORIZATION=basic)
     assert response.status_code == 403
     assert "user" not in response.json()
+
+
+# Judged fine, and kept so: CSRF on unsafe methods with a session ---------------------------------
+
+
+def test_a_session_post_without_a_csrf_token_is_refused_by_drf_and_ninja(fake_op: FakeOP, provider: Provider) -> None:
+    browser = Client(enforce_csrf_checks=True)
+    login(browser, fake_op, scope=f"openid {READ} crm.contacts.write")
+    drf = browser.post("/t/drf/methods/")  # HasScopes would admit it: DRF's SessionAuthentication refuses
+    assert drf.status_code == 403
+    assert "CSRF" in drf.json()["detail"]
+    ninja = browser.post("/review15/either")  # DuoBearer steps aside: django_auth checks CSRF
+    assert ninja.status_code == 403
+    assert "user" not in ninja.json()
+
+
+# Judged fine, and kept so: the kit's session factory left in production settings -----------------
+
+
+def test_the_kits_factory_without_a_running_fake_reaches_nothing_and_forges_nothing(
+    client: Client, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A careless ``HTTP_SESSION_FACTORY = "django_duo_oidc.testing.fakeop.session_factory"`` in
+    production: no fake is installed there, so a row naming the fake's issuer can neither log anyone in
+    nor accept a token the fake's (per-process, random) key signed: both fail closed."""
+    from django_duo_oidc.providers.runtime import http_client
+    from django_duo_oidc.testing import FACTORY, fakeop
+
+    assert fakeop.CURRENT is None  # no test fixture installed one here
+    settings.DUO_OIDC = {**settings.DUO_OIDC, "HTTP_SESSION_FACTORY": FACTORY}
+    monkeypatch.setenv("DUO_FAKE_OP_SECRET", fakeop.CLIENT_SECRET)
+    Provider.objects.create(
+        slug="duo",
+        name="Duo",
+        issuer=fakeop.ISSUER,
+        client_id=fakeop.CLIENT_ID,
+        client_secret_env="DUO_FAKE_OP_SECRET",
+        is_default=True,
+    )
+    # Only the fake's own origin is routed in process; every other host is a plain requests.Session.
+    adapters = http_client().session.adapters
+    assert [prefix for prefix, adapter in adapters.items() if isinstance(adapter, fakeop.FakeAdapter)] == [
+        "https://sso-fake.sso.duosecurity.test/"
+    ]
+    start = client.get("/oidc/login/?provider=duo")
+    assert start.status_code in (502, 503)  # the provider cannot be reached: a page, not a redirect
+    token = fakeop.FakeOP().access_token("alice-sub", READ)
+    refused = client.get("/t/bearer/drf/", HTTP_AUTHORIZATION=f"Bearer {token}")
+    assert refused.status_code == 503
+    assert "alice" not in refused.content.decode()
