@@ -81,6 +81,10 @@ class DuoBearer(HttpBearer):
     the request wins, as in Ninja).
     """
 
+    #: Marks the operations it guards as bearer views for the policy middleware and freshness
+    #: (``resource.metadata.is_bearer_view``), as ``DuoBearerAuthentication`` marks DRF views.
+    duo_oidc_bearer = True
+
     def __init__(self, *, scopes: str | Iterable[str] = (), any_of: bool = False, max_age: int | None = None) -> None:
         # Keyword-only: Ninja calls an auth with the request, so auth=DuoBearer (the class, not an
         # instance) must fail, not build a DuoBearer from the request (truthy: every request admitted).

@@ -62,6 +62,16 @@ def open_to_callers(request: HttpRequest) -> dict[str, Any]:
     return _who(request)
 
 
+@api.get("/token-only", auth=DuoBearer(scopes=READ))
+def token_only(request: HttpRequest) -> dict[str, Any]:
+    return _who(request)
+
+
+@api.get("/audit", auth=DuoBearer(scopes="crm.review15.audit"))
+def audit(request: HttpRequest) -> dict[str, Any]:
+    return _who(request)
+
+
 class BasicThenSession(APIView):
     """A site that also takes DRF's other authentication classes (HTTP Basic here, first)."""
 
@@ -210,3 +220,61 @@ def test_the_kits_factory_without_a_running_fake_reaches_nothing_and_forges_noth
     refused = client.get("/t/bearer/drf/", HTTP_AUTHORIZATION=f"Bearer {token}")
     assert refused.status_code == 503
     assert "alice" not in refused.content.decode()
+
+
+# Ninja: an API under a scope rule (SCOPE_POLICY or the admin's) is judged as the API judges ------
+
+
+@pytest.fixture
+def ninja_under_policy(settings: Any) -> Any:
+    from django_duo_oidc.policy.rules import reset_policy_cache
+
+    rule = {"path": "/review15/", "scopes": READ}
+    settings.DUO_OIDC = {**settings.DUO_OIDC, "SCOPE_POLICY": [rule]}
+    reset_policy_cache()
+    yield
+    reset_policy_cache()
+
+
+def test_a_ninja_api_under_a_scope_rule_judges_tokens_not_sessions(
+    client: Client, fake_op: FakeOP, provider: Provider, ninja_under_policy: Any
+) -> None:
+    # The policy middleware took every Ninja view for a session view: a valid token with the scope was
+    # sent to the login page (302), as if the API had no bearer auth at all.
+    served = client.get("/review15/either", HTTP_AUTHORIZATION=f"Bearer {issue(fake_op)}")
+    assert served.status_code == 200, served.get("Location")
+    assert served.json() == {"user": "", "auth": "BearerContext"}
+    narrow = client.get("/review15/either", HTTP_AUTHORIZATION=f"Bearer {issue(fake_op, scope='email')}")
+    assert narrow.status_code == 403
+    assert narrow.json()["error"] == "insufficient_scope"
+    assert client.get("/review15/either").status_code == 302  # no credentials, no session: the login page
+    # A session is still judged by the rule (its 403 page) when the operation also takes sessions.
+    login(client, fake_op)
+    assert client.get("/review15/either").status_code == 403
+
+
+def test_a_token_only_ninja_operation_under_a_scope_rule_ignores_the_session(
+    client: Client, fake_op: FakeOP, provider: Provider, ninja_under_policy: Any
+) -> None:
+    assert Client().get("/review15/token-only", HTTP_AUTHORIZATION=f"Bearer {issue(fake_op)}").status_code == 200
+    # A session never opens an operation that only takes tokens, policy or not: the answer is the
+    # bearer challenge, not the rule's login redirect or 403 page.
+    login(client, fake_op)
+    response = client.get("/review15/token-only")
+    assert response.status_code == 401
+    assert response["WWW-Authenticate"].startswith("Bearer ")
+
+
+def test_the_protected_resource_metadata_names_the_scopes_of_ninja_operations() -> None:
+    from django_duo_oidc.resource.metadata import bearer_view_scopes, is_bearer_view, is_token_only_view
+
+    bearer_view_scopes.cache_clear()
+    try:
+        assert "crm.review15.audit" in bearer_view_scopes(__name__)  # RFC 9728 scopes_supported
+    finally:
+        bearer_view_scopes.cache_clear()
+    routes = {str(pattern.pattern): pattern.callback for pattern in api.urls[0]}
+    either_, token_only_, open_ = routes["either"], routes["token-only"], routes["open"]
+    assert is_bearer_view(either_) and not is_token_only_view(either_)  # also takes django_auth
+    assert is_token_only_view(token_only_)
+    assert is_bearer_view(open_) and not is_token_only_view(open_)
