@@ -41,6 +41,7 @@ from ..core.scopes import Requirement
 from ..policy.check import check_bearer, check_session_api
 from ..resource import answers
 from ..resource.context import BearerContext, authenticate
+from ..resource.metadata import ninja_operations
 
 __all__ = ["BearerRefused", "DuoBearer", "install_error_handlers"]
 
@@ -122,7 +123,7 @@ class DuoBearer(HttpBearer):
         if not requirement.scopes and requirement.max_age is None:
             return  # any caller the next auth admits: nothing to judge
         user = getattr(request, "user", None)
-        if user is None or not user.is_authenticated:
+        if user is None or not user.is_authenticated or not _takes_sessions(request):
             return
         refused = check_session_api(request, requirement, view_name=_operation_name(request))
         if refused is not None:
@@ -136,6 +137,18 @@ class DuoBearer(HttpBearer):
     def __repr__(self) -> str:
         r = self.requirement
         return f"<DuoBearer scopes={sorted(r.scopes)!r} any_of={r.any_of} max_age={r.max_age}>"
+
+
+def _takes_sessions(request: HttpRequest) -> bool:
+    """False when the operation answering ``request`` has DuoBearer auths only: no session is ever
+    served there, so none is judged (it gets the bearer challenge). True when not known (Ninja's
+    TestClient resolves nothing): judging then only refuses more."""
+    match = getattr(request, "resolver_match", None)
+    operations = ninja_operations(match.func) if match is not None else None
+    for operation in operations or ():
+        if request.method in operation.methods:
+            return not all(getattr(auth, "duo_oidc_bearer", False) for auth in operation.auth_callbacks)
+    return True
 
 
 def _operation_name(request: HttpRequest) -> str:

@@ -26,6 +26,7 @@ __all__ = [
     "is_token_only_view",
     "metadata_document",
     "metadata_url",
+    "ninja_operations",
 ]
 
 URL_NAME = "duo_oidc_resource_metadata"
@@ -49,7 +50,7 @@ def _required_scopes(callback: Any) -> Iterable[str]:
     requirement = getattr(callback, "scope_requirement", None)
     if isinstance(requirement, Requirement):
         return requirement.scopes
-    operations = _ninja_operations(callback)
+    operations = ninja_operations(callback)
     if operations is not None:  # DuoBearer(scopes=...) on each operation
         needed = (getattr(auth, "requirement", None) for op in operations for auth in op.auth_callbacks)
         return {scope for r in needed if isinstance(r, Requirement) for scope in r.scopes}
@@ -62,7 +63,7 @@ def _view_class(callback: Any) -> Any:
     return getattr(callback, "view_class", None) or getattr(callback, "cls", None)
 
 
-def _ninja_operations(callback: Any) -> list[Any] | None:
+def ninja_operations(callback: Any) -> list[Any] | None:
     """The operations behind a Django Ninja URL callback, else None.
 
     Ninja routes each path to a wrapper function over its ``PathView`` (held in the wrapper's closure),
@@ -86,7 +87,7 @@ def _bearer_marks(callback: Any) -> tuple[bool, list[bool]]:
     one that is not, since it takes any caller)."""
     if getattr(callback, "duo_oidc_bearer", False):
         return True, []
-    operations = _ninja_operations(callback)
+    operations = ninja_operations(callback)
     if operations is not None:
         return False, [
             bool(getattr(auth, "duo_oidc_bearer", False)) for op in operations for auth in (op.auth_callbacks or [None])

@@ -278,3 +278,14 @@ def test_the_protected_resource_metadata_names_the_scopes_of_ninja_operations() 
     assert is_bearer_view(either_) and not is_token_only_view(either_)  # also takes django_auth
     assert is_token_only_view(token_only_)
     assert is_bearer_view(open_) and not is_token_only_view(open_)
+
+
+def test_a_token_only_ninja_operation_answers_any_session_with_the_bearer_challenge(
+    client: Client, fake_op: FakeOP, provider: Provider
+) -> None:
+    # DuoBearer alone: a session is never taken, with or without the scope, so it is never judged
+    # (a 403 "scope missing" would promise that the scope opens it).
+    login(client, fake_op)  # without READ
+    response = client.get("/review15/token-only")
+    assert response.status_code == 401
+    assert response["WWW-Authenticate"].startswith("Bearer ")
