@@ -127,7 +127,8 @@ class HasScopes(BasePermission):
     def get_requirement(self, request: Any, view: Any) -> Requirement | None:
         """The requirement for this request's method; None when ``required_scopes_map`` does not name it.
 
-        :raises ImproperlyConfigured: the view sets neither attribute, both, or a map that is not a mapping.
+        :raises ImproperlyConfigured: the view sets neither attribute, both, a map that is not a mapping,
+            or a map naming a method twice (``"GET"`` and ``"get"``).
         """
         name = type(view).__name__
         required = getattr(view, "required_scopes", None)
@@ -148,6 +149,12 @@ class HasScopes(BasePermission):
         if not isinstance(by_method, Mapping):
             raise ImproperlyConfigured(f"{name}.required_scopes_map must map HTTP methods to scopes.")
         methods = {str(method).upper(): value for method, value in by_method.items()}
+        if len(methods) != len(by_method):
+            named = sorted(str(method) for method in by_method)
+            raise ImproperlyConfigured(
+                f"{name}.required_scopes_map names a method twice (in different cases): {named}. "
+                "Keep one key per method."
+            )
         method = request.method.upper()
         if method not in methods and method == "HEAD":
             method = "GET"  # DRF answers HEAD with get(): the same data, without the body

@@ -289,3 +289,15 @@ def test_a_token_only_ninja_operation_answers_any_session_with_the_bearer_challe
     response = client.get("/review15/token-only")
     assert response.status_code == 401
     assert response["WWW-Authenticate"].startswith("Bearer ")
+
+
+def test_a_scope_map_naming_a_method_twice_in_different_cases_is_a_configuration_error() -> None:
+    # {"GET": READ, "get": ()}: which one won depended on the dict's order; the later, empty one
+    # silently opened GET to any authenticated caller.
+    from types import SimpleNamespace
+
+    from django.core.exceptions import ImproperlyConfigured
+
+    view = SimpleNamespace(required_scopes_map={"GET": READ, "get": ()})
+    with pytest.raises(ImproperlyConfigured, match="GET"):
+        HasScopes().get_requirement(SimpleNamespace(method="GET"), view)
