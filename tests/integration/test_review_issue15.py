@@ -301,3 +301,40 @@ def test_a_scope_map_naming_a_method_twice_in_different_cases_is_a_configuration
     view = SimpleNamespace(required_scopes_map={"GET": READ, "get": ()})
     with pytest.raises(ImproperlyConfigured, match="GET"):
         HasScopes().get_requirement(SimpleNamespace(method="GET"), view)
+
+
+# A careless integrator: the auth order, checked at start-up --------------------------------------
+
+
+def test_a_bearer_auth_listed_after_another_is_a_system_check_warning(
+    settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+    import types
+
+    from django_duo_oidc.checks import check_api_auth_order
+
+    wrong = NinjaAPI(urls_namespace="t-review15-wrong")
+
+    @wrong.get("/either", auth=[django_auth, DuoBearer(scopes=READ)])
+    def session_first(request: HttpRequest) -> dict[str, Any]:
+        return {}
+
+    @wrong.get("/right", auth=[DuoBearer(scopes=READ), django_auth])
+    def bearer_first(request: HttpRequest) -> dict[str, Any]:
+        return {}
+
+    class SessionFirst(APIView):
+        authentication_classes = [SessionAuthentication, DuoBearerAuthentication]
+        permission_classes = [HasScopes]
+        required_scopes = READ
+
+    module = types.ModuleType("review15_wrong_urls")
+    module.urlpatterns = [path("w/", wrong.urls), path("w/drf/", SessionFirst.as_view())]  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    assert [m.id for m in check_api_auth_order()] == []  # the project's own URLconf: every bearer auth first
+    settings.ROOT_URLCONF = module.__name__
+    found = check_api_auth_order()
+    assert [m.id for m in found] == ["duo_oidc.W160", "duo_oidc.W161"]
+    assert "GET /w/either" in found[0].msg
+    assert "SessionFirst" in found[1].msg
