@@ -338,3 +338,30 @@ def test_a_bearer_auth_listed_after_another_is_a_system_check_warning(
     assert [m.id for m in found] == ["duo_oidc.W160", "duo_oidc.W161"]
     assert "GET /w/either" in found[0].msg
     assert "SessionFirst" in found[1].msg
+
+
+# The kit in a user's test database -----------------------------------------------------------------
+
+
+def test_the_kit_over_a_users_own_provider_row_is_a_clear_error_that_leaves_nothing(
+    settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A site whose data migration (or fixture) creates its real provider as "duo": the kit says so
+    and how to step aside, instead of a bare IntegrityError that also breaks the test's transaction."""
+    from django.core.exceptions import ImproperlyConfigured
+    from django.db import connection
+
+    from django_duo_oidc.testing import FakeDuo, fakeop
+    from django_duo_oidc.testing.kit import SECRET_ENV
+
+    monkeypatch.delenv(SECRET_ENV, raising=False)
+    real = Provider.objects.create(slug="duo", name="Duo", issuer="https://sso-real.sso.duosecurity.com/oidc/DIREAL")
+    before = fakeop.CURRENT
+    with pytest.raises(ImproperlyConfigured, match="slug 'duo'"):
+        FakeDuo().start()
+    assert fakeop.CURRENT is before
+    assert SECRET_ENV not in __import__("os").environ
+    assert not connection.needs_rollback  # the test can go on using the database
+    real.refresh_from_db()
+    with FakeDuo(slug="duo-test") as duo:
+        assert duo.provider.slug == "duo-test"
