@@ -55,6 +55,7 @@ class DuoOIDCConfig(AppConfig):
         checks.register(duo_checks.check_settings, checks.Tags.security)
         checks.register(duo_checks.check_providers, checks.Tags.database)
         checks.register(duo_checks.check_deploy, checks.Tags.security, deploy=True)
+        checks.register(duo_checks.check_api_auth_order, checks.Tags.security, checks.Tags.urls)
         checks.register(duo_checks.check_mfa, checks.Tags.database)
         checks.register(duo_checks.check_mfa_deploy, checks.Tags.security, deploy=True)
 

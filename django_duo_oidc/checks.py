@@ -14,6 +14,8 @@ duo_oidc.W003  a provider's client-secret environment variable is not set
 duo_oidc.W004  (deploy) the cache is per process (local memory or dummy) while DEBUG is off
 duo_oidc.W005  SESSION_ENGINE keeps sessions in the browser: back-channel logout and deprovisioning cannot end them
 duo_oidc.E101-E107, W101-W103  the second factor (Duo Universal Prompt): see django_duo_oidc.mfa.checks
+duo_oidc.W160  a Django Ninja operation lists DuoBearer after another auth (that auth's callers skip its scopes)
+duo_oidc.W161  a DRF view lists DuoBearerAuthentication after another authentication class
 """
 
 from __future__ import annotations
@@ -249,3 +251,58 @@ def check_mfa_deploy(app_configs: Any = None, databases: Any = None, **kwargs: A
     except DatabaseError:
         return []
     return [message for config in configs for message in check_credentials_at_duo(config)]
+
+
+def check_api_auth_order(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """W160/W161: in the root URLconf, a bearer auth listed after another one.
+
+    Ninja and DRF stop at the first auth that accepts a request: with ``auth=[django_auth,
+    DuoBearer(scopes=...)]`` a session is served without the scopes (and a refused token is never
+    seen), and with ``[SessionAuthentication, DuoBearerAuthentication]`` a session stands in for a
+    token that would have been refused. Both want the bearer auth first.
+    """
+    from django.urls import URLPattern, URLResolver, get_resolver
+
+    from .resource.metadata import ninja_operations
+
+    def bearer(auth: Any) -> bool:
+        return bool(getattr(auth, "duo_oidc_bearer", False))
+
+    def late(auths: Any) -> bool:
+        auths = list(auths or ())
+        return any(bearer(auth) and not all(bearer(a) for a in auths[:i]) for i, auth in enumerate(auths))
+
+    found: list[CheckMessage] = []
+
+    def walk(patterns: Any, prefix: str) -> None:
+        for pattern in patterns:
+            route = prefix + str(pattern.pattern)
+            if isinstance(pattern, URLResolver):
+                walk(pattern.url_patterns, route)
+            elif isinstance(pattern, URLPattern):
+                for operation in ninja_operations(pattern.callback) or ():
+                    if late(operation.auth_callbacks):
+                        found.append(
+                            Warning(
+                                f"{'/'.join(operation.methods)} /{route}: DuoBearer is listed after another auth; "
+                                "a request that auth accepts skips DuoBearer's scopes and max_age.",
+                                hint="Put DuoBearer(...) first in the operation's auth list.",
+                                id="duo_oidc.W160",
+                            )
+                        )
+                view_class = getattr(pattern.callback, "cls", None)
+                if view_class is not None and late(getattr(view_class, "authentication_classes", ())):
+                    found.append(
+                        Warning(
+                            f"{view_class.__qualname__} (/{route}) lists DuoBearerAuthentication after another "
+                            "authentication class: a session stands in for a bearer token that would be refused.",
+                            hint="Put DuoBearerAuthentication first in authentication_classes.",
+                            id="duo_oidc.W161",
+                        )
+                    )
+
+    try:
+        walk(get_resolver().url_patterns, "")
+    except Exception:  # a broken URLconf is for Django's own URL checks to report
+        return []
+    return found

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlencode
 
+from django.contrib.auth import SESSION_KEY
 from django.core.exceptions import ImproperlyConfigured
 from django.urls import NoReverseMatch, reverse
 from rest_framework import exceptions
@@ -115,7 +116,9 @@ class HasScopes(BasePermission):
     Unlike django-oauth-toolkit's ``TokenMatchesOASRequirements.required_alternate_scopes`` (a list of
     alternative scope sets per method), each method here has one requirement, in the same form as
     ``required_scopes``; and a client-credentials token with the scopes passes (combine with
-    ``IsAuthenticated`` to admit users only).
+    ``IsAuthenticated`` to admit users only). A session's grant counts only for the session's own
+    user: a request DRF authenticated as someone else (HTTP Basic, a DRF token) that also carries a
+    signed-in session is refused.
     """
 
     message = "The identity provider has not granted the scopes this resource requires."
@@ -124,7 +127,8 @@ class HasScopes(BasePermission):
     def get_requirement(self, request: Any, view: Any) -> Requirement | None:
         """The requirement for this request's method; None when ``required_scopes_map`` does not name it.
 
-        :raises ImproperlyConfigured: the view sets neither attribute, both, or a map that is not a mapping.
+        :raises ImproperlyConfigured: the view sets neither attribute, both, a map that is not a mapping,
+            or a map naming a method twice (``"GET"`` and ``"get"``).
         """
         name = type(view).__name__
         required = getattr(view, "required_scopes", None)
@@ -145,6 +149,12 @@ class HasScopes(BasePermission):
         if not isinstance(by_method, Mapping):
             raise ImproperlyConfigured(f"{name}.required_scopes_map must map HTTP methods to scopes.")
         methods = {str(method).upper(): value for method, value in by_method.items()}
+        if len(methods) != len(by_method):
+            named = sorted(str(method) for method in by_method)
+            raise ImproperlyConfigured(
+                f"{name}.required_scopes_map names a method twice (in different cases): {named}. "
+                "Keep one key per method."
+            )
         method = request.method.upper()
         if method not in methods and method == "HEAD":
             method = "GET"  # DRF answers HEAD with get(): the same data, without the body
@@ -177,6 +187,17 @@ class HasScopes(BasePermission):
             raise exceptions.PermissionDenied(
                 "This method is not available on this resource.", code="method_not_in_scope_map"
             )
+        if not isinstance(oidc, BearerContext) and not _grant_is_callers(request, oidc):
+            # DRF authenticated someone else (HTTP Basic, a DRF token, ...) on a request that also
+            # carries a Duo session: that session's grant is its own user's, never the caller's.
+            logger.warning(
+                "Refused %s %s: %s authenticated user %s, but the session's grant is another user's",
+                request.method,
+                request.path,
+                type(request.successful_authenticator).__name__,
+                request.user.pk,
+            )
+            raise exceptions.PermissionDenied(self.message, code="insufficient_scope")
         try:
             oidc.require_scopes(
                 requirement.scopes, any_of=requirement.any_of, deny_stale=conf.on_provider_down == "deny"
@@ -239,6 +260,17 @@ def _with_body(exc: exceptions.APIException, body: dict[str, Any]) -> exceptions
     """Set the answer's body as given: DRF would turn ``max_age`` into a string."""
     exc.detail = body  # type: ignore[assignment]
     return exc
+
+
+def _grant_is_callers(request: Any, oidc: Any) -> bool:
+    """True unless the session holds a provider grant (``request.oidc``) of a user other than the one
+    DRF authenticated. A session without a provider login has no grant to misattribute (no scopes)."""
+    if not oidc.is_authenticated:
+        return True
+    session = getattr(request._request, "session", None)
+    user = request.user
+    stored = session.get(SESSION_KEY) if session is not None else None
+    return stored is not None and stored == user._meta.pk.value_to_string(user)
 
 
 def _who(request: Any, oidc: Any) -> str:

@@ -38,9 +38,10 @@ from ninja.errors import AuthenticationError, HttpError
 from ninja.security import HttpBearer
 
 from ..core.scopes import Requirement
-from ..policy.check import check_bearer
+from ..policy.check import check_bearer, check_session_api
 from ..resource import answers
 from ..resource.context import BearerContext, authenticate
+from ..resource.metadata import ninja_operations
 
 __all__ = ["BearerRefused", "DuoBearer", "install_error_handlers"]
 
@@ -50,7 +51,8 @@ _TRIED = "_duo_oidc_ninja_bearer"
 
 
 class BearerRefused(HttpError):
-    """A refused bearer request; ``response`` is the answer every other bearer view would give.
+    """A request :class:`DuoBearer` refused; ``response`` is the answer every other bearer view would
+    give (for a session without the operation's scopes: :func:`~django_duo_oidc.policy.check.check_session_api`'s).
 
     A subclass of Ninja's ``HttpError``, so an API without :func:`install_error_handlers` still
     answers with the right status (and no data).
@@ -72,11 +74,17 @@ class DuoBearer(HttpBearer):
         (``auth_time``; a client token has none and is refused).
 
     A request without bearer credentials is left to the next auth in the list (e.g. ``django_auth``),
-    and refused 401 with the bare challenge if none accepts it. A request with a bad token, a token
-    without the scopes, or one the provider could not confirm is refused here and never reaches the
-    next auth: a session cannot stand in for a token that was refused. Put it first in an ``auth``
-    list for that to hold (an auth listed before it that accepts the request wins, as in Ninja).
+    and refused 401 with the bare challenge if none accepts it; but a signed-in session without
+    ``scopes`` (or older than ``max_age``) is refused here, so the next auth never serves it. A
+    request with a bad token, a token without the scopes, or one the provider could not confirm is
+    refused here and never reaches the next auth: a session cannot stand in for a token that was
+    refused. Put it first in an ``auth`` list for both to hold (an auth listed before it that accepts
+    the request wins, as in Ninja).
     """
+
+    #: Marks the operations it guards as bearer views for the policy middleware and freshness
+    #: (``resource.metadata.is_bearer_view``), as ``DuoBearerAuthentication`` marks DRF views.
+    duo_oidc_bearer = True
 
     def __init__(self, *, scopes: str | Iterable[str] = (), any_of: bool = False, max_age: int | None = None) -> None:
         # Keyword-only: Ninja calls an auth with the request, so auth=DuoBearer (the class, not an
@@ -95,11 +103,31 @@ class DuoBearer(HttpBearer):
         # token_only=False: without bearer credentials the request is left untouched for the next auth.
         context = authenticate(request, token_only=False)
         if context.grant is None and context.error is None:
+            self._judge_session(request)
             return None
         refused = check_bearer(request, self.requirement, view_name=_operation_name(request))
         if refused is not None:
             raise BearerRefused(refused)
         return context
+
+    def _judge_session(self, request: HttpRequest) -> None:
+        """A request without bearer credentials goes on to the next auth, e.g. ``django_auth``; the
+        scopes (and ``max_age``) this operation declares bind the session that auth would admit, as
+        ``HasScopes`` binds it in DRF, or ``auth=[DuoBearer(scopes=...), django_auth]`` would serve any
+        signed-in user. A session that meets them, or an anonymous request, is left to the next auth.
+
+        :raises BearerRefused: a signed-in session without the scopes (403), too old (403 with
+            ``step_up_url``), or not re-confirmed while ``ON_PROVIDER_DOWN`` is ``"deny"`` (503).
+        """
+        requirement = self.requirement
+        if not requirement.scopes and requirement.max_age is None:
+            return  # any caller the next auth admits: nothing to judge
+        user = getattr(request, "user", None)
+        if user is None or not user.is_authenticated or not _takes_sessions(request):
+            return
+        refused = check_session_api(request, requirement, view_name=_operation_name(request))
+        if refused is not None:
+            raise BearerRefused(refused)
 
     def authenticate(self, request: HttpRequest, token: str) -> BearerContext | None:
         """Not used: :meth:`__call__` reads the header itself, refusing what ``HttpBearer`` would let
@@ -109,6 +137,18 @@ class DuoBearer(HttpBearer):
     def __repr__(self) -> str:
         r = self.requirement
         return f"<DuoBearer scopes={sorted(r.scopes)!r} any_of={r.any_of} max_age={r.max_age}>"
+
+
+def _takes_sessions(request: HttpRequest) -> bool:
+    """False when the operation answering ``request`` has DuoBearer auths only: no session is ever
+    served there, so none is judged (it gets the bearer challenge). True when not known (Ninja's
+    TestClient resolves nothing): judging then only refuses more."""
+    match = getattr(request, "resolver_match", None)
+    operations = ninja_operations(match.func) if match is not None else None
+    for operation in operations or ():
+        if request.method in operation.methods:
+            return not all(getattr(auth, "duo_oidc_bearer", False) for auth in operation.auth_callbacks)
+    return True
 
 
 def _operation_name(request: HttpRequest) -> str:

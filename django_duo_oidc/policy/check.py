@@ -5,25 +5,30 @@ policy middleware share (shaped like ``django.contrib.auth``'s ``AccessMixin``).
 - logged in without the scopes: a 403 page naming them, with a "request access" link;
 - logged in too long ago for ``max_age``: back through the provider with ``prompt=login`` (step-up);
 - the grant could not be re-checked and ``ON_PROVIDER_DOWN`` is "deny": a 503 page.
+
+:func:`check_bearer` gives a bearer request's RFC 6750 answers; :func:`check_session_api` the JSON
+answers of an API to a session (Django Ninja's ``DuoBearer`` judges the session the next auth admits).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import render, resolve_url
-from django.urls import reverse
+from django.urls import NoReverseMatch, reverse
 
 from .. import signals
 from ..conf import conf
 from ..core.context import RequestContext
 from ..core.errors import InsufficientScope, ProviderUnavailable, TokenError
 from ..core.scopes import Requirement, format_scopes
+from ..login.context import OIDCContext
 from ..resource import answers
 from ..resource.context import BearerContext
 
@@ -77,6 +82,59 @@ def check_bearer(request: HttpRequest, requirement: Requirement, *, view_name: s
             "Bearer token for %s needs a more recent authentication (max_age %s)", request.path, requirement.max_age
         )
         return answers.error_response(request, TokenError(), max_age=requirement.max_age)
+    return None
+
+
+def check_session_api(request: HttpRequest, requirement: Requirement, *, view_name: str = "") -> JsonResponse | None:
+    """Judge a signed-in session's grant for an API: None when it meets ``requirement``, else a JSON refusal.
+
+    For APIs that also admit sessions (an ``auth`` list whose next entry is Django Ninja's
+    ``django_auth``): the scopes an operation declares bind the session too, as ``HasScopes`` binds
+    it in DRF. The grant is the session's (``request.oidc``); a session that did not log in through a
+    provider (a password login) has none. Answers, all ``Cache-Control: no-store``:
+
+    - 403 ``insufficient_scope`` naming the required ``scope`` (logged, ``scope_denied`` sent);
+    - 403 ``insufficient_user_authentication`` with ``max_age`` and ``step_up_url`` (the login view
+      with ``max_age`` and ``prompt=login``, OIDC Core 3.1.2.1), since an API cannot redirect;
+    - 503 ``temporarily_unavailable`` with ``Retry-After`` when the grant could not be re-checked and
+      ``ON_PROVIDER_DOWN`` is ``"deny"``.
+    """
+    oidc = getattr(request, "oidc", None)
+    if getattr(oidc, "mode", None) != "session":
+        oidc = OIDCContext(request)
+    headers = {"Cache-Control": "no-store"}
+    who = view_name or request.path
+    try:
+        oidc.require_scopes(requirement.scopes, any_of=requirement.any_of, deny_stale=conf.on_provider_down == "deny")
+    except ProviderUnavailable as exc:
+        logger.warning("Refused %s to user %s: %s", who, request.user.pk, exc.description)
+        headers["Retry-After"] = str(max(1, int(conf.provider_down_backoff)))
+        body = {"error": "temporarily_unavailable", "error_description": exc.description}
+        return JsonResponse(body, status=503, headers=headers)
+    except InsufficientScope as exc:
+        logger.warning("Scope denied: user=%s view=%s missing=%s", request.user.pk, who, format_scopes(exc.missing))
+        signals.send_scope_denied(request, exc, view_name=view_name)
+        body = {
+            "error": "insufficient_scope",
+            "error_description": "The identity provider has not granted the scopes this resource requires.",
+            "scope": format_scopes(exc.required),
+        }
+        return JsonResponse(body, status=403, headers=headers)
+    if requirement.max_age is not None and not oidc.authenticated_within(requirement.max_age):
+        logger.info(
+            "%s needs a more recent authentication of user %s (max_age %s)", who, request.user.pk, requirement.max_age
+        )
+        params = {"max_age": str(requirement.max_age), "prompt": "login"}
+        if oidc.provider:
+            params["provider"] = oidc.provider
+        body: dict[str, object] = {
+            "error": "insufficient_user_authentication",
+            "error_description": "A more recent authentication is required.",
+            "max_age": requirement.max_age,
+        }
+        with contextlib.suppress(NoReverseMatch):  # without the login URLs the body still says what is needed
+            body["step_up_url"] = reverse("duo_oidc:login") + "?" + urlencode(params)
+        return JsonResponse(body, status=403, headers=headers)
     return None
 
 

@@ -26,6 +26,7 @@ __all__ = [
     "is_token_only_view",
     "metadata_document",
     "metadata_url",
+    "ninja_operations",
 ]
 
 URL_NAME = "duo_oidc_resource_metadata"
@@ -49,6 +50,10 @@ def _required_scopes(callback: Any) -> Iterable[str]:
     requirement = getattr(callback, "scope_requirement", None)
     if isinstance(requirement, Requirement):
         return requirement.scopes
+    operations = ninja_operations(callback)
+    if operations is not None:  # DuoBearer(scopes=...) on each operation
+        needed = (getattr(auth, "requirement", None) for op in operations for auth in op.auth_callbacks)
+        return {scope for r in needed if isinstance(r, Requirement) for scope in r.scopes}
     required = getattr(_view_class(callback) or callback, "required_scopes", None)
     return Requirement.of(required).scopes if required else ()
 
@@ -58,11 +63,35 @@ def _view_class(callback: Any) -> Any:
     return getattr(callback, "view_class", None) or getattr(callback, "cls", None)
 
 
+def ninja_operations(callback: Any) -> list[Any] | None:
+    """The operations behind a Django Ninja URL callback, else None.
+
+    Ninja routes each path to a wrapper function over its ``PathView`` (held in the wrapper's closure),
+    whose ``operations`` carry their ``auth_callbacks``. Found by shape, so this layer imports no Ninja.
+    """
+    for cell in getattr(callback, "__closure__", None) or ():
+        try:
+            target = cell.cell_contents
+        except ValueError:  # an empty cell
+            continue
+        operations = getattr(target, "operations", None)
+        if isinstance(operations, list) and operations and all(hasattr(op, "auth_callbacks") for op in operations):
+            return operations
+    return None
+
+
 def _bearer_marks(callback: Any) -> tuple[bool, list[bool]]:
     """``(marked, auth)``: whether the view or its class is marked as a bearer view (``@bearer_auth``,
-    ``BearerAuthMixin``), and, for a DRF view, which of its authentication classes are bearer classes."""
+    ``BearerAuthMixin``), and, for a DRF view, which of its authentication classes are bearer classes
+    (for a Django Ninja path, which auths of its operations are: an operation without auth counts as
+    one that is not, since it takes any caller)."""
     if getattr(callback, "duo_oidc_bearer", False):
         return True, []
+    operations = ninja_operations(callback)
+    if operations is not None:
+        return False, [
+            bool(getattr(auth, "duo_oidc_bearer", False)) for op in operations for auth in (op.auth_callbacks or [None])
+        ]
     view_class = _view_class(callback)
     if view_class is None:
         return False, []
@@ -81,8 +110,9 @@ def is_bearer_view(callback: Any) -> bool:
 def is_token_only_view(callback: Any) -> bool:
     """True when the view answers to bearer tokens ONLY, so a session cookie sent along means nothing to it.
 
-    ``@bearer_auth`` views, ``BearerAuthMixin`` classes, and DRF views whose authentication classes are
-    all bearer classes. A DRF view that also lists ``SessionAuthentication`` answers to sessions: False.
+    ``@bearer_auth`` views, ``BearerAuthMixin`` classes, DRF views whose authentication classes are
+    all bearer classes, and Django Ninja paths whose every operation has only ``DuoBearer`` auths. A DRF
+    view that also lists ``SessionAuthentication`` (or a Ninja one ``django_auth``) answers to sessions: False.
     """
     marked, auth = _bearer_marks(callback)
     return marked or (bool(auth) and all(auth))

@@ -97,8 +97,8 @@ class FakeDuo:
     def start(self) -> FakeDuo:
         """Install the fake, mount it, and create its provider row; return self.
 
-        If the row cannot be created (e.g. a row with this slug exists), everything is undone and the
-        error raised.
+        If the row cannot be created, everything is undone and the error raised; a row with this slug
+        already there is ``ImproperlyConfigured`` (nothing is changed).
         """
         if self._started:
             return self
@@ -109,6 +109,14 @@ class FakeDuo:
             raise
 
     def _start(self) -> FakeDuo:
+        if Provider.objects.filter(slug=self.slug).exists():
+            # A data migration or fixture of the site made its real provider under this slug: say so,
+            # rather than an IntegrityError that also breaks the test's transaction.
+            raise ImproperlyConfigured(
+                f"The test database already has a Provider with slug {self.slug!r} (a data migration or a "
+                "fixture?). Give the fake another slug: FakeDuo(slug='duo-test'), DuoTestMixin.duo_slug, "
+                "or FakeDuo directly in your own pytest fixture."
+            )
         self._started = True  # from here on, stop() undoes whatever was done
         if self.mount and conf.http_session_factory != FACTORY:
             from django.conf import settings

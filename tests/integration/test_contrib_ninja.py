@@ -287,8 +287,9 @@ def test_the_cache_down_is_503_never_a_500_nor_a_pass(fake_op: FakeOP, provider:
 def test_a_session_passes_the_next_auth_but_never_stands_in_for_a_refused_token(
     client: Client, fake_op: FakeOP, provider: Provider
 ) -> None:
-    login(client, fake_op)
-    # No bearer credentials: DuoBearer steps aside and Ninja's django_auth admits the session.
+    login(client, fake_op, scope="openid email crm.contacts.read")
+    # No bearer credentials: DuoBearer steps aside and Ninja's django_auth admits the session, which has
+    # the operation's scope (without it, it is refused: test_review_issue15.py).
     assert get(client, "/either").json() == {"user": "alice@example.test", "auth": "SimpleLazyObject"}  # the user
     # A token that was sent and refused is the answer, whatever the session.
     assert get(client, "/either", issue(fake_op, register=False)).status_code == 401

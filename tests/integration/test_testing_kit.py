@@ -260,7 +260,9 @@ def test_a_start_that_fails_undoes_what_it_did(settings: Any, monkeypatch: pytes
     before = fakeop.CURRENT
     with FakeDuo("taken") as first:
         with pytest.raises(IntegrityError):
-            FakeDuo("taken").start()  # the slug exists: the row cannot be created
+            # The row cannot be saved (no issuer), after the fake was mounted, installed and its secret set.
+            # (A slug already taken is refused before anything is done: test_review_issue15.py.)
+            FakeDuo("second", issuer=None).start()
         assert fakeop.CURRENT is first.op  # the failed one no longer answers; the first one does
     assert django_settings.DUO_OIDC == {"HTTP_SESSION_FACTORY": "requests.Session"}
     assert fakeop.CURRENT is before and SECRET_ENV not in os.environ
