@@ -1,5 +1,8 @@
 """System checks with stable ids (``manage.py check``; deployment ones with ``check --deploy``).
 
+Over 300 lines on purpose: every check is registered from this module, so that its docstring stays the
+one list of ids (the second factor's own checks live in :mod:`django_duo_oidc.mfa.checks`).
+
 duo_oidc.E001  DuoOIDCBackend is not in AUTHENTICATION_BACKENDS
 duo_oidc.E002  SessionMiddleware or AuthenticationMiddleware is missing
 duo_oidc.E003  DuoOIDCMiddleware is missing, or placed before AuthenticationMiddleware
@@ -8,12 +11,15 @@ duo_oidc.E005  a provider stores an encrypted secret but DUO_OIDC["ENCRYPTION_KE
 duo_oidc.E006  DUO_OIDC["ENCRYPTION_KEYS"] holds an invalid key
 duo_oidc.E007  the signed-cookie session backend (or one built on it) would put tokens in a cookie
 duo_oidc.E008  a provider's client_secret_env names a variable outside DUO_OIDC["SECRET_ENV_PREFIXES"]
+duo_oidc.E009  DUO_OIDC["SCOPE_POLICY"] is malformed (every request would fail)
+duo_oidc.E140  a provider's issuer or an endpoint is Duo's api-*.duosecurity.com host (MFA-only, not an OpenID provider)
+duo_oidc.E141  a provider's introspect_with names itself, a circle, or a disabled row
 duo_oidc.W001  (deploy) a provider's issuer is plain http while DEBUG is off
 duo_oidc.W002  (deploy) SESSION_COOKIE_SECURE is off
 duo_oidc.W003  a provider's client-secret environment variable is not set
 duo_oidc.W004  (deploy) the cache is per process (local memory or dummy) while DEBUG is off
 duo_oidc.W005  SESSION_ENGINE keeps sessions in the browser: back-channel logout and deprovisioning cannot end them
-duo_oidc.E101-E107, W101-W103  the second factor (Duo Universal Prompt): see django_duo_oidc.mfa.checks
+duo_oidc.E101-E108, W101-W105  the second factor (Duo Universal Prompt): see django_duo_oidc.mfa.checks
 duo_oidc.W160  a Django Ninja operation lists DuoBearer after another auth (that auth's callers skip its scopes)
 duo_oidc.W161  a DRF view lists DuoBearerAuthentication after another authentication class
 """
@@ -64,6 +70,16 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
                 "DuoOIDCMiddleware is missing from MIDDLEWARE or placed before AuthenticationMiddleware.",
                 hint=f"Add '{MIDDLEWARE}' to MIDDLEWARE after '{AUTH_MW}'.",
                 id="duo_oidc.E003",
+            )
+        )
+    from .policy.rules import policy_problems
+
+    for problem in policy_problems(getattr(settings, "DUO_OIDC", {}).get("SCOPE_POLICY", [])):
+        errors.append(
+            Error(
+                problem + " Every request would fail.",
+                hint='Rules look like {"path": "/admin/", "scopes": ["admin.access"]} (see the README).',
+                id="duo_oidc.E009",
             )
         )
     for key in conf.unknown_keys():

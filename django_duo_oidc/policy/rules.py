@@ -5,11 +5,12 @@ matched by path prefix (on ``path_info``) or URL name; the middleware judges the
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from ..conf import conf
 from ..core.scopes import Requirement
 
-__all__ = ["policy_rules", "reset_policy_cache"]
+__all__ = ["policy_problems", "policy_rules", "reset_policy_cache"]
 
 # Admin-managed scope rules are read at most this often per process.
 RULES_TTL = 5.0
@@ -39,6 +40,41 @@ def policy_rules() -> list[tuple[str, str, Requirement]]:
     ]
     _rules_memo = (now + RULES_TTL, rules)
     return rules
+
+
+_RULE_KEYS = frozenset({"path", "url_name", "scopes", "any_of", "max_age"})
+
+
+def policy_problems(policy: Any) -> list[str]:
+    """What is wrong with a ``SCOPE_POLICY`` value, in words (empty when nothing): a list of rules, each a
+    dict with ``scopes`` and exactly one of ``path`` (starting with ``/``) or ``url_name``, and optionally
+    ``any_of`` (bool) and ``max_age`` (seconds). A malformed policy would fail every request."""
+    if not isinstance(policy, list | tuple):
+        return [f"DUO_OIDC['SCOPE_POLICY'] is a {type(policy).__name__}, not a list of rules."]
+    problems = []
+    for i, rule in enumerate(policy):
+        where = f"DUO_OIDC['SCOPE_POLICY'][{i}]"
+        if not isinstance(rule, dict):
+            problems.append(f"{where} is not a dict.")
+            continue
+        unknown = sorted(set(rule) - _RULE_KEYS)
+        if unknown:
+            problems.append(f"{where} has unknown keys: {', '.join(map(str, unknown))}.")
+        if bool(rule.get("path")) == bool(rule.get("url_name")):
+            problems.append(f"{where} needs exactly one of 'path' or 'url_name'.")
+        elif rule.get("path") and not str(rule["path"]).startswith("/"):
+            problems.append(f"{where}['path'] does not start with /.")
+        scopes = rule.get("scopes")
+        if not (isinstance(scopes, str) and scopes.split()) and not (
+            isinstance(scopes, list | tuple) and scopes and all(isinstance(v, str) and v for v in scopes)
+        ):
+            problems.append(f"{where}['scopes'] is not a non-empty string or list of scope names.")
+        max_age = rule.get("max_age")
+        if max_age is not None and (isinstance(max_age, bool) or not isinstance(max_age, int) or max_age < 0):
+            problems.append(f"{where}['max_age'] is not a number of seconds.")
+        if "any_of" in rule and not isinstance(rule["any_of"], bool):
+            problems.append(f"{where}['any_of'] is not True or False.")
+    return problems
 
 
 def reset_policy_cache() -> None:
