@@ -43,6 +43,45 @@ def secret_env_refusal(name: str) -> str | None:
     return None
 
 
+def read_secret(env_name: str, encrypted: str, *, variable: str, secret: str, missing: str) -> str:
+    """A secret named by an environment variable (preferred) or stored encrypted, for every row that holds
+    one (providers, directory connections, the second factor).
+
+    Checked at use time too (fail closed): a row written around validation, or a setting narrowed since,
+    must not send an arbitrary variable's value anywhere. ``variable`` names the field in messages ("The
+    provider's client-secret variable"), ``secret`` the secret ("client secret"), ``missing`` the message
+    when there is none.
+
+    :raises ConfigurationError: a variable not allowed or not set, an undecryptable value, or none.
+    """
+    if env_name:
+        refusal = secret_env_refusal(env_name)
+        if refusal:
+            raise ConfigurationError(f"{variable} is not allowed. {refusal}")
+        value = os.environ.get(env_name, "")
+        if not value:
+            raise ConfigurationError(f"The environment variable {env_name} holding the {secret} is not set.")
+        return value
+    if encrypted:
+        try:
+            return decrypt(encrypted)
+        except SecretDecryptionError as exc:
+            raise ConfigurationError(str(exc)) from exc
+    raise ConfigurationError(missing)
+
+
+def describe_secret(env_name: str, encrypted: str) -> str:
+    """Where a secret comes from, without revealing it (nor whether a variable not allowed is set)."""
+    if env_name:
+        if secret_env_refusal(env_name):
+            return f"environment variable {env_name} (not allowed: see SECRET_ENV_PREFIXES)"
+        state = "set" if os.environ.get(env_name) else "NOT SET"
+        return f"environment variable {env_name} ({state})"
+    if encrypted:
+        return "stored encrypted"
+    return "none"
+
+
 #: The fields that decide where the client secret is sent, which tokens count, and who an identity
 #: becomes: changing them needs the ``duo_oidc.change_provider_connection`` permission in the admin.
 CONNECTION_FIELDS = (
@@ -369,37 +408,18 @@ class Provider(models.Model):
 
     def get_client_secret(self) -> str:
         """Return the client secret, from the environment variable or the encrypted column."""
-        if self.client_secret_env:
-            refusal = secret_env_refusal(self.client_secret_env)
-            if refusal:
-                # Checked at use time too (fail closed): a row written around validation, or a setting
-                # narrowed since, must not send an arbitrary variable to the token endpoint.
-                raise ConfigurationError(f"The provider's client-secret variable is not allowed. {refusal}")
-            value = os.environ.get(self.client_secret_env, "")
-            if not value:
-                raise ConfigurationError(
-                    f"The environment variable {self.client_secret_env} holding the client secret is not set."
-                )
-            return value
-        if self.client_secret_encrypted:
-            try:
-                return decrypt(self.client_secret_encrypted)
-            except SecretDecryptionError as exc:
-                raise ConfigurationError(str(exc)) from exc
-        raise ConfigurationError("The provider has no client secret.")
+        return read_secret(
+            self.client_secret_env,
+            self.client_secret_encrypted,
+            variable="The provider's client-secret variable",
+            secret="client secret",
+            missing="The provider has no client secret.",
+        )
 
     @property
     def secret_status(self) -> str:
         """Describe where the secret comes from, without revealing it."""
-        if self.client_secret_env:
-            if secret_env_refusal(self.client_secret_env):
-                # Whether an arbitrary variable is set is not this page's business.
-                return f"environment variable {self.client_secret_env} (not allowed: see SECRET_ENV_PREFIXES)"
-            state = "set" if os.environ.get(self.client_secret_env) else "NOT SET"
-            return f"environment variable {self.client_secret_env} ({state})"
-        if self.client_secret_encrypted:
-            return "stored encrypted"
-        return "none"
+        return describe_secret(self.client_secret_env, self.client_secret_encrypted)
 
     # Values for the core -----------------------------------------------------------------------
 
@@ -629,34 +649,18 @@ class DirectoryConnection(models.Model):
 
     def get_secret_key(self) -> str:
         """Return the secret key, from the environment variable or the encrypted column."""
-        if self.secret_key_env:
-            refusal = secret_env_refusal(self.secret_key_env)
-            if refusal:
-                raise ConfigurationError(f"The directory's secret-key variable is not allowed. {refusal}")
-            value = os.environ.get(self.secret_key_env, "")
-            if not value:
-                raise ConfigurationError(
-                    f"The environment variable {self.secret_key_env} holding the Admin API secret key is not set."
-                )
-            return value
-        if self.secret_key_encrypted:
-            try:
-                return decrypt(self.secret_key_encrypted)
-            except SecretDecryptionError as exc:
-                raise ConfigurationError(str(exc)) from exc
-        raise ConfigurationError("The directory connection has no secret key.")
+        return read_secret(
+            self.secret_key_env,
+            self.secret_key_encrypted,
+            variable="The directory's secret-key variable",
+            secret="Admin API secret key",
+            missing="The directory connection has no secret key.",
+        )
 
     @property
     def secret_status(self) -> str:
         """Describe where the secret key comes from, without revealing it."""
-        if self.secret_key_env:
-            if secret_env_refusal(self.secret_key_env):
-                return f"environment variable {self.secret_key_env} (not allowed: see SECRET_ENV_PREFIXES)"
-            state = "set" if os.environ.get(self.secret_key_env) else "NOT SET"
-            return f"environment variable {self.secret_key_env} ({state})"
-        if self.secret_key_encrypted:
-            return "stored encrypted"
-        return "none"
+        return describe_secret(self.secret_key_env, self.secret_key_encrypted)
 
 
 class DirectoryGroup(models.Model):
@@ -813,34 +817,18 @@ class MFAConfiguration(models.Model):
 
         :raises ConfigurationError: no secret, an unset or disallowed variable, or an undecryptable value.
         """
-        if self.client_secret_env:
-            refusal = secret_env_refusal(self.client_secret_env)
-            if refusal:
-                raise ConfigurationError(f"The second factor's client-secret variable is not allowed. {refusal}")
-            value = os.environ.get(self.client_secret_env, "")
-            if not value:
-                raise ConfigurationError(
-                    f"The environment variable {self.client_secret_env} holding the Duo client secret is not set."
-                )
-            return value
-        if self.client_secret_encrypted:
-            try:
-                return decrypt(self.client_secret_encrypted)
-            except SecretDecryptionError as exc:
-                raise ConfigurationError(str(exc)) from exc
-        raise ConfigurationError("The second factor configuration has no client secret.")
+        return read_secret(
+            self.client_secret_env,
+            self.client_secret_encrypted,
+            variable="The second factor's client-secret variable",
+            secret="Duo client secret",
+            missing="The second factor configuration has no client secret.",
+        )
 
     @property
     def secret_status(self) -> str:
         """Describe where the secret comes from, without revealing it."""
-        if self.client_secret_env:
-            if secret_env_refusal(self.client_secret_env):
-                return f"environment variable {self.client_secret_env} (not allowed: see SECRET_ENV_PREFIXES)"
-            state = "set" if os.environ.get(self.client_secret_env) else "NOT SET"
-            return f"environment variable {self.client_secret_env} ({state})"
-        if self.client_secret_encrypted:
-            return "stored encrypted"
-        return "none"
+        return describe_secret(self.client_secret_env, self.client_secret_encrypted)
 
 
 class MFAUserState(models.Model):
