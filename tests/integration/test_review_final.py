@@ -5,6 +5,8 @@
   the rule guarded nothing and ``manage.py check`` said it was fine. It also accepted scope names that
   are no RFC 6749 scope-token (never grantable: the rule locks everyone out) and a ``url_name`` that is
   not a string (``str()`` of it never equals a view name: the rule guarded nothing).
+- A group rule whose value is only wildcards (``*``, ``?*``, ``/*``) matches whatever the claim holds:
+  with the staff flag, every user whose token carries any group became staff. The admin refuses it.
 """
 
 from __future__ import annotations
@@ -12,9 +14,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from django.core.exceptions import ValidationError
 
 from django_duo_oidc.checks import check_settings
+from django_duo_oidc.core.claims import GroupRuleSpec, matching_rules
 from django_duo_oidc.core.scopes import Requirement
+from django_duo_oidc.models import GroupRule
 from django_duo_oidc.policy.rules import policy_problems
 
 
@@ -45,3 +50,18 @@ def test_a_url_name_that_is_not_a_string_is_refused(settings: Any) -> None:
 def test_good_rules_still_pass() -> None:
     assert policy_problems([{"path": "/a/", "scopes": ["admin.access", "x:y"]}]) == []
     assert policy_problems([{"url_name": "app:view", "scopes": "a  b", "any_of": True}]) == []
+
+
+@pytest.mark.parametrize(
+    ("value", "sent"), [("*", "anything"), ("**", "x"), ("?*", "y"), ("/*", "/any/group"), ("*/*", "/x")]
+)
+def test_a_group_rule_matching_any_value_is_refused(value: str, sent: str) -> None:
+    # The danger: such a rule matches whatever group a user has (every path-shaped one for "/*").
+    assert matching_rules({"groups": [sent]}, [GroupRuleSpec("groups", value, staff=True)])
+    with pytest.raises(ValidationError):
+        GroupRule(claim="groups", value=value, staff=True).clean()
+
+
+@pytest.mark.parametrize("value", ["crm-*", "/org/*", "*/crm-users", "crm-users", "[Admin] Finance", "?", "??"])
+def test_a_group_rule_naming_something_is_kept(value: str) -> None:
+    GroupRule(claim="groups", value=value, staff=True).clean()
