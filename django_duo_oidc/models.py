@@ -17,7 +17,7 @@ from django.db import models, transaction
 from django.utils.translation import gettext_lazy as _
 
 from .conf import conf
-from .core.claims import ClaimMapping
+from .core.claims import ClaimMapping, glob_matches_any_value
 from .core.discovery import check_issuer, duo_api_host_refusal
 from .core.errors import ConfigurationError
 from .core.flow import ClientCredentials
@@ -515,6 +515,10 @@ class GroupRule(models.Model):
     def clean(self) -> None:
         if self.group is None and not self.staff:
             raise ValidationError(_("A rule needs a group, the staff flag, or both."))
+        if glob_matches_any_value(self.value):
+            raise ValidationError(
+                {"value": _("This pattern matches any group (or any group path): name the group, e.g. crm-*.")}
+            )
 
 
 class ScopeRule(models.Model):

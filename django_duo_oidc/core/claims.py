@@ -12,6 +12,7 @@ __all__ = [
     "GroupRuleSpec",
     "UserFields",
     "claim_values",
+    "glob_matches_any_value",
     "group_value_matches",
     "map_claims",
     "matching_rules",
@@ -103,6 +104,13 @@ def group_value_matches(rule_value: str, sent: str) -> bool:
     if sent == rule_value:
         return True
     return not rule_value.startswith("/") and sent == "/" + rule_value
+
+
+def glob_matches_any_value(rule_value: str) -> bool:
+    """Whether a group rule's value is a glob that names nothing: only ``*``, ``?`` and ``/`` with at
+    least one ``*`` (``*``, ``?*``, ``/*``, ``*/*``). It matches whatever group (or group path) a user
+    has, so a staff rule on it makes everyone with any group staff; the admin refuses such a value."""
+    return "*" in rule_value and set(rule_value) <= {"*", "?", "/"}
 
 
 def matching_rules(claims: Mapping[str, Any], rules: Iterable[GroupRuleSpec]) -> list[GroupRuleSpec]:

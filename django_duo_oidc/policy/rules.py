@@ -8,7 +8,7 @@ import time
 from typing import Any
 
 from ..conf import conf
-from ..core.scopes import Requirement
+from ..core.scopes import Requirement, parse_scopes
 
 __all__ = ["policy_problems", "policy_rules", "reset_policy_cache"]
 
@@ -64,11 +64,24 @@ def policy_problems(policy: Any) -> list[str]:
             problems.append(f"{where} needs exactly one of 'path' or 'url_name'.")
         elif rule.get("path") and not str(rule["path"]).startswith("/"):
             problems.append(f"{where}['path'] does not start with /.")
+        elif rule.get("url_name") and not isinstance(rule["url_name"], str):
+            # policy_rules takes str() of it, which never equals a view name: the rule would guard nothing.
+            problems.append(f"{where}['url_name'] is not a string.")
         scopes = rule.get("scopes")
         if not (isinstance(scopes, str) and scopes.split()) and not (
             isinstance(scopes, list | tuple) and scopes and all(isinstance(v, str) and v for v in scopes)
         ):
             problems.append(f"{where}['scopes'] is not a non-empty string or list of scope names.")
+        else:
+            # Judged as policy_rules builds it (Requirement.of): names that are only blanks make an empty
+            # requirement, which any signed-in user meets, so the rule would guard nothing.
+            names = Requirement.of(scopes).scopes
+            if not names:
+                problems.append(f"{where}['scopes'] names no scope (only blanks).")
+            elif parse_scopes(names) != names:
+                # RFC 6749 section 3.3 scope-token: granted scopes are parsed so (core.scopes.parse_scopes),
+                # so a name outside it can never be granted and the rule would refuse everyone.
+                problems.append(f"{where}['scopes'] holds a name that is not a valid scope (RFC 6749 3.3).")
         max_age = rule.get("max_age")
         if max_age is not None and (isinstance(max_age, bool) or not isinstance(max_age, int) or max_age < 0):
             problems.append(f"{where}['max_age'] is not a number of seconds.")
