@@ -97,9 +97,12 @@ def group_value_matches(rule_value: str, sent: str) -> bool:
     - Any other value matches itself, or the top-level group path ``/<value>`` (Keycloak sends groups as
       full paths: ``/crm-users``). A nested path (``/org/crm-users``) needs that exact path or a glob:
       a subgroup anyone may create somewhere else never matches a rule by its last name.
+    - A value that names nothing (:func:`glob_matches_any_value`: ``*``, ``/*``...) is no glob: it matches
+      only itself, as before globs existed, so a row written then (or around the admin's refusal) never
+      comes to match every user.
     Case-sensitive, as the claim is.
     """
-    if _WILDCARDS & set(rule_value):
+    if _WILDCARDS & set(rule_value) and not glob_matches_any_value(rule_value):
         return fnmatch.fnmatchcase(sent, rule_value.replace("[", "[[]"))
     if sent == rule_value:
         return True

@@ -141,6 +141,7 @@ def test_second_login_is_silent_and_prompt_login_asks_again(site: Site) -> None:
             pages.append(answer.text)
             answer = submit_form(session, answer, "alice")
     assert pages == [] or all('name="login"' not in page for page in pages)  # never the password page
+    assert answer.headers.get("Location", "").startswith(site.base + "/oidc/callback/")  # the loop got there
     assert session.get(answer.headers["Location"], allow_redirects=False).status_code == 302
     # prompt=login sends the user through the provider's login page again (Duo's MFA prompt).
     response = session.get(site.base + "/oidc/login/?provider=duo&prompt=login", allow_redirects=False)

@@ -56,8 +56,9 @@ def test_good_rules_still_pass() -> None:
     ("value", "sent"), [("*", "anything"), ("**", "x"), ("?*", "y"), ("/*", "/any/group"), ("*/*", "/x")]
 )
 def test_a_group_rule_matching_any_value_is_refused(value: str, sent: str) -> None:
-    # The danger: such a rule matches whatever group a user has (every path-shaped one for "/*").
-    assert matching_rules({"groups": [sent]}, [GroupRuleSpec("groups", value, staff=True)])
+    # The danger was that such a rule matched whatever group a user had (every path-shaped one for "/*"):
+    # the admin refuses it, and a row that holds one anyway matches only its own literal value.
+    assert matching_rules({"groups": [sent]}, [GroupRuleSpec("groups", value, staff=True)]) == []
     with pytest.raises(ValidationError):
         GroupRule(claim="groups", value=value, staff=True).clean()
 

@@ -55,3 +55,12 @@ def test_matching_rules_reads_paths_in_list_claims() -> None:
     rules = [Rule("groups", "crm-users"), Rule("groups", "admins"), Rule("roles", "crm-users")]
     claims = {"groups": ["/crm-users", "/org/admins", "/staff"], "roles": "other"}
     assert matching_rules(claims, rules) == [rules[0]]
+
+
+@pytest.mark.parametrize("rule", ["*", "**", "?*", "/*", "*/*"])
+def test_a_rule_that_would_match_any_group_matches_only_itself(rule: str) -> None:
+    # The admin refuses such a value; a row that holds one (written before globs existed, when "*" was
+    # literal, or around the admin) must not come to match every user, staff rules included.
+    assert group_value_matches(rule, "crm-users") is False
+    assert group_value_matches(rule, "/org/admins") is False
+    assert group_value_matches(rule, rule) is True
