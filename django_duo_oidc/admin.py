@@ -25,7 +25,6 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
-from django.core.exceptions import ImproperlyConfigured
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
@@ -36,6 +35,7 @@ from django.views.decorators.debug import sensitive_post_parameters
 from .models import CONNECTION_FIELDS, ENDPOINT_FIELDS, GroupRule, Identity, LiveSession, Provider, ScopeRule
 from .policy.rules import reset_policy_cache
 from .providers.connection import check_connection
+from .secret_fields import apply_secret, clear_box, secret_input
 from .sessions import end_indexed
 
 logger = logging.getLogger("django_duo_oidc")
@@ -53,14 +53,11 @@ SECRET_FORM_FIELDS = ("client_secret", "clear_client_secret", "send_secret_to_ne
 
 
 class ProviderForm(forms.ModelForm):
-    client_secret = forms.CharField(
-        required=False,
-        strip=False,
-        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
-        help_text="Write-only: stored encrypted (needs DUO_OIDC['ENCRYPTION_KEYS']); leave blank to keep the "
-        "current one. Prefer the environment variable field.",
+    client_secret = secret_input(
+        "Write-only: stored encrypted (needs DUO_OIDC['ENCRYPTION_KEYS']); leave blank to keep the "
+        "current one. Prefer the environment variable field."
     )
-    clear_client_secret = forms.BooleanField(required=False, help_text="Remove the stored encrypted secret.")
+    clear_client_secret = clear_box("Remove the stored encrypted secret.")
     send_secret_to_new_connection = forms.BooleanField(
         required=False,
         help_text="When changing the issuer or client id while the secret comes from an environment variable: "
@@ -84,14 +81,9 @@ class ProviderForm(forms.ModelForm):
         data = super().clean()
         if "client_secret" not in self.fields:
             return data
-        secret = data.get("client_secret")
-        if secret:
-            try:
-                self.instance.set_client_secret(secret)
-            except ImproperlyConfigured as exc:
-                self.add_error("client_secret", str(exc))
-        elif data.get("clear_client_secret"):
-            self.instance.set_client_secret("")
+        apply_secret(
+            self, data, field="client_secret", clear="clear_client_secret", store=self.instance.set_client_secret
+        )
         if data.get("send_secret_to_new_connection"):
             self.instance.confirm_secret_for_connection()
         return data
@@ -434,14 +426,11 @@ DIRECTORY_SECRET_FORM_FIELDS = ("secret_key", "clear_secret_key")
 
 
 class DirectoryConnectionForm(forms.ModelForm):
-    secret_key = forms.CharField(
-        required=False,
-        strip=False,
-        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
-        help_text="Write-only: the Admin API secret key, stored encrypted (needs DUO_OIDC['ENCRYPTION_KEYS']); "
-        "leave blank to keep the current one. Prefer the environment variable field.",
+    secret_key = secret_input(
+        "Write-only: the Admin API secret key, stored encrypted (needs DUO_OIDC['ENCRYPTION_KEYS']); "
+        "leave blank to keep the current one. Prefer the environment variable field."
     )
-    clear_secret_key = forms.BooleanField(required=False, help_text="Remove the stored encrypted secret key.")
+    clear_secret_key = clear_box("Remove the stored encrypted secret key.")
 
     class Meta:
         model = DirectoryConnection
@@ -464,14 +453,7 @@ class DirectoryConnectionForm(forms.ModelForm):
 
     def clean(self) -> dict:
         data = super().clean()
-        secret = data.get("secret_key")
-        if secret:
-            try:
-                self.instance.set_secret_key(secret)
-            except ImproperlyConfigured as exc:
-                self.add_error("secret_key", str(exc))
-        elif data.get("clear_secret_key"):
-            self.instance.set_secret_key("")
+        apply_secret(self, data, field="secret_key", clear="clear_secret_key", store=self.instance.set_secret_key)
         return data
 
 

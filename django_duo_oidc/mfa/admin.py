@@ -12,13 +12,13 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
-from django.core.exceptions import ImproperlyConfigured
 from django.db.models import F, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.utils.decorators import method_decorator
 from django.views.decorators.debug import sensitive_post_parameters
 
 from ..models import MFAConfiguration, MFAUserState
+from ..secret_fields import apply_secret, clear_box, secret_input
 
 __all__ = ["MFAConfigurationAdmin", "MFAUserStateAdmin", "MFAUserStateInline", "show_mfa_state_on_user_admin"]
 
@@ -26,14 +26,11 @@ logger = logging.getLogger("django_duo_oidc")
 
 
 class MFAConfigurationForm(forms.ModelForm):
-    client_secret = forms.CharField(
-        required=False,
-        strip=False,
-        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
-        help_text="Write-only: stored encrypted (needs DUO_OIDC['ENCRYPTION_KEYS']); leave blank to keep the "
-        "current one. Prefer the environment variable field.",
+    client_secret = secret_input(
+        "Write-only: stored encrypted (needs DUO_OIDC['ENCRYPTION_KEYS']); leave blank to keep the "
+        "current one. Prefer the environment variable field."
     )
-    clear_client_secret = forms.BooleanField(required=False, help_text="Remove the stored encrypted secret.")
+    clear_client_secret = clear_box("Remove the stored encrypted secret.")
 
     class Meta:
         model = MFAConfiguration
@@ -41,14 +38,9 @@ class MFAConfigurationForm(forms.ModelForm):
 
     def clean(self) -> dict:
         data = super().clean()
-        secret = data.get("client_secret")
-        if secret:
-            try:
-                self.instance.set_client_secret(secret)
-            except ImproperlyConfigured as exc:
-                self.add_error("client_secret", str(exc))
-        elif data.get("clear_client_secret"):
-            self.instance.set_client_secret("")
+        apply_secret(
+            self, data, field="client_secret", clear="clear_client_secret", store=self.instance.set_client_secret
+        )
         return data
 
 
