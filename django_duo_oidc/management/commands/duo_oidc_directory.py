@@ -9,14 +9,14 @@ environment variable (``--skey-env``), or pipe it in with ``--skey-stdin`` to st
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
-from django.core.exceptions import ImproperlyConfigured, ValidationError
+from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from ...directory.client import ca_certs_refusal, check_connection, parse_api_host
 from ...models import DirectoryConnection, Provider
+from .. import store_secret_from_stdin
 
 
 class Command(BaseCommand):
@@ -95,13 +95,7 @@ class Command(BaseCommand):
             connection.secret_key_env = options["skey_env"]
             connection.secret_key_encrypted = ""
         if options["skey_stdin"]:
-            secret = sys.stdin.readline().rstrip("\n")
-            if not secret:
-                raise CommandError("No secret key on standard input.")
-            try:
-                connection.set_secret_key(secret)
-            except ImproperlyConfigured as exc:
-                raise CommandError(str(exc)) from None
+            store_secret_from_stdin(connection.set_secret_key, what="secret key")
             connection.secret_key_env = ""
         for on, off, attr in (
             ("groups", "no_groups", "manage_groups"),

@@ -13,17 +13,17 @@ the saved configuration and the system checks, and explains Duo's refusals.
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 from django.contrib.auth.models import Group
-from django.core.exceptions import ImproperlyConfigured, ValidationError
+from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from ...core.errors import ConfigurationError, DuoOIDCError
 from ...mfa.checks import check_configuration
 from ...mfa.duo import client_for, health_check
 from ...models import MFAConfiguration
+from .. import store_secret_from_stdin
 
 # What Duo's refusals mean, for --check (DUO.md section 3).
 EXPLAIN_UNAUTHORIZED = (
@@ -101,13 +101,7 @@ class Command(BaseCommand):
             config.client_secret_env = options["client_secret_env"]
             config.client_secret_encrypted = ""
         if options["client_secret_stdin"]:
-            secret = sys.stdin.readline().rstrip("\n")
-            if not secret:
-                raise CommandError("No secret on standard input.")
-            try:
-                config.set_client_secret(secret)
-            except ImproperlyConfigured as exc:
-                raise CommandError(str(exc)) from exc
+            store_secret_from_stdin(config.set_client_secret)
             config.client_secret_env = ""
         if options["refuse_factor"] is not None:
             config.refused_factors = ", ".join(f.strip() for f in options["refuse_factor"] if f.strip())

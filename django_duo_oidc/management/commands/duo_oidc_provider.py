@@ -7,16 +7,16 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Any
 
 from django.contrib.auth.models import Group
-from django.core.exceptions import ImproperlyConfigured, ValidationError
+from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.urls import NoReverseMatch, reverse
 
 from ...models import ENDPOINT_FIELDS, GroupRule, Provider
 from ...providers.connection import check_connection
+from .. import store_secret_from_stdin
 
 
 class Command(BaseCommand):
@@ -143,13 +143,7 @@ class Command(BaseCommand):
             provider.confirm_secret_for_connection()
             provider.client_secret_encrypted = ""
         if options["client_secret_stdin"]:
-            secret = sys.stdin.readline().rstrip("\n")
-            if not secret:
-                raise CommandError("No secret on standard input.")
-            try:
-                provider.set_client_secret(secret)
-            except ImproperlyConfigured as exc:
-                raise CommandError(str(exc)) from exc
+            store_secret_from_stdin(provider.set_client_secret)
             provider.client_secret_env = ""
         if options["default"] is not None:
             provider.is_default = options["default"]
