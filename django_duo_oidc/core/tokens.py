@@ -118,6 +118,18 @@ def check_times(claims: dict[str, Any], *, now: float, leeway: float) -> None:
         _number(claims, "auth_time")
 
 
+def only_trusted_audiences(claims: dict[str, Any], client_id: str, trusted: Iterable[str]) -> list[str]:
+    """The token's ``aud`` values, when each is ``client_id`` or a trusted audience (OIDC Core 3.1.3.7
+    step 3, for ID tokens and, by Back-Channel Logout 1.0 section 2.6 step 4, logout tokens).
+
+    :raises InvalidClaim: the token is also meant for an audience this site does not trust.
+    """
+    audiences = [claims["aud"]] if isinstance(claims["aud"], str) else list(claims["aud"])
+    if set(audiences) - {client_id} - set(trusted):
+        raise InvalidClaim("aud", "The token is also intended for an audience this site does not trust.")
+    return audiences
+
+
 def validate_id_token(
     token: str,
     *,
@@ -148,10 +160,7 @@ def validate_id_token(
         raise InvalidClaim("typ", "An access token was presented as an ID token.")
 
     # Step 3 (cont.): reject additional audiences we do not trust.
-    audiences = [claims["aud"]] if isinstance(claims["aud"], str) else list(claims["aud"])
-    untrusted = set(audiences) - {client_id} - set(trusted_audiences)
-    if untrusted:
-        raise InvalidClaim("aud", "The token is also intended for an audience this site does not trust.")
+    audiences = only_trusted_audiences(claims, client_id, trusted_audiences)
     # Steps 4 and 5: with several audiences azp must be present; when present it must be us.
     if len(audiences) > 1 and "azp" not in claims:
         raise InvalidClaim("azp", "The token has several audiences but no 'azp' claim.")
@@ -307,9 +316,7 @@ def validate_logout_token(
     typ = header.get("typ")
     if typ is not None and (not isinstance(typ, str) or typ.lower() not in LOGOUT_TOKEN_TYPES):
         raise InvalidClaim("typ", "The token is not a logout token.")
-    audiences = [claims["aud"]] if isinstance(claims["aud"], str) else list(claims["aud"])
-    if set(audiences) - {client_id} - set(trusted_audiences):
-        raise InvalidClaim("aud", "The token is also intended for an audience this site does not trust.")
+    only_trusted_audiences(claims, client_id, trusted_audiences)
 
     iat = _number(claims, "iat")
     if iat > now + leeway:
