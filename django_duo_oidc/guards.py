@@ -45,7 +45,7 @@ def guarded(view: Callable[..., Any], refuse: Callable[[HttpRequest], HttpRespon
 
 def guarded_dispatch(
     view: Any,
-    mixin: type,
+    mixin: type[Any],
     refuse: Callable[[HttpRequest], HttpResponse | None],
     request: HttpRequest,
     args: tuple[Any, ...],

@@ -95,7 +95,7 @@ class DuoOIDCMiddleware:
         response = self.get_response(request)
         if key is not None and _session_key(request) not in (key, None):
             rekey_session(request, key)
-        return response  # type: ignore[return-value]
+        return response
 
     async def __acall__(self, request: HttpRequest) -> HttpResponse:
         request.oidc = OIDCContext(request)  # type: ignore[attr-defined]

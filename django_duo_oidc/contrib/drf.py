@@ -258,7 +258,7 @@ def _step_up(request: Any, oidc: Any, max_age: int) -> exceptions.APIException:
 
 def _with_body(exc: exceptions.APIException, body: dict[str, Any]) -> exceptions.APIException:
     """Set the answer's body as given: DRF would turn ``max_age`` into a string."""
-    exc.detail = body  # type: ignore[assignment]
+    exc.detail = body
     return exc
 
 

@@ -92,6 +92,9 @@ class ProviderResponseError(DuoOIDCError):
 
     status_code = 502
     default_description = "The identity provider sent an answer that could not be understood."
+    #: The HTTP status of an answer whose body could not be read as JSON (a 4xx HTML page may still be a
+    #: refusal); None when the status was not the problem.
+    http_status: int | None = None
 
 
 class DiscoveryError(ProviderResponseError):

@@ -99,9 +99,8 @@ def check_session_api(request: HttpRequest, requirement: Requirement, *, view_na
     - 503 ``temporarily_unavailable`` with ``Retry-After`` when the grant could not be re-checked and
       ``ON_PROVIDER_DOWN`` is ``"deny"``.
     """
-    oidc = getattr(request, "oidc", None)
-    if getattr(oidc, "mode", None) != "session":
-        oidc = OIDCContext(request)
+    found: RequestContext | None = getattr(request, "oidc", None)
+    oidc = found if found is not None and getattr(found, "mode", None) == "session" else OIDCContext(request)
     headers = {"Cache-Control": "no-store"}
     who = view_name or request.path
     try:
@@ -109,7 +108,7 @@ def check_session_api(request: HttpRequest, requirement: Requirement, *, view_na
     except ProviderUnavailable as exc:
         logger.warning("Refused %s to user %s: %s", who, request.user.pk, exc.description)
         headers["Retry-After"] = str(max(1, int(conf.provider_down_backoff)))
-        body = {"error": "temporarily_unavailable", "error_description": exc.description}
+        body: dict[str, object] = {"error": "temporarily_unavailable", "error_description": exc.description}
         return JsonResponse(body, status=503, headers=headers)
     except InsufficientScope as exc:
         logger.warning("Scope denied: user=%s view=%s missing=%s", request.user.pk, who, format_scopes(exc.missing))
@@ -127,7 +126,7 @@ def check_session_api(request: HttpRequest, requirement: Requirement, *, view_na
         params = {"max_age": str(requirement.max_age), "prompt": "login"}
         if oidc.provider:
             params["provider"] = oidc.provider
-        body: dict[str, object] = {
+        body = {
             "error": "insufficient_user_authentication",
             "error_description": "A more recent authentication is required.",
             "max_age": requirement.max_age,

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from asgiref.sync import sync_to_async
 from django.contrib.auth.models import AnonymousUser
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse
 from django.utils.functional import SimpleLazyObject
 from django.views.decorators.debug import sensitive_variables
 
@@ -183,7 +183,7 @@ def authenticate(request: HttpRequest, *, token_only: bool = True) -> BearerCont
         return loaded[0]
 
     request.user = user
-    request.auser = auser  # type: ignore[attr-defined]
+    request.auser = auser
     return context
 
 
@@ -228,7 +228,7 @@ def _log_refusal(request: HttpRequest, exc: DuoOIDCError) -> None:
     logger.log(level, "Bearer request to %s refused: %s", request.path, reason)
 
 
-def authenticate_or_refuse(request: HttpRequest) -> JsonResponse | None:
+def authenticate_or_refuse(request: HttpRequest) -> HttpResponse | None:
     """Authenticate the request by bearer token; return None if it may proceed, else the refusal."""
     context = authenticate(request)
     if context.error is not None:

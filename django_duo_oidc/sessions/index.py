@@ -214,7 +214,7 @@ def end_indexed(rows: QuerySet[LiveSession], *, reason: str, request: HttpReques
         if key is not None:
             if key == current and request is not None:
                 request.session.flush()  # deleted from the store; the response writes no copy back
-                request.user = AnonymousUser()  # type: ignore[assignment]
+                request.user = AnonymousUser()
             elif store_can_delete():
                 _store(key).delete(key)  # may raise (store down): the rows not reached stay indexed
         row_pk = row.pk
@@ -224,7 +224,7 @@ def end_indexed(rows: QuerySet[LiveSession], *, reason: str, request: HttpReques
             "Ended session %s of user %s (provider %s): %s",
             row_pk,
             row.user_id,
-            row.provider.slug if row.provider_id else "-",
+            row.provider.slug if row.provider is not None else "-",
             reason,
         )
         signals.session_ended.send(
