@@ -32,6 +32,7 @@ from django.urls import NoReverseMatch, reverse
 from django.utils.decorators import method_decorator
 from django.views.decorators.debug import sensitive_post_parameters
 
+from .admin_generics import ModelAdmin, ModelForm, TabularInline
 from .models import CONNECTION_FIELDS, ENDPOINT_FIELDS, GroupRule, Identity, LiveSession, Provider, ScopeRule
 from .policy.rules import reset_policy_cache
 from .providers.connection import check_connection
@@ -52,7 +53,7 @@ CONNECTION_PERMISSION = "duo_oidc.change_provider_connection"
 SECRET_FORM_FIELDS = ("client_secret", "clear_client_secret", "send_secret_to_new_connection")
 
 
-class ProviderForm(forms.ModelForm):
+class ProviderForm(ModelForm[Provider]):
     client_secret = secret_input(
         "Write-only: stored encrypted (needs DUO_OIDC['ENCRYPTION_KEYS']); leave blank to keep the "
         "current one. Prefer the environment variable field."
@@ -77,8 +78,9 @@ class ProviderForm(forms.ModelForm):
             for name in SECRET_FORM_FIELDS:
                 self.fields.pop(name, None)
 
-    def clean(self) -> dict:
-        data = super().clean()
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        data = self.cleaned_data
         if "client_secret" not in self.fields:
             return data
         apply_secret(
@@ -89,13 +91,13 @@ class ProviderForm(forms.ModelForm):
         return data
 
 
-class GroupRuleInline(admin.TabularInline):
+class GroupRuleInline(TabularInline[GroupRule, Provider]):
     model = GroupRule
     extra = 1
 
 
 @admin.register(Provider)
-class ProviderAdmin(admin.ModelAdmin):
+class ProviderAdmin(ModelAdmin[Provider]):
     form = ProviderForm
     list_display = ("name", "slug", "issuer", "client_id", "secret_status", "enabled", "is_default")
     list_filter = ("enabled",)
@@ -243,13 +245,13 @@ class ProviderAdmin(admin.ModelAdmin):
             for name, options in fieldsets
         ]
 
-    def changed_connection_fields(self, form: forms.ModelForm) -> list[str]:
+    def changed_connection_fields(self, form: forms.ModelForm[Provider]) -> list[str]:
         connection = set(CONNECTION_FIELDS) | set(SECRET_FORM_FIELDS)
         changed = [f for f in form.changed_data if f in connection]
         # A typed secret shows as changed even when it is the same: that is still a change of connection.
         return changed
 
-    def save_model(self, request: HttpRequest, obj: Provider, form: forms.ModelForm, change: bool) -> None:
+    def save_model(self, request: HttpRequest, obj: Provider, form: forms.ModelForm[Provider], change: bool) -> None:
         super().save_model(request, obj, form, change)
         fields = self.changed_connection_fields(form)
         if fields:
@@ -262,9 +264,19 @@ class ProviderAdmin(admin.ModelAdmin):
             )
 
     def construct_change_message(
-        self, request: HttpRequest, form: forms.ModelForm, formsets: Any, add: bool = False
+        self,
+        request: HttpRequest,
+        form: forms.ModelForm[Provider],  # type: ignore[override]  # the admin passes its ModelForm; the stubs say Form
+        formsets: Any,
+        add: bool = False,
     ) -> list[dict[str, Any]]:
-        message = super().construct_change_message(request, form, formsets, add)
+        # django-stubs types the form as forms.Form, which a ModelForm is not; Django's code takes either.
+        message: list[dict[str, Any]] = super().construct_change_message(
+            request,
+            form,  # type: ignore[arg-type]
+            formsets,
+            add,
+        )
         fields = self.changed_connection_fields(form)
         if fields and not add:
             labels = [str(form.fields[f].label or f) if f in form.fields else f for f in fields]
@@ -280,7 +292,7 @@ class ProviderAdmin(admin.ModelAdmin):
             self.message_user(request, f"{provider.name} {verdict}: " + " ".join(report.lines), level)
 
 
-def obj_label(form: forms.ModelForm) -> str:
+def obj_label(form: forms.ModelForm[Provider]) -> str:
     return str(form.instance.slug)
 
 
@@ -290,7 +302,7 @@ def obj_label(form: forms.ModelForm) -> str:
 END_SESSIONS_PERMISSION = "duo_oidc.delete_livesession"
 
 
-def _may_end_sessions(modeladmin: admin.ModelAdmin, request: HttpRequest) -> bool:
+def _may_end_sessions(modeladmin: admin.ModelAdmin[Any], request: HttpRequest) -> bool:
     if request.user.has_perm(END_SESSIONS_PERMISSION):
         return True
     logger.warning("Admin user %s may not end sessions (needs %s)", request.user.pk, END_SESSIONS_PERMISSION)
@@ -298,13 +310,13 @@ def _may_end_sessions(modeladmin: admin.ModelAdmin, request: HttpRequest) -> boo
     return False
 
 
-def _report_ended(modeladmin: admin.ModelAdmin, request: HttpRequest, ended: int, whose: str) -> None:
+def _report_ended(modeladmin: admin.ModelAdmin[Any], request: HttpRequest, ended: int, whose: str) -> None:
     logger.warning("Admin user %s ended %s session(s) of %s", request.user.pk, ended, whose)
     modeladmin.message_user(request, f"Ended {ended} session(s) of {whose}.", messages.SUCCESS)
 
 
 @admin.action(description="End all sessions of the selected users")
-def end_user_sessions(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+def end_user_sessions(modeladmin: admin.ModelAdmin[Any], request: HttpRequest, queryset: QuerySet[Any]) -> None:
     """An admin action on a queryset of users: every indexed session of each ends at once.
 
     Add it to your own ``UserAdmin`` (``actions = [..., end_user_sessions]``); it checks the
@@ -319,7 +331,7 @@ def end_user_sessions(modeladmin: admin.ModelAdmin, request: HttpRequest, querys
 
 
 @admin.register(Identity)
-class IdentityAdmin(admin.ModelAdmin):
+class IdentityAdmin(ModelAdmin[Identity]):
     list_display = ("user", "provider", "sub", "created_at", "last_login_at")
     list_filter = ("provider",)
     search_fields = ("sub", "user__username", "user__email")
@@ -338,7 +350,7 @@ class IdentityAdmin(admin.ModelAdmin):
 
 
 @admin.register(LiveSession)
-class LiveSessionAdmin(admin.ModelAdmin):
+class LiveSessionAdmin(ModelAdmin[LiveSession]):
     """The session index, read-only: who is logged in, through which provider, until when. Never a key.
 
     Rows are not deleted here (that would forget a session without ending it); the "End these
@@ -376,11 +388,11 @@ class LiveSessionAdmin(admin.ModelAdmin):
 
 
 @admin.register(ScopeRule)
-class ScopeRuleAdmin(admin.ModelAdmin):
+class ScopeRuleAdmin(ModelAdmin[ScopeRule]):
     list_display = ("path_prefix", "url_name", "scopes", "any_of", "max_age", "enabled")
     list_filter = ("enabled",)
 
-    def save_model(self, request: HttpRequest, obj: ScopeRule, form: forms.ModelForm, change: bool) -> None:
+    def save_model(self, request: HttpRequest, obj: ScopeRule, form: forms.ModelForm[ScopeRule], change: bool) -> None:
         super().save_model(request, obj, form, change)
         reset_policy_cache()  # this process at once; other workers within policy.rules.RULES_TTL seconds
 
@@ -425,7 +437,7 @@ DIRECTORY_CONNECTION_FIELDS = (
 DIRECTORY_SECRET_FORM_FIELDS = ("secret_key", "clear_secret_key")
 
 
-class DirectoryConnectionForm(forms.ModelForm):
+class DirectoryConnectionForm(ModelForm[DirectoryConnection]):
     secret_key = secret_input(
         "Write-only: the Admin API secret key, stored encrypted (needs DUO_OIDC['ENCRYPTION_KEYS']); "
         "leave blank to keep the current one. Prefer the environment variable field."
@@ -437,7 +449,7 @@ class DirectoryConnectionForm(forms.ModelForm):
         fields = "__all__"
 
     def clean_api_host(self) -> str:
-        value = self.cleaned_data.get("api_host", "").strip()
+        value: str = self.cleaned_data.get("api_host", "").strip()  # a CharField's value
         try:
             parse_api_host(value)
         except ValueError as exc:
@@ -445,20 +457,21 @@ class DirectoryConnectionForm(forms.ModelForm):
         return value
 
     def clean_ca_certs(self) -> str:
-        value = self.cleaned_data.get("ca_certs", "").strip()
+        value: str = self.cleaned_data.get("ca_certs", "").strip()  # a CharField's value
         refusal = ca_certs_refusal(value)
         if refusal:
             raise forms.ValidationError(refusal)
         return value
 
-    def clean(self) -> dict:
-        data = super().clean()
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        data = self.cleaned_data
         apply_secret(self, data, field="secret_key", clear="clear_secret_key", store=self.instance.set_secret_key)
         return data
 
 
 @admin.register(DirectoryConnection)
-class DirectoryConnectionAdmin(admin.ModelAdmin):
+class DirectoryConnectionAdmin(ModelAdmin[DirectoryConnection]):
     """Duo Admin API connections: never shows the secret key; "Check connection", "Sync now", "Preview sync"."""
 
     form = DirectoryConnectionForm
@@ -514,7 +527,9 @@ class DirectoryConnectionAdmin(admin.ModelAdmin):
         # A connection decides whose access a sync takes away: as sensitive as a provider's connection.
         return super().has_change_permission(request, obj) and request.user.has_perm(CONNECTION_PERMISSION)
 
-    def save_model(self, request: HttpRequest, obj: DirectoryConnection, form: forms.ModelForm, change: bool) -> None:
+    def save_model(
+        self, request: HttpRequest, obj: DirectoryConnection, form: forms.ModelForm[DirectoryConnection], change: bool
+    ) -> None:
         super().save_model(request, obj, form, change)
         fields = [f for f in form.changed_data if f in DIRECTORY_CONNECTION_FIELDS or f in DIRECTORY_SECRET_FORM_FIELDS]
         if fields:

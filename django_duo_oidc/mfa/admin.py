@@ -17,6 +17,7 @@ from django.http import HttpRequest, HttpResponse
 from django.utils.decorators import method_decorator
 from django.views.decorators.debug import sensitive_post_parameters
 
+from ..admin_generics import ModelAdmin, ModelForm, StackedInline
 from ..models import MFAConfiguration, MFAUserState
 from ..secret_fields import apply_secret, clear_box, secret_input
 
@@ -25,7 +26,7 @@ __all__ = ["MFAConfigurationAdmin", "MFAUserStateAdmin", "MFAUserStateInline", "
 logger = logging.getLogger("django_duo_oidc")
 
 
-class MFAConfigurationForm(forms.ModelForm):
+class MFAConfigurationForm(ModelForm[MFAConfiguration]):
     client_secret = secret_input(
         "Write-only: stored encrypted (needs DUO_OIDC['ENCRYPTION_KEYS']); leave blank to keep the "
         "current one. Prefer the environment variable field."
@@ -36,8 +37,9 @@ class MFAConfigurationForm(forms.ModelForm):
         model = MFAConfiguration
         fields = "__all__"
 
-    def clean(self) -> dict:
-        data = super().clean()
+    def clean(self) -> dict[str, Any]:
+        super().clean()
+        data = self.cleaned_data
         apply_secret(
             self, data, field="client_secret", clear="clear_client_secret", store=self.instance.set_client_secret
         )
@@ -45,7 +47,7 @@ class MFAConfigurationForm(forms.ModelForm):
 
 
 @admin.register(MFAConfiguration)
-class MFAConfigurationAdmin(admin.ModelAdmin):
+class MFAConfigurationAdmin(ModelAdmin[MFAConfiguration]):
     """The second factor's settings; the secret is typed, stored encrypted, and never shown back."""
 
     form = MFAConfigurationForm
@@ -84,7 +86,9 @@ class MFAConfigurationAdmin(admin.ModelAdmin):
     def secret_status(self, obj: MFAConfiguration) -> str:
         return obj.secret_status
 
-    def save_model(self, request: HttpRequest, obj: MFAConfiguration, form: forms.ModelForm, change: bool) -> None:
+    def save_model(
+        self, request: HttpRequest, obj: MFAConfiguration, form: forms.ModelForm[MFAConfiguration], change: bool
+    ) -> None:
         super().save_model(request, obj, form, change)
         if form.changed_data:
             # Field names only, never a value: turning the second factor off or on is worth a log line.
@@ -108,7 +112,7 @@ _MFA_STATE_FIELDS = ("last_auth_at", "last_result", "last_factor", "last_device"
 
 
 @admin.register(MFAUserState)
-class MFAUserStateAdmin(admin.ModelAdmin):
+class MFAUserStateAdmin(ModelAdmin[MFAUserState]):
     """Each user's last Duo second factor (read-only), and the revoke action for remembered browsers."""
 
     list_display = ("user", *_MFA_STATE_FIELDS)
@@ -121,7 +125,7 @@ class MFAUserStateAdmin(admin.ModelAdmin):
         return False  # written by logins only
 
 
-class MFAUserStateInline(admin.StackedInline):
+class MFAUserStateInline(StackedInline[MFAUserState, Any]):
     """The last Duo second factor on the user's own admin page (read-only)."""
 
     model = MFAUserState
@@ -143,7 +147,8 @@ def show_mfa_state_on_user_admin(site: admin.AdminSite = admin.site) -> bool:
     if model_admin is None:
         return False
     if MFAUserStateInline not in model_admin.inlines:
-        model_admin.inlines = [*model_admin.inlines, MFAUserStateInline]
+        # This site's registered instance gets its own list; the class (maybe shared) is left alone.
+        model_admin.inlines = [*model_admin.inlines, MFAUserStateInline]  # type: ignore[misc]
     return True
 
 
