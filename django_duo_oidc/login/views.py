@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from django.conf import settings
 from django.contrib import auth
@@ -53,6 +53,9 @@ from . import session
 from .backend import LoginAttempt
 from .revocation import revoke_login_tokens
 
+if TYPE_CHECKING:
+    from django.http.request import _ImmutableQueryDict  # the stubs' type of request.GET
+
 logger = logging.getLogger("django_duo_oidc")
 
 REDIRECT_FIELD_NAME = "next"
@@ -83,7 +86,7 @@ def cleanse_callback_query(request: HttpRequest, names: tuple[str, ...] = SENSIT
         if name in cleansed:
             cleansed.setlist(name, [SafeExceptionReporterFilter.cleansed_substitute])
     cleansed._mutable = False
-    request.GET = cleansed
+    request.GET = cast("_ImmutableQueryDict", cleansed)  # immutable: _mutable is False just above
     request.META["QUERY_STRING"] = cleansed.urlencode(safe="*")
 
 
@@ -127,7 +130,7 @@ class LoginView(OIDCAuthenticationRequestView):
         try:
             provider = get_login_provider(slug)  # never one that only issues or validates tokens
         except Provider.DoesNotExist as missing:
-            exc = ConfigurationError(
+            exc: DuoOIDCError = ConfigurationError(
                 str(missing)
                 if isinstance(missing, NoBrowserLogin)
                 else "There is no identity provider by that name."
@@ -222,7 +225,7 @@ class CallbackView(OIDCAuthenticationCallbackView):
     @sensitive_variables()  # the code, the tokens, the claims: here and in everything called from here
     def get(self, request: HttpRequest) -> HttpResponse:
         self.provider: Provider | None = None
-        request.exception_reporter_filter = CallbackReporterFilter()  # type: ignore[attr-defined]
+        request.exception_reporter_filter = CallbackReporterFilter()
         try:
             return self.complete(request)
         except DuoOIDCError as exc:

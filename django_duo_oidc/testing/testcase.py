@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from django.contrib.auth.models import AbstractBaseUser
 from django.test import Client
 
 from .kit import FakeDuo, Scopes, When
+
+if TYPE_CHECKING:
+    # django-stubs' name for the site's user model (AUTH_USER_MODEL); its mypy plugin resolves it.
+    from django.contrib.auth.models import _User as SiteUser
 
 __all__ = ["DuoTestMixin"]
 
@@ -41,13 +44,13 @@ class DuoTestMixin:
         auth_time: When | None = None,
         claims: dict[str, Any] | None = None,
         next: str = "/",
-    ) -> AbstractBaseUser:
+    ) -> SiteUser:
         """Log ``client`` (default ``self.client``) in as ``sub``: :meth:`FakeDuo.login`."""
         return self.duo.login(
             client or self.client, sub, scopes=scopes, groups=groups, auth_time=auth_time, claims=claims, next=next
         )
 
-    def duo_token(self, user: AbstractBaseUser | str = "alice", scopes: Scopes = "", **options: Any) -> str:
+    def duo_token(self, user: SiteUser | str = "alice", scopes: Scopes = "", **options: Any) -> str:
         """A bearer token for a user: :meth:`FakeDuo.token`."""
         return self.duo.token(user, scopes, **options)
 
@@ -55,11 +58,11 @@ class DuoTestMixin:
         """A client-credentials token: :meth:`FakeDuo.client_token`."""
         return self.duo.client_token(scopes, **options)
 
-    def duo_revoke(self, user: AbstractBaseUser | str) -> None:
+    def duo_revoke(self, user: SiteUser | str) -> None:
         """Revoke ``user``'s grants at the fake: :meth:`FakeDuo.revoke`."""
         self.duo.revoke(user)
 
-    def duo_narrow(self, user: AbstractBaseUser | str, scopes: Scopes) -> None:
+    def duo_narrow(self, user: SiteUser | str, scopes: Scopes) -> None:
         """Narrow ``user``'s live tokens to ``scopes``: :meth:`FakeDuo.narrow`."""
         self.duo.narrow(user, scopes)
 
