@@ -273,7 +273,7 @@ class ProviderAdmin(ModelAdmin[Provider]):
         # django-stubs types the form as forms.Form, which a ModelForm is not; Django's code takes either.
         message: list[dict[str, Any]] = super().construct_change_message(
             request,
-            form,  # type: ignore[arg-type]
+            form,  # type: ignore[arg-type]  # as above
             formsets,
             add,
         )

@@ -804,6 +804,8 @@ class MFAConfiguration(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     objects = MFAConfigurationQuerySet.as_manager()
+    #: The pks of ``groups``, kept with the configuration in force (mfa.who's memo); None: not read yet.
+    group_ids: frozenset[int] | None = None
 
     class Meta:
         verbose_name = "second factor (Duo Universal Prompt)"

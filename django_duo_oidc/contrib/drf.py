@@ -210,7 +210,8 @@ class HasScopes(BasePermission):
                 answers.note_scope_denied(request._request, exc, view_name=view_name)
                 refused = answers.refusal(request._request, exc)
                 denied = exceptions.PermissionDenied(refused.body, code="insufficient_scope")
-                # DRF's exception handler turns auth_header into WWW-Authenticate.
+                # DRF's exception handler turns auth_header into WWW-Authenticate (the stubs declare it
+                # only on the 401 exceptions).
                 denied.auth_header = refused.headers["WWW-Authenticate"]  # type: ignore[attr-defined]
                 raise denied from exc
             raise exceptions.PermissionDenied(

@@ -57,6 +57,10 @@ class DuoOIDCError(Exception):
     error: str = "server_error"
     status_code: int = 500
     default_description: str = "The login could not be completed."
+    #: True on a refusal answered again from memory (the token was refused before): logged quietly.
+    remembered: bool = False
+    #: False when raised before the provider was called: then not a sign that the provider is down.
+    provider_asked: bool = True
 
     def __init__(self, description: str | None = None, *, error: str | None = None) -> None:
         self.description = description or self.default_description

@@ -106,6 +106,7 @@ class DuoOIDCBackend(OIDCAuthenticationBackend):
         self.runtime: ProviderRuntime | None = None
 
     @sensitive_variables()  # the code and the tokens (auth.authenticate hides only `credentials`)
+    # Keyword-only credential (not Django's **credentials): password logins never reach this backend.
     def authenticate(  # type: ignore[override]
         self, request: HttpRequest | None, *, duo_oidc_login: LoginAttempt
     ) -> SiteUser | None:

@@ -181,7 +181,7 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
         # Mark this very request with the origin the token was attached for. requests follows a
         # redirect with a *copy* (PreparedRequest.copy keeps the hooks but not this attribute), so the
         # 401 hook can tell the original from a redirected request and never re-attaches a token there.
-        request._duo_oidc_origin = _origin(request.url)  # type: ignore[attr-defined]
+        request._duo_oidc_origin = _origin(request.url)  # type: ignore[attr-defined]  # our mark: undeclared
         request.register_hook("response", self._retry_on_401)
         return request
 
@@ -205,6 +205,7 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
         response.close()
         retry = sent.copy()
         retry.headers["Authorization"] = token.authorization
+        # Marks of our own on requests' object (undeclared by its type), as in __call__.
         retry._duo_oidc_retried = True  # type: ignore[attr-defined]
         retry._duo_oidc_origin = origin  # type: ignore[attr-defined]
         logger.info(

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from typing import cast
 from urllib.parse import urlencode
 
 from django.conf import settings
@@ -29,6 +30,7 @@ from ..core.context import RequestContext
 from ..core.errors import InsufficientScope, ProviderUnavailable, TokenError
 from ..core.scopes import Requirement, format_scopes
 from ..login.context import OIDCContext
+from ..request import context_of
 from ..resource import answers
 from ..resource.context import BearerContext
 
@@ -53,7 +55,7 @@ def check(
         return redirect_to_login(
             request.get_full_path(), resolve_url(login_url or settings.LOGIN_URL), redirect_field_name
         )
-    oidc: RequestContext = request.oidc  # type: ignore[attr-defined]
+    oidc = context_of(request)
     try:
         oidc.require_scopes(requirement.scopes, any_of=requirement.any_of, deny_stale=conf.on_provider_down == "deny")
     except ProviderUnavailable as exc:
@@ -68,7 +70,7 @@ def check(
 
 def check_bearer(request: HttpRequest, requirement: Requirement, *, view_name: str = "") -> HttpResponse | None:
     """The bearer twin of :func:`check`: RFC 6750 answers instead of redirects and pages."""
-    oidc: BearerContext = request.oidc  # type: ignore[attr-defined]
+    oidc = cast(BearerContext, context_of(request))  # bearer requests only: authenticate() set it
     if oidc.error is not None or oidc.grant is None:
         return answers.error_response(request, oidc.error)
     try:
@@ -147,7 +149,7 @@ def forbidden(request: HttpRequest, exc: InsufficientScope, *, view_name: str = 
     )
     signals.send_scope_denied(request, exc, view_name=view_name)
     request_access_url = None
-    provider = request.oidc.provider  # type: ignore[attr-defined]
+    provider = context_of(request).provider
     if conf.request_access and provider:
         params = {"provider": provider, "scope": format_scopes(exc.missing), "next": request.get_full_path()}
         request_access_url = reverse("duo_oidc:login") + "?" + urlencode(params)

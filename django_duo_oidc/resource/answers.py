@@ -140,6 +140,7 @@ def refuse_scope(request: HttpRequest, exc: InsufficientScope, *, view_name: str
 
 def note_scope_denied(request: HttpRequest, exc: InsufficientScope, *, view_name: str = "") -> None:
     """Log the denial and send ``scope_denied``, as for sessions."""
+    # A BearerContext (resource.context, which imports this module): client_id and is_client are its own.
     context = request.oidc  # type: ignore[attr-defined]
     who = f"client {context.client_id}" if context.is_client else f"sub {context.sub}"
     logger.warning(

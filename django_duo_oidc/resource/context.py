@@ -31,6 +31,7 @@ from ..core.errors import (
 )
 from ..core.scopes import format_scopes, missing_scopes
 from ..models import Provider
+from ..request import attach
 from .answers import error_response
 from .identities import _InactiveUser, forget_linked_users, linked_user_pk, load_user
 from .memory import user_copy
@@ -155,7 +156,7 @@ def authenticate(request: HttpRequest, *, token_only: bool = True) -> BearerCont
     context, user_pk = _authenticate(request)
     if not token_only and context.grant is None and context.error is None:
         return context
-    request.oidc = context  # type: ignore[attr-defined]
+    attach(request, context)
     loaded: list[Any] = []
 
     def load() -> Any:
@@ -191,6 +192,7 @@ def _hide_posted_token(request: HttpRequest) -> None:
     """A token posted in a form (refused below) must not show in an error report of this request."""
     hidden = getattr(request, "sensitive_post_parameters", [])
     if hidden != "__ALL__" and "access_token" not in hidden:
+        # Django's own attribute (sensitive_post_parameters sets it), which django-stubs does not declare.
         request.sensitive_post_parameters = [*hidden, "access_token"]  # type: ignore[attr-defined]
 
 

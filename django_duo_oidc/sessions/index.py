@@ -66,7 +66,8 @@ def store_can_delete() -> bool:
 
 
 def _store_class() -> type[SessionBase]:
-    return import_module(settings.SESSION_ENGINE).SessionStore  # type: ignore[no-any-return]
+    store: type[SessionBase] = import_module(settings.SESSION_ENGINE).SessionStore  # what Django requires of it
+    return store
 
 
 def _store(session_key: str | None = None) -> SessionBase:

@@ -285,7 +285,9 @@ class FakeDuo:
             from django.conf import settings
 
             # Cookie-based session engines change the key on every save.
-            client.cookies[settings.SESSION_COOKIE_NAME] = store.session_key  # type: ignore[assignment]
+            key = store.session_key
+            assert key is not None  # save() gave the session one
+            client.cookies[settings.SESSION_COOKIE_NAME] = key
         reset()
         # The answers introspection gave, shared by all workers for one window (sessions and bearer
         # tokens keep theirs apart): forgotten, so the next check asks the fake.

@@ -12,11 +12,14 @@ from .kit import FakeDuo, Scopes, When
 if TYPE_CHECKING:
     # django-stubs' name for the site's user model (AUTH_USER_MODEL); its mypy plugin resolves it.
     from django.contrib.auth.models import _User as SiteUser
+    from django.test import SimpleTestCase as _TestCase  # what the mixin is combined with
+else:
+    _TestCase = object
 
 __all__ = ["DuoTestMixin"]
 
 
-class DuoTestMixin:
+class DuoTestMixin(_TestCase):
     """Give each test a running :class:`~django_duo_oidc.testing.FakeDuo` as ``self.duo``.
 
     Put it before the test case class: ``class MyTests(DuoTestMixin, TestCase)``. ``duo_slug`` and
@@ -30,9 +33,9 @@ class DuoTestMixin:
     client: Client
 
     def setUp(self) -> None:
-        super().setUp()  # type: ignore[misc]
+        super().setUp()
         self.duo = FakeDuo(self.duo_slug, **self.duo_provider_fields).start()
-        self.addCleanup(self.duo.stop)  # type: ignore[attr-defined]
+        self.addCleanup(self.duo.stop)
 
     def duo_login(
         self,
