@@ -3,9 +3,9 @@
 
     python scripts/dev.py example   # the example project + a local OpenID provider: http://127.0.0.1:8000/
                                     # (+ a fake Duo Admin API, for the directory sync and the access review)
-    python scripts/dev.py test      # lint-imports, then every test tier (--fast: unit and integration only)
+    python scripts/dev.py test      # lint-imports, mypy, then every test tier (--fast: unit and integration only)
 
-It creates .venv, installs the package with its test extras, installs the pinned provider with
+It creates .venv, installs the package with its test and typing extras, installs the pinned provider with
 `npm ci`, and then runs. Set-up is skipped when nothing it depends on has changed.
 
 `example` also starts a fake Duo Universal Prompt (tests/fakeduo/universal.py) and turns on Duo's second
@@ -55,6 +55,9 @@ def run(*args: str | Path, **kwargs: object) -> None:
 # For the version matrix: another interpreter for the virtualenv, and a Django requirement.
 BASE_PYTHON = os.environ.get("DUO_OIDC_PYTHON", sys.executable)
 DJANGO_SPEC = os.environ.get("DUO_OIDC_DJANGO", "")
+# The type check (mypy, the typing extra) runs on the first leg only: its stubs are pinned and checked
+# against that leg's Django; a leg that picks another Django (DUO_OIDC_DJANGO) skips it and says so.
+TYPECHECK = not DJANGO_SPEC
 
 
 def ensure_python_env() -> None:
@@ -65,9 +68,10 @@ def ensure_python_env() -> None:
     if not PY.exists():
         log(f"creating virtualenv {VENV} with {BASE_PYTHON}")
         run(BASE_PYTHON, "-m", "venv", VENV)
-    log(f"installing django-duo-oidc with its test extras {DJANGO_SPEC}")
+    extras = "test,typing" if TYPECHECK else "test"
+    log(f"installing django-duo-oidc with its {extras} extras {DJANGO_SPEC}")
     extra = [DJANGO_SPEC] if DJANGO_SPEC else []
-    run(PY, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-e", f"{ROOT}[test]", *extra)
+    run(PY, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-e", f"{ROOT}[{extras}]", *extra)
     stamp.write_text(digest)
 
 
@@ -383,9 +387,22 @@ def lint_imports() -> int:
     return done.returncode
 
 
+def typecheck() -> int:
+    """mypy --strict over the package and tests/typecheck ([tool.mypy] in pyproject.toml), on the first leg."""
+    if not TYPECHECK:
+        log(f"mypy skipped on this leg (DUO_OIDC_DJANGO={DJANGO_SPEC}): the types are checked on the first leg")
+        return 0
+    log("mypy --strict (the package and tests/typecheck/usage.py)")
+    started = time.monotonic()
+    done = subprocess.run([str(VENV / "bin" / "mypy")], cwd=ROOT, check=False)
+    log(f"mypy took {time.monotonic() - started:.1f}s")
+    return done.returncode
+
+
 def test(args: list[str]) -> int:
     ensure_python_env()
     layers = lint_imports()
+    types = typecheck()
     fast = "--fast" in args
     args = [a for a in args if a != "--fast"]
     if fast:
@@ -419,7 +436,9 @@ def test(args: list[str]) -> int:
     (ROOT / "test-artifacts" / f"summary{VENV.name}.txt").write_text("\n".join(lines) + "\n")
     if layers:
         print("lint-imports: a contract is broken (see above)")
-    return next((int(leg["code"]) for leg in legs if leg["code"]), layers)
+    if types:
+        print("mypy: the type check failed (see above)")
+    return next((int(leg["code"]) for leg in legs if leg["code"]), layers or types)
 
 
 def main() -> int:
