@@ -392,9 +392,13 @@ def typecheck() -> int:
     if not TYPECHECK:
         log(f"mypy skipped on this leg (DUO_OIDC_DJANGO={DJANGO_SPEC}): the types are checked on the first leg")
         return 0
+    mypy = VENV / "bin" / "mypy"
+    if not mypy.exists():
+        log(f"mypy is not installed in {VENV}: the typing extra is missing (pip install -e '.[typing]')")
+        return 1
     log("mypy --strict (the package and tests/typecheck/usage.py)")
     started = time.monotonic()
-    done = subprocess.run([str(VENV / "bin" / "mypy")], cwd=ROOT, check=False)
+    done = subprocess.run([str(mypy)], cwd=ROOT, check=False)
     log(f"mypy took {time.monotonic() - started:.1f}s")
     return done.returncode
 

@@ -68,6 +68,16 @@ def test_a_clean_type_check_passes_the_test_command(
     assert "the type check failed" not in capsys.readouterr().out
 
 
+def test_a_first_leg_without_mypy_fails_and_says_what_is_missing(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    dev = _dev(monkeypatch, tmp_path)
+    (tmp_path / "venv" / "bin" / "mypy").unlink()
+    assert _run_test_command(monkeypatch, tmp_path, dev) == 1
+    out = capsys.readouterr().out
+    assert "mypy is not installed" in out and "the typing extra is missing" in out
+
+
 def test_the_leg_that_picks_another_django_skips_mypy_and_says_why(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -100,3 +110,21 @@ def test_the_usage_file_is_valid_code_and_its_views_keep_their_names_and_marks()
     assert usage.settings_page.duo_required_max_age is None
     assert inspect.iscoroutinefunction(usage.export)
     assert list(inspect.signature(usage.payroll).parameters) == ["request", "year"]
+
+
+def test_a_provider_row_with_an_unknown_token_auth_method_is_refused_before_anything_is_sent(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Provider.credentials() narrows the column to the core's two methods (typed as a Literal since the
+    # type check): a value written past the field's choices is a ConfigurationError, as apply() said.
+    from django_duo_oidc.core.errors import ConfigurationError
+    from django_duo_oidc.models import Provider
+
+    monkeypatch.setenv("DUO_TYPECHECK_TEST_SECRET", "s3cret")
+    provider = Provider(slug="p", client_id="c", client_secret_env="DUO_TYPECHECK_TEST_SECRET")
+    for method in ("client_secret_basic", "client_secret_post"):
+        provider.token_auth_method = method
+        assert provider.credentials().method == method
+    provider.token_auth_method = "private_key_jwt"
+    with pytest.raises(ConfigurationError, match="Unknown token endpoint authentication method 'private_key_jwt'"):
+        provider.credentials()
