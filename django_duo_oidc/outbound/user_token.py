@@ -42,7 +42,7 @@ import requests
 from django.core.exceptions import ImproperlyConfigured
 from django.views.decorators.debug import sensitive_variables
 
-from .client_credentials import _origin, _url_for_log
+from .client_credentials import _mark, _origin, _url_for_log
 
 try:
     import httpx
@@ -115,7 +115,7 @@ class UserTokenAuth(requests.auth.AuthBase):
         request.headers["Authorization"] = _bearer(self.source.access_token())
         # Only this very request carries the mark (PreparedRequest.copy drops it): a redirected request
         # is never retried, and the retry goes only where the token was attached.
-        request._duo_oidc_origin = _origin(request.url)  # type: ignore[attr-defined]  # our mark: undeclared
+        _mark(request, _origin(request.url))
         request.register_hook("response", self._on_response)
         return request
 
@@ -140,9 +140,7 @@ class UserTokenAuth(requests.auth.AuthBase):
             return response  # nothing newer to send: the 401 stands
         response.content  # noqa: B018 - read and release the connection of the refused answer
         response.close()
-        # Marks of our own on requests' object (undeclared by its type), as in __call__.
-        retry._duo_oidc_retried = True  # type: ignore[attr-defined]
-        retry._duo_oidc_origin = origin  # type: ignore[attr-defined]
+        _mark(retry, origin, retried=True)
         logger.info("Retrying %s %s once with a renewed user token after a 401", sent.method, _url_for_log(sent.url))
         new_response = response.connection.send(retry, **kwargs)
         new_response.history.append(response)
