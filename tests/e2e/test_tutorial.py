@@ -265,3 +265,58 @@ def test_the_server_log_redacts_the_callback(tutorial: Tutorial) -> None:
         values = re.findall(r"\b(code|state)=([^&\s\"]+)", line)
         assert values and all(value == "[redacted]" for _, value in values), line
     assert SECRET not in log
+
+
+# `dev.py provider` itself, with the real provider: stopped by a signal to the script, and a port taken
+# between the script's check and node's start still told in one line (no Node stack trace).
+
+
+def load_dev() -> Any:
+    from tests.integration.test_dev_ports import load_dev as load
+
+    return load()
+
+
+def test_stopping_dev_provider_stops_the_provider(tmp_path: Path) -> None:
+    port = int(os.environ.get("TUTORIAL_OP_PORT_2", "18625"))
+    env = {**os.environ, "OP_PORT": str(port)}
+    script = subprocess.Popen(
+        [sys.executable, str(ROOT / "scripts" / "dev.py"), "provider", "--site", "http://127.0.0.1:18626"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    banner = ""
+    try:
+        assert script.stdout is not None
+        for line in script.stdout:
+            banner += line
+            if line.startswith("Stop it with Ctrl-C"):
+                break
+        assert f"Issuer            http://127.0.0.1:{port}" in banner, banner
+        assert "http://127.0.0.1:18626/oidc/callback/" in banner
+        wait_http(f"http://127.0.0.1:{port}/.well-known/openid-configuration")
+        script.terminate()  # SIGTERM to the script only: it stops node, by its id
+        script.wait(timeout=15)
+        dev = load_dev()
+        assert not dev.port_in_use(port), "node outlived dev.py provider"
+    finally:
+        if script.poll() is None:
+            script.kill()
+            script.wait(timeout=10)
+        node = re.search(r"oidc-provider [\d.]+, pid (\d+)\)", banner)
+        cmdline = Path(f"/proc/{node.group(1)}/cmdline") if node else None
+        if node and cmdline and cmdline.exists() and b"provider.mjs" in cmdline.read_bytes():
+            os.kill(int(node.group(1)), signal.SIGTERM)  # left behind by a broken script
+
+
+def test_a_port_taken_after_the_check_is_told_in_one_line() -> None:
+    import socket
+
+    dev = load_dev()
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = int(listener.getsockname()[1])
+        env = {**os.environ, "OP_PORT": str(port), "OP_RP_BASE_URLS": "http://127.0.0.1:18627"}
+        with pytest.raises(SystemExit) as stopped, dev.local_provider(env):
+            pytest.fail("the provider cannot have started on a port in use")
+    assert str(stopped.value) == f"[dev] port {port} (OP_PORT) is in use; set OP_PORT to a free port and run again."
