@@ -101,9 +101,16 @@ class DiscoveryError(ProviderResponseError):
 
 
 class TokenEndpointError(DuoOIDCError):
-    """The token endpoint refused a grant (RFC 6749 section 5.2)."""
+    """The token endpoint refused a grant (RFC 6749 section 5.2).
+
+    ``error`` is the code the endpoint answered with. ``stated`` is False when the endpoint answered a
+    bare 4xx with no OAuth error code: ``error`` is then ``invalid_request``, this library's word for it.
+    ``http_status`` is the status of the answer, when there was one.
+    """
 
     error = "invalid_grant"
+    stated: bool = True
+    http_status: int | None = None
     status_code = 400
     default_description = "The identity provider refused to issue tokens."
 

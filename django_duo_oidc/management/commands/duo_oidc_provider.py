@@ -1,7 +1,10 @@
 """Create or update a provider from the command line (deployments configured from the environment).
 
     python manage.py duo_oidc_provider duo --issuer https://sso-xxx.sso.duosecurity.com/oidc/DI… \\
-        --client-id DI… --client-secret-env DUO_CLIENT_SECRET [--scopes "openid profile email"]
+        --client-id DI… --client-secret-env DUO_CLIENT_SECRET [--scopes "openid profile email"] [--check]
+
+``--check`` then reports what "Check connection" in the admin does (discovery, keys, the client
+credentials tried at the token endpoint).
 """
 
 from __future__ import annotations
@@ -115,7 +118,11 @@ class Command(BaseCommand):
             help="Another provider whose introspection endpoint and credentials introspect this one's tokens "
             "(Duo's Global Token Introspection; '' to stop).",
         )
-        parser.add_argument("--check", action="store_true", help="Fetch discovery and JWKS afterwards.")
+        parser.add_argument(
+            "--check",
+            action="store_true",
+            help="Afterwards fetch discovery and JWKS, and try the client credentials at the token endpoint.",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         slug = options["slug"]
