@@ -7,6 +7,7 @@ HTTP status that fits it.
 
     DuoOIDCError
     ├── ConfigurationError          the provider settings or metadata are unusable
+    │   └── SecretUnavailable       a client secret cannot be read (variable unset or not allowed, undecryptable)
     ├── ProviderUnavailable         network error, timeout, 5xx or 429 from the provider (503)
     │   └── CacheUnavailable        the shared cache (Redis) failed: nothing can be checked now (503)
     ├── ProviderResponseError       the provider answered something that is not what the spec says (502)
@@ -43,6 +44,7 @@ __all__ = [
     "ProviderResponseError",
     "ProviderUnavailable",
     "ReauthenticationRequired",
+    "SecretUnavailable",
     "StateError",
     "TokenEndpointError",
     "TokenError",
@@ -69,6 +71,14 @@ class ConfigurationError(DuoOIDCError):
     """The provider is configured in a way that cannot work (no secret, no JWKS, ...)."""
 
     default_description = "The identity provider is not configured correctly."
+
+
+class SecretUnavailable(ConfigurationError):
+    """A client secret cannot be read: its environment variable is unset or not allowed, the stored
+    value cannot be decrypted, or there is none. The description names the variable (never a value):
+    it is for logs and administrators, not for the people signing in."""
+
+    default_description = "The client secret cannot be read."
 
 
 class ProviderUnavailable(DuoOIDCError):

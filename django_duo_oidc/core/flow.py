@@ -11,6 +11,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from .errors import (
     ConfigurationError,
     ProviderResponseError,
+    SecretUnavailable,
     TokenEndpointError,
     TokenError,
 )
@@ -42,7 +43,7 @@ class ClientCredentials:
     def apply(self, data: Mapping[str, str | Sequence[str]]) -> tuple[dict[str, str | Sequence[str]], dict[str, str]]:
         """Return the form body and headers that authenticate this client."""
         if not self.client_secret:
-            raise ConfigurationError("The provider has no client secret configured.")
+            raise SecretUnavailable("The provider has no client secret configured.")
         if self.method == "client_secret_post":
             return {**data, "client_id": self.client_id, "client_secret": self.client_secret}, {}
         if self.method == "client_secret_basic":

@@ -10,18 +10,23 @@ Each test fails on the code before its fix (the 401 body test pins what the READ
 from __future__ import annotations
 
 import io
+import logging
+import re
 from typing import Any
 
 import pytest
+from cryptography.fernet import Fernet
 from django.core.management import call_command
 from django.core.management.base import CommandError
-from django.test import Client
+from django.test import Client, override_settings
 
+from django_duo_oidc.login import views as login_views
 from django_duo_oidc.models import Provider
 from django_duo_oidc.providers.connection import (
     PLACEHOLDER_REDIRECT_URI,
     check_connection,
 )
+from tests.conftest import captured
 from tests.fakeop import FakeOP
 
 from .test_admin_checks_command import admin_client  # noqa: F401
@@ -259,3 +264,182 @@ def test_the_command_check_says_rejected_and_fails(
         call_command("duo_oidc_provider", "duo", "--check", stdout=out)
     assert "  Client credentials: REJECTED: invalid_client." in out.getvalue()
     assert WRONG_SECRET not in out.getvalue()
+
+
+# 2. A missing secret is found before the browser goes to the provider ------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def _fresh_secret_reports() -> Any:
+    """Each test starts with no "secret missing" ERROR logged yet in this process (the once-a-minute memo)."""
+    login_views._secret_reported.clear()
+    yield
+    login_views._secret_reported.clear()
+
+
+def assert_kind_unavailable_page(response: Any, *hidden: str) -> None:
+    assert response.status_code == 503
+    text = response.content.decode()
+    assert "This sign-in method is not available right now. The site&#x27;s administrators have been told" in text
+    assert "Error 503 &middot; temporarily_unavailable" in text
+    assert "Location" not in response
+    for value in hidden:
+        assert value not in text
+
+
+@pytest.fixture
+def log(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
+    """The library's log lines, from INFO up."""
+    caplog.set_level(logging.INFO, logger="django_duo_oidc")
+    return caplog
+
+
+def secret_errors(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.levelno == logging.ERROR and r.name == "django_duo_oidc"]
+
+
+@pytest.mark.parametrize("url", ["/oidc/login/?provider=duo&next=/me/", "/oidc/login/"])
+def test_an_unset_secret_variable_stops_the_login_before_the_provider(
+    client: Client,
+    fake_op: FakeOP,
+    provider: Provider,
+    monkeypatch: pytest.MonkeyPatch,
+    log: Any,
+    url: str,
+) -> None:
+    monkeypatch.delenv(SECRET_VAR)
+    assert_kind_unavailable_page(client.get(url), SECRET_VAR)
+    assert fake_op.calls == []  # not even discovery: nobody was sent anywhere
+    assert "oidc_states" not in client.session
+    (record,) = secret_errors(log)
+    assert record.getMessage() == (
+        "Provider duo cannot be used to sign in: The environment variable DUO_FAKE_OP_SECRET holding the client "
+        "secret is not set."
+    )
+
+
+def test_a_variable_not_allowed_is_named_in_the_log_never_its_value(
+    client: Client, fake_op: FakeOP, provider: Provider, monkeypatch: pytest.MonkeyPatch, log: Any
+) -> None:
+    """A row written around validation naming another variable (HOME): its value is never read out."""
+    monkeypatch.setenv("HOME", "/home/h0me-value-never-shown")
+    Provider.objects.filter(pk=provider.pk).update(client_secret_env="HOME")
+    assert_kind_unavailable_page(client.get("/oidc/login/?provider=duo"), "HOME", "h0me-value-never-shown")
+    (record,) = secret_errors(log)
+    assert record.getMessage().startswith(
+        "Provider duo cannot be used to sign in: The provider's client-secret variable HOME is not allowed."
+    )
+    assert "h0me-value-never-shown" not in log.text
+
+
+def test_an_undecryptable_stored_secret_stops_the_login(
+    client: Client, fake_op: FakeOP, provider: Provider, log: Any
+) -> None:
+    with override_settings(DUO_OIDC={"ENCRYPTION_KEYS": [Fernet.generate_key().decode()]}):
+        provider.client_secret_env = ""
+        provider.set_client_secret("st0red-secret")
+        provider.save()
+    with override_settings(DUO_OIDC={"ENCRYPTION_KEYS": [Fernet.generate_key().decode()]}):
+        response = client.get("/oidc/login/?provider=duo")
+    assert_kind_unavailable_page(response, "st0red-secret", "decrypt")
+    assert len(secret_errors(log)) == 1 and fake_op.calls == []
+
+
+def test_a_flood_of_logins_logs_one_error_a_minute(
+    client: Client, fake_op: FakeOP, provider: Provider, monkeypatch: pytest.MonkeyPatch, log: Any
+) -> None:
+    monkeypatch.delenv(SECRET_VAR)
+    clock = [1000.0]
+    monkeypatch.setattr(login_views.time, "monotonic", lambda: clock[0])
+    with captured(login_views.signals.login_failed) as sent:
+        for _ in range(30):
+            assert client.get("/oidc/login/?provider=duo").status_code == 503
+        assert len(secret_errors(log)) == 1
+        clock[0] += login_views.SECRET_REPORT_INTERVAL
+        client.get("/oidc/login/?provider=duo")
+    assert len(secret_errors(log)) == 2
+    assert len(sent) == 31  # every refusal still signalled, with the words the user saw
+    assert {s["description"] for s in sent} == {login_views.SECRET_UNAVAILABLE_MESSAGE}
+
+
+def test_a_secret_gone_between_start_and_callback_is_the_same_kind_page(
+    client: Client, fake_op: FakeOP, provider: Provider, monkeypatch: pytest.MonkeyPatch, log: Any
+) -> None:
+    location = client.get("/oidc/login/?provider=duo")["Location"]
+    monkeypatch.delenv(SECRET_VAR)
+    assert_kind_unavailable_page(client.get("/oidc/callback/?" + fake_op.authorize(location)), SECRET_VAR)
+    assert fake_op.count("token") == 0
+    assert len(secret_errors(log)) == 1
+
+
+# 3. An unknown provider: a kind 404 whose error code says 404 ---------------------------------------------
+
+
+def not_found_page(response: Any) -> str:
+    """The page's text, once it is a 404 whose error code says so (never "Error 404 · server_error")."""
+    assert response.status_code == 404
+    text = response.content.decode()
+    assert "Error 404 &middot; not_found" in text and "server_error" not in text
+    assert "This sign-in method was not found" in text
+    assert 'href="/">Go to the home page</a>' in text and "Try again" not in text  # not the same link again
+    return text
+
+
+@pytest.mark.parametrize("slug", ["nope", "%3Cscript%3Ealert(1)%3C/script%3E"])
+def test_an_unknown_provider_is_a_kind_404(client: Client, fake_op: FakeOP, provider: Provider, slug: str) -> None:
+    text = not_found_page(client.get(f"/oidc/login/?provider={slug}"))
+    assert "This site has no sign-in method by that name: the link you followed may be out of date." in text
+    assert "<script>" not in text and "nope" not in text
+
+
+def test_no_provider_at_all_and_a_token_only_one_are_404_not_found(client: Client, fake_op: FakeOP, db: Any) -> None:
+    assert "No sign-in method is set up on this site yet." in not_found_page(client.get("/oidc/login/"))
+    Provider.objects.create(
+        slug="machines",
+        name="Machines",
+        issuer=fake_op.issuer,
+        client_id="x",
+        browser_login=False,
+    )
+    assert "it has no browser login" in not_found_page(client.get("/oidc/login/?provider=machines"))
+
+
+def test_a_provider_without_an_authorization_endpoint_is_404_not_found(
+    client: Client, fake_op: FakeOP, provider: Provider
+) -> None:
+    publishes_nothing(fake_op, provider, token_endpoint="/token", jwks_uri="/jwks")
+    not_found_page(client.get("/oidc/login/?provider=duo"))
+
+
+# 4. GET /oidc/logout/: a page with the button, and nobody logged out -------------------------------------
+
+
+def test_get_logout_shows_a_csrf_protected_button_and_logs_nobody_out(
+    fake_op: FakeOP, provider: Provider, db: Any
+) -> None:
+    from .test_login_views import login, me
+
+    client = Client(enforce_csrf_checks=True)
+    login(client, fake_op)
+    response = client.get("/oidc/logout/")
+    assert response.status_code == 405 and response["Allow"] == "POST"
+    assert "no-store" in response["Cache-Control"] or "max-age=0" in response["Cache-Control"]
+    text = response.content.decode()
+    form = re.search(r'<form method="post" action="/oidc/logout/">(.*?)</form>', text, re.S)
+    assert form and '<button type="submit">Log out</button>' in form.group(1)
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', form.group(1))
+    assert token
+    assert me(client)["authenticated"] is True  # a GET logs nobody out
+    assert client.post("/oidc/logout/").status_code == 403  # no CSRF token: refused
+    assert me(client)["authenticated"] is True
+    response = client.post("/oidc/logout/", {"csrfmiddlewaretoken": token.group(1)})
+    assert response.status_code == 302
+    assert me(client) == {"authenticated": False}
+
+
+def test_get_logout_when_logged_out_says_so(client: Client, db: Any) -> None:
+    response = client.get("/oidc/logout/")
+    assert response.status_code == 405
+    text = response.content.decode()
+    assert "You are not logged in" in text and "<form" not in text
+    assert client.head("/oidc/logout/").status_code == 405

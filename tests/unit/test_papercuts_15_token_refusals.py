@@ -1,13 +1,13 @@
 """A token endpoint's refusal says whether the code in it is the endpoint's own (issue 15: Check connection
 tells ``invalid_client`` from ``invalid_grant``, and must not take this library's ``invalid_request``
-for a bare 401 as the provider's word)."""
+for a bare 401 as the provider's word), and an empty client secret is a ``SecretUnavailable``."""
 
 from __future__ import annotations
 
 import pytest
 
-from django_duo_oidc.core.errors import TokenEndpointError
-from django_duo_oidc.core.flow import exchange_code
+from django_duo_oidc.core.errors import ConfigurationError, SecretUnavailable, TokenEndpointError
+from django_duo_oidc.core.flow import ClientCredentials, exchange_code
 
 from .test_resource_indicators import CLIENT, Recorder, client_for
 
@@ -38,3 +38,9 @@ def test_an_oauth_error_body_is_the_endpoints_own_code(status: int, code: str) -
 def test_a_bare_4xx_is_a_refusal_whose_code_the_library_chose(status: int, body: bytes, content_type: str) -> None:
     error = refusal(status, body, content_type)
     assert (error.error, error.stated, error.http_status) == ("invalid_request", False, status)
+
+
+def test_an_empty_client_secret_is_a_secret_unavailable() -> None:
+    with pytest.raises(SecretUnavailable) as caught:
+        ClientCredentials("client", "").apply({"grant_type": "authorization_code"})
+    assert isinstance(caught.value, ConfigurationError)  # callers catching ConfigurationError still do
