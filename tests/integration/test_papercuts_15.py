@@ -12,14 +12,19 @@ from __future__ import annotations
 import io
 import logging
 import re
+import sys
 from typing import Any
 
 import pytest
 from cryptography.fernet import Fernet
+from django.core import checks as django_checks
+from django.core.exceptions import ImproperlyConfigured
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.db import DatabaseError
 from django.test import Client, override_settings
 
+from django_duo_oidc import checks
 from django_duo_oidc.login import views as login_views
 from django_duo_oidc.models import Provider
 from django_duo_oidc.providers.connection import (
@@ -443,3 +448,119 @@ def test_get_logout_when_logged_out_says_so(client: Client, db: Any) -> None:
     text = response.content.decode()
     assert "You are not logged in" in text and "<form" not in text
     assert client.head("/oidc/logout/").status_code == 405
+
+
+# 5. The no-credentials 401: RFC 6750 section 3.1 gives it no error code ----------------------------------
+
+
+@pytest.mark.parametrize("url", ["/t/bearer/any/", "/t/bearer/hot/", "/t/ninja/any"])
+def test_the_no_credentials_401_has_no_error_code(client: Client, provider: Provider, url: str) -> None:
+    response = client.get(url)
+    assert response.status_code == 401
+    assert response.json() == {"error_description": "This resource needs a bearer access token."}
+    challenge = response["WWW-Authenticate"]
+    assert challenge == (
+        'Bearer realm="testserver", resource_metadata="http://testserver/.well-known/oauth-protected-resource"'
+    )
+    assert "error=" not in challenge
+    assert response["Cache-Control"] == "no-store"
+
+
+# 6. duo_oidc_call prints one line about the token ---------------------------------------------------------
+
+
+def test_duo_oidc_call_says_it_once_on_the_terminal_and_keeps_the_log(
+    fake_op: FakeOP, provider: Provider, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With the example project's logging (INFO to the console), the library's "Obtained a
+    client-credentials token" line and the command's own line said the same thing twice."""
+    library = logging.getLogger("django_duo_oidc")
+    console = logging.StreamHandler(sys.stderr)  # the example project's "console" handler
+    kept = io.StringIO()
+    log_file = logging.StreamHandler(kept)  # a log service, a file: keeps every line
+    previous = library.level
+    library.setLevel(logging.INFO)
+    library.addHandler(console)
+    library.addHandler(log_file)
+    try:
+        for _ in range(2):  # a new token, then the cached one
+            call_command("duo_oidc_call", "--scope", "crm.contacts.read", "--print-token", stdout=io.StringIO())
+    finally:
+        library.removeHandler(console)
+        library.removeHandler(log_file)
+        library.setLevel(previous)
+    terminal = capsys.readouterr().err.splitlines()
+    assert len(terminal) == 2, terminal
+    assert re.fullmatch(
+        r"Token from provider duo \(new\), scope 'crm.contacts.read', expires in (?:59\d|600) s\.",
+        terminal[0],
+    )
+    assert re.fullmatch(
+        r"Token from provider duo \(cached\), scope 'crm.contacts.read', expires in (?:59\d|600) s\.",
+        terminal[1],
+    )
+    assert kept.getvalue().count("Obtained a client-credentials token from provider duo") == 1
+    assert console.filters == [] and log_file.filters == []  # left as found
+
+
+# 7. W003 without --database: check --deploy and duo_oidc_provider --check ---------------------------------
+
+
+def run_ids(**kwargs: Any) -> list[str]:
+    return sorted(m.id for m in django_checks.run_checks(**kwargs) if m.id and m.id.startswith("duo_oidc."))
+
+
+@override_settings(SESSION_COOKIE_SECURE=True, DEBUG=True)
+def test_check_deploy_says_w003_without_database_once_with_it(
+    provider: Provider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert "duo_oidc.W003" not in run_ids(include_deployment_checks=True)
+    monkeypatch.delenv(SECRET_VAR)
+    assert "duo_oidc.W003" not in run_ids()  # plain `check` reads no table (it may run with no database)
+    assert run_ids(include_deployment_checks=True).count("duo_oidc.W003") == 1
+    assert run_ids(include_deployment_checks=True, databases=["default"]).count("duo_oidc.W003") == 1
+    Provider.objects.filter(pk=provider.pk).update(client_secret_env="HOME")
+    assert run_ids(include_deployment_checks=True).count("duo_oidc.E008") == 1
+    (message,) = [m for m in checks.check_deploy() if m.id == "duo_oidc.E008"]
+    assert message.obj == provider  # `manage.py check` names the row
+
+
+@pytest.mark.parametrize("failure", [DatabaseError("no such table"), ImproperlyConfigured("no DATABASES")])
+@override_settings(SESSION_COOKIE_SECURE=True, DEBUG=False)
+def test_check_deploy_without_a_table_or_a_database_says_nothing_of_it(
+    provider: Provider, monkeypatch: pytest.MonkeyPatch, failure: Exception
+) -> None:
+    def unreadable(*args: Any, **kwargs: Any) -> Any:
+        raise failure
+
+    monkeypatch.delenv(SECRET_VAR)
+    monkeypatch.setattr(Provider.objects, "all", unreadable)
+    assert [m.id for m in checks.check_deploy() if m.id in ("duo_oidc.W003", "duo_oidc.W001")] == []
+    assert checks.check_providers(databases=["default"]) == []
+
+
+def test_provider_check_names_another_providers_unset_variable_once(
+    fake_op: FakeOP, provider: Provider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    Provider.objects.create(
+        slug="other",
+        name="Other",
+        issuer=fake_op.issuer,
+        client_id="y",
+        client_secret_env="DUO_OTHER_UNSET_SECRET",
+    )
+    monkeypatch.delenv("DUO_OTHER_UNSET_SECRET", raising=False)
+    out = io.StringIO()
+    call_command("duo_oidc_provider", "duo", "--check", stdout=out)
+    lines = out.getvalue().splitlines()
+    assert (
+        "  duo_oidc.W003: Provider 'other' reads its client secret from $DUO_OTHER_UNSET_SECRET, which is not set. "
+        "(Set the variable in the environment of every process that serves logins.)"
+    ) in lines
+    monkeypatch.delenv(SECRET_VAR)
+    out = io.StringIO()
+    with pytest.raises(CommandError):
+        call_command("duo_oidc_provider", "duo", "--check", stdout=out)
+    text = out.getvalue()
+    assert text.count("DUO_FAKE_OP_SECRET") == 2  # "Updated ... (secret: ...NOT SET)" and the report's line
+    assert "duo_oidc.W003: Provider 'duo'" not in text
