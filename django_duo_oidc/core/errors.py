@@ -76,9 +76,13 @@ class ConfigurationError(DuoOIDCError):
 class SecretUnavailable(ConfigurationError):
     """A client secret cannot be read: its environment variable is unset or not allowed, the stored
     value cannot be decrypted, or there is none. The description names the variable (never a value):
-    it is for logs and administrators, not for the people signing in."""
+    it is for logs and administrators; the people signing in are shown ``shown_description``."""
 
     default_description = "The client secret cannot be read."
+    shown_description = (
+        "This sign-in method is not available right now. The site's administrators have been told; please try "
+        "again later."
+    )
 
 
 class ProviderUnavailable(DuoOIDCError):

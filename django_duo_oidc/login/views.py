@@ -66,11 +66,8 @@ OAUTH_ERROR_CODE = re.compile(r"[\x20\x21\x23-\x5b\x5d-\x7e]{1,64}")
 # Callback parameters that must not reach an error report: the code (with the session's PKCE verifier,
 # a login) and the state (the key of the pending login).
 SENSITIVE_CALLBACK_PARAMETERS = ("code", "state", "session_state")
-# What the people signing in are told when a provider's client secret cannot be read: the details
-# (the variable's name) go to the log, at most once a minute per provider and process.
-SECRET_UNAVAILABLE_MESSAGE = (
-    "This sign-in method is not available right now. The site's administrators have been told; please try again later."
-)
+# When a provider's client secret cannot be read, the details (the variable's name) go to the log, at
+# most once a minute per provider and process; the people signing in see SecretUnavailable.shown_description.
 SECRET_REPORT_INTERVAL = 60.0
 _secret_reported: dict[str, float] = {}
 
@@ -112,7 +109,7 @@ def secret_unavailable(provider: Provider | None, exc: SecretUnavailable) -> Con
     if now - _secret_reported.get(slug, -SECRET_REPORT_INTERVAL) >= SECRET_REPORT_INTERVAL:
         _secret_reported[slug] = now
         logger.error("Provider %s cannot be used to sign in: %s", slug, exc.description)
-    shown = ConfigurationError(SECRET_UNAVAILABLE_MESSAGE, error="temporarily_unavailable")
+    shown = ConfigurationError(exc.shown_description, error="temporarily_unavailable")
     shown.status_code = 503
     return shown
 

@@ -25,6 +25,7 @@ from django.db import DatabaseError
 from django.test import Client, override_settings
 
 from django_duo_oidc import checks
+from django_duo_oidc.core.errors import SecretUnavailable
 from django_duo_oidc.login import views as login_views
 from django_duo_oidc.models import Provider
 from django_duo_oidc.providers.connection import (
@@ -364,7 +365,7 @@ def test_a_flood_of_logins_logs_one_error_a_minute(
         client.get("/oidc/login/?provider=duo")
     assert len(secret_errors(log)) == 2
     assert len(sent) == 31  # every refusal still signalled, with the words the user saw
-    assert {s["description"] for s in sent} == {login_views.SECRET_UNAVAILABLE_MESSAGE}
+    assert {s["description"] for s in sent} == {SecretUnavailable.shown_description}
 
 
 def test_a_secret_gone_between_start_and_callback_is_the_same_kind_page(
@@ -375,6 +376,20 @@ def test_a_secret_gone_between_start_and_callback_is_the_same_kind_page(
     assert_kind_unavailable_page(client.get("/oidc/callback/?" + fake_op.authorize(location)), SECRET_VAR)
     assert fake_op.count("token") == 0
     assert len(secret_errors(log)) == 1
+
+
+def test_the_second_factors_page_does_not_name_the_variable_either(rf: Any, db: Any) -> None:
+    """Duo's Universal Prompt after a password: the same secret problem, the same words on the page."""
+    from django_duo_oidc.mfa.flow import failure
+
+    request = rf.get("/oidc/mfa/login/")
+    request.session = {}
+    exc = SecretUnavailable("The environment variable DUO_MFA_SECRET_X holding the client secret is not set.")
+    response = failure(request, exc)
+    assert response.status_code == 503
+    text = response.content.decode()
+    assert "DUO_MFA_SECRET_X" not in text
+    assert "This sign-in method is not available right now. The site&#x27;s administrators have been told" in text
 
 
 # 3. An unknown provider: a kind 404 whose error code says 404 ---------------------------------------------
@@ -464,6 +479,18 @@ def test_the_no_credentials_401_has_no_error_code(client: Client, provider: Prov
     )
     assert "error=" not in challenge
     assert response["Cache-Control"] == "no-store"
+
+
+def test_drf_answers_no_credentials_with_its_own_body_and_the_same_challenge(
+    client: Client, provider: Provider
+) -> None:
+    """DRF's NotAuthenticated keeps DRF's body; the challenge is DuoBearerAuthentication's, without an error code."""
+    response = client.get("/t/bearer/drf/")
+    assert response.status_code == 401
+    assert response.json() == {"detail": "Authentication credentials were not provided."}
+    assert response["WWW-Authenticate"] == (
+        'Bearer realm="testserver", resource_metadata="http://testserver/.well-known/oauth-protected-resource"'
+    )
 
 
 # 6. duo_oidc_call prints one line about the token ---------------------------------------------------------
