@@ -273,8 +273,12 @@ class ProviderAdmin(admin.ModelAdmin):
 
     @admin.action(description="Check connection")
     def check_connection_action(self, request: HttpRequest, queryset: QuerySet[Provider]) -> None:
+        try:
+            redirect_uri: str | None = request.build_absolute_uri(reverse("duo_oidc:callback"))
+        except NoReverseMatch:
+            redirect_uri = None  # the login URLs are not included: any URL does for the made-up code
         for provider in queryset:
-            report = check_connection(provider)
+            report = check_connection(provider, redirect_uri=redirect_uri)
             level = messages.SUCCESS if report.ok else messages.ERROR
             verdict = "works" if report.ok else "has problems"
             self.message_user(request, f"{provider.name} {verdict}: " + " ".join(report.lines), level)

@@ -19,7 +19,7 @@ from django.utils.translation import gettext_lazy as _
 from .conf import conf
 from .core.claims import ClaimMapping, glob_matches_any_value
 from .core.discovery import check_issuer, duo_api_host_refusal
-from .core.errors import ConfigurationError
+from .core.errors import ConfigurationError, SecretUnavailable
 from .core.flow import ClientCredentials
 from .core.resources import parse_resource_indicators, resource_indicator_problem
 from .core.scopes import parse_scopes
@@ -52,22 +52,23 @@ def read_secret(env_name: str, encrypted: str, *, variable: str, secret: str, mi
     provider's client-secret variable"), ``secret`` the secret ("client secret"), ``missing`` the message
     when there is none.
 
-    :raises ConfigurationError: a variable not allowed or not set, an undecryptable value, or none.
+    :raises SecretUnavailable: a variable not allowed or not set, an undecryptable value, or none (a
+        :class:`~django_duo_oidc.core.errors.ConfigurationError`).
     """
     if env_name:
         refusal = secret_env_refusal(env_name)
         if refusal:
-            raise ConfigurationError(f"{variable} is not allowed. {refusal}")
+            raise SecretUnavailable(f"{variable} {env_name} is not allowed. {refusal}")
         value = os.environ.get(env_name, "")
         if not value:
-            raise ConfigurationError(f"The environment variable {env_name} holding the {secret} is not set.")
+            raise SecretUnavailable(f"The environment variable {env_name} holding the {secret} is not set.")
         return value
     if encrypted:
         try:
             return decrypt(encrypted)
         except SecretDecryptionError as exc:
-            raise ConfigurationError(str(exc)) from exc
-    raise ConfigurationError(missing)
+            raise SecretUnavailable(str(exc)) from exc
+    raise SecretUnavailable(missing)
 
 
 def describe_secret(env_name: str, encrypted: str) -> str:
