@@ -5,6 +5,9 @@ the package holds by other means (a grep of the sources, the imported modules, t
 when the reference would miss it: a setting key, a Django setting read, a check id, a signal, a management
 command, a public name without a docstring. The site's own build (``sphinx-build -W``) runs in
 ``scripts/dev.py test``.
+
+The packaging tests build the sdist and the wheel exactly as ``python -m build`` publishes them (once for
+the module) and read the files and the long description the index would show.
 """
 
 from __future__ import annotations
@@ -12,7 +15,11 @@ from __future__ import annotations
 import ast
 import importlib
 import re
+import subprocess
 import sys
+import tarfile
+import zipfile
+from email import message_from_bytes
 from pathlib import Path
 
 import pytest
@@ -161,3 +168,87 @@ def test_the_front_page_links_every_section_with_a_glob_toctree() -> None:
     entries = [tree.strip().splitlines()[-1] for tree in toctrees]
     assert entries == ["tutorial*", "howto/*", "reference/*", "explanation/*"]
     assert all(":glob:" in tree for tree in toctrees)
+
+
+# The package, as published ------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def dist(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("dist")
+    subprocess.run([sys.executable, "-m", "build", "--outdir", str(out), str(ROOT)], check=True, capture_output=True)
+    return out
+
+
+def wheel_names(dist: Path) -> list[str]:
+    (wheel,) = dist.glob("*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        return archive.namelist()
+
+
+def test_the_wheel_holds_the_templates_the_type_marker_and_the_licence_and_no_tests(dist: Path) -> None:
+    names = wheel_names(dist)
+    templates = {Path(n).name for n in names if n.startswith("django_duo_oidc/templates/duo_oidc/")}
+    on_disk = {p.name for p in (PACKAGE / "templates" / "duo_oidc").glob("*.html")}
+    assert templates == on_disk and on_disk
+    assert "django_duo_oidc/py.typed" in names
+    assert any(re.fullmatch(r"django_duo_oidc-[^/]+\.dist-info/licenses/LICENSE", n) for n in names)
+    assert any(n.startswith("django_duo_oidc/migrations/0001_initial.py") for n in names)
+    assert "django_duo_oidc/testing/pytest_plugin.py" in names  # the test kit ships
+    assert [n for n in names if not re.match(r"django_duo_oidc(/|-[^/]+\.dist-info/)", n)] == []
+    assert not [n for n in names if n.split("/")[0] in ("tests", "example_project", "docs", "scripts")]
+
+
+def test_the_sdist_holds_the_docs_to_build_and_the_licence(dist: Path) -> None:
+    (sdist,) = dist.glob("*.tar.gz")
+    with tarfile.open(sdist) as archive:
+        names = {name.split("/", 1)[1] for name in archive.getnames() if "/" in name}
+    assert {"LICENSE", "docs/conf.py", "docs/index.md", "docs/_ext/duo_oidc_docs.py", "docs/pypi.md"} <= names
+    assert "docs/reference/settings.md" in names
+
+
+def long_description(dist: Path) -> tuple[str, str]:
+    (wheel,) = dist.glob("*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        metadata = next(n for n in archive.namelist() if n.endswith(".dist-info/METADATA"))
+        message = message_from_bytes(archive.read(metadata))
+    return str(message.get("Description-Content-Type")), str(message.get_payload())
+
+
+def test_the_long_description_has_no_link_that_only_works_inside_the_repository(dist: Path) -> None:
+    content_type, text = long_description(dist)
+    assert content_type.startswith("text/markdown")
+    assert "Cisco Duo" in text  # it is the description, not an empty payload
+    targets = re.findall(r"\]\(\s*<?([^)\s>]+)", text)  # [text](target), ![alt](target)
+    targets += re.findall(r"^\s*\[[^\]]+\]:\s*<?(\S+?)>?\s*$", text, re.MULTILINE)  # [label]: target
+    targets += re.findall(r"(?:href|src)\s*=\s*[\"']([^\"']+)", text)  # HTML
+    assert [t for t in targets if not t.startswith("https://")] == []
+
+
+def test_the_long_description_is_not_the_readme() -> None:
+    # README.md links to files of the repository (docs/..., SECURITY.md); the index shows docs/pypi.md.
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert project["readme"] == {"file": "docs/pypi.md", "content-type": "text/markdown"}
+
+
+def test_twine_check_passes(dist: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "twine", "check", "--strict", *map(str, sorted(dist.iterdir()))],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_the_build_requirement_admits_no_setuptools_that_refuses_the_licence_field() -> None:
+    # license = "MIT" (an SPDX expression, PEP 639) and license-files need setuptools 77: with 69 to 76,
+    # which ">=69" allowed, the build stops with "project.license must be valid exactly by one definition".
+    import tomllib
+
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert isinstance(config["project"]["license"], str)
+    (setuptools,) = [r for r in config["build-system"]["requires"] if r.startswith("setuptools")]
+    floor = re.fullmatch(r"setuptools>=(\d+)(?:\.\d+)*", setuptools.replace(" ", ""))
+    assert floor is not None and int(floor.group(1)) >= 77, setuptools
