@@ -15,6 +15,7 @@ from __future__ import annotations
 import ast
 import importlib
 import re
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -175,8 +176,15 @@ def test_the_front_page_links_every_section_with_a_glob_toctree() -> None:
 
 @pytest.fixture(scope="module")
 def dist(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    # From a copy without build output: setuptools adds every file named in a leftover *.egg-info/SOURCES.txt
+    # to the sdist, which would hide a file MANIFEST.in forgets.
+    source = tmp_path_factory.mktemp("source") / "django-duo-oidc"
+    skip = shutil.ignore_patterns(
+        ".git", ".venv*", "node_modules", "*.egg-info", "build", "dist", "test-artifacts", "_build", "__pycache__"
+    )
+    shutil.copytree(ROOT, source, ignore=skip)
     out = tmp_path_factory.mktemp("dist")
-    subprocess.run([sys.executable, "-m", "build", "--outdir", str(out), str(ROOT)], check=True, capture_output=True)
+    subprocess.run([sys.executable, "-m", "build", "--outdir", str(out), str(source)], check=True, capture_output=True)
     return out
 
 
@@ -204,7 +212,15 @@ def test_the_sdist_holds_the_docs_to_build_and_the_licence(dist: Path) -> None:
     with tarfile.open(sdist) as archive:
         names = {name.split("/", 1)[1] for name in archive.getnames() if "/" in name}
     assert {"LICENSE", "docs/conf.py", "docs/index.md", "docs/_ext/duo_oidc_docs.py", "docs/pypi.md"} <= names
-    assert "docs/reference/settings.md" in names
+    pages = {str(p.relative_to(ROOT)) for p in DOCS.rglob("*.md") if "_build" not in p.parts}
+    assert sorted(pages - names) == []
+    # Files outside docs/ that pages include ({include} ../../SECURITY.md) are in it too.
+    included = {
+        str((page.parent / target).resolve().relative_to(ROOT))
+        for page in DOCS.rglob("*.md")
+        for target in re.findall(r"^```\{(?:include|literalinclude)\}\s+(\S+)", page.read_text(), re.MULTILINE)
+    }
+    assert sorted(included - names) == []
 
 
 def long_description(dist: Path) -> tuple[str, str]:
