@@ -34,6 +34,7 @@ from typing import Any
 from docutils import nodes
 from docutils.statemachine import StringList
 from sphinx.application import Sphinx
+from sphinx.roles import XRefRole
 from sphinx.util.docutils import SphinxDirective
 from sphinx.util.nodes import nested_parse_with_titles
 
@@ -366,6 +367,9 @@ def setup(app: Sphinx) -> dict[str, Any]:
     app.add_object_type("duo-check", "duo-check", indextemplate="pair: %s; system check")
     # A target only: the command's section heading is what the reader sees.
     app.add_crossref_type("duo-command", "duo-command", indextemplate="pair: %s; management command")
+    for role in ("duo-setting", "duo-check", "duo-command"):
+        # A reference to a setting, check or command that does not exist is a warning (an error with -W).
+        app.add_role_to_domain("std", role, XRefRole(warn_dangling=True), override=True)
     app.add_directive("duo-settings", SettingsDirective)
     app.add_directive("duo-checks", ChecksDirective)
     app.add_directive("duo-commands", CommandsDirective)
