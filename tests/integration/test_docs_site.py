@@ -129,6 +129,20 @@ def test_every_management_command_is_in_the_reference_with_its_help() -> None:
     assert "```{duo-commands}" in page("commands.md")
 
 
+def test_the_generated_reference_shows_no_value_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The site is built where secrets may be set (CI, a developer's shell): a command whose option took
+    # its default from the environment would print it in its --help, and so on the published page.
+    sentinel = "sentinel-secret-value-0123456789"
+    for name in ("DUO_CLIENT_SECRET", "DUO_ADMIN_SKEY", "DUO_MFA_CLIENT_SECRET", "OIDC_CLIENT_SECRET"):
+        monkeypatch.setenv(name, sentinel)
+    generated = [
+        *duo_oidc_docs.command_helps().values(),
+        *(repr(row) for row in duo_oidc_docs.setting_rows()),
+        *(repr(row) for row in duo_oidc_docs.check_rows()),
+    ]
+    assert [text for text in generated if sentinel in text] == []
+
+
 # The modules whose public names the API pages document with automodule ``:members:``.
 API_PAGES = {
     "django_duo_oidc": "api.md",
