@@ -362,7 +362,17 @@ class URLsDirective(GeneratedDirective):
         return list_table("25 25 50", ["path", "URL name", "view"], rows)
 
 
+def protocol_without_signature(
+    app: Sphinx, what: str, name: str, obj: Any, options: Any, signature: str | None, return_annotation: str | None
+) -> tuple[str, str | None] | None:
+    """A Protocol (``RequestContext``) is never constructed: autodoc's ``(*args, **kwargs)`` would mislead."""
+    if what == "class" and getattr(obj, "_is_protocol", False):
+        return "", None
+    return None
+
+
 def setup(app: Sphinx) -> dict[str, Any]:
+    app.connect("autodoc-process-signature", protocol_without_signature)
     app.add_object_type("duo-setting", "duo-setting", indextemplate="pair: %s; DUO_OIDC setting")
     app.add_object_type("duo-check", "duo-check", indextemplate="pair: %s; system check")
     # A target only: the command's section heading is what the reader sees.
