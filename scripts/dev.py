@@ -3,7 +3,8 @@
 
     python scripts/dev.py example   # the example project + a local OpenID provider: http://127.0.0.1:8000/
                                     # (+ a fake Duo Admin API, for the directory sync and the access review)
-    python scripts/dev.py test      # lint-imports, then every test tier (--fast: unit and integration only)
+    python scripts/dev.py test      # lint-imports, the docs site, then every test tier (--fast: unit and
+                                    # integration only)
     python scripts/dev.py provider [--site URL ...]  # only the local OpenID provider, for your own site
 
 `provider` runs the local OpenID provider alone (tests/provider/provider.mjs) and registers the redirect
@@ -14,7 +15,7 @@ what to run on your site. docs/howto/local-provider.md describes it.
 Every command checks its ports first (EXAMPLE_PORT 8000, OP_PORT 8900, DUO_ADMIN_PORT 8901, DUO_MFA_PORT
 8902; `provider` only OP_PORT): a port in use is named with the variable that moves it.
 
-It creates .venv, installs the package with its test extras, installs the pinned provider with
+It creates .venv, installs the package with its test and docs extras, installs the pinned provider with
 `npm ci`, and then runs. Set-up is skipped when nothing it depends on has changed.
 
 `example` also starts a fake Duo Universal Prompt (tests/fakeduo/universal.py) and turns on Duo's second
@@ -23,6 +24,9 @@ factor for the admin login through it (`example_mfa`: the admin account's passwo
 `test` runs the whole suite twice: on SQLite with the local-memory cache, then on a PostgreSQL and a
 Redis it starts on loopback (and stops by PID). The e2e tier needs Debian's chromium and redis-server,
 which it installs with apt-get when run as root. `--fast`: unit and integration on SQLite only.
+Before the tests, `test` builds the documentation site (Sphinx, warnings are errors) into
+test-artifacts/docs/, except on the other legs of the version matrix (DUO_OIDC_DJANGO set): the site
+does not depend on the Django version, so CI builds it once.
 """
 
 from __future__ import annotations
@@ -94,9 +98,9 @@ def ensure_python_env() -> None:
     if not PY.exists():
         log(f"creating virtualenv {VENV} with {BASE_PYTHON}")
         run(BASE_PYTHON, "-m", "venv", VENV)
-    log(f"installing django-duo-oidc with its test extras {DJANGO_SPEC}")
+    log(f"installing django-duo-oidc with its test and docs extras {DJANGO_SPEC}")
     extra = [DJANGO_SPEC] if DJANGO_SPEC else []
-    run(PY, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-e", f"{ROOT}[test]", *extra)
+    run(PY, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-e", f"{ROOT}[test,docs]", *extra)
     stamp.write_text(digest)
 
 
@@ -615,9 +619,26 @@ def lint_imports() -> int:
     return done.returncode
 
 
+def build_docs() -> int:
+    """The documentation site, as a reader gets it: any Sphinx warning fails the build."""
+    if DJANGO_SPEC:
+        log(f"docs: not built on this leg ({DJANGO_SPEC}): the site does not depend on the Django version "
+            "and the first leg built it")  # fmt: skip
+        return 0
+    out = ROOT / "test-artifacts" / "docs"
+    log(f"docs: sphinx-build -W --keep-going -b html docs {out.relative_to(ROOT)}")
+    started = time.monotonic()
+    done = subprocess.run(
+        [str(PY), "-m", "sphinx", "-W", "--keep-going", "-q", "-b", "html", "docs", str(out)], cwd=ROOT, check=False
+    )
+    log(f"docs: {'built' if done.returncode == 0 else 'FAILED'} in {time.monotonic() - started:.1f}s")
+    return done.returncode
+
+
 def test(args: list[str]) -> int:
     ensure_python_env()
     layers = lint_imports()
+    docs = build_docs()
     fast = "--fast" in args
     args = [a for a in args if a != "--fast"]
     if fast:
@@ -651,7 +672,9 @@ def test(args: list[str]) -> int:
     (ROOT / "test-artifacts" / f"summary{VENV.name}.txt").write_text("\n".join(lines) + "\n")
     if layers:
         print("lint-imports: a contract is broken (see above)")
-    return next((int(leg["code"]) for leg in legs if leg["code"]), layers)
+    if docs:
+        print("docs: the documentation site did not build cleanly (see the warnings above)")
+    return next((int(leg["code"]) for leg in legs if leg["code"]), layers or docs)
 
 
 def main() -> int:
