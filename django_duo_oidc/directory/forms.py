@@ -46,7 +46,7 @@ class DirectoryConnectionForm(forms.ModelForm):
         fields = "__all__"
 
     def clean_api_host(self) -> str:
-        value = self.cleaned_data.get("api_host", "").strip()
+        value = str(self.cleaned_data.get("api_host", "")).strip()
         try:
             parse_api_host(value)
         except ValueError as exc:
@@ -54,13 +54,14 @@ class DirectoryConnectionForm(forms.ModelForm):
         return value
 
     def clean_ca_certs(self) -> str:
-        value = self.cleaned_data.get("ca_certs", "").strip()
+        value = str(self.cleaned_data.get("ca_certs", "")).strip()
         refusal = ca_certs_refusal(value)
         if refusal:
             raise forms.ValidationError(refusal)
         return value
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         apply_secret(self, data, field="secret_key", clear="clear_secret_key", store=self.instance.set_secret_key)
         return data

@@ -30,7 +30,8 @@ class MFAConfigurationForm(forms.ModelForm):
         fields = "__all__"
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         apply_secret(
             self, data, field="client_secret", clear="clear_client_secret", store=self.instance.set_client_secret
         )

@@ -47,7 +47,8 @@ class ProviderForm(forms.ModelForm):
                 self.fields.pop(name, None)
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         if "client_secret" not in self.fields:
             return data
         apply_secret(
