@@ -29,7 +29,7 @@ logger = logging.getLogger("django_duo_oidc")
 
 M = TypeVar("M", bound=models.Model)
 
-_FORMS: dict[type[models.Model], type[forms.ModelForm]] = {
+_FORMS: dict[type[models.Model], type[forms.ModelForm[Any]]] = {
     Provider: ProviderForm,
     DirectoryConnection: DirectoryConnectionForm,
     MFAConfiguration: MFAConfigurationForm,
@@ -39,12 +39,14 @@ _FORMS: dict[type[models.Model], type[forms.ModelForm]] = {
 }
 
 
-def admin_form_class(model: type[models.Model]) -> type[forms.ModelForm]:
+def admin_form_class(model: type[models.Model]) -> type[forms.ModelForm[Any]]:
     """The form the admin validates ``model`` with."""
     return _FORMS[model]
 
 
-def _form_data(form_class: type[forms.ModelForm], instance: models.Model, m2m: Mapping[str, Any]) -> dict[str, Any]:
+def _form_data(
+    form_class: type[forms.ModelForm[Any]], instance: models.Model, m2m: Mapping[str, Any]
+) -> dict[str, Any]:
     """The row's values as the form's data (foreign keys by primary key, many-to-many as lists of them)."""
     data: dict[str, Any] = {}
     for name in form_class.base_fields:
@@ -62,7 +64,7 @@ def _form_data(form_class: type[forms.ModelForm], instance: models.Model, m2m: M
     return data
 
 
-def validate_as_admin(instance: M, *, m2m: Mapping[str, Iterable[Any]] | None = None) -> forms.ModelForm:
+def validate_as_admin(instance: M, *, m2m: Mapping[str, Iterable[Any]] | None = None) -> forms.ModelForm[Any]:
     """Validate ``instance`` as the admin's form would; return the bound, valid form (its instance is
     ``instance``, with the values cleaned as the admin cleans them).
 
@@ -71,7 +73,7 @@ def validate_as_admin(instance: M, *, m2m: Mapping[str, Iterable[Any]] | None = 
     form_class = admin_form_class(type(instance))
     form = form_class(data=_form_data(form_class, instance, m2m or {}), instance=instance)
     if not form.is_valid():
-        raise ValidationError(form.errors.as_data())  # type: ignore[arg-type]
+        raise ValidationError(form.errors.as_data())
     return form
 
 
