@@ -452,3 +452,43 @@ def test_a_refused_file_is_a_message_not_a_traceback(tmp_path: Path) -> None:
     )
     assert done.returncode == 1
     assert "Traceback" not in done.stderr and "looks like a secret value" in done.stderr
+
+
+def test_a_secret_written_where_its_variable_belongs_is_refused_unshown(tmp_path: Path) -> None:
+    document = {"format": "django-duo-oidc-config", "version": 1,
+                "providers": {"a": {"name": "A", "issuer": ISSUER, "client_id": "c",
+                                    "client_secret_env": "q8/Zt+Kd0pWm3xYvB7nR2sLcF9hJ4uEaTgQ1oI6V"}}}  # fmt: skip
+    with pytest.raises(CommandError, match="client_secret_env: An environment variable name has letters") as refused:
+        run("duo_oidc_import", write(tmp_path, document), "--dry-run")
+    assert "q8/Zt" not in str(refused.value)
+
+
+def test_the_commands_work_on_a_site_without_the_admin(tmp_path: Path) -> None:
+    # The commands validate with the admin's forms, not through the admin module (which needs the admin app).
+    import subprocess
+    import sys
+
+    code = """
+import django, io, json, sys
+from django.conf import settings
+settings.configure(
+    INSTALLED_APPS=["django.contrib.auth", "django.contrib.contenttypes", "django.contrib.sessions", "django_duo_oidc"],
+    DATABASES={"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"}}, USE_TZ=True,
+    ROOT_URLCONF="django_duo_oidc.urls",
+)
+django.setup()
+from django.core.management import call_command
+call_command("migrate", verbosity=0)
+call_command("duo_oidc_provider", "a", "--name", "A", "--issuer", "https://op.example.test/oidc", "--client-id", "c")
+call_command("duo_oidc_scope_rule", "--path", "/x/", "--scopes", "x")
+out = io.StringIO()
+call_command("duo_oidc_export", stdout=out)
+open(sys.argv[1], "w").write(out.getvalue())
+call_command("duo_oidc_import", sys.argv[1])
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "c.json")], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert "No changes." in done.stdout
+    assert json.loads((tmp_path / "c.json").read_text())["providers"]["a"]["issuer"] == ISSUER
