@@ -26,6 +26,7 @@ from django.conf import settings
 from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 from django.db import models, transaction
+from django.db.models import Count
 
 from ..models import DirectoryConnection, GroupRule, MFAConfiguration, Provider, ScopeRule
 from .config_file import (
@@ -121,7 +122,13 @@ class _Import:
         if DIRECTORY_CONNECTIONS.key in self.document:
             DirectoryConnection.objects.exclude(slug__in=list(self.document[DIRECTORY_CONNECTIONS.key])).delete()
         if PROVIDERS.key in self.document:
-            Provider.objects.exclude(slug__in=list(self.document[PROVIDERS.key])).delete()
+            unlisted = Provider.objects.exclude(slug__in=list(self.document[PROVIDERS.key]))
+            for provider in unlisted.annotate(linked=Count("identities")).filter(linked__gt=0):
+                self.report.warnings.append(
+                    f"deleting provider {show(provider.slug, 60)} also deletes its {provider.linked} linked "
+                    "identities (their users can no longer log in through it)"
+                )
+            unlisted.delete()
         if SCOPE_RULES.key in self.document:
             for rule in ScopeRule.objects.exclude(pk__in=self.scope_rules_kept):
                 rule.delete()  # one by one: each delete sends the signal that resets the rules' memory
@@ -170,6 +177,10 @@ class _Import:
 
     def import_providers(self, rows: Mapping[str, Mapping[str, Any]]) -> None:
         pending: list[tuple[Provider, str]] = []
+        defaults = sorted(slug for slug, row in rows.items() if row.get("is_default"))
+        if len(defaults) > 1:
+            # Saving one default clears the others: the import would never settle.
+            self.problems.append(f"providers {show(', '.join(defaults))}: only one provider can be the default.")
         for slug, row in rows.items():
             where = f"provider {show(slug, 60)}"
             provider = Provider.objects.filter(slug=slug).first() or Provider(slug=slug)

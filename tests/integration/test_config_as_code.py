@@ -492,3 +492,22 @@ call_command("duo_oidc_import", sys.argv[1])
     assert done.returncode == 0, done.stderr
     assert "No changes." in done.stdout
     assert json.loads((tmp_path / "c.json").read_text())["providers"]["a"]["issuer"] == ISSUER
+
+
+def test_two_defaults_are_refused_and_pruning_a_provider_in_use_is_announced(tmp_path: Path) -> None:
+    from django.contrib.auth import get_user_model
+
+    from django_duo_oidc.models import Identity
+
+    build_configuration()
+    document = json.loads(export())
+    document["providers"]["b"]["is_default"] = True  # "a" is the default too
+    with pytest.raises(CommandError, match=r"providers 'a, b': only one provider can be the default"):
+        run("duo_oidc_import", write(tmp_path, document))
+    document["providers"]["b"]["is_default"] = False
+    user = get_user_model().objects.create_user(username="carol")
+    Identity.objects.create(provider=Provider.objects.get(slug="b"), sub="carol", user=user)
+    del document["providers"]["b"]
+    _, err = run("duo_oidc_import", write(tmp_path, document), "--prune", "--dry-run")
+    assert "deleting provider 'b' also deletes its 1 linked identities" in err
+    assert Identity.objects.exists()
