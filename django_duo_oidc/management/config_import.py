@@ -14,6 +14,9 @@ alone, even with ``prune``):
   ``null`` keeps a stored one (a secret is never in the file);
 * ``prune`` deletes the providers, directory connections and scope rules the file does not list, and the
   second factor's configuration when the file says ``"second_factor": null``.
+
+Over 300 lines on purpose: one transaction's steps (each section, references between rows, pruning) and the
+diff it prints are one piece.
 """
 
 from __future__ import annotations
