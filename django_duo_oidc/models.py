@@ -647,6 +647,9 @@ class DirectoryConnection(models.Model):
             refusal = secret_env_refusal(self.secret_key_env)
             if refusal:
                 raise ValidationError({"secret_key_env": refusal})
+        if self.max_deprovision_percent is not None and self.max_deprovision_percent > 100:
+            # Over 100 the guard could never trip: a wrong join key would deactivate everyone.
+            raise ValidationError({"max_deprovision_percent": _("A share is a number from 0 to 100.")})
 
     def set_secret_key(self, secret: str) -> None:
         """Store the Admin API secret key encrypted at rest (needs ``DUO_OIDC["ENCRYPTION_KEYS"]``)."""
