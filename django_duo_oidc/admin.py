@@ -32,11 +32,11 @@ from django.urls import NoReverseMatch, reverse
 from django.utils.decorators import method_decorator
 from django.views.decorators.debug import sensitive_post_parameters
 
-from .admin_generics import ModelAdmin, ModelForm, TabularInline
+from .admin_generics import ModelAdmin, TabularInline
 from .models import CONNECTION_FIELDS, ENDPOINT_FIELDS, GroupRule, Identity, LiveSession, Provider, ScopeRule
 from .policy.rules import reset_policy_cache
 from .providers.connection import check_connection
-from .secret_fields import apply_secret, clear_box, secret_input
+from .providers.forms import SECRET_FORM_FIELDS, ProviderForm
 from .sessions import end_indexed
 
 logger = logging.getLogger("django_duo_oidc")
@@ -49,46 +49,6 @@ def _forget_request(*args: Any) -> None:
 
 
 CONNECTION_PERMISSION = "duo_oidc.change_provider_connection"
-# Form-only fields that write the secret.
-SECRET_FORM_FIELDS = ("client_secret", "clear_client_secret", "send_secret_to_new_connection")
-
-
-class ProviderForm(ModelForm[Provider]):
-    client_secret = secret_input(
-        "Write-only: stored encrypted (needs DUO_OIDC['ENCRYPTION_KEYS']); leave blank to keep the "
-        "current one. Prefer the environment variable field."
-    )
-    clear_client_secret = clear_box("Remove the stored encrypted secret.")
-    send_secret_to_new_connection = forms.BooleanField(
-        required=False,
-        help_text="When changing the issuer or client id while the secret comes from an environment variable: "
-        "confirm that this secret may be sent to the new issuer.",
-    )
-
-    #: False for a user without the connection permission: the secret fields are then left out.
-    connection_editable = True
-
-    class Meta:
-        model = Provider
-        fields = "__all__"
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        if not self.connection_editable:
-            for name in SECRET_FORM_FIELDS:
-                self.fields.pop(name, None)
-
-    def clean(self) -> dict[str, Any]:
-        super().clean()
-        data = self.cleaned_data
-        if "client_secret" not in self.fields:
-            return data
-        apply_secret(
-            self, data, field="client_secret", clear="clear_client_secret", store=self.instance.set_client_secret
-        )
-        if data.get("send_secret_to_new_connection"):
-            self.instance.confirm_secret_for_connection()
-        return data
 
 
 class GroupRuleInline(TabularInline[GroupRule, Provider]):
@@ -285,8 +245,12 @@ class ProviderAdmin(ModelAdmin[Provider]):
 
     @admin.action(description="Check connection")
     def check_connection_action(self, request: HttpRequest, queryset: QuerySet[Provider]) -> None:
+        try:
+            redirect_uri: str | None = request.build_absolute_uri(reverse("duo_oidc:callback"))
+        except NoReverseMatch:
+            redirect_uri = None  # the login URLs are not included: any URL does for the made-up code
         for provider in queryset:
-            report = check_connection(provider)
+            report = check_connection(provider, redirect_uri=redirect_uri)
             level = messages.SUCCESS if report.ok else messages.ERROR
             verdict = "works" if report.ok else "has problems"
             self.message_user(request, f"{provider.name} {verdict}: " + " ".join(report.lines), level)
@@ -417,57 +381,15 @@ admin.site.register(DirectoryUser, AccessReviewAdmin)
 # Directory connections (Duo Admin API, issue 12) ------------------------------------------------------
 # One block, kept together: the access review's admin (DirectoryUser) lives in directory/review.py.
 
-from .directory.client import DirectoryError, ca_certs_refusal, parse_api_host  # noqa: E402
+from .directory.client import DirectoryError  # noqa: E402
 from .directory.client import check_connection as check_directory_connection  # noqa: E402
+from .directory.forms import (  # noqa: E402
+    DIRECTORY_CONNECTION_FIELDS,
+    DIRECTORY_SECRET_FORM_FIELDS,
+    DirectoryConnectionForm,
+)
 from .directory.sync import sync_connection  # noqa: E402
 from .models import DirectoryConnection  # noqa: E402
-
-# Fields that decide where the listing comes from, whose users it governs and how they are matched:
-# changing them (or adding a connection) needs CONNECTION_PERMISSION, as for a provider's connection.
-DIRECTORY_CONNECTION_FIELDS = (
-    "api_host",
-    "integration_key",
-    "secret_key_env",
-    "ca_certs",
-    "provider",
-    "match",
-    "deprovision",
-    "max_deprovision_percent",
-)
-DIRECTORY_SECRET_FORM_FIELDS = ("secret_key", "clear_secret_key")
-
-
-class DirectoryConnectionForm(ModelForm[DirectoryConnection]):
-    secret_key = secret_input(
-        "Write-only: the Admin API secret key, stored encrypted (needs DUO_OIDC['ENCRYPTION_KEYS']); "
-        "leave blank to keep the current one. Prefer the environment variable field."
-    )
-    clear_secret_key = clear_box("Remove the stored encrypted secret key.")
-
-    class Meta:
-        model = DirectoryConnection
-        fields = "__all__"
-
-    def clean_api_host(self) -> str:
-        value: str = self.cleaned_data.get("api_host", "").strip()  # a CharField's value
-        try:
-            parse_api_host(value)
-        except ValueError as exc:
-            raise forms.ValidationError(str(exc)) from None
-        return value
-
-    def clean_ca_certs(self) -> str:
-        value: str = self.cleaned_data.get("ca_certs", "").strip()  # a CharField's value
-        refusal = ca_certs_refusal(value)
-        if refusal:
-            raise forms.ValidationError(refusal)
-        return value
-
-    def clean(self) -> dict[str, Any]:
-        super().clean()
-        data = self.cleaned_data
-        apply_secret(self, data, field="secret_key", clear="clear_secret_key", store=self.instance.set_secret_key)
-        return data
 
 
 @admin.register(DirectoryConnection)

@@ -71,3 +71,15 @@ class DuoOIDCConfig(AppConfig):
         AdminSite.login = mfa_views.admin_login(AdminSite.login)  # type: ignore[method-assign,assignment]
         for signal in (post_save, post_delete):
             signal.connect(reset_config_memo, sender=MFAConfiguration, dispatch_uid=f"duo_oidc_mfa_{signal!r}")
+
+        # A scope rule saved or deleted anywhere (the admin, duo_oidc_scope_rule, duo_oidc_import): this
+        # process re-reads the rules at once, other processes within policy.rules.RULES_TTL seconds.
+        from .models import ScopeRule
+        from .policy.rules import reset_policy_cache
+
+        def forget_scope_rules(**kwargs: object) -> None:
+            reset_policy_cache()
+
+        self._forget_scope_rules = forget_scope_rules  # the signal holds a weak reference
+        for signal in (post_save, post_delete):
+            signal.connect(forget_scope_rules, sender=ScopeRule, dispatch_uid=f"duo_oidc_scope_rules_{signal!r}")

@@ -10,13 +10,14 @@ duo_oidc.E004  unknown key in DUO_OIDC
 duo_oidc.E005  a provider stores an encrypted secret but DUO_OIDC["ENCRYPTION_KEYS"] is empty
 duo_oidc.E006  DUO_OIDC["ENCRYPTION_KEYS"] holds an invalid key
 duo_oidc.E007  the signed-cookie session backend (or one built on it) would put tokens in a cookie
-duo_oidc.E008  a provider's client_secret_env names a variable outside DUO_OIDC["SECRET_ENV_PREFIXES"]
+duo_oidc.E008  a provider's client_secret_env names a variable outside DUO_OIDC["SECRET_ENV_PREFIXES"] (also
+               with check --deploy)
 duo_oidc.E009  DUO_OIDC["SCOPE_POLICY"] is malformed (every request would fail)
 duo_oidc.E140  a provider's issuer or an endpoint is Duo's api-*.duosecurity.com host (MFA-only, not an OpenID provider)
 duo_oidc.E141  a provider's introspect_with names itself, a circle, or a disabled row
 duo_oidc.W001  (deploy) a provider's issuer is plain http while DEBUG is off
 duo_oidc.W002  (deploy) SESSION_COOKIE_SECURE is off
-duo_oidc.W003  a provider's client-secret environment variable is not set
+duo_oidc.W003  a provider's client-secret environment variable is not set (also with check --deploy)
 duo_oidc.W004  (deploy) the cache is per process (local memory or dummy) while DEBUG is off
 duo_oidc.W005  SESSION_ENGINE keeps sessions in the browser: back-channel logout and deprovisioning cannot end them
 duo_oidc.E101-E108, W101-W105  the second factor (Duo Universal Prompt): see django_duo_oidc.mfa.checks
@@ -32,6 +33,7 @@ from typing import Any
 from cryptography.fernet import Fernet
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Warning
+from django.core.exceptions import ImproperlyConfigured
 from django.db import DatabaseError
 
 from .conf import conf
@@ -127,15 +129,12 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
 
 def check_providers(app_configs: Any = None, databases: Any = None, **kwargs: Any) -> list[CheckMessage]:
     """Checks that read the Provider table: run only when the check is given databases (e.g. migrate)."""
-    from .models import Provider
-
     if not databases:
         return []
     errors: list[CheckMessage] = []
-    try:
-        providers = list(Provider.objects.all())
-    except DatabaseError:
-        return []  # not migrated yet
+    providers = _read_providers()
+    if providers is None:
+        return []
     if not conf.encryption_keys and any(p.client_secret_encrypted for p in providers):
         errors.append(
             Error(
@@ -144,9 +143,28 @@ def check_providers(app_configs: Any = None, databases: Any = None, **kwargs: An
                 id="duo_oidc.E005",
             )
         )
+    errors += _check_authorization_servers(providers)
+    errors += check_secret_variables(providers)
+    return errors
+
+
+def _read_providers() -> list[Any] | None:
+    """Every provider row, or None when there is no table to read (not migrated yet, no database
+    configured, the database down): a check never fails on that."""
+    from .models import Provider
+
+    try:
+        return list(Provider.objects.all())
+    except (DatabaseError, ImproperlyConfigured):
+        return None
+
+
+def check_secret_variables(providers: list[Any]) -> list[CheckMessage]:
+    """``E008`` (a variable outside ``SECRET_ENV_PREFIXES``) and ``W003`` (a variable not set in this
+    process) for ``providers``; each message's ``obj`` is the provider row."""
     from .models import secret_env_refusal
 
-    errors += _check_authorization_servers(providers)
+    errors: list[CheckMessage] = []
     for p in providers:
         if p.client_secret_env and secret_env_refusal(p.client_secret_env):
             # Not whether it is set: only allowed variables are looked at.
@@ -156,6 +174,7 @@ def check_providers(app_configs: Any = None, databases: Any = None, **kwargs: An
                     "allowed name: logins and calls through it fail.",
                     hint="Rename the variable to start with one of DUO_OIDC['SECRET_ENV_PREFIXES'] "
                     "(default DUO_ or OIDC_), or add its prefix there.",
+                    obj=p,
                     id="duo_oidc.E008",
                 )
             )
@@ -164,6 +183,7 @@ def check_providers(app_configs: Any = None, databases: Any = None, **kwargs: An
                 Warning(
                     f"Provider {p.slug!r} reads its client secret from ${p.client_secret_env}, which is not set.",
                     hint="Set the variable in the environment of every process that serves logins.",
+                    obj=p,
                     id="duo_oidc.W003",
                 )
             )
@@ -181,7 +201,7 @@ def _check_authorization_servers(providers: list[Any]) -> list[CheckMessage]:
         for name in ("issuer", *ENDPOINT_FIELDS):
             refusal = duo_api_host_refusal(getattr(p, name))
             if refusal:
-                errors.append(Error(f"Provider {p.slug!r}: its {name} is wrong. {refusal}", id="duo_oidc.E140"))
+                errors.append(Error(f"Provider {p.slug!r}: its {name} is wrong. {refusal}", obj=p, id="duo_oidc.E140"))
                 break
         other = by_pk.get(p.introspect_with_id) if p.introspect_with_id else None
         if other is not None and (other.pk == p.pk or other.introspect_with_id == p.pk or not other.enabled):
@@ -190,6 +210,7 @@ def _check_authorization_servers(providers: list[Any]) -> list[CheckMessage]:
                     f"Provider {p.slug!r} has its tokens introspected by {other.slug!r}, which is itself, introspects "
                     "for it in turn, or is disabled: its bearer tokens are refused.",
                     hint="Point introspect_with at an enabled provider row of the server that introspects globally.",
+                    obj=p,
                     id="duo_oidc.E141",
                 )
             )
@@ -197,9 +218,12 @@ def _check_authorization_servers(providers: list[Any]) -> list[CheckMessage]:
 
 
 def check_deploy(app_configs: Any = None, databases: Any = None, **kwargs: Any) -> list[CheckMessage]:
-    """Deployment warnings in the manner of ``check --deploy``."""
-    from .models import Provider
+    """Deployment warnings in the manner of ``check --deploy``.
 
+    A deploy check may read the provider table (it runs against the production database on purpose):
+    so ``check --deploy`` also says ``W003``/``E008`` without ``--database`` (with it,
+    :func:`check_providers` says them, once).
+    """
     errors: list[CheckMessage] = []
     if not settings.SESSION_COOKIE_SECURE:
         errors.append(
@@ -221,13 +245,11 @@ def check_deploy(app_configs: Any = None, databases: Any = None, **kwargs: Any) 
                 id="duo_oidc.W004",
             )
         )
+    providers = _read_providers() or []
+    if not databases:
+        errors += check_secret_variables(providers)
     if not settings.DEBUG:
-        # A deploy check may read the table (it runs against the production database on purpose).
-        try:
-            insecure = [p.slug for p in Provider.objects.filter(issuer__startswith="http://")]
-        except DatabaseError:
-            insecure = []
-        for slug in insecure:
+        for slug in [p.slug for p in providers if p.issuer.lower().startswith("http://")]:
             errors.append(
                 Warning(
                     f"Provider {slug!r} has a plain http issuer while DEBUG is off: codes travel unencrypted.",

@@ -11,9 +11,10 @@ from typing import Any
 from django.conf import settings
 
 DEFAULTS: dict[str, Any] = {
-    # Timeout in seconds for every call to a provider (DUO.md 1.14: Duo delays near its rate limit).
+    # Timeout in seconds for every call to a provider (Duo slows its answers down near its rate limit).
     "HTTP_TIMEOUT": 10.0,
-    # Dotted path to a callable returning a requests.Session (inject proxies, CA bundles, fakes).
+    # Dotted path to a callable returning a requests.Session (inject proxies, CA bundles, fakes; the test
+    # kit's fake is django_duo_oidc.testing.fakeop.session_factory).
     "HTTP_SESSION_FACTORY": "requests.Session",
     # Clock skew allowed on exp/iat/nbf/auth_time, in seconds.
     "LEEWAY": 60,
@@ -24,27 +25,35 @@ DEFAULTS: dict[str, Any] = {
     "JWKS_REFETCH_INTERVAL": 60,
     # How long a started login (state, nonce, PKCE verifier) may take before it is refused.
     "STATE_TTL": 600,
-    # The cache alias used for discovery, JWKS and shared state.
+    # The cache alias used for discovery, JWKS and shared state (login state, freshness marks, limits).
+    # With several worker processes it must be a cache they share, such as Redis (check W004).
     "CACHE_ALIAS": "default",
     # Fernet keys (urlsafe base64, 32 bytes) for client secrets stored in the database.
     # The first encrypts; all decrypt, so a new key is added in front and old ones retired later.
+    # Tokens kept at rest use keys derived from them, or from SECRET_KEY and SECRET_KEY_FALLBACKS when
+    # this is empty (setting it for the first time ends existing sessions at their next check).
     "ENCRYPTION_KEYS": [],
-    # Template of the login error page.
+    # Template of the login error page (context: status, message, error, provider).
     "ERROR_TEMPLATE": "duo_oidc/error.html",
     # Freshness window: a session's grant is re-checked with the provider (introspection, refresh)
     # at most once per this many seconds, shared by all workers. 0 = on every request.
     "REVALIDATE_SECONDS": 60,
-    # Refresh an access token this many seconds before it expires.
+    # Refresh an access token this many seconds before it expires (at most half its lifetime).
     "REFRESH_MARGIN": 30,
     # When the provider cannot be reached for a due check: "deny" keeps scope-protected views closed
     # (503 page); "allow" uses the scopes last confirmed.
     "ON_PROVIDER_DOWN": "deny",
     # Seconds to wait before asking a provider again after it failed (spares a provider that is down).
     "PROVIDER_DOWN_BACKOFF": 5,
-    # Scope policy for views you don't own: [{"path": "/admin/", "scopes": ["admin.access"]},
-    # {"url_name": "app:view", "scopes": [...], "any_of": False, "max_age": None}, ...]
+    # Scope policy for views you don't own, judged by the middleware on every request: a list of rules
+    # such as [{"path": "/admin/", "scopes": ["admin.access"]}, {"url_name": "app:view", "scopes":
+    # [...], "any_of": False, "max_age": None}]. Each rule has "scopes" and exactly one of "path" (a
+    # path prefix, starting with /) or "url_name"; "any_of": True makes one of the scopes enough;
+    # "max_age" wants a login at most that many seconds old. The admin's scope rules are added to these.
+    # A malformed policy is check E009.
     "SCOPE_POLICY": [],
-    # Templates of the 403 (missing scopes) and 503 (provider down) pages.
+    # Templates of the 403 page (missing scopes; context: missing, granted, request_access_url) and of
+    # the 503 page (provider down).
     "FORBIDDEN_TEMPLATE": "duo_oidc/forbidden.html",
     "UNAVAILABLE_TEMPLATE": "duo_oidc/unavailable.html",
     # realm of the WWW-Authenticate challenge of bearer-protected views (default: the request's host).
@@ -68,7 +77,8 @@ DEFAULTS: dict[str, Any] = {
     # A bearer token whose introspection answer names a username but no sub (RFC 7662; django-oauth-
     # toolkit) is a user's token. With this on, it is linked to the one identity of its provider whose
     # last login said that preferred_username. Off by default: a username is not a stable identifier
-    # (renamed or reused at the provider, it would hand one person's account to another).
+    # (renamed or reused at the provider, it would hand one person's account to another); such a token
+    # is then a user's token with an anonymous request.user.
     "LINK_TOKENS_BY_USERNAME": False,
     # OIDC Back-Channel Logout: a logout token older than this many seconds (by its iat, plus LEEWAY) is
     # refused. Each token's jti is remembered (single use) for this long plus twice LEEWAY, so the

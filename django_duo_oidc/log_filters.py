@@ -1,10 +1,12 @@
 """A logging filter that hides OAuth values in logged URLs (access logs record the callback's query).
 
-LOGGING = {
-    "filters": {"redact_oauth": {"()": "django_duo_oidc.log_filters.RedactOAuthParams"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "filters": ["redact_oauth"]}},
-    ...
-}
+Add it to the handlers that log requests (``django.server``, your access log)::
+
+    LOGGING = {
+        "filters": {"redact_oauth": {"()": "django_duo_oidc.log_filters.RedactOAuthParams"}},
+        "handlers": {"console": {"class": "logging.StreamHandler", "filters": ["redact_oauth"]}},
+        ...
+    }
 """
 
 from __future__ import annotations

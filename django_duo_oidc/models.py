@@ -20,7 +20,7 @@ from django.utils.translation import gettext_lazy as _
 from .conf import conf
 from .core.claims import ClaimMapping, glob_matches_any_value
 from .core.discovery import check_issuer, duo_api_host_refusal
-from .core.errors import ConfigurationError
+from .core.errors import ConfigurationError, SecretUnavailable
 from .core.flow import AuthMethod as TokenAuthMethod
 from .core.flow import ClientCredentials
 from .core.resources import parse_resource_indicators, resource_indicator_problem
@@ -54,22 +54,23 @@ def read_secret(env_name: str, encrypted: str, *, variable: str, secret: str, mi
     provider's client-secret variable"), ``secret`` the secret ("client secret"), ``missing`` the message
     when there is none.
 
-    :raises ConfigurationError: a variable not allowed or not set, an undecryptable value, or none.
+    :raises SecretUnavailable: a variable not allowed or not set, an undecryptable value, or none (a
+        :class:`~django_duo_oidc.core.errors.ConfigurationError`).
     """
     if env_name:
         refusal = secret_env_refusal(env_name)
         if refusal:
-            raise ConfigurationError(f"{variable} is not allowed. {refusal}")
+            raise SecretUnavailable(f"{variable} {env_name} is not allowed. {refusal}")
         value = os.environ.get(env_name, "")
         if not value:
-            raise ConfigurationError(f"The environment variable {env_name} holding the {secret} is not set.")
+            raise SecretUnavailable(f"The environment variable {env_name} holding the {secret} is not set.")
         return value
     if encrypted:
         try:
             return decrypt(encrypted)
         except SecretDecryptionError as exc:
-            raise ConfigurationError(str(exc)) from exc
-    raise ConfigurationError(missing)
+            raise SecretUnavailable(str(exc)) from exc
+    raise SecretUnavailable(missing)
 
 
 def describe_secret(env_name: str, encrypted: str) -> str:
@@ -658,6 +659,9 @@ class DirectoryConnection(models.Model):
             refusal = secret_env_refusal(self.secret_key_env)
             if refusal:
                 raise ValidationError({"secret_key_env": refusal})
+        if self.max_deprovision_percent is not None and self.max_deprovision_percent > 100:
+            # Over 100 the guard could never trip: a wrong join key would deactivate everyone.
+            raise ValidationError({"max_deprovision_percent": _("A share is a number from 0 to 100.")})
 
     def set_secret_key(self, secret: str) -> None:
         """Store the Admin API secret key encrypted at rest (needs ``DUO_OIDC["ENCRYPTION_KEYS"]``)."""

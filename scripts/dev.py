@@ -3,9 +3,19 @@
 
     python scripts/dev.py example   # the example project + a local OpenID provider: http://127.0.0.1:8000/
                                     # (+ a fake Duo Admin API, for the directory sync and the access review)
-    python scripts/dev.py test      # lint-imports, mypy, then every test tier (--fast: unit and integration only)
+    python scripts/dev.py test      # lint-imports, mypy, the docs site, then every test tier (--fast: unit
+                                    # and integration only)
+    python scripts/dev.py provider [--site URL ...]  # only the local OpenID provider, for your own site
 
-It creates .venv, installs the package with its test and typing extras, installs the pinned provider with
+`provider` runs the local OpenID provider alone (tests/provider/provider.mjs) and registers the redirect
+addresses of the sites given with --site (default http://127.0.0.1:8000 and http://localhost:8000, where
+`manage.py runserver` listens); it prints the issuer, the clients and their (test) secrets, the users and
+what to run on your site. docs/howto/local-provider.md describes it.
+
+Every command checks its ports first (EXAMPLE_PORT 8000, OP_PORT 8900, DUO_ADMIN_PORT 8901, DUO_MFA_PORT
+8902; `provider` only OP_PORT): a port in use is named with the variable that moves it.
+
+It creates .venv, installs the package with its test, docs and typing extras, installs the pinned provider with
 `npm ci`, and then runs. Set-up is skipped when nothing it depends on has changed.
 
 `example` also starts a fake Duo Universal Prompt (tests/fakeduo/universal.py) and turns on Duo's second
@@ -14,34 +24,57 @@ factor for the admin login through it (`example_mfa`: the admin account's passwo
 `test` runs the whole suite twice: on SQLite with the local-memory cache, then on a PostgreSQL and a
 Redis it starts on loopback (and stops by PID). The e2e tier needs Debian's chromium and redis-server,
 which it installs with apt-get when run as root. `--fast`: unit and integration on SQLite only.
+Before the tests, `test` builds the documentation site (Sphinx, warnings are errors) into
+test-artifacts/docs/, except on the other legs of the version matrix (DUO_OIDC_DJANGO set): the site
+does not depend on the Django version, so CI builds it once.
 """
 
 from __future__ import annotations
 
+import argparse
+import functools
 import hashlib
+import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+from typing import IO
+from urllib.parse import urlsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV = Path(os.environ.get("DUO_OIDC_VENV", ROOT / ".venv"))
 PY = VENV / "bin" / "python"
 PROVIDER_DIR = ROOT / "tests" / "provider"
-EXAMPLE_PORT = int(os.environ.get("EXAMPLE_PORT", "8000"))
-OP_PORT = int(os.environ.get("OP_PORT", "8900"))
+
+
+def env_port(name: str, default: int) -> int:
+    """The port in the environment variable ``name`` (else ``default``); exit with a clear message when it
+    is not a port number."""
+    text = os.environ.get(name, str(default)).strip()
+    if not text.isdigit() or not 0 < int(text) < 65536:
+        sys.exit(f"[dev] {name}={text!r} is not a port number (1-65535).")
+    return int(text)
+
+
+EXAMPLE_PORT = env_port("EXAMPLE_PORT", 8000)
+OP_PORT = env_port("OP_PORT", 8900)
 OP_SECRET = "sp+ec/ial:chars%25x=0123456789abcdefghij"
 # The example's fake Duo Admin API (tests/fakeduo/admin_api.py, seeded with alice, bob and carol): its
 # port, and its integration and secret keys. Local test values, like OP_SECRET: not secrets.
-DUO_ADMIN_PORT = int(os.environ.get("DUO_ADMIN_PORT", "8901"))
+DUO_ADMIN_PORT = env_port("DUO_ADMIN_PORT", 8901)
 DUO_ADMIN_IKEY = "DIEXAMPLE0000000000A"
 DUO_ADMIN_SKEY = "example-admin-api-secret-key-not-a-secret0"
+# The example's fake Duo Universal Prompt (Duo's second factor after the admin's password): its port.
+DUO_MFA_PORT = env_port("DUO_MFA_PORT", 8902)
 
 
 def log(message: str) -> None:
@@ -68,7 +101,7 @@ def ensure_python_env() -> None:
     if not PY.exists():
         log(f"creating virtualenv {VENV} with {BASE_PYTHON}")
         run(BASE_PYTHON, "-m", "venv", VENV)
-    extras = "test,typing" if TYPECHECK else "test"
+    extras = "test,docs,typing" if TYPECHECK else "test,docs"
     log(f"installing django-duo-oidc with its {extras} extras {DJANGO_SPEC}")
     extra = [DJANGO_SPEC] if DJANGO_SPEC else []
     run(PY, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-e", f"{ROOT}[{extras}]", *extra)
@@ -80,12 +113,222 @@ def ensure_provider() -> None:
     digest = hashlib.sha256((PROVIDER_DIR / "package-lock.json").read_bytes()).hexdigest()
     if stamp.exists() and stamp.read_text() == digest:
         return
+    ensure_node()
     npm = shutil.which("npm")
     if npm is None:
-        sys.exit("[dev] npm is needed for the local OpenID provider (node >= 20); install Node.js first.")
+        sys.exit("[dev] npm is needed for the local OpenID provider (it comes with Node.js): install it first.")
     log("installing the pinned OpenID provider (npm ci)")
     run(npm, "ci", "--no-audit", "--no-fund", "--loglevel=error", cwd=PROVIDER_DIR)
     stamp.write_text(digest)
+
+
+# The pinned provider (oidc-provider, tests/provider/package.json) supports Node.js 22 LTS and later: on an
+# older release it prints "Unsupported runtime. Use Node.js v22.x LTS" and runs all the same (this project's
+# own e2e tier runs on Node.js 20). Below 20 it is not tried.
+NODE_SUPPORTED = 22
+NODE_MINIMUM = 20
+
+
+def provider_version() -> str:
+    """The oidc-provider version pinned in tests/provider/package.json."""
+    package = json.loads((PROVIDER_DIR / "package.json").read_text())
+    return str(package["dependencies"]["oidc-provider"])
+
+
+@functools.cache
+def ensure_node() -> str:
+    """The path of ``node``, after checking its version (exit below NODE_MINIMUM, a note below NODE_SUPPORTED)."""
+    node = shutil.which("node")
+    if node is None:
+        sys.exit(f"[dev] Node.js {NODE_SUPPORTED} LTS (or {NODE_MINIMUM}+) is needed for the local OpenID provider: "
+                 "install Node.js first.")  # fmt: skip
+    version = subprocess.run([node, "--version"], capture_output=True, text=True, check=False).stdout.strip()
+    major = int(version.lstrip("v").split(".")[0]) if version.lstrip("v")[:1].isdigit() else 0
+    if major < NODE_MINIMUM:
+        sys.exit(f"[dev] Node.js {version or '(unknown version)'} is too old for the local OpenID provider: "
+                 f"install Node.js {NODE_SUPPORTED} LTS or later.")  # fmt: skip
+    if major < NODE_SUPPORTED:
+        log(f"Node.js {version}: oidc-provider {provider_version()} supports Node.js {NODE_SUPPORTED} LTS and later, "
+            f"so it prints 'Unsupported runtime' on {version}; it works (this project's tests run on Node.js "
+            f"{NODE_MINIMUM}).")  # fmt: skip
+    return node
+
+
+def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether something listens on ``host:port`` (what node, runserver and the fakes would bind).
+
+    SO_REUSEADDR, as node and Python's servers set it, so a port left in TIME_WAIT counts as free."""
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+def port_problems(ports: Mapping[str, int], command: str) -> list[str]:
+    """One message per port of ``ports`` (environment variable -> port) that cannot be used: in use, or
+    given to two variables. Each names the variable that moves it, and a free port to try."""
+    problems: list[str] = []
+    owner: dict[int, str] = {}
+    for name, port in ports.items():
+        if port in owner:
+            problems.append(f"{name} and {owner[port]} are both {port}: give each its own port.")
+            continue
+        owner[port] = name
+        if port_in_use(port):
+            taken = set(ports.values())
+            nearby = range(port + 1, min(port + 200, 65536))
+            spare = next((p for p in nearby if p not in taken and not port_in_use(p)), None)
+            hint = f"{name}={spare} python scripts/dev.py {command}" if spare else f"{name}=<a free port>"
+            problems.append(f"port {port} ({name}) is in use; set {name} to a free port, e.g. {hint}")
+    return problems
+
+
+def require_free_ports(ports: Mapping[str, int], command: str) -> None:
+    """Exit with a clear message, before anything is started, when a port of ``ports`` cannot be used."""
+    problems = port_problems(ports, command)
+    if problems:
+        sys.exit("\n".join(f"[dev] {problem}" for problem in problems))
+
+
+def relay(stream: IO[str]) -> None:
+    """Copy what a child process prints to our output, so a full pipe never blocks it."""
+    for line in stream:
+        print(line, end="", flush=True)
+
+
+@contextmanager
+def local_provider(env: Mapping[str, str]) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    """Run tests/provider/provider.mjs with ``env`` (OP_PORT, OP_RP_BASE_URLS, OP_CLIENT_SECRET); yield its
+    issuer and process; stop it by PID at the end.
+
+    What node prints is passed through (its runtime warning, say); when it stops before saying READY, the
+    cause is told in one line (a busy OP_PORT, most often) instead of node's stack trace."""
+    node = ensure_node()
+    process = subprocess.Popen(
+        [node, str(PROVIDER_DIR / "provider.mjs")], env=dict(env), stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    assert process.stdout is not None
+    try:
+        said: list[str] = []
+        issuer = ""
+        for line in process.stdout:
+            if line.startswith("READY "):
+                issuer = line.split()[1]
+                break
+            said.append(line)
+            if len(said) <= 5:  # e.g. "Unsupported runtime"; a stack trace is summed up below
+                print(line, end="", flush=True)
+        if not issuer:
+            process.wait(timeout=10)
+            if any("EADDRINUSE" in text for text in said):
+                port = env.get("OP_PORT", "8900")
+                sys.exit(f"[dev] port {port} (OP_PORT) is in use; set OP_PORT to a free port and run again.")
+            error = next((t.strip() for t in reversed(said) if "Error" in t), said[-1].strip() if said else "")
+            sys.exit(f"[dev] the OpenID provider stopped before it was ready (exit {process.returncode}): {error}")
+        threading.Thread(target=relay, args=(process.stdout,), daemon=True).start()
+        yield issuer, process
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            process.wait(timeout=10)
+
+
+# The clients, users and scopes of tests/provider/provider.mjs: test values, known to anyone who reads this.
+OP_CLIENTS = {"django-basic": "client_secret_basic", "django-post": "client_secret_post"}
+OP_SCOPES = "openid profile email groups offline_access crm.contacts.read"
+OP_USERS = {"alice": "crm-users", "bob": "(no group)", "carol": "crm-users, admins"}
+DEFAULT_SITES = [f"http://127.0.0.1:{EXAMPLE_PORT}", f"http://localhost:{EXAMPLE_PORT}"]
+
+
+def site_base(url: str) -> str:
+    """The base URL of a site for its redirect URIs (``<base>/oidc/callback/``), checked: http(s), a host, no
+    user, query, fragment, comma or white space. Raises ValueError saying what is wrong."""
+    if "," in url or any(c.isspace() or ord(c) < 32 for c in url):
+        raise ValueError(f"{url!r}: a base URL has no user, query, fragment, comma or spaces")
+    parts = urlsplit(url)
+    try:
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        raise ValueError(f"{url!r}: the port is not a number from 0 to 65535") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{url!r} is not a site's base URL (like http://127.0.0.1:8000)")
+    if parts.username or parts.password or parts.query or parts.fragment:
+        raise ValueError(f"{url!r}: a base URL has no user, query, fragment, comma or spaces")
+    return url.rstrip("/")
+
+
+def provider_banner(issuer: str, sites: list[str], pid: int) -> str:
+    """What a user needs to point a site at the local provider (printed by `provider`)."""
+    first = sites[0]
+    clients = "\n".join(
+        f"                    {cid}  ({method}{', the default' if method == 'client_secret_basic' else ''})"
+        for cid, method in OP_CLIENTS.items()
+    )
+    users = "\n".join(f"                    {name:6s} groups: {groups}" for name, groups in OP_USERS.items())
+    redirects = "\n".join(f"                    {site}/oidc/callback/" for site in sites)
+    return f"""
+The local OpenID provider is running (oidc-provider {provider_version()}, pid {pid}). Test values only:
+its WARNING lines above are expected (in-memory storage, built-in sign-in pages).
+
+  Issuer            {issuer}
+  Discovery         {issuer}/.well-known/openid-configuration
+  Client ids
+{clients}
+  Client secret     {OP_SECRET}
+                    (both clients; in your shell put it in single quotes)
+  Redirect URIs     (registered for you; your site's /oidc/ URLs must be at one of these)
+{redirects}
+  After logout      {first}/  (post_logout_redirect_uri)
+  Back-channel      {first}/oidc/backchannel-logout/duo/  (django-basic; name your provider row "duo")
+  Scopes            {OP_SCOPES}
+  Users             any name and any password at the sign-in page; these have groups (the "groups" claim):
+{users}
+                    alice and carol are granted crm.contacts.read; bob is not.
+  Access tokens     opaque: set --access-token-validation introspection on your provider row
+
+On your site:
+
+  export DUO_CLIENT_SECRET='{OP_SECRET}'
+  python manage.py duo_oidc_provider duo --issuer {issuer} --client-id django-basic \\
+      --client-secret-env DUO_CLIENT_SECRET --scopes "openid profile email groups crm.contacts.read" \\
+      --access-token-validation introspection --end-session --default --check
+
+Stop it with Ctrl-C (or: kill {pid}). More: docs/howto/local-provider.md
+"""
+
+
+def provider(args: list[str]) -> int:
+    """``dev.py provider [--site URL ...]``: the local OpenID provider alone, for a site of your own."""
+    parser = argparse.ArgumentParser(
+        prog="python scripts/dev.py provider",
+        description="Run the local OpenID provider (a real oidc-provider standing in for Duo) for your own site.",
+        epilog="Its port is OP_PORT (default 8900). See docs/howto/local-provider.md.",
+    )
+    parser.add_argument(
+        "--site", action="append", metavar="URL",
+        help="Base URL of a site that logs in with it, e.g. http://127.0.0.1:8000 (repeatable; default: "
+             f"{' and '.join(DEFAULT_SITES)}). Its <URL>/oidc/callback/ is registered as a redirect URI.",
+    )  # fmt: skip
+    options = parser.parse_args(args)
+    try:
+        sites = list(dict.fromkeys(site_base(url) for url in options.site or DEFAULT_SITES))
+    except ValueError as exc:
+        parser.error(str(exc))
+    require_free_ports({"OP_PORT": OP_PORT}, "provider")
+    ensure_provider()
+    env = {**os.environ, "OP_PORT": str(OP_PORT), "OP_RP_BASE_URLS": ",".join(sites), "OP_CLIENT_SECRET": OP_SECRET}
+    # `kill <pid of this script>` stops the provider too (SystemExit runs local_provider's clean-up).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    with local_provider(env) as (issuer, process):
+        print(provider_banner(issuer, sites, process.pid), flush=True)
+        try:
+            return process.wait()
+        except KeyboardInterrupt:
+            return 0
 
 
 SYSTEM_PACKAGES = {"redis-server": "redis-server", "/usr/bin/chromium": "chromium"}
@@ -223,7 +466,12 @@ def configure_directory(manage: list[str], env: dict[str, str], api_host: str, c
         log("the first directory sync failed (see above); run it again with the command below")
 
 
+EXAMPLE_PORTS = {"EXAMPLE_PORT": EXAMPLE_PORT, "OP_PORT": OP_PORT, "DUO_ADMIN_PORT": DUO_ADMIN_PORT,
+                 "DUO_MFA_PORT": DUO_MFA_PORT}  # fmt: skip
+
+
 def example() -> int:
+    require_free_ports(EXAMPLE_PORTS, "example")
     ensure_python_env()
     ensure_provider()
     base = f"http://127.0.0.1:{EXAMPLE_PORT}"
@@ -236,15 +484,7 @@ def example() -> int:
         "DUO_ADMIN_SKEY": DUO_ADMIN_SKEY,
         "DJANGO_SETTINGS_MODULE": "example_project.settings",
     }
-    provider = subprocess.Popen(
-        ["node", str(PROVIDER_DIR / "provider.mjs")], env=env, stdout=subprocess.PIPE, text=True
-    )
-    try:
-        line = provider.stdout.readline() if provider.stdout else ""
-        if not line.startswith("READY"):
-            log("the OpenID provider did not start")
-            return 1
-        issuer = line.split()[1]
+    with local_provider(env) as (issuer, _process):
         log(f"OpenID provider running at {issuer} (log in with any name: alice, bob, carol)")
         manage = [str(PY), str(ROOT / "manage.py")]
         run(*manage, "migrate", "--verbosity", "0", env=env, cwd=ROOT)
@@ -291,14 +531,10 @@ def example() -> int:
                 server.send_signal(signal.SIGINT)
                 server.wait(timeout=10)
                 return 0
-    finally:
-        provider.terminate()
-        provider.wait(timeout=10)
 
 
 # The example's fake Duo Universal Prompt (tests/fakeduo/universal.py): Duo's second factor after the admin's
-# password. Its port; "Remember me" days (0: Duo at every login).
-DUO_MFA_PORT = int(os.environ.get("DUO_MFA_PORT", "8902"))
+# password. "Remember me" days (0: Duo at every login); its port is DUO_MFA_PORT, above.
 DUO_MFA_REMEMBER_DAYS = os.environ.get("DUO_MFA_REMEMBER_DAYS", "0")
 # Creates (or resets the password of) the example's admin account, from the environment.
 EXAMPLE_ADMIN = """
@@ -403,10 +639,27 @@ def typecheck() -> int:
     return done.returncode
 
 
+def build_docs() -> int:
+    """The documentation site, as a reader gets it: any Sphinx warning fails the build."""
+    if DJANGO_SPEC:
+        log(f"docs: not built on this leg ({DJANGO_SPEC}): the site does not depend on the Django version "
+            "and the first leg built it")  # fmt: skip
+        return 0
+    out = ROOT / "test-artifacts" / "docs"
+    log(f"docs: sphinx-build -W --keep-going -b html docs {out.relative_to(ROOT)}")
+    started = time.monotonic()
+    done = subprocess.run(
+        [str(PY), "-m", "sphinx", "-W", "--keep-going", "-q", "-b", "html", "docs", str(out)], cwd=ROOT, check=False
+    )
+    log(f"docs: {'built' if done.returncode == 0 else 'FAILED'} in {time.monotonic() - started:.1f}s")
+    return done.returncode
+
+
 def test(args: list[str]) -> int:
     ensure_python_env()
     layers = lint_imports()
     types = typecheck()
+    docs = build_docs()
     fast = "--fast" in args
     args = [a for a in args if a != "--fast"]
     if fast:
@@ -442,15 +695,19 @@ def test(args: list[str]) -> int:
         print("lint-imports: a contract is broken (see above)")
     if types:
         print("mypy: the type check failed (see above)")
-    return next((int(leg["code"]) for leg in legs if leg["code"]), layers or types)
+    if docs:
+        print("docs: the documentation site did not build cleanly (see the warnings above)")
+    return next((int(leg["code"]) for leg in legs if leg["code"]), layers or types or docs)
 
 
 def main() -> int:
-    if len(sys.argv) < 2 or sys.argv[1] not in ("example", "test"):
+    if len(sys.argv) < 2 or sys.argv[1] not in ("example", "test", "provider"):
         print(__doc__)
         return 2
     if sys.argv[1] == "example":
         return example()
+    if sys.argv[1] == "provider":
+        return provider(sys.argv[2:])
     return test(sys.argv[2:])
 
 

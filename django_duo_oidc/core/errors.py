@@ -7,6 +7,7 @@ HTTP status that fits it.
 
     DuoOIDCError
     ├── ConfigurationError          the provider settings or metadata are unusable
+    │   └── SecretUnavailable       a client secret cannot be read (variable unset or not allowed, undecryptable)
     ├── ProviderUnavailable         network error, timeout, 5xx or 429 from the provider (503)
     │   └── CacheUnavailable        the shared cache (Redis) failed: nothing can be checked now (503)
     ├── ProviderResponseError       the provider answered something that is not what the spec says (502)
@@ -43,6 +44,7 @@ __all__ = [
     "ProviderResponseError",
     "ProviderUnavailable",
     "ReauthenticationRequired",
+    "SecretUnavailable",
     "StateError",
     "TokenEndpointError",
     "TokenError",
@@ -73,6 +75,18 @@ class ConfigurationError(DuoOIDCError):
     """The provider is configured in a way that cannot work (no secret, no JWKS, ...)."""
 
     default_description = "The identity provider is not configured correctly."
+
+
+class SecretUnavailable(ConfigurationError):
+    """A client secret cannot be read: its environment variable is unset or not allowed, the stored
+    value cannot be decrypted, or there is none. The description names the variable (never a value):
+    it is for logs and administrators; the people signing in are shown ``shown_description``."""
+
+    default_description = "The client secret cannot be read."
+    shown_description = (
+        "This sign-in method is not available right now. The site's administrators have been told; please try "
+        "again later."
+    )
 
 
 class ProviderUnavailable(DuoOIDCError):
@@ -108,9 +122,16 @@ class DiscoveryError(ProviderResponseError):
 
 
 class TokenEndpointError(DuoOIDCError):
-    """The token endpoint refused a grant (RFC 6749 section 5.2)."""
+    """The token endpoint refused a grant (RFC 6749 section 5.2).
+
+    ``error`` is the code the endpoint answered with. ``stated`` is False when the endpoint answered a
+    bare 4xx with no OAuth error code: ``error`` is then ``invalid_request``, this library's word for it.
+    ``http_status`` is the status of the answer, when there was one.
+    """
 
     error = "invalid_grant"
+    stated: bool = True
+    http_status: int | None = None
     status_code = 400
     default_description = "The identity provider refused to issue tokens."
 

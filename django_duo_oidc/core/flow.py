@@ -11,6 +11,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from .errors import (
     ConfigurationError,
     ProviderResponseError,
+    SecretUnavailable,
     TokenEndpointError,
     TokenError,
 )
@@ -42,7 +43,7 @@ class ClientCredentials:
     def apply(self, data: Mapping[str, str | Sequence[str]]) -> tuple[dict[str, str | Sequence[str]], dict[str, str]]:
         """Return the form body and headers that authenticate this client."""
         if not self.client_secret:
-            raise ConfigurationError("The provider has no client secret configured.")
+            raise SecretUnavailable("The provider has no client secret configured.")
         if self.method == "client_secret_post":
             return {**data, "client_id": self.client_id, "client_secret": self.client_secret}, {}
         if self.method == "client_secret_basic":
@@ -242,21 +243,27 @@ def post_authenticated(
     except ProviderResponseError as exc:
         status = exc.http_status
         if any_4xx_refuses and status is not None and 400 <= status < 500:
-            raise TokenEndpointError(
-                f"The {what} refused the request (HTTP {status}).", error="invalid_request"
-            ) from exc
+            raise _bare_refusal(what, status) from exc
         raise
     if response.status != 200:
         error = response.data.get("error")
         if response.status in (400, 401) and isinstance(error, str):
             code = _safe_code(error)
-            raise TokenEndpointError(f"The {what} refused the request ({code}).", error=code)
+            refusal = TokenEndpointError(f"The {what} refused the request ({code}).", error=code)
+            refusal.http_status = response.status
+            raise refusal
         if any_4xx_refuses and 400 <= response.status < 500:
-            raise TokenEndpointError(
-                f"The {what} refused the request (HTTP {response.status}).", error="invalid_request"
-            )
+            raise _bare_refusal(what, response.status)
         raise ProviderResponseError(f"The {what} answered HTTP {response.status}.")
     return response.data
+
+
+def _bare_refusal(what: str, status: int) -> TokenEndpointError:
+    """A 4xx answer without an OAuth error code, as a refusal whose code this library chose."""
+    refusal = TokenEndpointError(f"The {what} refused the request (HTTP {status}).", error="invalid_request")
+    refusal.stated = False
+    refusal.http_status = status
+    return refusal
 
 
 def _token_request(

@@ -20,9 +20,11 @@ from django.conf import settings
 from django.contrib import auth
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render, resolve_url
-from django.urls import reverse
+from django.urls import get_script_prefix, reverse
+from django.utils.decorators import method_decorator
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.debug import SafeExceptionReporterFilter
+from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_variables
 from django.views.generic import View
 from mozilla_django_oidc.utils import add_state_and_verifier_and_nonce_to_session
@@ -40,6 +42,7 @@ from ..core.errors import (
     CacheUnavailable,
     ConfigurationError,
     DuoOIDCError,
+    SecretUnavailable,
     StateError,
     TokenEndpointError,
     TokenError,
@@ -66,6 +69,10 @@ OAUTH_ERROR_CODE = re.compile(r"[\x20\x21\x23-\x5b\x5d-\x7e]{1,64}")
 # Callback parameters that must not reach an error report: the code (with the session's PKCE verifier,
 # a login) and the state (the key of the pending login).
 SENSITIVE_CALLBACK_PARAMETERS = ("code", "state", "session_state")
+# When a provider's client secret cannot be read, the details (the variable's name) go to the log, at
+# most once a minute per provider and process; the people signing in see SecretUnavailable.shown_description.
+SECRET_REPORT_INTERVAL = 60.0
+_secret_reported: dict[str, float] = {}
 
 
 class CallbackReporterFilter(SafeExceptionReporterFilter):
@@ -90,13 +97,38 @@ def cleanse_callback_query(request: HttpRequest, names: tuple[str, ...] = SENSIT
     request.META["QUERY_STRING"] = cleansed.urlencode(safe="*")
 
 
+def not_found(description: str) -> ConfigurationError:
+    """A login that names no usable provider: 404, and the error code says so."""
+    exc = ConfigurationError(description, error="not_found")
+    exc.status_code = 404
+    return exc
+
+
+def secret_unavailable(provider: Provider | None, exc: SecretUnavailable) -> ConfigurationError:
+    """Log (as an ERROR naming the provider and the variable, never a value) that ``provider``'s client
+    secret cannot be read, and return the error the person signing in is shown instead: 503, no detail."""
+    slug = provider.slug if provider else "-"
+    now = time.monotonic()
+    if now - _secret_reported.get(slug, -SECRET_REPORT_INTERVAL) >= SECRET_REPORT_INTERVAL:
+        _secret_reported[slug] = now
+        logger.error("Provider %s cannot be used to sign in: %s", slug, exc.description)
+    shown = ConfigurationError(exc.shown_description, error="temporarily_unavailable")
+    shown.status_code = 503
+    return shown
+
+
 def error_response(
     request: HttpRequest, exc: DuoOIDCError, *, provider: Provider | None = None, status: int | None = None
 ) -> HttpResponse:
-    """Log the reason, send ``login_failed`` and render the error page. Never includes a token."""
+    """Log the reason, send ``login_failed`` and render the error page. Never includes a token, and never
+    the detail of a client secret that cannot be read (:func:`secret_unavailable`)."""
+    retry = True
+    if isinstance(exc, SecretUnavailable):
+        exc, status, retry = secret_unavailable(provider, exc), None, False
     # The provider's own error code where there is one (error=access_denied, invalid_grant, ...).
     reason = exc.error if isinstance(exc, AuthorizationError | TokenEndpointError) else type(exc).__name__
     status = status or exc.status_code
+    retry = retry and status != 404  # the same link would find the same nothing
     logger.warning(
         "Login failed (%s, provider=%s, status=%s): %s",
         reason,
@@ -107,7 +139,14 @@ def error_response(
     signals.login_failed.send(
         sender=DuoOIDCError, request=request, provider=provider, reason=reason, description=exc.description
     )
-    context = {"status": status, "message": exc.description, "provider": provider, "error": exc.error}
+    context = {
+        "status": status,
+        "message": exc.description,
+        "provider": provider,
+        "error": exc.error,
+        "retry": retry,
+        "home_url": get_script_prefix(),
+    }
     return render(request, conf.error_template, context, status=status)
 
 
@@ -130,19 +169,24 @@ class LoginView(OIDCAuthenticationRequestView):
         try:
             provider = get_login_provider(slug)  # never one that only issues or validates tokens
         except Provider.DoesNotExist as missing:
-            exc: DuoOIDCError = ConfigurationError(
+            unknown = not_found(
                 str(missing)
                 if isinstance(missing, NoBrowserLogin)
-                else "There is no identity provider by that name."
+                else "This site has no sign-in method by that name: the link you followed may be out of date."
                 if slug
-                else "No identity provider is set up."
+                else "No sign-in method is set up on this site yet."
             )
-            return error_response(request, exc, status=404)
+            return error_response(request, unknown)
+        try:
+            # Before the browser goes anywhere: without the secret the callback could not redeem the code.
+            provider.get_client_secret()
+        except SecretUnavailable as exc:
+            return error_response(request, exc, provider=provider)
         next_url = get_next_url(request, REDIRECT_FIELD_NAME)
         if request.GET.get(REDIRECT_FIELD_NAME) and next_url is None:
             # Fail closed: an off-site `next` is refused, not silently replaced.
-            exc = AuthorizationError("The address to return to after login is not on this site.")
-            return error_response(request, exc, provider=provider)
+            off_site = AuthorizationError("The address to return to after login is not on this site.")
+            return error_response(request, off_site, provider=provider)
         self.provider = provider
         attempt = AuthRequest.new()
         extra = self.get_extra_params(request)
@@ -161,11 +205,11 @@ class LoginView(OIDCAuthenticationRequestView):
         except CacheUnavailable:
             # The callback could not check its state for replay without the cache: don't start what
             # cannot finish.
-            exc = CacheUnavailable(
+            no_cache = CacheUnavailable(
                 "The login cannot start right now: this site's shared cache is not reachable. "
                 "Please try again in a moment."
             )
-            return error_response(request, exc, provider=provider)
+            return error_response(request, no_cache, provider=provider)
         except DuoOIDCError as exc:
             return error_response(request, exc, provider=provider)
         add_state_and_verifier_and_nonce_to_session(request, attempt.state, params, attempt.code_verifier)
@@ -332,14 +376,26 @@ class CallbackView(OIDCAuthenticationCallbackView):
         return resolve_url(settings.LOGIN_REDIRECT_URL)
 
 
+LOGOUT_TEMPLATE = "duo_oidc/logout.html"
+
+
 class LogoutView(OIDCLogoutView):
     """End the Django session (POST only, CSRF-protected); optionally end the provider session too.
+
+    A GET (a link, a typed address) logs nobody out: it answers 405 with a page holding the CSRF-protected
+    "Log out" button (template ``duo_oidc/logout.html``; context ``user``).
 
     Duo documents no end_session_endpoint, so by default only the Django session ends and the next
     login may be silent at Duo (use ``prompt=login`` to force re-authentication).
     """
 
-    http_method_names = ["post"]
+    http_method_names = ["get", "post"]
+
+    @method_decorator(never_cache)  # the page holds this browser's CSRF token
+    def get(self, request: HttpRequest) -> HttpResponse:
+        response = render(request, LOGOUT_TEMPLATE, {"user": request.user}, status=405)
+        response["Allow"] = "POST"
+        return response
 
     @property
     def redirect_url(self) -> str:

@@ -17,33 +17,19 @@ from django.http import HttpRequest, HttpResponse
 from django.utils.decorators import method_decorator
 from django.views.decorators.debug import sensitive_post_parameters
 
-from ..admin_generics import ModelAdmin, ModelForm, StackedInline
+from ..admin_generics import ModelAdmin, StackedInline
 from ..models import MFAConfiguration, MFAUserState
-from ..secret_fields import apply_secret, clear_box, secret_input
+from .forms import MFAConfigurationForm
 
-__all__ = ["MFAConfigurationAdmin", "MFAUserStateAdmin", "MFAUserStateInline", "show_mfa_state_on_user_admin"]
+__all__ = [
+    "MFAConfigurationAdmin",
+    "MFAConfigurationForm",
+    "MFAUserStateAdmin",
+    "MFAUserStateInline",
+    "show_mfa_state_on_user_admin",
+]
 
 logger = logging.getLogger("django_duo_oidc")
-
-
-class MFAConfigurationForm(ModelForm[MFAConfiguration]):
-    client_secret = secret_input(
-        "Write-only: stored encrypted (needs DUO_OIDC['ENCRYPTION_KEYS']); leave blank to keep the "
-        "current one. Prefer the environment variable field."
-    )
-    clear_client_secret = clear_box("Remove the stored encrypted secret.")
-
-    class Meta:
-        model = MFAConfiguration
-        fields = "__all__"
-
-    def clean(self) -> dict[str, Any]:
-        super().clean()
-        data = self.cleaned_data
-        apply_secret(
-            self, data, field="client_secret", clear="clear_client_secret", store=self.instance.set_client_secret
-        )
-        return data
 
 
 @admin.register(MFAConfiguration)

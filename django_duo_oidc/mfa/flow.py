@@ -26,7 +26,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.debug import sensitive_variables
 
 from .. import signals
-from ..core.errors import ConfigurationError, DuoOIDCError, ProviderUnavailable, TokenError
+from ..core.errors import ConfigurationError, DuoOIDCError, ProviderUnavailable, SecretUnavailable, TokenError
 from ..models import MFAConfiguration, MFAUserState
 from ..sessions import record_session
 from . import remember, session
@@ -82,7 +82,9 @@ def failure(
         factor=factor,
         device=device,
     )
-    context = {"status": status, "message": exc.description, "error": reason, "purpose": purpose}
+    # The variable holding a secret is named in the log above, never on the page.
+    message = exc.shown_description if isinstance(exc, SecretUnavailable) else exc.description
+    context = {"status": status, "message": message, "error": reason, "purpose": purpose}
     context["retry_url"] = retry_url or resolve_url(settings.LOGIN_URL)
     response = render(request, ERROR_TEMPLATE, context, status=status)
     if reason in ("factor_refused", "access_denied"):

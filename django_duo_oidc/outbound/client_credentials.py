@@ -41,6 +41,10 @@ __all__ = ["ClientCredentialsAuth", "ClientToken", "client_token", "forget_clien
 # wrong guess costs a renewal, not a run of 401s.
 DEFAULT_LIFETIME = 300
 
+#: The log line of a token obtained from the provider (``manage.py duo_oidc_call`` keeps it off the
+#: terminal it prints its own line on).
+TOKEN_OBTAINED_LOG = "Obtained a client-credentials token from provider %s (scope %r, %s s)"
+
 
 @dataclass(frozen=True)
 class ClientToken:
@@ -113,7 +117,7 @@ def client_token(
         }
         runtime.trusted_cache.set(key, entry, lifetime - margin)
         logger.info(
-            "Obtained a client-credentials token from provider %s (scope %r, %s s)",
+            TOKEN_OBTAINED_LOG,
             runtime.provider.slug,
             scope_str,
             lifetime,

@@ -1,13 +1,18 @@
-""" "Check connection": fetch discovery and JWKS and say, in an admin's words, what was found.
+""" "Check connection": fetch discovery and JWKS, try the client credentials at the token endpoint, and
+say, in an admin's words, what was found.
 
 The report is shown in the admin and printed by the command, so it never repeats what the fetched
 documents say (the issuer may name any server; its answer is not to be echoed): it describes, and
-names only values from a fixed vocabulary (algorithm names) or from this site's own configuration.
+names only values from a fixed vocabulary (algorithm names, OAuth error codes) or from this site's
+own configuration. It never shows the client secret.
 """
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass, field
+
+from django.views.decorators.debug import sensitive_variables
 
 from ..core.discovery import (
     SOURCE_KEY,
@@ -17,7 +22,8 @@ from ..core.discovery import (
     ProviderMetadata,
     duo_api_host_refusal,
 )
-from ..core.errors import ConfigurationError, DuoOIDCError, ProviderUnavailable
+from ..core.errors import ConfigurationError, DuoOIDCError, ProviderUnavailable, TokenEndpointError
+from ..core.pkce import new_verifier
 from ..models import Provider
 from .runtime import ProviderRuntime
 
@@ -32,6 +38,29 @@ JWS_ALGORITHMS = frozenset(
         "ES256K",
     }
 )
+
+
+# The token endpoint's error codes (RFC 6749 section 5.2, RFC 8707 section 2): the only codes named back.
+TOKEN_ERROR_CODES = frozenset(
+    {
+        "invalid_request",
+        "invalid_client",
+        "invalid_grant",
+        "unauthorized_client",
+        "unsupported_grant_type",
+        "invalid_scope",
+        "invalid_target",
+    }
+)
+
+# The answers to a made-up authorization code that come only after the client was authenticated:
+# RFC 6749 section 4.1.3 authenticates the client before it looks at the code, and section 5.2 gives
+# unauthorized_client to "the authenticated client".
+CLIENT_ACCEPTED_CODES = frozenset({"invalid_grant", "unauthorized_client"})
+
+# Sent with the made-up code when the caller knows no better (a command has no request to build this
+# site's callback URL from): any well-formed URL does, since the code is refused before it matters.
+PLACEHOLDER_REDIRECT_URI = "https://localhost/oidc/callback/"
 
 
 def _known_values(values: tuple[str, ...], vocabulary: frozenset[str]) -> str:
@@ -55,8 +84,16 @@ class ConnectionReport:
         self.lines.append(message)
 
 
-def check_connection(provider: Provider) -> ConnectionReport:
-    """Fetch fresh discovery and JWKS for ``provider`` and report what is right or wrong."""
+def check_connection(provider: Provider, *, redirect_uri: str | None = None) -> ConnectionReport:
+    """Fetch fresh discovery and JWKS for ``provider``, try its client credentials at the token
+    endpoint, and report what is right or wrong.
+
+    The credentials are tried by redeeming a made-up authorization code, authenticated exactly as a
+    login redeems a real one (the provider's ``token_auth_method``): a provider answers
+    ``invalid_client`` when the client id or secret is wrong (the report says REJECTED and fails) and
+    ``invalid_grant`` when they are right. Any other answer is reported as "not verified", with why.
+    ``redirect_uri`` is sent with the made-up code: this site's callback URL when the caller knows it.
+    """
     report = ConnectionReport(provider)
     refusal = duo_api_host_refusal(provider.issuer)
     if refusal:  # not even asked: it is not an OpenID provider (DUO.md 0)
@@ -108,7 +145,7 @@ def check_connection(provider: Provider) -> ConnectionReport:
     _report_bearer_validation(report, provider, metadata, endpoint)
     if not metadata.jwks_uri:
         report.lines.append("No JWKS: JWTs of this provider cannot be verified here.")
-        return _report_rest(report, provider, metadata)
+        return _report_rest(report, runtime, metadata, redirect_uri)
     try:
         keys = runtime.keys.refresh()
     except ProviderUnavailable:
@@ -121,10 +158,13 @@ def check_connection(provider: Provider) -> ConnectionReport:
             report.lines.append(f"Signing keys OK: {len(keys)} key(s) published.")
         else:
             report.fail("The provider publishes no signing key this site can use.")
-    return _report_rest(report, provider, metadata)
+    return _report_rest(report, runtime, metadata, redirect_uri)
 
 
-def _report_rest(report: ConnectionReport, provider: Provider, metadata: ProviderMetadata) -> ConnectionReport:
+def _report_rest(
+    report: ConnectionReport, runtime: ProviderRuntime, metadata: ProviderMetadata, redirect_uri: str | None
+) -> ConnectionReport:
+    provider = runtime.provider
     if provider.algorithm_list and not set(provider.algorithm_list) & set(
         metadata.id_token_signing_alg_values_supported
     ):
@@ -146,9 +186,60 @@ def _report_rest(report: ConnectionReport, provider: Provider, metadata: Provide
         provider.get_client_secret()
     except ConfigurationError as exc:
         report.fail(exc.description)
-    else:
-        report.lines.append(f"Client secret: {provider.secret_status}.")
+        report.lines.append("Client credentials: not verified: there is no client secret to send.")
+        return report
+    report.lines.append(f"Client secret: {provider.secret_status}.")
+    if not metadata.token_endpoint:
+        report.lines.append("Client credentials: not verified: there is no token endpoint to send them to.")
+        return report
+    _report_credentials(report, runtime, redirect_uri or PLACEHOLDER_REDIRECT_URI)
     return report
+
+
+@sensitive_variables()  # the client secret, in the request made with it
+def _report_credentials(report: ConnectionReport, runtime: ProviderRuntime, redirect_uri: str) -> None:
+    """Redeem a made-up authorization code as a login would, and say what the answer proves."""
+    method = runtime.provider.token_auth_method
+    try:
+        runtime.exchange_code(code=secrets.token_urlsafe(32), redirect_uri=redirect_uri, code_verifier=new_verifier())
+    except TokenEndpointError as exc:
+        code = exc.error if exc.stated and exc.error in TOKEN_ERROR_CODES else None
+        if code == "invalid_client":
+            report.fail(
+                f"Client credentials: REJECTED: invalid_client. The token endpoint refused client id "
+                f"{runtime.provider.client_id} with this secret sent as {method}: check the secret (after a reset "
+                "in Duo only the new one works), the client id, and the token endpoint authentication method."
+            )
+        elif code in CLIENT_ACCEPTED_CODES:
+            report.lines.append(
+                f"Client credentials: accepted by the token endpoint ({method}; it refused a made-up "
+                f"authorization code with {code}, not invalid_client)."
+            )
+        elif not exc.stated:
+            status = f"HTTP {exc.http_status}" if exc.http_status else "a refusal"
+            report.lines.append(
+                f"Client credentials: not verified: the token endpoint answered {status} without an OAuth error "
+                "code, which does not say whether it checked them."
+            )
+        else:
+            report.lines.append(
+                f"Client credentials: not verified: the token endpoint answered {code or 'an unrecognised error code'}"
+                ", which does not say whether it checked them."
+            )
+    except ConfigurationError as exc:  # this site's own words (an authentication method it does not know)
+        report.fail(f"Client credentials: not verified: {exc.description}")
+    except ProviderUnavailable:
+        report.fail(
+            "Client credentials: not verified: the token endpoint could not be reached (or answered with a "
+            "server error)."
+        )
+    except DuoOIDCError:
+        report.lines.append("Client credentials: not verified: the token endpoint's answer could not be understood.")
+    else:
+        report.fail(
+            "Client credentials: not verified: the token endpoint issued tokens for a made-up authorization "
+            "code. Do not trust this provider."
+        )
 
 
 def _report_bearer_validation(

@@ -195,6 +195,7 @@ class ProviderRuntime:
             )
             if name == "authorization_endpoint":
                 exc.status_code = 404  # a token-only server: there is no login page to go to
+                exc.error = "not_found"
             raise exc
         return str(url)
 

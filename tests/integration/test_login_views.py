@@ -377,7 +377,7 @@ def test_missing_secret_is_a_clear_error(
     location = start(client)
     monkeypatch.delenv("DUO_FAKE_OP_SECRET")
     response = client.get("/oidc/callback/?" + fake_op.authorize(location))
-    assert response.status_code == 500
+    assert response.status_code == 503  # the kind page, without the variable's name (test_papercuts_15)
     assert me(client) == {"authenticated": False}
 
 

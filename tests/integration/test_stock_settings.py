@@ -19,26 +19,15 @@ from typing import Any
 
 import pytest
 
+from tests.docblocks import labelled_blocks
+
 ROOT = Path(__file__).resolve().parents[2]
 
-# README.md, "Quick start": the lines it adds to settings.py and urls.py, and nothing else.
-QUICK_START_SETTINGS = """
-# --- README.md Quick start ---
-INSTALLED_APPS = [*INSTALLED_APPS, "django_duo_oidc"]
+# README.md, "Quick start": the lines it adds at the end of settings.py and its urls.py, read from the
+# README itself (the blocks marked <!-- quickstart: settings --> and <!-- quickstart: urls -->), so the
+# README cannot say something this test does not run.
+QUICK_START = labelled_blocks(ROOT / "README.md", "quickstart")
 
-AUTHENTICATION_BACKENDS = [
-    "django_duo_oidc.backends.DuoOIDCBackend",
-    "django.contrib.auth.backends.ModelBackend",  # if you keep password logins
-]
-
-MIDDLEWARE.insert(
-    MIDDLEWARE.index("django.contrib.auth.middleware.AuthenticationMiddleware") + 1,
-    "django_duo_oidc.middleware.DuoOIDCMiddleware",  # after AuthenticationMiddleware
-)
-
-LOGIN_URL = "duo_oidc:login"
-LOGIN_REDIRECT_URL = "/"
-"""
 
 # Runs inside the generated project. What it adds to the project is test harness only: the test
 # environment (as Django's test runner sets it up), the database migrated, a provider created with
@@ -96,6 +85,16 @@ results["anonymous_logout"] = {"status": logout.status_code, "location": logout.
 bad = Client(raise_request_exception=False).get("/oidc/callback/?state=forged&code=x")
 results["bad_state"] = {"status": bad.status_code, "content_type": bad.get("Content-Type", ""),
                         "body": bad.content.decode(errors="replace")[:4000]}
+
+# An access-log line for the callback, as runserver writes it: the Quick start's LOGGING redacts it.
+import io, logging
+stream = io.StringIO()
+logging.getLogger("django.server").handlers[0].setStream(stream)
+logging.getLogger("django.server").info(
+    '"%s" %s %s', "GET /oidc/callback/?code=THE-CODE&state=THE-STATE HTTP/1.1", "302", "0",
+    extra={"status_code": 302, "server_time": "01/Dec/2026 19:00:00"},
+)
+results["access_log"] = stream.getvalue()
 print("RESULTS " + json.dumps(results))
 """
 
@@ -106,13 +105,8 @@ def stock(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     base = tmp_path_factory.mktemp("stock")
     subprocess.run([sys.executable, "-m", "django", "startproject", "mysite", str(base)], check=True)
     with open(base / "mysite" / "settings.py", "a") as settings_file:
-        settings_file.write(QUICK_START_SETTINGS)
-    urls = base / "mysite" / "urls.py"
-    text = urls.read_text()
-    assert "from django.urls import path\n" in text and "urlpatterns = [\n" in text
-    text = text.replace("from django.urls import path\n", "from django.urls import include, path\n")
-    text = text.replace("urlpatterns = [\n", 'urlpatterns = [\n    path("oidc/", include("django_duo_oidc.urls")),\n')
-    urls.write_text(text)
+        settings_file.write("\n" + QUICK_START["settings"].text)
+    (base / "mysite" / "urls.py").write_text(QUICK_START["urls"].text)
     (base / "run_requests.py").write_text(textwrap.dedent(SCRIPT))
     env = {
         **os.environ,
@@ -140,9 +134,26 @@ def test_login_start_redirects_to_the_provider(stock: dict[str, Any]) -> None:
 
 
 def test_logout_logs_out_and_redirects_to_the_root(stock: dict[str, Any]) -> None:
-    # Django's default LOGOUT_REDIRECT_URL is None: the user is logged out all the same, and sent to "/".
+    # The Quick start sets LOGOUT_REDIRECT_URL = "/" (Django's default None is tested in process below).
     assert stock["logout"] == {"status": 302, "location": "/", "logged_in": False, "login_data": False}
     assert stock["anonymous_logout"] == {"status": 302, "location": "/"}
+
+
+def test_the_quick_start_is_what_this_test_runs() -> None:
+    assert set(QUICK_START) == {"settings", "urls"}
+    assert all(block.language == "python" for block in QUICK_START.values())
+    settings_text = QUICK_START["settings"].text
+    for line in (
+        '"django_duo_oidc.middleware.DuoOIDCMiddleware"',
+        'LOGOUT_REDIRECT_URL = "/"',
+        '"()": "django_duo_oidc.log_filters.RedactOAuthParams"',
+    ):
+        assert line in settings_text
+
+
+def test_the_access_log_of_the_callback_is_redacted(stock: dict[str, Any]) -> None:
+    line = stock["access_log"]
+    assert line == '[01/Dec/2026 19:00:00] "GET /oidc/callback/?code=[redacted]&state=[redacted] HTTP/1.1" 302 0\n'
 
 
 def test_callback_with_a_bad_state_is_a_400_page(stock: dict[str, Any]) -> None:

@@ -9,7 +9,11 @@ The token is never printed unless ``--print-token`` asks for it.
 from __future__ import annotations
 
 import json
+import logging
+import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import requests
@@ -18,7 +22,35 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from ...conf import conf
 from ...core.errors import DuoOIDCError
 from ...models import Provider
-from ...outbound.client_credentials import ClientCredentialsAuth, client_token
+from ...outbound.client_credentials import TOKEN_OBTAINED_LOG, ClientCredentialsAuth, client_token
+
+
+def _not_token_obtained(record: logging.LogRecord) -> bool:
+    return record.msg != TOKEN_OBTAINED_LOG
+
+
+@contextmanager
+def one_line_about_the_token() -> Iterator[None]:
+    """Keep the library's "Obtained a client-credentials token" log line off this terminal (the handlers
+    writing to standard error or output) while the command prints its own line saying the same and
+    more; log files and services still get it."""
+    terminal = (sys.stderr, sys.stdout, sys.__stderr__, sys.__stdout__)
+    handlers: list[logging.Handler] = []
+    logger: logging.Logger | None = logging.getLogger("django_duo_oidc")
+    while logger is not None:
+        handlers += [
+            h
+            for h in logger.handlers
+            if isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler) and h.stream in terminal
+        ]
+        logger = logger.parent if logger.propagate else None
+    for handler in handlers:
+        handler.addFilter(_not_token_obtained)
+    try:
+        yield
+    finally:
+        for handler in handlers:
+            handler.removeFilter(_not_token_obtained)
 
 
 class Command(BaseCommand):
@@ -40,7 +72,8 @@ class Command(BaseCommand):
         if not options["url"] and not options["print_token"]:
             raise CommandError("Give a URL to call, or --print-token.")
         try:
-            token = client_token(options["scope"], provider=options["provider"], resource=options["resource"])
+            with one_line_about_the_token():
+                token = client_token(options["scope"], provider=options["provider"], resource=options["resource"])
         except Provider.DoesNotExist as exc:
             raise CommandError(f"No enabled provider {options['provider'] or '(default)'}.") from exc
         except DuoOIDCError as exc:

@@ -11,12 +11,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from ...directory.client import ca_certs_refusal, check_connection, parse_api_host
+from ...directory.client import check_connection
 from ...models import DirectoryConnection, Provider
 from .. import store_secret_from_stdin
+from ..validation import refusals_as_command_errors, save_as_admin, set_enabled
+
+#: The options not named after their field (see :func:`..options.flag_for`); the other fields' options are.
+FLAGS = {
+    "slug": "slug",
+    "integration_key": "--ikey",
+    "secret_key_env": "--skey-env",
+    "secret_key_encrypted": "--skey-stdin",  # and --clear-skey
+    "manage_groups": "--groups",  # and --no-groups
+    "enabled": "--enable",  # and --disable
+}
 
 
 class Command(BaseCommand):
@@ -27,12 +37,13 @@ class Command(BaseCommand):
         parser.add_argument("--api-host", help="Admin API hostname, e.g. api-xxxxxxxx.duosecurity.com (host:port).")
         parser.add_argument("--ikey", help="Integration key (DI...).")
         secret = parser.add_mutually_exclusive_group()
-        secret.add_argument("--skey-env", help="Name of the environment variable holding the secret key.")
+        secret.add_argument("--skey-env", help="Name of the environment variable holding the secret key ('' for none).")
         secret.add_argument(
             "--skey-stdin",
             action="store_true",
             help="Read the secret key from standard input and store it encrypted (needs ENCRYPTION_KEYS).",
         )
+        secret.add_argument("--clear-skey", action="store_true", help="Remove the stored encrypted secret key.")
         parser.add_argument("--provider", help="Slug of the OIDC provider whose users this directory governs.")
         parser.add_argument("--match", choices=[c for c, _ in DirectoryConnection.Match.choices])
         parser.add_argument("--ca-certs", help="Path of a CA bundle to trust instead of Duo's pinned CAs (tests).")
@@ -66,20 +77,13 @@ class Command(BaseCommand):
                 raise CommandError(f"A new directory connection needs {', '.join(missing)}.")
             connection = DirectoryConnection(slug=slug)
         assert connection is not None
-        if options["api_host"] is not None:
-            try:
-                parse_api_host(options["api_host"])
-            except ValueError as exc:
-                raise CommandError(str(exc)) from None
-            connection.api_host = options["api_host"].strip()
-        if options["ca_certs"] is not None and (refusal := ca_certs_refusal(options["ca_certs"])):
-            raise CommandError(refusal)
         if options["provider"] is not None:
             provider = Provider.objects.filter(slug=options["provider"]).first()
             if provider is None:
                 raise CommandError(f"There is no provider {options['provider']!r} (see duo_oidc_provider).")
             connection.provider = provider
         for option, attr in (
+            ("api_host", "api_host"),
             ("ikey", "integration_key"),
             ("match", "match"),
             ("ca_certs", "ca_certs"),
@@ -89,14 +93,14 @@ class Command(BaseCommand):
         ):
             if options[option] is not None:
                 setattr(connection, attr, options[option])
-        if options["max_deprovision_percent"] is not None and not 0 <= options["max_deprovision_percent"] <= 100:
-            raise CommandError("--max-deprovision-percent is a number from 0 to 100.")
-        if options["skey_env"]:
+        if options["skey_env"] is not None:
             connection.secret_key_env = options["skey_env"]
             connection.secret_key_encrypted = ""
         if options["skey_stdin"]:
             store_secret_from_stdin(connection.set_secret_key, what="secret key")
             connection.secret_key_env = ""
+        if options["clear_skey"]:
+            connection.secret_key_encrypted = ""
         for on, off, attr in (
             ("groups", "no_groups", "manage_groups"),
             ("deprovision", "no_deprovision", "deprovision"),
@@ -105,15 +109,9 @@ class Command(BaseCommand):
                 setattr(connection, attr, True)
             if options[off]:
                 setattr(connection, attr, False)
-        if options["enable"]:
-            connection.enabled = True
-        if options["disable"]:
-            connection.enabled = False
-        try:
-            connection.full_clean()
-        except ValidationError as exc:
-            raise CommandError("; ".join(f"{k}: {' '.join(v)}" for k, v in exc.message_dict.items())) from None
-        connection.save()
+        set_enabled(connection, options)
+        with refusals_as_command_errors():
+            save_as_admin(connection, by="duo_oidc_directory")
         self.stdout.write(
             f"{'Created' if created else 'Updated'} directory connection {slug!r} for provider "
             f"{connection.provider.slug!r} (secret key: {connection.secret_status})."

@@ -16,14 +16,15 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth.models import Group
-from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import transaction
 
 from ...core.errors import ConfigurationError, DuoOIDCError
 from ...mfa.checks import check_configuration
 from ...mfa.duo import client_for, health_check
 from ...models import MFAConfiguration
 from .. import store_secret_from_stdin
+from ..validation import refusals_as_command_errors, save_as_admin, set_enabled
 
 # What Duo's refusals mean, for --check (DUO.md section 3).
 EXPLAIN_UNAUTHORIZED = (
@@ -38,18 +39,31 @@ EXPLAIN_40002 = (
 )
 
 
+#: The options not named after their field (see :func:`..options.flag_for`); the other fields' options are.
+FLAGS = {
+    "client_secret_encrypted": "--client-secret-stdin",  # and --clear-client-secret
+    "enabled": "--enable",  # and --disable
+    "groups": "--group",  # repeatable; --group "" empties the list
+    "refused_factors": "--refuse-factor",  # repeatable; --refuse-factor "" empties the list
+}
+
+
 class Command(BaseCommand):
     help = "Create or update the second factor (Duo Universal Prompt after the password), and check it."
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--client-id", help="Client ID of the Duo Web SDK application (20 characters).")
         secret = parser.add_mutually_exclusive_group()
-        secret.add_argument("--client-secret-env", help="Name of the environment variable holding the secret.")
+        secret.add_argument(
+            "--client-secret-env", help="Name of the environment variable holding the secret ('' for none)."
+        )
         secret.add_argument(
             "--client-secret-stdin",
             action="store_true",
             help="Read the secret from standard input and store it encrypted (needs ENCRYPTION_KEYS).",
         )
+        secret.add_argument("--clear-client-secret", action="store_true", help="Remove the stored encrypted secret.")
+        parser.add_argument("--name", help='Shown in messages (default "Duo").')
         parser.add_argument("--api-host", help="API hostname, e.g. api-xxxxxxxx.duosecurity.com.")
         parser.add_argument("--ca-certs", help='CA bundle to trust instead of the Duo CAs the SDK pins ("" clears).')
         parser.add_argument("--fail-mode", choices=[c for c, _ in MFAConfiguration.FailMode.choices])
@@ -75,14 +89,12 @@ class Command(BaseCommand):
                 raise CommandError("A new configuration needs --client-secret-env VAR (or --client-secret-stdin).")
             config = MFAConfiguration()
         self.apply(config, options)
-        try:
-            config.full_clean()
-        except ValidationError as exc:
-            raise CommandError("; ".join(f"{k}: {' '.join(v)}" for k, v in exc.message_dict.items())) from exc
-        config.save()
-        if options["group"] is not None:
-            groups = [Group.objects.get_or_create(name=name)[0] for name in options["group"] if name]
-            config.groups.set(groups)
+        # A group created for a configuration refused is not left behind.
+        with refusals_as_command_errors(), transaction.atomic():
+            m2m = {}
+            if options["group"] is not None:
+                m2m["groups"] = [Group.objects.get_or_create(name=name)[0] for name in options["group"] if name]
+            save_as_admin(config, by="duo_oidc_mfa", m2m=m2m)
         self.stdout.write(
             f"{'Created' if created else 'Updated'} the second factor ({'on' if config.enabled else 'off'}, "
             f"api host {config.api_host}, secret: {config.secret_status}, fail mode {config.fail_mode}, "
@@ -92,23 +104,31 @@ class Command(BaseCommand):
             self.check_config(config)
 
     def apply(self, config: MFAConfiguration, options: dict[str, Any]) -> None:
-        for option in ("client_id", "api_host", "ca_certs", "fail_mode", "who", "remember_days", "username_from"):
+        for option in (
+            "name",
+            "client_id",
+            "api_host",
+            "ca_certs",
+            "fail_mode",
+            "who",
+            "remember_days",
+            "username_from",
+        ):
             if options[option] is not None:
                 setattr(config, option, options[option])
         if options["remember_days"] is not None and options["remember_days"] < 0:
             raise CommandError("--remember-days is 0 or more.")
-        if options["client_secret_env"]:
+        if options["client_secret_env"] is not None:
             config.client_secret_env = options["client_secret_env"]
             config.client_secret_encrypted = ""
         if options["client_secret_stdin"]:
             store_secret_from_stdin(config.set_client_secret)
             config.client_secret_env = ""
+        if options["clear_client_secret"]:
+            config.client_secret_encrypted = ""
         if options["refuse_factor"] is not None:
             config.refused_factors = ", ".join(f.strip() for f in options["refuse_factor"] if f.strip())
-        if options["enable"]:
-            config.enabled = True
-        if options["disable"]:
-            config.enabled = False
+        set_enabled(config, options)
 
     def check_config(self, config: MFAConfiguration) -> None:
         problems = check_configuration(config)

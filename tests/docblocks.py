@@ -1,0 +1,63 @@
+"""The code blocks of a Markdown document that tests run as written (README's Quick start, docs/tutorial.md).
+
+A block is marked by an HTML comment on the line before its opening fence, invisible on GitHub and in
+the docs site::
+
+    <!-- tutorial: settings -->
+    ```python
+    ...
+    ```
+
+``labelled_blocks(path, "tutorial")`` returns ``{"settings": Block("python", "...")}``. A marker may name an
+action before the label (``<!-- tutorial: write crm/views.py -->``): ``Block.action`` is then ``"write"``.
+A label given twice, a marker not followed by a fenced block, or a block that never closes is an error:
+the test then fails on the document, not on a half-read block.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+_MARKER = re.compile(r"^<!--\s*([\w.-]+):\s*(?:(\w+)\s+)?([\w./-]+)\s*-->\s*$")
+_FENCE = re.compile(r"^(`{3,}|~{3,})\s*([\w+-]*)")
+
+
+@dataclass(frozen=True)
+class Block:
+    """One fenced code block: its language (the word after the fence), its text as written, and the action
+    its marker names before the label ("" when none)."""
+
+    language: str
+    text: str
+    action: str = ""
+
+
+def labelled_blocks(path: Path, prefix: str) -> dict[str, Block]:
+    """The blocks of ``path`` marked ``<!-- {prefix}: <label> -->``, by label, in document order."""
+    lines = path.read_text().splitlines()
+    blocks: dict[str, Block] = {}
+    index = 0
+    while index < len(lines):
+        marker = _MARKER.match(lines[index])
+        index += 1
+        if not marker or marker.group(1) != prefix:
+            continue
+        action, label = marker.group(2) or "", marker.group(3)
+        fence = _FENCE.match(lines[index]) if index < len(lines) else None
+        if fence is None:
+            raise ValueError(f"{path.name}: the marker {prefix}: {label} is not followed by a fenced code block")
+        if label in blocks:
+            raise ValueError(f"{path.name}: the label {prefix}: {label} is used twice")
+        closing = fence.group(1)
+        body: list[str] = []
+        index += 1
+        while index < len(lines) and lines[index].strip() != closing:
+            body.append(lines[index])
+            index += 1
+        if index == len(lines):
+            raise ValueError(f"{path.name}: the block {prefix}: {label} is not closed")
+        index += 1
+        blocks[label] = Block(fence.group(2), "\n".join(body) + "\n", action)
+    return blocks
