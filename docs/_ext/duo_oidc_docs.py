@@ -117,6 +117,10 @@ RUNS_WHEN = {
     "check_providers": "``manage.py check --database default`` and ``migrate`` (it reads the providers)",
     "_check_authorization_servers": "``manage.py check --database default`` and ``migrate`` (it reads the providers)",
     "check_deploy": "``manage.py check --deploy``",
+    "check_secret_variables": (
+        "``manage.py check --database default``, ``migrate``, ``check --deploy`` and ``duo_oidc_provider --check``"
+        " (it reads the providers)"
+    ),
     "check_configuration": "``manage.py check --database default`` and ``migrate`` (the second-factor configuration)",
     "check_credentials_at_duo": "``manage.py check --deploy --database default`` (it calls Duo's health check)",
 }
