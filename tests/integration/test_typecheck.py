@@ -37,11 +37,12 @@ def _dev(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, *, django: str = "", m
 
 
 def _run_test_command(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, dev: ModuleType) -> int:
-    """dev.test(["--fast"]) with set-up, lint-imports and the pytest leg replaced (they pass)."""
+    """dev.test(["--fast"]) with set-up, lint-imports, the docs build and the pytest leg replaced (they pass)."""
     monkeypatch.setattr(dev, "ROOT", tmp_path)
     monkeypatch.setattr(dev, "PY", Path(sys.executable))
     monkeypatch.setattr(dev, "ensure_python_env", lambda: None)
     monkeypatch.setattr(dev, "lint_imports", lambda: 0)
+    monkeypatch.setattr(dev, "build_docs", lambda: 0)
     (tmp_path / "test-artifacts").mkdir()
     leg: dict[str, Any] = {"name": "fast", "code": 0, "seconds": 1.0, "tiers": {"unit": 1}}
     leg.update(tests=1, failures=0, errors=0, skipped=0)
