@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING
 
 import requests
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -38,6 +38,10 @@ from django_duo_oidc.outbound.client_credentials import ClientToken
 from django_duo_oidc.outbound.user_token import UserTokenAuth
 from django_duo_oidc.request import OIDCRequest
 from django_duo_oidc.testing import DuoTestMixin, FakeDuo
+
+if TYPE_CHECKING:
+    # The site's user model as django-stubs names it (its plugin reads AUTH_USER_MODEL).
+    from django.contrib.auth.models import _User as SiteUser
 
 # Views ---------------------------------------------------------------------------------------------
 
@@ -153,7 +157,7 @@ class ContactsTests(DuoTestMixin, TestCase):
 
 
 def kit_with_pytest(
-    client: Client, duo_provider: FakeDuo, duo_login: Callable[..., Any], duo_token: Callable[..., str]
+    client: Client, duo_provider: FakeDuo, duo_login: Callable[..., SiteUser], duo_token: Callable[..., str]
 ) -> None:
     """A pytest test's body, with the kit's fixtures (not collected: no ``test_`` name)."""
     user = duo_provider.login(client, "alice", scopes=["crm.contacts.read"], groups=["crm-users"])
@@ -161,5 +165,5 @@ def kit_with_pytest(
     client_bearer: str = duo_provider.client_token("crm.contacts.read")
     duo_provider.revoke("alice")
     duo_provider.make_due(client)
-    duo_login(client, "bob", scopes=[])
-    del bearer, client_bearer, duo_token
+    bob: SiteUser = duo_login(client, "bob", scopes=[])
+    del bearer, client_bearer, duo_token, bob
