@@ -88,6 +88,8 @@ LOGOUT_REDIRECT_URL = "/"
 
 STATIC_URL = "static/"
 USE_TZ = True
+# Times on pages and in the admin (the access review's last Duo login) are shown in this zone.
+TIME_ZONE = "UTC"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 SESSION_COOKIE_SECURE = not DEBUG
