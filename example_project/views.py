@@ -9,7 +9,7 @@ from typing import Any
 import requests
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import render
 from django.urls import reverse
 from django.utils.cache import patch_vary_headers
@@ -83,7 +83,7 @@ class ContactsExportView(ScopesRequiredMixin, View):
     required_scopes = "crm.contacts.read"
     scopes_max_age = 300
 
-    def get(self, request: HttpRequest) -> HttpResponse:
+    def get(self, request: HttpRequest) -> StreamingHttpResponse:
         return csv_response("contacts.csv", ["name", "email"], ([c["name"], c["email"]] for c in CONTACTS))
 
 

@@ -73,7 +73,7 @@ def log_in(tab: Any, site: Site, user: str, link: str = "Log in with Duo", name:
 
 
 def who(tab: Any) -> str:
-    return tab.inner_text("dl dd >> nth=0")
+    return str(tab.inner_text("dl dd >> nth=0"))
 
 
 def test_alice_has_the_scope_and_bob_meets_the_403_page(tab: Any, example: Site) -> None:

@@ -16,20 +16,20 @@ from django.test import Client
 
 import example_project.settings as example_settings
 from django_duo_oidc.models import Provider
+from django_duo_oidc.testing.fakeop import FakeOP
 from example_project import views
-from tests.fakeop import FakeOP
 
 from .test_login_views import login, me
 from .test_policy import CRM, age_session
 
 pytestmark = pytest.mark.django_db
 # What Chromium sends for a page it navigates to.
-BROWSER = {"HTTP_ACCEPT": "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,*/*;q=0.8"}
+BROWSER = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,*/*;q=0.8"}
 NAV = ["Home", "Me", "Contacts", "Export", "Upstream", "Admin"]
 
 
 def page(client: Client, url: str, status: int = 200) -> str:
-    response = client.get(url, **BROWSER)
+    response = client.get(url, headers=BROWSER)
     assert response.status_code == status, response.content
     assert response["Content-Type"].startswith("text/html")
     return response.content.decode()
@@ -48,14 +48,21 @@ def test_me_is_a_page_with_navigation_for_a_browser(client: Client, fake_op: Fak
 
 
 @pytest.mark.parametrize(
-    "headers",
-    [{}, {"HTTP_ACCEPT": "*/*"}, {"HTTP_ACCEPT": "application/json"}, {**BROWSER, "QUERY_STRING": "format=json"}],
+    ("url", "headers"),
+    [
+        ("/me/", {}),
+        ("/me/", {"Accept": "*/*"}),
+        ("/me/", {"Accept": "application/json"}),
+        ("/me/?format=json", BROWSER),
+    ],
     ids=["no Accept", "*/*", "application/json", "?format=json"],
 )
-def test_me_stays_json_for_scripts(client: Client, fake_op: FakeOP, provider: Provider, headers: Any) -> None:
-    assert client.get("/me/", **headers).json() == {"authenticated": False}
+def test_me_stays_json_for_scripts(
+    client: Client, fake_op: FakeOP, provider: Provider, url: str, headers: dict[str, str]
+) -> None:
+    assert client.get(url, headers=headers).json() == {"authenticated": False}
     login(client, fake_op)
-    response = client.get("/me/", **headers)
+    response = client.get(url, headers=headers)
     assert response.json()["username"] == "alice@example.test"
     assert "Accept" in response["Vary"]
 
@@ -88,7 +95,7 @@ def rows(response: Any) -> list[list[str]]:
 
 def test_export_downloads_the_contacts_as_csv(client: Client, fake_op: FakeOP, provider: Provider) -> None:
     login(client, fake_op, scope=CRM)
-    response = client.get("/contacts/export/", **BROWSER)
+    response = client.get("/contacts/export/", headers=BROWSER)
     assert response.status_code == 200
     assert response["Content-Type"] == "text/csv; charset=utf-8"
     assert response["Content-Disposition"] == 'attachment; filename="contacts.csv"'
@@ -120,7 +127,7 @@ def test_export_keeps_its_scope_and_step_up(client: Client, fake_op: FakeOP, pro
 
 def test_logout_says_so_once_on_the_next_page(client: Client, fake_op: FakeOP, provider: Provider) -> None:
     login(client, fake_op)
-    response = client.post("/oidc/logout/", follow=True, **BROWSER)
+    response = client.post("/oidc/logout/", follow=True, headers=BROWSER)
     html = response.content.decode()
     assert response.redirect_chain == [("/", 302)]
     assert "You are logged out." in html and ">Log in</a>" in html
@@ -173,7 +180,7 @@ def test_upstream_failure_is_a_page_for_a_browser(
     client: Client, fake_op: FakeOP, provider: Provider, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     class Unreachable(requests.Session):
-        def request(self, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+        def request(self, *args: Any, **kwargs: Any) -> requests.Response:
             raise requests.ConnectionError("refused")
 
     monkeypatch.setattr(views, "upstream_session", Unreachable)
