@@ -89,10 +89,18 @@ def test_alice_has_the_scope_and_bob_meets_the_403_page(tab: Any, example: Site)
     assert response.status == 403
     assert "crm.contacts.read" in tab.inner_text("body")
     shot(tab, "newcomer-02-bob-forbidden")
-    # Asking again goes through the provider, which still withholds it: the same tab, not a loop.
+    assert "Upstream" in tab.inner_text("nav")  # the site's layout, with its way back
+    # Asking again goes through the provider, which still withholds it: the same page, not a loop.
     tab.click("text=Request access")
     tab.wait_for_url(example.base + "/contacts/")
     assert "Request access" in tab.inner_text("body")
+    # Someone who has it: log out (here and at the provider), and alice logs in.
+    tab.click("text=Log out")
+    tab.wait_for_url(example.issuer + "/**")
+    tab.click("text=Yes, sign me out")
+    tab.wait_for_url(example.base + "/")
+    log_in(tab, example, "alice", name="newcomer-again")
+    assert tab.goto(example.base + "/contacts/").status == 200
 
 
 def test_bobs_token_lacks_the_scope_even_when_asked_directly(example: Site) -> None:

@@ -173,6 +173,28 @@ def test_every_page_has_the_navigation(client: Client, fake_op: FakeOP, provider
     assert "<strong>alice@example.test</strong>" in html
 
 
+@pytest.fixture
+def example_pages(settings: Any) -> None:
+    """The example's own templates for the library's 403 and login-failure pages (its DUO_OIDC keys)."""
+    keys = ("FORBIDDEN_TEMPLATE", "ERROR_TEMPLATE")
+    settings.DUO_OIDC = {**settings.DUO_OIDC, **{key: example_settings.DUO_OIDC[key] for key in keys}}
+
+
+def test_the_403_page_is_in_the_sites_layout(
+    client: Client, fake_op: FakeOP, provider: Provider, example_pages: None
+) -> None:
+    login(client, fake_op)  # without crm.contacts.read
+    html = page(client, "/contacts/?q=%22%3E%3Cscript%3E", status=403)
+    assert all(f">{link}</a>" in html for link in NAV)
+    assert "<code>crm.contacts.read</code>" in html and ">Request access</a>" in html
+    assert ">Log out</button>" in html and "<script>" not in html
+
+
+def test_a_failed_login_is_in_the_sites_layout(client: Client, provider: Provider, example_pages: None) -> None:
+    html = page(client, "/oidc/callback/?code=x&state=forged", status=400)
+    assert "We could not log you in" in html and all(f">{link}</a>" in html for link in NAV)
+
+
 # /me/upstream/ as a page -------------------------------------------------------------------------------
 
 
