@@ -13,6 +13,7 @@ import json
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +25,6 @@ from tests.integration.test_config_shell import ISSUER, run
 
 pytestmark = pytest.mark.django_db
 
-Capture = Callable[..., AbstractContextManager[Any]]
-
 
 @pytest.fixture
 def changes(caplog: pytest.LogCaptureFixture) -> Iterator[Callable[[], list[str]]]:
@@ -34,62 +33,61 @@ def changes(caplog: pytest.LogCaptureFixture) -> Iterator[Callable[[], list[str]
         yield lambda: [r.getMessage() for r in caplog.records if " by manage.py " in r.getMessage()]
 
 
-def configured(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capture: Capture) -> tuple[dict[str, Any], Path]:
+@dataclass
+class Site:
+    """A provider ``a`` made from the shell, its exported file's object, where to write the file, and
+    Django's context manager that runs the commit callbacks (the test's own transaction never commits)."""
+
+    document: dict[str, Any]
+    path: Path
+    commits: Callable[..., AbstractContextManager[Any]]
+
+    def write(self) -> str:
+        self.path.write_text(json.dumps(self.document))
+        return str(self.path)
+
+
+@pytest.fixture
+def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, django_capture_on_commit_callbacks: Any) -> Site:
     monkeypatch.setenv("DUO_A_SECRET", "s" * 40)
-    with capture(execute=True):
+    with django_capture_on_commit_callbacks(execute=True):
         run("duo_oidc_provider", "a", "--issuer", ISSUER, "--client-id", "client-a", "--client-secret-env",
             "DUO_A_SECRET")  # fmt: skip
     document = json.loads(run("duo_oidc_export")[0])
-    return document, tmp_path / "config.json"
+    return Site(document, tmp_path / "config.json", django_capture_on_commit_callbacks)
 
 
-def test_a_dry_run_logs_no_change(
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    django_capture_on_commit_callbacks: Capture,
-    changes: Callable[[], list[str]],
-) -> None:
-    document, path = configured(tmp_path, monkeypatch, django_capture_on_commit_callbacks)
-    document["providers"]["a"]["end_session"] = True
-    path.write_text(json.dumps(document))
+def test_a_dry_run_logs_no_change(site: Site, changes: Callable[[], list[str]]) -> None:
+    site.document["providers"]["a"]["end_session"] = True
+    path = site.write()
     before = changes()
-    with django_capture_on_commit_callbacks(execute=True):
-        out, _ = run("duo_oidc_import", str(path), "--dry-run")
+    with site.commits(execute=True):
+        out, _ = run("duo_oidc_import", path, "--dry-run")
     assert "would: changed provider 'a': end_session: False -> True" in out
     assert changes() == before
     assert Provider.objects.get(slug="a").end_session is False
     # The same import for real: logged once, with the field's name.
-    with django_capture_on_commit_callbacks(execute=True):
-        run("duo_oidc_import", str(path))
+    with site.commits(execute=True):
+        run("duo_oidc_import", path)
     assert changes()[len(before) :] == ["provider a changed by manage.py duo_oidc_import: end_session"]
 
 
-def test_a_refused_import_logs_no_change_of_its_valid_rows(
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    django_capture_on_commit_callbacks: Capture,
-    changes: Callable[[], list[str]],
-) -> None:
-    document, path = configured(tmp_path, monkeypatch, django_capture_on_commit_callbacks)
-    document["providers"]["a"]["end_session"] = True  # a valid change, saved before the bad row is reached
-    document["providers"]["b"] = {"name": "B", "issuer": "https://op.example.test/oidc?x=1", "client_id": "b"}
-    path.write_text(json.dumps(document))
+def test_a_refused_import_logs_no_change_of_its_valid_rows(site: Site, changes: Callable[[], list[str]]) -> None:
+    site.document["providers"]["a"]["end_session"] = True  # a valid change, saved before the bad row is reached
+    site.document["providers"]["b"] = {"name": "B", "issuer": "https://op.example.test/oidc?x=1", "client_id": "b"}
+    path = site.write()
     before = changes()
-    with django_capture_on_commit_callbacks(execute=True), pytest.raises(CommandError, match="Nothing was imported"):
-        run("duo_oidc_import", str(path))
+    with site.commits(execute=True), pytest.raises(CommandError, match="Nothing was imported"):
+        run("duo_oidc_import", path)
     assert changes() == before
     assert Provider.objects.get(slug="a").end_session is False
 
 
 def test_a_provider_change_undone_by_a_refused_group_rule_is_not_logged(
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    django_capture_on_commit_callbacks: Capture,
-    changes: Callable[[], list[str]],
+    site: Site, changes: Callable[[], list[str]]
 ) -> None:
-    configured(tmp_path, monkeypatch, django_capture_on_commit_callbacks)
     before = changes()
-    with django_capture_on_commit_callbacks(execute=True), pytest.raises(CommandError):
+    with site.commits(execute=True), pytest.raises(CommandError):
         run("duo_oidc_provider", "a", "--end-session", "--group-rule", "groups=*:Everyone")
     assert changes() == before
     assert Provider.objects.get(slug="a").end_session is False
