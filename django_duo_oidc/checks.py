@@ -80,7 +80,7 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
         errors.append(
             Error(
                 problem + " Every request would fail.",
-                hint='Rules look like {"path": "/admin/", "scopes": ["admin.access"]} (see the README).',
+                hint='Rules look like {"path": "/admin/", "scopes": ["admin.access"]}: see docs/howto/scope-rules.md.',
                 id="duo_oidc.E009",
             )
         )
@@ -88,7 +88,8 @@ def check_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]
         errors.append(
             Error(
                 f"Unknown setting DUO_OIDC[{key!r}].",
-                hint="Check the spelling against the README's settings reference.",
+                hint="Check the spelling against the settings reference, docs/reference/settings.md (the keys of "
+                "DEFAULTS in django_duo_oidc/conf.py).",
                 id="duo_oidc.E004",
             )
         )

@@ -33,7 +33,7 @@ DEFAULTS: dict[str, Any] = {
     # Tokens kept at rest use keys derived from them, or from SECRET_KEY and SECRET_KEY_FALLBACKS when
     # this is empty (setting it for the first time ends existing sessions at their next check).
     "ENCRYPTION_KEYS": [],
-    # Template of the login error page (context: status, message, error, provider).
+    # Template of the login error page (context: status, message, error, provider, retry, home_url).
     "ERROR_TEMPLATE": "duo_oidc/error.html",
     # Freshness window: a session's grant is re-checked with the provider (introspection, refresh)
     # at most once per this many seconds, shared by all workers. 0 = on every request.

@@ -88,6 +88,8 @@ LOGOUT_REDIRECT_URL = "/"
 
 STATIC_URL = "static/"
 USE_TZ = True
+# Times on pages and in the admin (the access review's last Duo login) are shown in this zone.
+TIME_ZONE = "UTC"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 SESSION_COOKIE_SECURE = not DEBUG
@@ -98,6 +100,9 @@ DUO_OIDC = {
     "REVALIDATE_SECONDS": float(os.environ.get("DUO_OIDC_REVALIDATE_SECONDS", "60")),
     # Tokens of providers whose introspection names only a username (django-oauth-toolkit): see the README.
     "LINK_TOKENS_BY_USERNAME": os.environ.get("DUO_OIDC_LINK_TOKENS_BY_USERNAME", "") == "1",
+    # The library's pages for a missing scope and a failed login, in this site's layout (its navigation).
+    "FORBIDDEN_TEMPLATE": "example/forbidden.html",
+    "ERROR_TEMPLATE": "example/error.html",
 }
 
 # Access logs record the callback URL: redact the authorization code and state in them.

@@ -469,6 +469,25 @@ def configure_directory(manage: list[str], env: dict[str, str], api_host: str, c
 EXAMPLE_PORTS = {"EXAMPLE_PORT": EXAMPLE_PORT, "OP_PORT": OP_PORT, "DUO_ADMIN_PORT": DUO_ADMIN_PORT,
                  "DUO_MFA_PORT": DUO_MFA_PORT}  # fmt: skip
 
+# The example's provider row "duo" (after --issuer): the example's users show every path of the README:
+# alice (group crm-users) gets crm.contacts.read, bob never does (the provider withholds it), carol (group
+# admins) is staff and an access reviewer. Logout also ends the provider's session (--end-session), so the
+# next login asks who you are.
+EXAMPLE_PROVIDER_OPTIONS = [
+    "--name", "Duo (local test provider)", "--client-id", "django-basic", "--client-secret-env", "DUO_CLIENT_SECRET",
+    "--scopes", "openid profile email groups crm.contacts.read", "--default", "--enable",
+    "--group-rule", "groups=crm-users:CRM", "--group-rule", "groups=admins:Access reviewers",
+    "--staff-rule", "groups=admins", "--end-session",
+    # The local provider's access tokens are opaque: only "introspection" mode asks about them.
+    "--access-token-validation", "introspection", "--check",
+]  # fmt: skip
+EXAMPLE_USERS = """who to log in as (any password at the local provider):
+  alice   group crm-users, granted crm.contacts.read: /contacts/ opens
+  bob     never granted crm.contacts.read: /contacts/ shows the 403 page and "Request access"
+  carol   group admins: staff, and the access review at {base}/admin/duo_oidc/directoryuser/
+  admin   a password account at {base}/admin/ (password {password}), then Duo's second factor
+  Log out also ends the provider's session: the next login asks who you are."""
+
 
 def example() -> int:
     require_free_ports(EXAMPLE_PORTS, "example")
@@ -485,45 +504,17 @@ def example() -> int:
         "DJANGO_SETTINGS_MODULE": "example_project.settings",
     }
     with local_provider(env) as (issuer, _process):
-        log(f"OpenID provider running at {issuer} (log in with any name: alice, bob, carol)")
+        log(f"OpenID provider running at {issuer} (log in with any name; see 'who to log in as' below)")
         manage = [str(PY), str(ROOT / "manage.py")]
         run(*manage, "migrate", "--verbosity", "0", env=env, cwd=ROOT)
-        example_mfa(env, manage)  # Duo's second factor after the admin's password, through a fake Duo
-        run(
-            *manage,
-            "duo_oidc_provider",
-            "duo",
-            "--name",
-            "Duo (local test provider)",
-            "--issuer",
-            issuer,
-            "--client-id",
-            "django-basic",
-            "--client-secret-env",
-            "DUO_CLIENT_SECRET",
-            "--scopes",
-            "openid profile email groups crm.contacts.read",
-            "--default",
-            "--enable",
-            "--group-rule",
-            "groups=crm-users:CRM",
-            "--group-rule",
-            "groups=admins:Access reviewers",
-            "--staff-rule",
-            "groups=admins",
-            # The local provider's access tokens are opaque: only "introspection" mode asks about them.
-            "--access-token-validation",
-            "introspection",
-            "--check",
-            env=env,
-            cwd=ROOT,
-        )
+        password = example_mfa(env, manage)  # Duo's second factor after the admin's password, through a fake Duo
+        run(*manage, "duo_oidc_provider", "duo", "--issuer", issuer, *EXAMPLE_PROVIDER_OPTIONS, env=env, cwd=ROOT)
         with fake_duo_admin(env) as (api_host, ca_path):
             log(f"fake Duo Admin API running at https://{api_host} (alice, bob, carol): directory connection 'example'")
             configure_directory(manage, env, api_host, ca_path)
             log(f"open {base}/ and click 'Log in with Duo'")
             log(f"sync from Duo again: DUO_ADMIN_SKEY='{DUO_ADMIN_SKEY}' {PY} manage.py duo_oidc_sync")
-            log(f"the access review: {base}/admin/duo_oidc/directoryuser/ (log in as carol)")
+            log(EXAMPLE_USERS.format(base=base, password=password))
             server = subprocess.Popen([*manage, "runserver", f"127.0.0.1:{EXAMPLE_PORT}"], env=env, cwd=ROOT)
             try:
                 return server.wait()
@@ -547,12 +538,13 @@ user.save()
 """
 
 
-def example_mfa(env: dict[str, str], manage: list[str]) -> None:
+def example_mfa(env: dict[str, str], manage: list[str]) -> str:
     """Duo's second factor for the example's admin login, through the fake Web SDK v4 server.
 
     Starts the fake on DUO_MFA_PORT with fresh credentials and a throwaway CA (stopped and removed at exit),
     puts its secret in ``env`` as DUO_MFA_CLIENT_SECRET (read by the site through ``--client-secret-env``),
-    configures the site with ``duo_oidc_mfa ... --check`` and gives the account "admin" a new password.
+    configures the site with ``duo_oidc_mfa ... --check`` and gives the account "admin" a new password,
+    which it returns.
     """
     import atexit
     import secrets
@@ -587,6 +579,7 @@ def example_mfa(env: dict[str, str], manage: list[str]) -> None:
     run(*manage, "shell", "-c", EXAMPLE_ADMIN, env={**env, "DUO_EXAMPLE_ADMIN_PASSWORD": password}, cwd=ROOT)
     log(f"fake Duo Universal Prompt at https://{api_host}: the admin login (/admin/, user admin, password "
         f"{password}) asks for Duo's second factor there (Approve or Deny)")  # fmt: skip
+    return password
 
 
 def pytest_leg(name: str, slug: str, args: list[str], env: dict[str, str]) -> dict[str, object]:

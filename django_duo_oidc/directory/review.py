@@ -52,6 +52,8 @@ __all__ = [
     "ACTIVE_STATUSES",
     "DEVICE_KINDS",
     "AccessReviewAdmin",
+    "csv_cell",
+    "csv_response",
     "device_counts",
     "group_names",
     "review_flags",

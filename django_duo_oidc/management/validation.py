@@ -16,7 +16,7 @@ from django import forms
 from django.contrib.auth.models import Group
 from django.core.exceptions import FieldDoesNotExist, ValidationError
 from django.core.management.base import CommandError
-from django.db import models
+from django.db import models, transaction
 
 from ..directory.forms import DirectoryConnectionForm
 from ..mfa.forms import MFAConfigurationForm
@@ -82,8 +82,9 @@ def save_as_admin(
 ) -> M:
     """Validate ``instance`` as the admin does and save it (its many-to-many values too), logging the
     names of the fields that changed (never a value) and the command that changed them (``by``), as the
-    admin logs its changes. With ``only_if_changed``, a row the database already holds as it is is not
-    written at all.
+    admin logs its changes. The line is written when the change is committed: a change rolled back (a dry
+    run, a refusal later in the same transaction) is not logged. With ``only_if_changed``, a row the
+    database already holds as it is is not written at all.
 
     :raises ValidationError: what the admin would say; nothing is saved.
     """
@@ -93,17 +94,23 @@ def save_as_admin(
     form = validate_as_admin(instance, m2m=m2m)
     if stored is None:
         form.save()
-        logger.warning("%s %s created by manage.py %s", model._meta.verbose_name, _label(instance), by)
+        _log_on_commit("%s %s created by manage.py %s", model._meta.verbose_name, _label(instance), by)
         return instance
     changed = [c for c in columns if stored[c] != getattr(instance, c)]
     changed += [name for name in (m2m or {}) if name in form.changed_data]
     if changed or not only_if_changed:
         form.save()
     if changed:
-        logger.warning(
+        _log_on_commit(
             "%s %s changed by manage.py %s: %s", model._meta.verbose_name, _label(instance), by, ", ".join(changed)
         )
     return instance
+
+
+def _log_on_commit(message: str, *args: Any) -> None:
+    """Log a change once the database keeps it (at once outside a transaction): an audit line for a change
+    that was rolled back would record something that never happened."""
+    transaction.on_commit(lambda: logger.warning(message, *args))
 
 
 def _label(instance: models.Model) -> str:

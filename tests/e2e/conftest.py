@@ -126,6 +126,24 @@ def real_provider(env: dict[str, str]) -> Iterator[str]:
         op.wait(timeout=10)
 
 
+@contextmanager
+def example_server(port: int, env: dict[str, str], log_path: Path) -> Iterator[str]:
+    """Serve the example project (``runserver --noreload``) on 127.0.0.1:``port``, its output in
+    ``log_path``; yield its base URL once it answers; stop it by PID."""
+    base = f"http://127.0.0.1:{port}"
+    with open(log_path, "w") as log:
+        server = subprocess.Popen(
+            [sys.executable, str(ROOT / "manage.py"), "runserver", f"127.0.0.1:{port}", "--noreload"],
+            env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        wait_http(base + "/me/")
+        yield base
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
 @pytest.fixture(scope="session")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     django_port = free_port()

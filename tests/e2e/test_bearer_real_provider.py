@@ -72,14 +72,16 @@ def test_a_revoked_token_is_refused_after_the_window(site: Site) -> None:
     assert response.json() == {"error": "invalid_token", "error_description": "The access token is not valid."}
 
 
-def user_token(site: Site, user: str, scope: str) -> str:
-    """A user's access token, got as a native app would: code flow with PKCE through the login pages."""
+def user_token(site: Site, user: str, scope: str, resource: str | None = None) -> str:
+    """A user's access token, got as a native app would: code flow with PKCE through the login pages
+    (for ``resource``, RFC 8707, when given)."""
     verifier = secrets.token_urlsafe(48)
     redirect_uri = site.base + "/oidc/callback/"
+    target = {"resource": resource} if resource else {}
     params = {
         "client_id": "django-basic", "response_type": "code", "redirect_uri": redirect_uri, "scope": scope,
         "state": secrets.token_urlsafe(16), "code_challenge": s256_challenge(verifier),
-        "code_challenge_method": "S256",
+        "code_challenge_method": "S256", **target,
     }  # fmt: skip
     session = requests.Session()
     response = session.get(site.issuer + "/auth?" + urlencode(params), allow_redirects=False)
@@ -96,6 +98,7 @@ def user_token(site: Site, user: str, scope: str) -> str:
     else:
         raise AssertionError("no code")
     data = {"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri, "code_verifier": verifier}
+    data.update(target)
     tokens = requests.post(site.issuer + "/token", data=data, auth=AUTH, timeout=5).json()
     return tokens["access_token"]
 

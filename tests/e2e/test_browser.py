@@ -65,6 +65,12 @@ def consent_if_asked(page: Any, site: Site, name: str) -> None:
         page.click("button[type=submit]")
 
 
+def me_json(page: Any, site: Site) -> Any:
+    """/me/ as JSON, in this browser's session (a browser navigating to /me/ gets the page)."""
+    page.goto(site.base + "/me/?format=json")
+    return page.evaluate("() => JSON.parse(document.body.innerText)")
+
+
 def test_login_scopes_403_request_access_and_logout(page: Any, site: Site) -> None:
     page.goto(site.base + "/")
     shot(page, "01-home-login-button")
@@ -74,10 +80,10 @@ def test_login_scopes_403_request_access_and_logout(page: Any, site: Site) -> No
     provider_login(page, "frank")
     consent_if_asked(page, site, "03-provider-consent")
     page.wait_for_url(site.base + "/me/")
-    me = page.evaluate("() => JSON.parse(document.body.innerText)")
+    shot(page, "04-me-logged-in")
+    me = me_json(page, site)
     assert me["authenticated"] is True
     assert "crm.contacts.read" not in me["scopes"]
-    shot(page, "04-me-logged-in")
 
     # Without the scope: the 403 page names it and offers to ask for it.
     response = page.goto(site.base + "/contacts/")
@@ -94,8 +100,7 @@ def test_login_scopes_403_request_access_and_logout(page: Any, site: Site) -> No
     page.goto(site.base + "/")
     page.click("text=Log out")
     page.wait_for_load_state()
-    page.goto(site.base + "/me/")
-    assert page.evaluate("() => JSON.parse(document.body.innerText)") == {"authenticated": False}
+    assert me_json(page, site) == {"authenticated": False}
     page.goto(site.base + "/")
     assert page.locator("text=Log out").count() == 0
     assert page.locator("text=Log in with Duo").count() >= 1
@@ -132,8 +137,7 @@ def test_a_tampered_callback_shows_the_error_page(page: Any, site: Site) -> None
     body = page.inner_text("body")
     assert "could not" in body.lower() or "refused" in body.lower()
     shot(page, "10-error-tampered-code")
-    page.goto(site.base + "/me/")
-    assert page.evaluate("() => JSON.parse(document.body.innerText)") == {"authenticated": False}
+    assert me_json(page, site) == {"authenticated": False}
 
     response = page.goto(site.base + "/oidc/callback/?code=x&state=forged")
     assert response.status == 400

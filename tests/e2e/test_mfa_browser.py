@@ -140,7 +140,7 @@ def me(page: Any, site: MFASite) -> dict[str, Any]:
     """The site's /me/ as this browser sees it, in a second tab (the first one stays where it is)."""
     other = page.context.new_page()
     try:
-        other.goto(site.base + "/me/")
+        other.goto(site.base + "/me/?format=json")  # a browser navigating to /me/ gets the page
         return other.evaluate("() => JSON.parse(document.body.innerText)")  # type: ignore[no-any-return]
     finally:
         other.close()

@@ -7,6 +7,8 @@
 //   OP_PORT          port on 127.0.0.1 (default 8900)
 //   OP_RP_BASE_URLS  comma-separated base URLs of the relying parties (default http://127.0.0.1:8000)
 //   OP_CLIENT_SECRET secret of the clients "django-basic" and "django-post"
+// Any login name is an account. The example's three (README): alice (group crm-users), bob (no group,
+// and never granted crm.contacts.read: WITHHELD_SCOPES), carol (groups crm-users and admins).
 // Prints "READY <issuer>" on stdout when it listens. Test-only endpoints under /__test__/.
 import { createHash, randomUUID } from 'node:crypto';
 import { Provider, errors } from 'oidc-provider';
@@ -39,6 +41,23 @@ const client = (id, method, slug) => ({
 });
 
 const GROUPS = { alice: ['crm-users'], bob: [], carol: ['crm-users', 'admins'] };
+// Scopes an account is never granted, whatever it consents to (an administrator's policy in Duo): the
+// consent records them as rejected, so they are not asked again and never reach a code or a token.
+const WITHHELD_SCOPES = { bob: ['crm.contacts.read'] };
+
+// The grant of this authorization (oidc-provider's default lookup), minus the account's withheld scopes,
+// for the OpenID scopes and for every resource server (urn:crm).
+async function loadExistingGrant(ctx) {
+  const grantId = ctx.oidc.result?.consent?.grantId || ctx.oidc.session.grantIdFor(ctx.oidc.client.clientId);
+  const grant = grantId ? await ctx.oidc.provider.Grant.find(grantId) : undefined;
+  const withheld = (grant && Object.hasOwn(WITHHELD_SCOPES, grant.accountId) && WITHHELD_SCOPES[grant.accountId]) || [];
+  if (withheld.length) {
+    grant.rejectOIDCScope(withheld.join(' '));
+    for (const indicator of Object.keys(grant.resources || {})) grant.rejectResourceScope(indicator, withheld.join(' '));
+    await grant.save();
+  }
+  return grant;
+}
 
 const provider = new Provider(issuer, {
   clients: [client('django-basic', 'client_secret_basic', 'duo'), client('django-post', 'client_secret_post', 'duo-post')],
@@ -46,6 +65,7 @@ const provider = new Provider(issuer, {
   scopes: ['openid', 'offline_access', 'profile', 'email', 'groups', 'crm.contacts.read'],
   claims: { openid: ['sub'], profile: ['name', 'given_name', 'family_name'], email: ['email'], groups: ['groups'] },
   conformIdTokenClaims: false,
+  loadExistingGrant,
   async findAccount(ctx, sub) {
     const name = sub.charAt(0).toUpperCase() + sub.slice(1);
     return {

@@ -77,7 +77,10 @@ HELPS = {
     "is_default": "Make this the default provider (--no-default: no longer).",
     "use_userinfo": "Also read claims from the userinfo endpoint at login (--no-userinfo: do not call it).",
     "end_session": "Also log out at the provider (--no-end-session: only end the Django session).",
-    "logout_id_token_hint": "Send id_token_hint with the provider logout (Glewlwyd and Keycloak need it).",
+    "logout_id_token_hint": (
+        "Send id_token_hint with the provider logout (Glewlwyd and Keycloak need it; the ID token then appears "
+        "in the logout URL: see docs/howto/providers.md)."
+    ),
     "backchannel_logout": "Accept OpenID Connect Back-Channel Logout from this provider (default on).",
     "access_token_validation": "How bearer access tokens sent to this site's APIs are validated (default auto).",
     "access_token_audiences": "Space-separated audiences accepted in access tokens (default: the client id).",
