@@ -397,7 +397,9 @@ class Provider(models.Model):
                 _(
                     "The issuer, client id or an endpoint receiving the secret changed: confirm that the secret in "
                     "%(variable)s may be sent to the "
-                    'new connection (tick "send the secret to the new connection"), or name another variable.'
+                    'new connection (in the admin, tick "send the secret to the new connection"; with duo_oidc_import, '
+                    "add --send-secret-to-new-connection; with duo_oidc_provider, give --client-secret-env again), "
+                    "or name another variable."
                 )
                 % {"variable": self.client_secret_env}
             )

@@ -98,7 +98,8 @@ CSRF_COOKIE_SECURE = not DEBUG
 DUO_OIDC = {
     "ENCRYPTION_KEYS": [k for k in os.environ.get("DUO_OIDC_ENCRYPTION_KEYS", "").split(",") if k],
     "REVALIDATE_SECONDS": float(os.environ.get("DUO_OIDC_REVALIDATE_SECONDS", "60")),
-    # Tokens of providers whose introspection names only a username (django-oauth-toolkit): see the README.
+    # Tokens of providers whose introspection names only a username (django-oauth-toolkit): see
+    # docs/howto/other-providers.md.
     "LINK_TOKENS_BY_USERNAME": os.environ.get("DUO_OIDC_LINK_TOKENS_BY_USERNAME", "") == "1",
     # The library's pages for a missing scope and a failed login, in this site's layout (its navigation).
     "FORBIDDEN_TEMPLATE": "example/forbidden.html",

@@ -17,6 +17,7 @@ from typing import Any
 from django.http import HttpRequest
 
 from ..conf import conf
+from ..core import step_up
 from ..core.errors import StateError, TokenError
 from ..core.flow import TokenSet
 from ..core.scopes import format_scopes, parse_scopes
@@ -104,6 +105,24 @@ def store_login(
         refresh_token=tokens.refresh_token,
         id_token=tokens.id_token if keep_id_token else None,
     )
+
+
+def grant_step_up(request: HttpRequest, *, path: str, max_age: int) -> None:
+    """The login just stored was asked for ``max_age``: the next request to ``path`` passes a requirement
+    of that ``max_age`` (or a looser one) once, however long the way back took (:mod:`..core.step_up`)."""
+    data = request.session.get(LOGIN_KEY)
+    if isinstance(data, dict):
+        step_up.grant(data, path=path, max_age=max_age, now=time.time())
+        request.session.modified = True
+
+
+def take_step_up(request: HttpRequest, *, max_age: int, now: float) -> bool:
+    """True, once, when this request is the one a just-completed step-up of at most ``max_age`` was for."""
+    data = request.session.get(LOGIN_KEY)
+    if isinstance(data, dict) and step_up.take(data, path=request.path, max_age=max_age, now=now):
+        request.session.modified = True
+        return True
+    return False
 
 
 def save_login(request: HttpRequest, data: dict[str, Any]) -> None:

@@ -15,6 +15,7 @@ import logging
 import re
 import time
 from typing import TYPE_CHECKING, Any, cast
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.contrib import auth
@@ -351,7 +352,11 @@ class CallbackView(OIDCAuthenticationCallbackView):
             claims=attempt.claims,
             scopes=attempt.scopes,
         )
-        return HttpResponseRedirect(self.next_url(request, pending.get("next")))
+        next_url = self.next_url(request, pending.get("next"))
+        if attempt.max_age is not None:
+            # The way back to the page takes a moment: a max_age shorter than that must still open it once.
+            session.grant_step_up(request, path=urlsplit(next_url).path, max_age=attempt.max_age)
+        return HttpResponseRedirect(next_url)
 
     def check_issuer(self, request: HttpRequest, runtime: ProviderRuntime) -> None:
         """RFC 9207 section 2.4: when the provider announces the ``iss`` response parameter it must

@@ -46,7 +46,7 @@ from .config_file import (
     scope_rule_target,
     show,
 )
-from .validation import errors_text, save_as_admin, validate_as_admin
+from .validation import errors_text, log_created, log_deleted, save_as_admin, validate_as_admin
 
 __all__ = ["ImportReport", "import_document"]
 
@@ -123,20 +123,29 @@ class _Import:
         """``prune``: delete the rows of the file's sections that it does not list (after every row is
         written, so that a row may still name a provider the file leaves out until the end)."""
         if DIRECTORY_CONNECTIONS.key in self.document:
-            DirectoryConnection.objects.exclude(slug__in=list(self.document[DIRECTORY_CONNECTIONS.key])).delete()
+            unlisted_connections = DirectoryConnection.objects.exclude(
+                slug__in=list(self.document[DIRECTORY_CONNECTIONS.key])
+            )
+            for connection in unlisted_connections:
+                log_deleted(connection, by=BY)
+            unlisted_connections.delete()
         if PROVIDERS.key in self.document:
             unlisted = Provider.objects.exclude(slug__in=list(self.document[PROVIDERS.key]))
-            for provider in unlisted.annotate(linked=Count("identities")).filter(linked__gt=0):
-                self.report.warnings.append(
-                    f"deleting provider {show(provider.slug, 60)} also deletes its {provider.linked} linked "
-                    "identities (their users can no longer log in through it)"
-                )
+            for provider in unlisted.annotate(linked=Count("identities")):
+                log_deleted(provider, by=BY)
+                if provider.linked:
+                    self.report.warnings.append(
+                        f"deleting provider {show(provider.slug, 60)} also deletes its {provider.linked} linked "
+                        "identities (their users can no longer log in through it)"
+                    )
             unlisted.delete()
         if SCOPE_RULES.key in self.document:
             for rule in ScopeRule.objects.exclude(pk__in=self.scope_rules_kept):
+                log_deleted(rule, by=BY)
                 rule.delete()  # one by one: each delete sends the signal that resets the rules' memory
         if self.document.get(SECOND_FACTOR.key, False) is None:
             for config in MFAConfiguration.objects.all():
+                log_deleted(config, by=BY)
                 config.delete()  # one by one: the delete signal resets the configuration's memory
 
     # One row ---------------------------------------------------------------------------------------
@@ -233,9 +242,12 @@ class _Import:
             except ValidationError as exc:
                 self.problems.append(f"{where}: group rule {i + 1} ({show(value, 60)}): {errors_text(exc)}")
         if len(rules) == len(wanted):
-            GroupRule.objects.filter(provider=provider).delete()
+            old_rules = GroupRule.objects.filter(provider=provider).select_related("group", "provider")
+            for rule in old_rules:
+                log_deleted(rule, by=BY)
+            old_rules.delete()
             for form in rules:
-                form.save()
+                log_created(form.save(), by=BY)
 
     def import_scope_rules(self, rows: list[Mapping[str, Any]]) -> None:
         targets = [scope_rule_target(r) for r in rows]

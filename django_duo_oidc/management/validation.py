@@ -94,7 +94,7 @@ def save_as_admin(
     form = validate_as_admin(instance, m2m=m2m)
     if stored is None:
         form.save()
-        _log_on_commit("%s %s created by manage.py %s", model._meta.verbose_name, _label(instance), by)
+        log_created(instance, by)
         return instance
     changed = [c for c in columns if stored[c] != getattr(instance, c)]
     changed += [name for name in (m2m or {}) if name in form.changed_data]
@@ -113,7 +113,25 @@ def _log_on_commit(message: str, *args: Any) -> None:
     transaction.on_commit(lambda: logger.warning(message, *args))
 
 
+def log_deleted(instance: models.Model, by: str) -> None:
+    """Log the deletion of ``instance`` by ``manage.py <by>`` once the database keeps it (an audit line,
+    as for a creation or a change; call it before deleting, while the row still names what it points at)."""
+    _log_on_commit("%s %s deleted by manage.py %s", instance._meta.verbose_name, _label(instance), by)
+
+
+def log_created(instance: models.Model, by: str) -> None:
+    """Log the creation of ``instance`` by ``manage.py <by>`` once the database keeps it."""
+    _log_on_commit("%s %s created by manage.py %s", instance._meta.verbose_name, _label(instance), by)
+
+
 def _label(instance: models.Model) -> str:
+    """What a log reader recognises a row by: its slug, a scope rule's path or URL name, a group rule's
+    ``claim=value:group of provider slug``."""
+    if isinstance(instance, ScopeRule):
+        return instance.path_prefix or instance.url_name
+    if isinstance(instance, GroupRule):
+        group = instance.group.name if instance.group is not None else ""
+        return f"{instance.claim}={instance.value}:{group} of provider {instance.provider.slug}"
     return str(getattr(instance, "slug", "") or instance.pk)
 
 

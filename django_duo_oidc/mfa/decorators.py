@@ -21,7 +21,7 @@ from django.shortcuts import resolve_url
 from django.urls import reverse
 
 from ..guards import ViewDecorator, guarded, guarded_dispatch, view_decorator
-from .session import duo_auth_time
+from .session import duo_auth_time, take_step_up
 
 __all__ = ["DuoRequiredMixin", "duo_required", "refuse_without_duo"]
 
@@ -46,6 +46,8 @@ def refuse_without_duo(
     now = time.time() if now is None else now
     if auth_time is not None and (max_age is None or now - auth_time <= max_age):
         return None
+    if max_age is not None and auth_time is not None and take_step_up(request, max_age=max_age, now=now):
+        return None  # Duo's step-up for this very page just passed (core.step_up)
     return HttpResponseRedirect(reverse("duo_oidc:mfa-step-up") + "?" + urlencode({"next": request.get_full_path()}))
 
 

@@ -19,10 +19,21 @@ from django.contrib.auth import SESSION_KEY
 from django.http import HttpRequest
 from django.utils.crypto import constant_time_compare
 
+from ..core import step_up
 from ..core.errors import StateError
 from ..state.cache import shared_cache
 
-__all__ = ["PASSED_KEY", "PENDING_KEY", "PENDING_TTL", "duo_auth_time", "mark_passed", "passed_marker", "pop_pending"]
+__all__ = [
+    "PASSED_KEY",
+    "PENDING_KEY",
+    "PENDING_TTL",
+    "duo_auth_time",
+    "grant_step_up",
+    "mark_passed",
+    "passed_marker",
+    "pop_pending",
+    "take_step_up",
+]
 
 PENDING_KEY = "duo_oidc_mfa_pending"
 PASSED_KEY = "duo_oidc_mfa"
@@ -67,6 +78,23 @@ def pop_pending(request: HttpRequest, state: str | None) -> dict[str, Any]:
 def mark_passed(request: HttpRequest, user_pk: str, *, via: str, auth_time: float | None, factor: str = "") -> None:
     """Mark the (logged-in) session as having passed the second factor."""
     request.session[PASSED_KEY] = {"user": user_pk, "via": via, "auth_time": auth_time, "factor": factor}
+
+
+def grant_step_up(request: HttpRequest, *, path: str) -> None:
+    """Duo's step-up prompt just passed for the page at ``path``: its next request passes any
+    ``max_age`` once, however long the way back took (:mod:`..core.step_up`)."""
+    marker = passed_marker(request)
+    if marker is not None:
+        step_up.grant(marker, path=path, max_age=None, now=time.time())
+        request.session.modified = True
+
+
+def take_step_up(request: HttpRequest, *, max_age: int, now: float) -> bool:
+    """True, once, when this request is the one a just-passed Duo step-up was for."""
+    if step_up.take(passed_marker(request), path=request.path, max_age=max_age, now=now):
+        request.session.modified = True
+        return True
+    return False
 
 
 def passed_marker(request: HttpRequest) -> dict[str, Any] | None:

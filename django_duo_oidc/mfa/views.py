@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.contrib.auth import SESSION_KEY, get_user_model
 from django.contrib.auth.decorators import login_not_required
@@ -142,7 +143,10 @@ class CallbackView(View):
         )
         record(user, result="allow", outcome=outcome)
         announce(request, user, via="duo", purpose=STEP_UP, outcome=outcome)
-        return HttpResponseRedirect(same_site(request, next_url))
+        target = same_site(request, next_url)
+        # The way back to the page takes a moment: @duo_required(max_age=0) must still open it once.
+        session.grant_step_up(request, path=urlsplit(target).path)
+        return HttpResponseRedirect(target)
 
 
 class StepUpView(View):

@@ -91,3 +91,41 @@ def test_a_provider_change_undone_by_a_refused_group_rule_is_not_logged(
         run("duo_oidc_provider", "a", "--end-session", "--group-rule", "groups=*:Everyone")
     assert changes() == before
     assert Provider.objects.get(slug="a").end_session is False
+
+
+def test_deletions_are_logged_like_changes(site: Site, changes: Callable[[], list[str]]) -> None:
+    """A provider deleted by ``--prune``, or a rule removed from the shell, is an audit event too (only
+    creations and changes were logged, so a pruned provider left no trace in the log)."""
+    with site.commits(execute=True):
+        run("duo_oidc_scope_rule", "--path", "/reports/", "--scopes", "reports.read")
+        run("duo_oidc_group_rule", "a", "--value", "crm-users", "--group", "CRM")
+    before = changes()
+    with site.commits(execute=True):
+        run("duo_oidc_scope_rule", "--path", "/reports/", "--remove")
+        run("duo_oidc_group_rule", "a", "--value", "crm-users", "--group", "CRM", "--remove")
+    site.document["providers"] = {}
+    path = site.write()
+    with site.commits(execute=True):
+        run("duo_oidc_import", path, "--prune", "--dry-run")  # shows, keeps, logs nothing
+        assert Provider.objects.filter(slug="a").exists()
+        run("duo_oidc_import", path, "--prune")
+    assert not Provider.objects.filter(slug="a").exists()
+    assert changes()[len(before) :] == [
+        "scope rule /reports/ deleted by manage.py duo_oidc_scope_rule",
+        "group rule groups=crm-users:CRM of provider a deleted by manage.py duo_oidc_group_rule",
+        "provider a deleted by manage.py duo_oidc_import",
+    ]
+
+
+def test_group_rules_replaced_by_an_import_are_logged(site: Site, changes: Callable[[], list[str]]) -> None:
+    with site.commits(execute=True):
+        run("duo_oidc_group_rule", "a", "--value", "crm-users", "--group", "CRM")
+    before = changes()
+    site.document["providers"]["a"]["group_rules"] = [{"claim": "groups", "value": "sales", "group": "Sales"}]
+    path = site.write()
+    with site.commits(execute=True):
+        run("duo_oidc_import", path)
+    assert changes()[len(before) :] == [
+        "group rule groups=crm-users:CRM of provider a deleted by manage.py duo_oidc_import",
+        "group rule groups=sales:Sales of provider a created by manage.py duo_oidc_import",
+    ]

@@ -20,7 +20,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
 from ...models import GroupRule, Provider
-from ..validation import add_group_rule, refusals_as_command_errors
+from ..validation import add_group_rule, log_deleted, refusals_as_command_errors
 
 #: Every field of a rule and its option (the provider is the command's first argument).
 FLAGS = {"provider": "provider", "claim": "--claim", "value": "--value", "group": "--group", "staff": "--staff"}
@@ -55,6 +55,8 @@ class Command(BaseCommand):
         if options["remove"]:
             rules = GroupRule.objects.filter(provider=provider, claim=claim, value=value)
             rules = rules.filter(group__name=group_name) if group_name else rules.filter(group=None)
+            for rule in rules.select_related("group", "provider"):
+                log_deleted(rule, by="duo_oidc_group_rule")
             deleted, _ = rules.delete()
             if not deleted:
                 raise CommandError("There is no such group rule.")

@@ -1,0 +1,49 @@
+"""A step-up just completed counts once for the page it was for.
+
+``max_age`` is measured from the provider's (or Duo's) ``auth_time`` (OIDC Core 3.1.2.1). The browser's
+way back from the provider to the page takes a moment, so a requirement shorter than that moment
+(``max_age=0``: "authenticate again for this visit") could never be met: the page would send the user
+through the provider again, forever. The callback therefore leaves a ticket in the server-side session,
+and the next request to the page the step-up was for passes once, within :data:`GRACE` seconds, for a
+requirement no stricter than the ``max_age`` the login was asked to meet (the callback has checked
+``auth_time`` against that one, OIDC Core 3.1.3.7 step 13). Another page, a later request, a stricter
+requirement, or a second use get nothing from it.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+__all__ = ["GRACE", "KEY", "grant", "take"]
+
+#: Seconds from the step-up's callback to the page's request within which the ticket is honoured.
+GRACE = 30.0
+#: Where the ticket lives in the record it is granted into (the session's login or Duo-passed record).
+KEY = "step_up"
+
+
+def grant(record: dict[str, Any], *, path: str, max_age: int | None, now: float) -> None:
+    """Leave a one-use ticket in ``record`` for the page at ``path``; ``max_age`` is what the login was
+    asked to meet (None: any, as after Duo's step-up prompt, which asks no ``max_age``)."""
+    record[KEY] = {"path": path, "max_age": max_age, "until": now + GRACE}
+
+
+def take(record: dict[str, Any] | None, *, path: str, max_age: int, now: float) -> bool:
+    """True, once, when ``record`` holds a ticket for ``path`` still within its time and no looser than
+    ``max_age``; the ticket is then removed (the caller saves the session)."""
+    ticket = record.get(KEY) if record else None
+    if not isinstance(ticket, dict):
+        return False
+    until, asked = ticket.get("until"), ticket.get("max_age")
+    fits = (
+        ticket.get("path") == path
+        and isinstance(until, int | float)
+        and not isinstance(until, bool)
+        and math.isfinite(until)
+        and now <= until
+        and (asked is None or (isinstance(asked, int) and not isinstance(asked, bool) and asked <= max_age))
+    )
+    if fits and record is not None:
+        del record[KEY]
+    return fits
