@@ -366,13 +366,15 @@ class Provider(models.Model):
         from an environment variable needs another variable or an explicit confirmation
         (:meth:`confirm_secret_for_connection`).
         """
-        if not self.pk:
-            return
         stored = (
             Provider.objects.filter(pk=self.pk)
             .values("issuer", "client_id", "client_secret_encrypted", "client_secret_env", *SECRET_ENDPOINT_FIELDS)
             .first()
+            if self.pk
+            else None
         )
+        if stored is None or stored["client_secret_env"] != self.client_secret_env:
+            self._check_variable_not_taken()
         watched = ("issuer", "client_id", *SECRET_ENDPOINT_FIELDS)
         if stored is None or all(stored[name] == getattr(self, name) for name in watched):
             return
@@ -393,6 +395,43 @@ class Provider(models.Model):
                     'new connection (tick "send the secret to the new connection"), or name another variable.'
                 )
                 % {"variable": self.client_secret_env}
+            )
+
+    def _check_variable_not_taken(self) -> None:
+        """A row that starts reading its secret from a variable (a new row, or another variable) whose
+        secret belongs to another connection needs the same confirmation as a changed issuer.
+
+        Otherwise a new row (or a renamed one, in an import with ``--prune``) naming an attacker's
+        issuer and another row's variable would send that secret to the attacker's token endpoint, and
+        "name another variable" would be the way round the confirmation. Rows of the same connection
+        (issuer, client id and secret-receiving endpoints) may share a variable.
+        """
+        variable = self.client_secret_env
+        if not variable or getattr(self, "_secret_confirmed", False):
+            return
+        connection = ("issuer", "client_id", *SECRET_ENDPOINT_FIELDS)
+        owner = None
+        others = Provider.objects.exclude(pk=self.pk) if self.pk else Provider.objects.all()
+        for other in others.filter(client_secret_env=variable).values("slug", *connection):
+            if any(other[name] != getattr(self, name) for name in connection):
+                owner = f"provider {other['slug']!r}"
+                break
+        if owner is None:
+            connection_slug = (
+                DirectoryConnection.objects.filter(secret_key_env=variable).values_list("slug", flat=True).first()
+            )
+            if connection_slug is not None:
+                owner = f"directory connection {connection_slug!r}"
+            elif MFAConfiguration.objects.filter(client_secret_env=variable).exists():
+                owner = "the second factor"
+        if owner is not None:
+            raise ValidationError(
+                _(
+                    "The variable %(variable)s already holds the secret of %(owner)s, another connection: "
+                    'confirm that this secret may be sent to this issuer (tick "send the secret to the new '
+                    'connection"), or name another variable.'
+                )
+                % {"variable": variable, "owner": owner}
             )
 
     def save(self, *args, **kwargs) -> None:

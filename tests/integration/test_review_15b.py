@@ -4,21 +4,35 @@
   the next revalidation or renewal, as if the provider had refused the grant: it is this site's own
   configuration, so the session is kept and marked stale (503 on scope-protected views, as when the
   provider is down), and the log names the variable, never a value.
+* The guard that keeps a client secret from following a changed issuer (``--send-secret-to-new-connection``,
+  the admin's box) was bypassed by a new row: an import renaming a provider (``--prune``) or adding one,
+  with an attacker's issuer and the variable of another row (a provider's, the directory's Admin API
+  key, the second factor's), sent that secret to the attacker's token endpoint at the next login or
+  Check connection. A row that starts using a variable another connection uses now needs the same
+  confirmation.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import time
+from pathlib import Path
+from typing import Any
 
 import pytest
 from django.core.cache import cache
+from django.core.management.base import CommandError
 from django.test import Client
 
 from django_duo_oidc.models import Provider
+from django_duo_oidc.providers.forms import ProviderForm
 from tests.fakeop import FakeOP
 
 from . import test_act_for_user as act
+from .test_config_as_code import export, write
+from .test_config_shell import ISSUER, new_provider, run
+from .test_config_shell import _secrets as _secrets  # autouse: the variables the rows name
 from .test_login_views import login, me
 from .test_policy import CRM, age_session
 
@@ -68,3 +82,71 @@ def test_a_missing_secret_during_renewal_for_an_api_call_keeps_the_session(
     assert client.get("/t/act/token/").status_code == 503
     assert me(client)["authenticated"] is True
     act.HANDED_OUT.clear()
+
+
+# 2. A secret's variable does not follow a new row to another issuer --------------------------------------
+
+ATTACKER = "https://attacker.example.test/oidc"
+
+
+def _document() -> dict[str, Any]:
+    return json.loads(export())  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize("prune", [True, False], ids=["renamed", "added"])
+def test_a_new_row_does_not_take_another_rows_secret_to_another_issuer(tmp_path: Path, prune: bool) -> None:
+    new_provider("a", "--client-secret-env", "DUO_A_SECRET")
+    document = _document()
+    row = dict(document["providers"]["a"], issuer=ATTACKER)
+    document["providers"] = {"evil": row} if prune else {**document["providers"], "evil": row}
+    path = write(tmp_path, document)
+    extra = ("--prune",) if prune else ()
+    with pytest.raises(CommandError, match="DUO_A_SECRET already holds the secret of provider 'a'"):
+        run("duo_oidc_import", path, *extra)  # before the fix: imported, no confirmation asked
+    assert list(Provider.objects.values_list("slug", "issuer")) == [("a", ISSUER)]
+    run("duo_oidc_import", path, *extra, "--send-secret-to-new-connection")  # said in so many words: done
+    assert Provider.objects.get(slug="evil").client_secret_env == "DUO_A_SECRET"
+
+
+@pytest.mark.parametrize(
+    ("command", "owner"),
+    [
+        (("duo_oidc_directory", "corp", "--api-host", "api-1.duosecurity.com", "--ikey", "DI1", "--skey-env",
+          "DUO_ADMIN_SKEY", "--provider", "a"), "directory connection 'corp'"),
+        (("duo_oidc_mfa", "--client-id", "DIXXXXXXXXXXXXXXXXXX", "--api-host", "api-1.duosecurity.com",
+          "--client-secret-env", "DUO_ADMIN_SKEY"), "the second factor"),
+    ],
+)  # fmt: skip
+def test_an_existing_row_does_not_switch_to_another_connections_variable(
+    tmp_path: Path, command: tuple[str, ...], owner: str
+) -> None:
+    """Naming "another variable" is the way round the confirmation: not one that holds another secret."""
+    new_provider("a", "--client-secret-env", "DUO_A_SECRET")
+    new_provider("b", "--client-secret-env", "DUO_B_SECRET")
+    Provider.objects.filter(slug="b").update(issuer=ATTACKER)  # a row of the attacker's, already there
+    run(*command)
+    document = _document()
+    document["providers"]["b"]["client_secret_env"] = "DUO_ADMIN_SKEY"
+    with pytest.raises(CommandError, match=f"DUO_ADMIN_SKEY already holds the secret of {owner}"):
+        run("duo_oidc_import", write(tmp_path, document))
+    assert Provider.objects.get(slug="b").client_secret_env == "DUO_B_SECRET"
+
+
+def test_rows_of_one_connection_may_share_its_variable(tmp_path: Path) -> None:
+    """The same issuer and client (a browser row and a tokens-only row): nothing to confirm."""
+    new_provider("a", "--client-secret-env", "DUO_A_SECRET")
+    document = _document()
+    document["providers"]["tokens"] = dict(document["providers"]["a"], browser_login=False, is_default=False)
+    run("duo_oidc_import", write(tmp_path, document))
+    assert Provider.objects.get(slug="tokens").client_secret_env == "DUO_A_SECRET"
+
+
+def test_the_admin_asks_for_the_box_too(tmp_path: Path) -> None:
+    new_provider("a", "--client-secret-env", "DUO_A_SECRET")
+    data = {**ProviderForm(instance=Provider.objects.get(slug="a")).initial, "slug": "evil", "issuer": ATTACKER}
+    data = {k: v for k, v in data.items() if v is not None and k not in ("id", "introspect_with")}
+    form = ProviderForm(data=data)
+    assert not form.is_valid()
+    assert "DUO_A_SECRET already holds the secret of provider 'a'" in " ".join(form.non_field_errors())
+    form = ProviderForm(data={**data, "send_secret_to_new_connection": "on"})
+    assert form.is_valid(), form.errors
