@@ -18,7 +18,7 @@ from django.utils.translation import gettext_lazy as _
 
 from .conf import conf
 from .core.claims import ClaimMapping, glob_matches_any_value
-from .core.discovery import check_issuer, duo_api_host_refusal
+from .core.discovery import check_issuer, duo_api_host_refusal, is_plain_http_under_https
 from .core.errors import ConfigurationError, SecretUnavailable
 from .core.flow import ClientCredentials
 from .core.resources import parse_resource_indicators, resource_indicator_problem
@@ -324,6 +324,10 @@ class Provider(models.Model):
             refusal = duo_api_host_refusal(getattr(self, name))
             if refusal:
                 raise ValidationError({name: refusal})
+            if name != "issuer" and is_plain_http_under_https(self.issuer, getattr(self, name)):
+                raise ValidationError(
+                    {name: _("The issuer uses https: so must its endpoints (the secret, tokens and keys go there).")}
+                )
         self._check_introspect_with()
         if self.client_secret_env:
             refusal = secret_env_refusal(self.client_secret_env)

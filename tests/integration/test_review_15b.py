@@ -10,6 +10,8 @@
   key, the second factor's), sent that secret to the attacker's token endpoint at the next login or
   Check connection. A row that starts using a variable another connection uses now needs the same
   confirmation.
+* An https issuer's endpoint set by hand (or named by its metadata) over plain http:// took the client
+  secret, the tokens or the signing keys over plain HTTP (see also tests/unit/test_review_15b_discovery.py).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from django.core.management.base import CommandError
 from django.test import Client
 
 from django_duo_oidc.models import Provider
+from django_duo_oidc.providers.connection import check_connection
 from django_duo_oidc.providers.forms import ProviderForm
 from tests.fakeop import FakeOP
 
@@ -150,3 +153,34 @@ def test_the_admin_asks_for_the_box_too(tmp_path: Path) -> None:
     assert "DUO_A_SECRET already holds the secret of provider 'a'" in " ".join(form.non_field_errors())
     form = ProviderForm(data={**data, "send_secret_to_new_connection": "on"})
     assert form.is_valid(), form.errors
+
+
+# 3. An https issuer's endpoints set by hand are https too -----------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["token_endpoint", "jwks_uri", "introspection_endpoint", "revocation_endpoint"])
+def test_an_endpoint_set_by_hand_over_plain_http_is_refused(tmp_path: Path, name: str) -> None:
+    """Before the fix the row was saved: the client secret (or the keys) then went over plain HTTP,
+    at every login and at Check connection, whatever the https issuer's own document said."""
+    new_provider("a", "--client-secret-env", "DUO_A_SECRET")
+    document = _document()
+    document["providers"]["a"][name] = "http://op.example.test/oidc/x"
+    with pytest.raises(CommandError, match=f"{name}: The issuer uses https: so must its endpoints"):
+        run("duo_oidc_import", write(tmp_path, document), "--send-secret-to-new-connection")
+    with pytest.raises(CommandError, match="so must its endpoints"):
+        run("duo_oidc_provider", "a", f"--{name.replace('_', '-')}", "http://op.example.test/oidc/x")
+    assert getattr(Provider.objects.get(slug="a"), name) == ""
+
+
+def test_an_http_issuer_for_local_development_may_set_http_endpoints() -> None:
+    run("duo_oidc_provider", "dev", "--issuer", "http://localhost:18741/oidc", "--client-id", "c",
+        "--token-endpoint", "http://localhost:18741/oidc/token")  # fmt: skip
+    assert Provider.objects.get(slug="dev").token_endpoint == "http://localhost:18741/oidc/token"
+
+
+def test_check_connection_sends_no_secret_to_a_plain_http_token_endpoint(fake_op: FakeOP, provider: Provider) -> None:
+    fake_op.discovery_overrides["token_endpoint"] = "http://op.example.test/token"
+    report = check_connection(provider)
+    assert not report.ok
+    assert any("plain http:// token_endpoint" in line for line in report.lines), report.lines
+    assert fake_op.token_requests == []
