@@ -5,6 +5,8 @@ Every row is validated by the admin's own form (:mod:`.validation`) and saved th
 provider runtime drop what they proved under the old row), the signals of scope rules and of the second
 factor reset this process's memories, other processes follow within their usual few seconds. A row
 the file leaves as it is is not written at all, so a second import of the same file writes nothing.
+Each row created, changed or deleted is logged (a WARNING naming the fields, never a value, as the
+admin's changes are) once the transaction has committed: a dry run or a refused file logs none.
 
 What the file says, row by row (a field left out takes the model's default; a section left out is left
 alone, even with ``prune``):
@@ -46,7 +48,7 @@ from .config_file import (
     scope_rule_target,
     show,
 )
-from .validation import errors_text, save_as_admin, validate_as_admin
+from .validation import Announcements, announce, announce_deleted, errors_text, save_as_admin, validate_as_admin
 
 __all__ = ["ImportReport", "import_document"]
 
@@ -94,6 +96,9 @@ def import_document(
                 transaction.set_rollback(True)
     except _Refused:
         raise ConfigFileError("\n".join(job.problems)) from None
+    if not dry_run:  # logged once written: a dry run or a refused file changed nothing
+        for message, args in job.held:
+            announce(message, *args)
     return job.report
 
 
@@ -106,6 +111,8 @@ class _Import:
         self.report = ImportReport()
         self.providers: dict[str, Provider] = {}
         self.scope_rules_kept: list[int] = []
+        #: The log lines of the changes, logged once the transaction has committed.
+        self.held: Announcements = []
 
     def run(self) -> None:
         if PROVIDERS.key in self.document:
@@ -123,7 +130,9 @@ class _Import:
         """``prune``: delete the rows of the file's sections that it does not list (after every row is
         written, so that a row may still name a provider the file leaves out until the end)."""
         if DIRECTORY_CONNECTIONS.key in self.document:
-            DirectoryConnection.objects.exclude(slug__in=list(self.document[DIRECTORY_CONNECTIONS.key])).delete()
+            connections = DirectoryConnection.objects.exclude(slug__in=list(self.document[DIRECTORY_CONNECTIONS.key]))
+            self.announce_deleted(connections)
+            connections.delete()
         if PROVIDERS.key in self.document:
             unlisted = Provider.objects.exclude(slug__in=list(self.document[PROVIDERS.key]))
             for provider in unlisted.annotate(linked=Count("identities")).filter(linked__gt=0):
@@ -131,20 +140,27 @@ class _Import:
                     f"deleting provider {show(provider.slug, 60)} also deletes its {provider.linked} linked "
                     "identities (their users can no longer log in through it)"
                 )
+            self.announce_deleted(unlisted)
             unlisted.delete()
         if SCOPE_RULES.key in self.document:
             for rule in ScopeRule.objects.exclude(pk__in=self.scope_rules_kept):
+                announce_deleted(rule, by=BY, held=self.held)
                 rule.delete()  # one by one: each delete sends the signal that resets the rules' memory
         if self.document.get(SECOND_FACTOR.key, False) is None:
             for config in MFAConfiguration.objects.all():
+                announce_deleted(config, by=BY, held=self.held)
                 config.delete()  # one by one: the delete signal resets the configuration's memory
+
+    def announce_deleted(self, rows: models.QuerySet[Any]) -> None:
+        for row in rows:
+            announce_deleted(row, by=BY, held=self.held)
 
     # One row ---------------------------------------------------------------------------------------
 
     def save(self, instance: models.Model, where: str, **kwargs: Any) -> bool:
         """Validate and save ``instance`` when it differs from the database; False when it was refused."""
         try:
-            save_as_admin(instance, by=BY, only_if_changed=True, **kwargs)
+            save_as_admin(instance, by=BY, only_if_changed=True, held=self.held, **kwargs)
         except ValidationError as exc:
             self.problems.append(f"{where}: {errors_text(exc)}")
             return False
@@ -236,6 +252,7 @@ class _Import:
             GroupRule.objects.filter(provider=provider).delete()
             for form in rules:
                 form.save()
+            announce("group rules of provider %s changed by manage.py %s", provider.slug, BY, held=self.held)
 
     def import_scope_rules(self, rows: list[Mapping[str, Any]]) -> None:
         targets = [scope_rule_target(r) for r in rows]

@@ -23,7 +23,15 @@ from ..mfa.forms import MFAConfigurationForm
 from ..models import DirectoryConnection, GroupRule, MFAConfiguration, Provider, ScopeRule
 from ..providers.forms import ProviderForm
 
-__all__ = ["add_group_rule", "admin_form_class", "errors_text", "save_as_admin", "validate_as_admin"]
+__all__ = [
+    "add_group_rule",
+    "admin_form_class",
+    "announce",
+    "announce_deleted",
+    "errors_text",
+    "save_as_admin",
+    "validate_as_admin",
+]
 
 logger = logging.getLogger("django_duo_oidc")
 
@@ -77,13 +85,36 @@ def validate_as_admin(instance: M, *, m2m: Mapping[str, Iterable[Any]] | None = 
     return form
 
 
+#: Log lines held back until their transaction is known to commit: (format, arguments).
+Announcements = list[tuple[str, tuple[Any, ...]]]
+
+
+def announce(message: str, *args: Any, held: Announcements | None = None) -> None:
+    """Log a change made from the shell (a WARNING, as the admin's changes are logged), or hold it in
+    ``held`` when it belongs to a transaction that may still be rolled back (an import, a dry run)."""
+    if held is None:
+        logger.warning(message, *args)
+    else:
+        held.append((message, args))
+
+
+def announce_deleted(instance: models.Model, *, by: str, held: Announcements | None = None) -> None:
+    """Log that the command ``by`` deleted ``instance`` (its kind and name, never a value)."""
+    announce("%s %s deleted by manage.py %s", instance._meta.verbose_name, _label(instance), by, held=held)
+
+
 def save_as_admin(
-    instance: M, *, by: str, m2m: Mapping[str, Iterable[Any]] | None = None, only_if_changed: bool = False
+    instance: M,
+    *,
+    by: str,
+    m2m: Mapping[str, Iterable[Any]] | None = None,
+    only_if_changed: bool = False,
+    held: Announcements | None = None,
 ) -> M:
     """Validate ``instance`` as the admin does and save it (its many-to-many values too), logging the
     names of the fields that changed (never a value) and the command that changed them (``by``), as the
     admin logs its changes. With ``only_if_changed``, a row the database already holds as it is is not
-    written at all.
+    written at all. With ``held``, the log lines are held there (see :func:`announce`).
 
     :raises ValidationError: what the admin would say; nothing is saved.
     """
@@ -93,16 +124,15 @@ def save_as_admin(
     form = validate_as_admin(instance, m2m=m2m)
     if stored is None:
         form.save()
-        logger.warning("%s %s created by manage.py %s", model._meta.verbose_name, _label(instance), by)
+        announce("%s %s created by manage.py %s", model._meta.verbose_name, _label(instance), by, held=held)
         return instance
     changed = [c for c in columns if stored[c] != getattr(instance, c)]
     changed += [name for name in (m2m or {}) if name in form.changed_data]
     if changed or not only_if_changed:
         form.save()
     if changed:
-        logger.warning(
-            "%s %s changed by manage.py %s: %s", model._meta.verbose_name, _label(instance), by, ", ".join(changed)
-        )
+        name = model._meta.verbose_name
+        announce("%s %s changed by manage.py %s: %s", name, _label(instance), by, ", ".join(changed), held=held)
     return instance
 
 

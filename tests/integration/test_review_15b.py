@@ -12,6 +12,10 @@
   confirmation.
 * An https issuer's endpoint set by hand (or named by its metadata) over plain http:// took the client
   secret, the tokens or the signing keys over plain HTTP (see also tests/unit/test_review_15b_discovery.py).
+* The log of configuration changes made from the shell lied: a dry run (or a refused file) logged
+  "changed by manage.py duo_oidc_import" for changes rolled back, and deletions (``--prune``: providers,
+  scope rules, the second factor; ``duo_oidc_scope_rule --remove``, ``duo_oidc_group_rule --remove``)
+  and an import's new group rules were not logged at all.
 """
 
 from __future__ import annotations
@@ -27,13 +31,13 @@ from django.core.cache import cache
 from django.core.management.base import CommandError
 from django.test import Client
 
-from django_duo_oidc.models import Provider
+from django_duo_oidc.models import MFAConfiguration, Provider, ScopeRule
 from django_duo_oidc.providers.connection import check_connection
 from django_duo_oidc.providers.forms import ProviderForm
 from tests.fakeop import FakeOP
 
 from . import test_act_for_user as act
-from .test_config_as_code import export, write
+from .test_config_as_code import build_configuration, export, write
 from .test_config_shell import ISSUER, new_provider, run
 from .test_config_shell import _secrets as _secrets  # autouse: the variables the rows name
 from .test_login_views import login, me
@@ -184,3 +188,56 @@ def test_check_connection_sends_no_secret_to_a_plain_http_token_endpoint(fake_op
     assert not report.ok
     assert any("plain http:// token_endpoint" in line for line in report.lines), report.lines
     assert fake_op.token_requests == []
+
+
+# 4. The log of changes made from the shell says what was written, deletions included ---------------------
+
+
+def shell_log(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if "by manage.py" in r.getMessage()]
+
+
+def test_a_dry_run_or_a_refused_import_logs_no_change_and_pruning_logs_each_deletion(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    build_configuration()
+    document = _document()
+    document["providers"]["a"]["max_age"] = 5
+    document["providers"]["a"]["group_rules"] = []
+    del document["providers"]["b"]
+    document["scope_rules"] = []
+    document["second_factor"] = None
+    path = write(tmp_path, document)
+    rules = sorted(ScopeRule.objects.values_list("pk", flat=True))
+    mfa = MFAConfiguration.objects.get().pk
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="django_duo_oidc"):
+        run("duo_oidc_import", path, "--dry-run", "--prune")
+        assert shell_log(caplog) == []  # before the fix: "provider a changed by manage.py duo_oidc_import"
+        document["providers"]["a"]["issuer"] = "not a url"
+        with pytest.raises(CommandError):
+            run("duo_oidc_import", write(tmp_path, document, "bad.json"), "--prune")
+        assert shell_log(caplog) == []
+        run("duo_oidc_import", path, "--prune")
+    assert sorted(shell_log(caplog)) == [
+        "group rules of provider a changed by manage.py duo_oidc_import",
+        "provider a changed by manage.py duo_oidc_import: max_age",
+        "provider b deleted by manage.py duo_oidc_import",  # before the fix: no deletion was logged
+        *(f"scope rule {pk} deleted by manage.py duo_oidc_import" for pk in rules),
+        f"second factor (Duo Universal Prompt) {mfa} deleted by manage.py duo_oidc_import",
+    ]
+
+
+def test_removing_a_rule_from_the_shell_is_logged(caplog: pytest.LogCaptureFixture) -> None:
+    new_provider("a", "--client-secret-env", "DUO_A_SECRET")
+    run("duo_oidc_group_rule", "a", "--value", "crm-*", "--group", "CRM")
+    run("duo_oidc_scope_rule", "--path", "/reports/", "--scopes", "reports.read")
+    rule = ScopeRule.objects.get()
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="django_duo_oidc"):
+        run("duo_oidc_group_rule", "a", "--value", "crm-*", "--group", "CRM", "--remove")
+        run("duo_oidc_scope_rule", "--path", "/reports/", "--remove")
+    assert shell_log(caplog) == [
+        "1 group rule(s) of provider a deleted by manage.py duo_oidc_group_rule",
+        f"scope rule {rule.pk} deleted by manage.py duo_oidc_scope_rule",
+    ]

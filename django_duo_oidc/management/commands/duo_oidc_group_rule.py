@@ -20,7 +20,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
 from ...models import GroupRule, Provider
-from ..validation import add_group_rule, refusals_as_command_errors
+from ..validation import add_group_rule, announce, refusals_as_command_errors
 
 #: Every field of a rule and its option (the provider is the command's first argument).
 FLAGS = {"provider": "provider", "claim": "--claim", "value": "--value", "group": "--group", "staff": "--staff"}
@@ -58,6 +58,7 @@ class Command(BaseCommand):
             deleted, _ = rules.delete()
             if not deleted:
                 raise CommandError("There is no such group rule.")
+            announce("%s group rule(s) of provider %s deleted by manage.py duo_oidc_group_rule", deleted, provider.slug)
             self.stdout.write(f"Removed {deleted} group rule(s) of provider {provider.slug!r}.")
             return
         existing = GroupRule.objects.filter(provider=provider, claim=claim, value=value)

@@ -18,7 +18,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from ...models import ScopeRule
 from ..options import add_field_options, apply_field_options
-from ..validation import refusals_as_command_errors, save_as_admin, set_enabled
+from ..validation import announce_deleted, refusals_as_command_errors, save_as_admin, set_enabled
 
 #: Fields set by an option of their own name; the target (path_prefix, url_name) names the rule.
 SIMPLE_FIELDS = ("scopes", "any_of", "max_age")
@@ -60,6 +60,7 @@ class Command(BaseCommand):
         if options["remove"]:
             if rule is None:
                 raise CommandError(f"There is no scope rule for {shown!r}.")
+            announce_deleted(rule, by="duo_oidc_scope_rule")
             rule.delete()  # the delete signal re-reads this process's rules, as the admin's delete does
             self.stdout.write(f"Removed the scope rule for {shown!r}.")
             return
