@@ -16,6 +16,9 @@
   "changed by manage.py duo_oidc_import" for changes rolled back, and deletions (``--prune``: providers,
   scope rules, the second factor; ``duo_oidc_scope_rule --remove``, ``duo_oidc_group_rule --remove``)
   and an import's new group rules were not logged at all.
+* ``duo_oidc_scope_rule --list`` and ``duo_oidc_group_rule --list`` printed a rule's path, URL name,
+  scopes, claim, value and group name as stored: a configuration file could put terminal escape
+  sequences (or a right-to-left override) there, which ran in the terminal of whoever listed the rules.
 """
 
 from __future__ import annotations
@@ -241,3 +244,25 @@ def test_removing_a_rule_from_the_shell_is_logged(caplog: pytest.LogCaptureFixtu
         "1 group rule(s) of provider a deleted by manage.py duo_oidc_group_rule",
         f"scope rule {rule.pk} deleted by manage.py duo_oidc_scope_rule",
     ]
+
+
+# 5. Listing rules prints no terminal control sequence -------------------------------------------------
+
+ESCAPES = ("\x1b]0;owned\x07", "\x1b[2J", "\u202e")
+
+
+def test_listing_rules_escapes_control_characters(tmp_path: Path) -> None:
+    new_provider("a", "--client-secret-env", "DUO_A_SECRET")
+    document = _document()
+    document["providers"]["a"]["group_rules"] = [
+        {"claim": "groups\x1b[2J", "value": "crm-\u202e*", "group": "CRM\x1b]0;owned\x07", "staff": False}
+    ]
+    document["scope_rules"] = [
+        {"path_prefix": "/x\x1b[2J/", "scopes": "read"},
+        {"url_name": "a\u202e:b", "scopes": "read"},
+    ]
+    run("duo_oidc_import", write(tmp_path, document))
+    for out in (run("duo_oidc_scope_rule", "--list")[0], run("duo_oidc_group_rule", "a", "--list")[0]):
+        assert out.strip()
+        assert not any(escape in out for escape in ESCAPES), out  # before the fix: printed as stored
+        assert "\\x1b" in out or "\\u202e" in out  # shown escaped, not dropped

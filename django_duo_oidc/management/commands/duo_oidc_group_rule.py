@@ -19,6 +19,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
+from ...logsafe import sanitise
 from ...models import GroupRule, Provider
 from ..validation import add_group_rule, announce, refusals_as_command_errors
 
@@ -47,7 +48,7 @@ class Command(BaseCommand):
         if options["list"] or options["value"] is None:
             rules = GroupRule.objects.filter(provider=provider).select_related("group")
             for rule in rules:
-                self.stdout.write(str(rule))
+                self.stdout.write(sanitise(str(rule), limit=None))  # may hold terminal control sequences
             if not rules:
                 self.stdout.write(f"Provider {provider.slug!r} has no group rules.")
             return
@@ -71,4 +72,4 @@ class Command(BaseCommand):
             rule = add_group_rule(
                 provider, claim=claim, value=value, group_name=group_name, staff=staff, by="duo_oidc_group_rule"
             )
-        self.stdout.write(f"Group rule of provider {provider.slug!r}: {rule}.")
+        self.stdout.write(f"Group rule of provider {provider.slug!r}: {sanitise(str(rule), limit=None)}.")

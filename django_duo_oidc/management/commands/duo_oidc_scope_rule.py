@@ -16,6 +16,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from ...logsafe import sanitise
 from ...models import ScopeRule
 from ..options import add_field_options, apply_field_options
 from ..validation import announce_deleted, refusals_as_command_errors, save_as_admin, set_enabled
@@ -88,4 +89,5 @@ def describe(rule: ScopeRule) -> str:
     target = f"path {rule.path_prefix}" if rule.path_prefix else f"URL name {rule.url_name}"
     need = ("any of " if rule.any_of else "") + rule.scopes
     age = f", max age {rule.max_age} s" if rule.max_age is not None else ""
-    return f"{target}: {need}{age}{'' if rule.enabled else ' (disabled)'}"
+    # Escaped: a rule written by an import or the admin may hold terminal control sequences.
+    return sanitise(f"{target}: {need}{age}{'' if rule.enabled else ' (disabled)'}", limit=None)
