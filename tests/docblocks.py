@@ -8,6 +8,9 @@ the docs site::
     ...
     ```
 
+``fenced_blocks(path)`` returns every fenced block of the page with the line just before it, so that a test
+can require that no block a reader types is left unmarked (and so unrun).
+
 ``labelled_blocks(path, "tutorial")`` returns ``{"settings": Block("python", "...")}``. A marker may name an
 action before the label (``<!-- tutorial: write crm/views.py -->``): ``Block.action`` is then ``"write"``.
 A label given twice, a marker not followed by a fenced block, or a block that never closes is an error:
@@ -20,7 +23,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-_MARKER = re.compile(r"^<!--\s*([\w.-]+):\s*(?:(\w+)\s+)?([\w./-]+)\s*-->\s*$")
+MARKER = re.compile(r"^<!--\s*([\w.-]+):\s*(?:(\w+)\s+)?([\w./-]+)\s*-->\s*$")
 _FENCE = re.compile(r"^(`{3,}|~{3,})\s*([\w+-]*)")
 
 
@@ -40,7 +43,7 @@ def labelled_blocks(path: Path, prefix: str) -> dict[str, Block]:
     blocks: dict[str, Block] = {}
     index = 0
     while index < len(lines):
-        marker = _MARKER.match(lines[index])
+        marker = MARKER.match(lines[index])
         index += 1
         if not marker or marker.group(1) != prefix:
             continue
@@ -61,3 +64,38 @@ def labelled_blocks(path: Path, prefix: str) -> dict[str, Block]:
         index += 1
         blocks[label] = Block(fence.group(2), "\n".join(body) + "\n", action)
     return blocks
+
+
+@dataclass(frozen=True)
+class Fenced:
+    """A fenced code block anywhere on the page: its first line's number, its language, its text, and the
+    marker comment just before its fence ("" when there is none)."""
+
+    line: int
+    language: str
+    text: str
+    marker: str
+
+
+def fenced_blocks(path: Path) -> list[Fenced]:
+    """Every fenced code block of ``path``, in order (a block that never closes is an error)."""
+    lines = path.read_text().splitlines()
+    found: list[Fenced] = []
+    index = 0
+    while index < len(lines):
+        fence = _FENCE.match(lines[index])
+        if fence is None:
+            index += 1
+            continue
+        before = lines[index - 1].strip() if index else ""
+        start, closing, body = index + 1, fence.group(1), []
+        index += 1
+        while index < len(lines) and lines[index].strip() != closing:
+            body.append(lines[index])
+            index += 1
+        if index == len(lines):
+            raise ValueError(f"{path.name}: the block at line {start} is not closed")
+        index += 1
+        marker = before if before.startswith("<!--") else ""
+        found.append(Fenced(start, fence.group(2), "\n".join(body) + "\n", marker))
+    return found

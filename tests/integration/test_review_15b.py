@@ -19,12 +19,18 @@
 * ``duo_oidc_scope_rule --list`` and ``duo_oidc_group_rule --list`` printed a rule's path, URL name,
   scopes, claim, value and group name as stored: a configuration file could put terminal escape
   sequences (or a right-to-left override) there, which ran in the terminal of whoever listed the rules.
+* The pages that claim to be run word for word could change without a test noticing: a block of
+  docs/tutorial.md left unmarked, or marked with a misspelt prefix, was skipped by the tutorial's test;
+  the README's Quick start ``duo_oidc_provider`` command was a copy in test_stock_settings.py, not the
+  README's own words.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
+import shlex
 import time
 from pathlib import Path
 from typing import Any
@@ -37,6 +43,7 @@ from django.test import Client
 from django_duo_oidc.models import MFAConfiguration, Provider, ScopeRule
 from django_duo_oidc.providers.connection import check_connection
 from django_duo_oidc.providers.forms import ProviderForm
+from tests import docblocks
 from tests.fakeop import FakeOP
 
 from . import test_act_for_user as act
@@ -266,3 +273,109 @@ def test_listing_rules_escapes_control_characters(tmp_path: Path) -> None:
         assert out.strip()
         assert not any(escape in out for escape in ESCAPES), out  # before the fix: printed as stored
         assert "\\x1b" in out or "\\u202e" in out  # shown escaped, not dropped
+
+
+# Attacks that held (pinned) --------------------------------------------------------------------------
+
+
+def test_a_missing_secret_at_logout_with_revocation_still_logs_out(
+    client: Client, fake_op: FakeOP, provider: Provider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake_op.advertise_revocation = True
+    login(client, fake_op, scope=CRM)
+    monkeypatch.delenv(SECRET_VAR)
+    response = client.post("/oidc/logout/")
+    assert response.status_code == 302 and me(client) == {"authenticated": False}
+    assert fake_op.revocations == []  # nothing sent without the secret
+
+
+def test_a_missing_secret_for_bearer_introspection_is_a_503_without_the_variable(
+    client: Client, fake_op: FakeOP, provider: Provider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake_op.access_token_format = "opaque"
+    login(client, fake_op, scope=CRM)
+    access = act.stored_tokens(client)[0]
+    Provider.objects.filter(pk=provider.pk).update(access_token_validation="introspection")
+    monkeypatch.delenv(SECRET_VAR)
+    response = Client().get("/api/contacts/", HTTP_AUTHORIZATION=f"Bearer {access}")
+    assert response.status_code == 503
+    assert response.json()["error"] == "temporarily_unavailable"
+    assert SECRET_VAR not in response.content.decode() and access not in response.content.decode()
+
+
+@pytest.mark.parametrize("prefix", ["/", "/oidc/"])
+def test_a_scope_rule_on_everything_does_not_lock_out_the_login_itself(
+    client: Client, fake_op: FakeOP, provider: Provider, prefix: str
+) -> None:
+    run("duo_oidc_scope_rule", "--path", prefix, "--scopes", "nobody.has.this")
+    assert login(client, fake_op)["Location"] == "/me/"
+    assert client.post("/oidc/logout/").status_code == 302
+
+
+def test_the_get_logout_page_is_not_cached_framed_or_a_redirect(
+    client: Client, fake_op: FakeOP, provider: Provider
+) -> None:
+    login(client, fake_op, scope=CRM)
+    response = client.get("/oidc/logout/?next=https://attacker.example.test/")
+    assert response.status_code == 405 and "no-store" in response["Cache-Control"]
+    assert response["X-Frame-Options"] == "DENY" and "attacker" not in response.content.decode()
+    assert me(client)["authenticated"] is True
+
+
+# 6. The pages run "as written" are: no block skipped, the README's command itself --------------------
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def unrun_blocks(path: Path, prefix: str) -> list[str]:
+    """The fenced blocks of ``path`` a reader types that no ``<!-- prefix: ... -->`` marker gives a test:
+    all but the ``text`` blocks (a folder layout, a picture of output)."""
+    found = []
+    for block in docblocks.fenced_blocks(path):
+        marker = docblocks.MARKER.match(block.marker)
+        if block.language != "text" and not (marker and marker.group(1) == prefix):
+            found.append(f"line {block.line}: {block.language or 'no language'}")
+    return found
+
+
+def test_every_block_of_the_tutorial_a_reader_types_is_run() -> None:
+    assert unrun_blocks(ROOT / "docs" / "tutorial.md", "tutorial") == []
+
+
+@pytest.mark.parametrize(
+    "mistake",
+    ["```sh\npip install something-else\n```\n", "<!-- tutoral: run extra -->\n```sh\necho typo\n```\n"],
+    ids=["unmarked", "misspelt"],
+)
+def test_a_block_the_tutorial_test_would_skip_is_found(tmp_path: Path, mistake: str) -> None:
+    """Before: labelled_blocks (what tests/e2e/test_tutorial.py runs) silently left such a block out."""
+    tutorial = ROOT / "docs" / "tutorial.md"
+    page = tmp_path / "tutorial.md"
+    page.write_text(tutorial.read_text() + "\n" + mistake)
+    assert docblocks.labelled_blocks(page, "tutorial") == docblocks.labelled_blocks(tutorial, "tutorial")
+    assert len(unrun_blocks(page, "tutorial")) == 1
+
+
+def readme_provider_command() -> list[str]:
+    """The Quick start's ``python manage.py duo_oidc_provider ...`` lines, as the shell splits them."""
+    quick_start = (ROOT / "README.md").read_text().split("## Quick start", 1)[1].split("\n## ", 1)[0]
+    for block in re.findall(r"```sh\n(.*?)```", quick_start, re.S):
+        if "duo_oidc_provider" in block:
+            words = shlex.split(block.replace("\\\n", " "), comments=True)
+            start = words.index("duo_oidc_provider")
+            assert words[start - 2 : start] == ["python", "manage.py"], words
+            return words[start:]
+    raise AssertionError("The README's Quick start has no duo_oidc_provider command")
+
+
+def test_the_readmes_provider_command_runs_as_written(fake_op: FakeOP, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Its words, with the Duo tenant's issuer and client id replaced by the fake provider's (the values
+    a reader replaces too): every option exists, and --check passes against a provider that answers.
+    Before, test_stock_settings.py ran its own copy of the command, not the README's."""
+    words = readme_provider_command()
+    issuer, client_id = words[words.index("--issuer") + 1], words[words.index("--client-id") + 1]
+    assert issuer.startswith("https://sso-") and client_id.startswith("DI")
+    monkeypatch.setenv(words[words.index("--client-secret-env") + 1], fake_op.client_secret)
+    out, _ = run(*[{issuer: fake_op.issuer, client_id: fake_op.client_id}.get(w, w) for w in words])
+    assert "Client credentials: accepted" in out
+    assert Provider.objects.get(slug=words[1]).is_default
