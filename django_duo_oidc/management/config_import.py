@@ -231,8 +231,15 @@ class _Import:
             self.save(provider, f"provider {show(provider.slug, 60)}")
 
     def import_group_rules(self, provider: Provider, rows: list[Mapping[str, Any]], where: str) -> None:
+        # Stripped as the admin's form strips them: compared with the rows saved through it.
         wanted = sorted(
-            (r.get("claim", "groups"), r.get("value", ""), r.get("group") or "", bool(r.get("staff"))) for r in rows
+            (
+                str(r.get("claim", "groups")).strip(),
+                str(r.get("value", "")).strip(),
+                str(r.get("group") or "").strip(),
+                bool(r.get("staff")),
+            )
+            for r in rows
         )
         current = sorted(
             (r.claim, r.value, r.group.name if r.group else "", r.staff)
@@ -255,15 +262,16 @@ class _Import:
             announce("group rules of provider %s changed by manage.py %s", provider.slug, BY, held=self.held)
 
     def import_scope_rules(self, rows: list[Mapping[str, Any]]) -> None:
-        targets = [scope_rule_target(r) for r in rows]
         seen: set[str] = set()
-        for row, target in zip(rows, targets, strict=True):
+        for row in rows:
+            # What the rule guards, stripped as the admin's form strips it: the rule saved is found again.
+            key = {name: str(row.get(name, "")).strip() for name in ("path_prefix", "url_name")}
+            target = scope_rule_target(key)
             where = f"scope rule for {show(target, 80)}"
             if target in seen:
                 self.problems.append(f"{where}: listed twice (one rule per path prefix or URL name).")
                 continue
             seen.add(target)
-            key = {"path_prefix": row.get("path_prefix", ""), "url_name": row.get("url_name", "")}
             existing = list(ScopeRule.objects.filter(**key)[:2])
             if len(existing) > 1:
                 self.problems.append(f"{where}: several rules in the database guard it; merge them first.")

@@ -23,6 +23,9 @@
   docs/tutorial.md left unmarked, or marked with a misspelt prefix, was skipped by the tutorial's test;
   the README's Quick start ``duo_oidc_provider`` command was a copy in test_stock_settings.py, not the
   README's own words.
+* A rule named with surrounding spaces (``--path " /x/ "``, ``"value": " crm-* "`` in a file) was looked
+  up with them but saved stripped (as the admin's form strips): each run of the command or the import
+  added another rule, or deleted and re-created the group rules, and groups were created named " CRM ".
 """
 
 from __future__ import annotations
@@ -36,11 +39,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.contrib.auth.models import Group
 from django.core.cache import cache
 from django.core.management.base import CommandError
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 
-from django_duo_oidc.models import MFAConfiguration, Provider, ScopeRule
+from django_duo_oidc.models import GroupRule, MFAConfiguration, Provider, ScopeRule
 from django_duo_oidc.providers.connection import check_connection
 from django_duo_oidc.providers.forms import ProviderForm
 from tests import docblocks
@@ -379,3 +385,31 @@ def test_the_readmes_provider_command_runs_as_written(fake_op: FakeOP, monkeypat
     out, _ = run(*[{issuer: fake_op.issuer, client_id: fake_op.client_id}.get(w, w) for w in words])
     assert "Client credentials: accepted" in out
     assert Provider.objects.get(slug=words[1]).is_default
+
+
+# 7. Surrounding spaces (a copy and paste) do not make the shell or an import add a rule each run ---------
+
+
+def test_a_rule_named_with_surrounding_spaces_is_found_again(tmp_path: Path) -> None:
+    """The admin's form strips the values it saves; the commands and the import looked the rule up with
+    the spaces. Before the fix each run added another rule (two scope rules for /x/ then made every
+    export and import refuse the configuration), and groups were created named " CRM "."""
+    new_provider("a", "--client-secret-env", "DUO_A_SECRET")
+    for _ in range(2):
+        run("duo_oidc_scope_rule", "--path", " /x/ ", "--scopes", "a")
+        run("duo_oidc_group_rule", "a", "--value", " crm-* ", "--group", "CRM ")
+    assert list(ScopeRule.objects.values_list("path_prefix", flat=True)) == ["/x/"]
+    assert list(GroupRule.objects.values_list("value", "group__name")) == [("crm-*", "CRM")]
+    document = _document()
+    document["scope_rules"] = [{"path_prefix": " /y/ ", "scopes": "a"}]
+    document["providers"]["a"]["group_rules"] = [{"value": " ops-* ", "group": " Ops ", "staff": False}]
+    path = write(tmp_path, document)
+    run("duo_oidc_import", path, "--prune")
+    with CaptureQueriesContext(connection) as queries:
+        assert run("duo_oidc_import", path, "--prune")[0] == "No changes.\n"
+    assert not [q for q in queries.captured_queries if q["sql"].split()[0] in ("INSERT", "UPDATE", "DELETE")]
+    assert list(ScopeRule.objects.values_list("path_prefix", flat=True)) == ["/y/"]
+    assert list(GroupRule.objects.values_list("value", "group__name")) == [("ops-*", "Ops")]
+    assert not Group.objects.filter(name__in=[" Ops ", "CRM "]).exists()
+    run("duo_oidc_group_rule", "a", "--value", " ops-* ", "--group", " Ops ", "--remove")
+    assert not GroupRule.objects.exists()

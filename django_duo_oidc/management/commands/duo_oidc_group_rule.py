@@ -52,7 +52,8 @@ class Command(BaseCommand):
             if not rules:
                 self.stdout.write(f"Provider {provider.slug!r} has no group rules.")
             return
-        claim, value, group_name = options["claim"], options["value"], options["group"] or None
+        # Stripped as the admin's form strips them (add_group_rule too): the rule saved is found again.
+        claim, value, group_name = options["claim"].strip(), options["value"].strip(), (options["group"] or "").strip()
         if options["remove"]:
             rules = GroupRule.objects.filter(provider=provider, claim=claim, value=value)
             rules = rules.filter(group__name=group_name) if group_name else rules.filter(group=None)

@@ -52,7 +52,11 @@ class Command(BaseCommand):
         if options["list"] or not (options["path_prefix"] or options["url_name"]):
             self.list_rules()
             return
-        target = {"path_prefix": options["path_prefix"] or "", "url_name": options["url_name"] or ""}
+        # Stripped as the admin's form strips it: the rule saved by an earlier run is found again.
+        target = {
+            "path_prefix": (options["path_prefix"] or "").strip(),
+            "url_name": (options["url_name"] or "").strip(),
+        }
         shown = target["path_prefix"] or target["url_name"]
         rules = list(ScopeRule.objects.filter(**target).order_by("pk"))
         if len(rules) > 1:
