@@ -297,7 +297,8 @@ class _Import:
             return  # deleted only with prune (delete_unlisted)
         config = MFAConfiguration.objects.order_by("pk").first() or MFAConfiguration()
         self.set_fields(config, row, SECOND_FACTOR, skip=())
-        groups = [Group.objects.get_or_create(name=name)[0] for name in row.get("groups", [])]
+        names = dict.fromkeys(name.strip() for name in row.get("groups", []))  # stripped, as the admin's are
+        groups = [Group.objects.get_or_create(name=name)[0] for name in names if name]
         self.save(config, "second factor", m2m={"groups": groups})
 
 

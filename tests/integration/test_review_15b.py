@@ -413,3 +413,13 @@ def test_a_rule_named_with_surrounding_spaces_is_found_again(tmp_path: Path) -> 
     assert not Group.objects.filter(name__in=[" Ops ", "CRM "]).exists()
     run("duo_oidc_group_rule", "a", "--value", " ops-* ", "--group", " Ops ", "--remove")
     assert not GroupRule.objects.exists()
+
+
+def test_the_second_factors_groups_are_stripped_too(tmp_path: Path) -> None:
+    run("duo_oidc_mfa", "--client-id", "DIXXXXXXXXXXXXXXXXXX", "--api-host", "api-1.duosecurity.com",
+        "--client-secret-env", "DUO_MFA_SECRET", "--who", "groups", "--group", " Finance ")  # fmt: skip
+    document = _document()
+    document["second_factor"]["groups"] = [" Finance", "Ops "]
+    run("duo_oidc_import", write(tmp_path, document))
+    assert sorted(Group.objects.values_list("name", flat=True)) == ["Finance", "Ops"]  # before: " Finance " too
+    assert run("duo_oidc_import", write(tmp_path, document))[0] == "No changes.\n"
