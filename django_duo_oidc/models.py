@@ -18,7 +18,7 @@ from django.utils.translation import gettext_lazy as _
 
 from .conf import conf
 from .core.claims import ClaimMapping, glob_matches_any_value
-from .core.discovery import check_issuer, duo_api_host_refusal, is_plain_http_under_https
+from .core.discovery import METADATA_ENDPOINTS, check_issuer, duo_api_host_refusal, is_plain_http_under_https
 from .core.errors import ConfigurationError, SecretUnavailable
 from .core.flow import ClientCredentials
 from .core.resources import parse_resource_indicators, resource_indicator_problem
@@ -102,28 +102,14 @@ CONNECTION_FIELDS = (
     "resource_indicators",
     "introspect_with",
     # Endpoints set by hand: where the client secret and tokens are sent, and which keys are trusted.
-    "authorization_endpoint",
-    "token_endpoint",
-    "jwks_uri",
-    "userinfo_endpoint",
-    "introspection_endpoint",
-    "revocation_endpoint",
-    "end_session_endpoint",
+    *METADATA_ENDPOINTS,
 )
 
 #: Endpoints set by hand that receive the client secret: changing one is like changing the issuer.
 SECRET_ENDPOINT_FIELDS = ("token_endpoint", "introspection_endpoint", "revocation_endpoint")
 
 #: Every endpoint a provider row may set by hand, as named in the metadata (RFC 8414, Discovery).
-ENDPOINT_FIELDS = (
-    "authorization_endpoint",
-    "token_endpoint",
-    "jwks_uri",
-    "userinfo_endpoint",
-    "introspection_endpoint",
-    "revocation_endpoint",
-    "end_session_endpoint",
-)
+ENDPOINT_FIELDS = METADATA_ENDPOINTS
 
 
 class Provider(models.Model):

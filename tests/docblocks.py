@@ -39,30 +39,19 @@ class Block:
 
 def labelled_blocks(path: Path, prefix: str) -> dict[str, Block]:
     """The blocks of ``path`` marked ``<!-- {prefix}: <label> -->``, by label, in document order."""
-    lines = path.read_text().splitlines()
+    fenced = {block.line: block for block in fenced_blocks(path)}
     blocks: dict[str, Block] = {}
-    index = 0
-    while index < len(lines):
-        marker = MARKER.match(lines[index])
-        index += 1
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        marker = MARKER.match(line)
         if not marker or marker.group(1) != prefix:
             continue
         action, label = marker.group(2) or "", marker.group(3)
-        fence = _FENCE.match(lines[index]) if index < len(lines) else None
-        if fence is None:
+        block = fenced.get(number + 1)  # its fence on the next line
+        if block is None:
             raise ValueError(f"{path.name}: the marker {prefix}: {label} is not followed by a fenced code block")
         if label in blocks:
             raise ValueError(f"{path.name}: the label {prefix}: {label} is used twice")
-        closing = fence.group(1)
-        body: list[str] = []
-        index += 1
-        while index < len(lines) and lines[index].strip() != closing:
-            body.append(lines[index])
-            index += 1
-        if index == len(lines):
-            raise ValueError(f"{path.name}: the block {prefix}: {label} is not closed")
-        index += 1
-        blocks[label] = Block(fence.group(2), "\n".join(body) + "\n", action)
+        blocks[label] = Block(block.language, block.text, action)
     return blocks
 
 

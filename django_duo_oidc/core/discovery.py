@@ -20,6 +20,7 @@ from .errors import ConfigurationError, DiscoveryError, DuoOIDCError, ProviderRe
 from .http import HttpClient
 
 __all__ = [
+    "METADATA_ENDPOINTS",
     "MetadataNotPublished",
     "ProviderMetadata",
     "check_issuer",
@@ -249,8 +250,9 @@ def _supplemented(http: HttpClient, issuer: str, doc: dict[str, Any]) -> dict[st
     return {**doc, **found, SUPPLEMENTED_KEY: sorted(found)} if found else doc
 
 
-#: The metadata's URLs that an https issuer may not name over plain http.
-PLAIN_HTTP_REFUSED = (
+#: Every endpoint of the metadata this library uses (RFC 8414, Discovery), by its name there: a provider row
+#: may set each by hand, and an https issuer may name none over plain http.
+METADATA_ENDPOINTS = (
     "authorization_endpoint",
     "token_endpoint",
     "jwks_uri",
@@ -291,7 +293,7 @@ def parse_metadata(doc: dict[str, Any], issuer: str) -> ProviderMetadata:
     # HTTP anyone on the path would read the client secret (token, introspection, revocation) or swap the
     # keys that sign ID tokens (JWKS), though the document itself came over TLS. An http issuer is local
     # development (duo_oidc.W001), whose endpoints may be http too.
-    for name in PLAIN_HTTP_REFUSED:
+    for name in METADATA_ENDPOINTS:
         if is_plain_http_under_https(issuer, doc.get(name)):
             raise DiscoveryError(
                 f"The metadata of the https issuer {issuer!r} names a plain http:// {name}: refused "

@@ -13,20 +13,11 @@ from __future__ import annotations
 import pytest
 
 from django_duo_oidc.core import errors
+from django_duo_oidc.core.discovery import METADATA_ENDPOINTS as ENDPOINTS
 from django_duo_oidc.core.discovery import fetch_metadata, parse_metadata
 from tests.fakeop import FakeOP
 
 from .helpers import ISSUER, fake_http
-
-ENDPOINTS = (
-    "authorization_endpoint",
-    "token_endpoint",
-    "jwks_uri",
-    "userinfo_endpoint",
-    "introspection_endpoint",
-    "revocation_endpoint",
-    "end_session_endpoint",
-)
 
 
 @pytest.mark.parametrize("name", ENDPOINTS)
