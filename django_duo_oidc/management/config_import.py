@@ -15,7 +15,9 @@ alone, even with ``prune``):
 * ``client_secret_env`` / ``secret_key_env``: a variable's name replaces a secret stored encrypted;
   ``null`` keeps a stored one (a secret is never in the file);
 * ``prune`` deletes the providers, directory connections and scope rules the file does not list, and the
-  second factor's configuration when the file says ``"second_factor": null``.
+  second factor's configuration when the file says ``"second_factor": null``; a provider that a row it
+  keeps still names (another provider's ``introspect_with``, a directory connection's provider, also in a
+  section the file leaves out) is not deleted: the file is refused, saying which row names it.
 
 Over 300 lines on purpose: one transaction's steps (each section, references between rows, pruning) and the
 diff it prints are one piece.
@@ -129,6 +131,8 @@ class _Import:
     def delete_unlisted(self) -> None:
         """``prune``: delete the rows of the file's sections that it does not list (after every row is
         written, so that a row may still name a provider the file leaves out until the end)."""
+        if PROVIDERS.key in self.document and not self.keeps_what_is_named():
+            return
         if DIRECTORY_CONNECTIONS.key in self.document:
             connections = DirectoryConnection.objects.exclude(slug__in=list(self.document[DIRECTORY_CONNECTIONS.key]))
             self.announce_deleted(connections)
@@ -150,6 +154,31 @@ class _Import:
             for config in MFAConfiguration.objects.all():
                 announce_deleted(config, by=BY, held=self.held)
                 config.delete()  # one by one: the delete signal resets the configuration's memory
+
+    def keeps_what_is_named(self) -> bool:
+        """False (with a problem each) when a row the import keeps names a provider ``prune`` would delete:
+        the deletion would reach it (a directory connection deleted with its provider, ``introspect_with``
+        set to none), so the result would not be what the file says, nor could the file be imported again."""
+        listed = set(self.document[PROVIDERS.key])
+        gone = set(Provider.objects.exclude(slug__in=list(listed)).values_list("slug", flat=True))
+        problems = [
+            f"provider {show(slug, 60)}: introspect_with names provider {show(row['introspect_with'], 60)}, which "
+            "--prune deletes (the file does not list it)"
+            for slug, row in self.document[PROVIDERS.key].items()
+            if row.get("introspect_with") in gone
+        ]
+        if DIRECTORY_CONNECTIONS.key in self.document:
+            named = {slug: row.get("provider") for slug, row in self.document[DIRECTORY_CONNECTIONS.key].items()}
+        else:  # the section is left alone: its rows in the database must survive too
+            named = dict(DirectoryConnection.objects.values_list("slug", "provider__slug"))
+        problems += [
+            f"directory connection {show(slug, 60)}: its provider {show(provider, 60)} is deleted by --prune (the "
+            "file does not list it)"
+            for slug, provider in named.items()
+            if provider in gone
+        ]
+        self.problems += problems
+        return not problems
 
     def announce_deleted(self, rows: models.QuerySet[Any]) -> None:
         for row in rows:

@@ -26,6 +26,9 @@
 * A rule named with surrounding spaces (``--path " /x/ "``, ``"value": " crm-* "`` in a file) was looked
   up with them but saved stripped (as the admin's form strips): each run of the command or the import
   added another rule, or deleted and re-created the group rules, and groups were created named " CRM ".
+* ``--prune`` deleting a provider that a kept row names reached that row: a directory connection the
+  file lists (or, with no directory section, one the file leaves alone) was deleted with its provider,
+  another provider's ``introspect_with`` silently became none; the file then could not be imported again.
 """
 
 from __future__ import annotations
@@ -46,7 +49,7 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
-from django_duo_oidc.models import GroupRule, MFAConfiguration, Provider, ScopeRule
+from django_duo_oidc.models import DirectoryConnection, GroupRule, MFAConfiguration, Provider, ScopeRule
 from django_duo_oidc.providers.connection import check_connection
 from django_duo_oidc.providers.forms import ProviderForm
 from tests import docblocks
@@ -423,3 +426,30 @@ def test_the_second_factors_groups_are_stripped_too(tmp_path: Path) -> None:
     run("duo_oidc_import", write(tmp_path, document))
     assert sorted(Group.objects.values_list("name", flat=True)) == ["Finance", "Ops"]  # before: " Finance " too
     assert run("duo_oidc_import", write(tmp_path, document))[0] == "No changes.\n"
+
+
+# 8. --prune never reaches a row the file keeps ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("directory_section", [True, False], ids=["listed", "left-alone"])
+def test_prune_refuses_to_delete_a_provider_a_kept_row_names(tmp_path: Path, directory_section: bool) -> None:
+    build_configuration()  # b introspects with a; the directory connection corp belongs to a
+    document = _document()
+    del document["providers"]["a"]
+    document["providers"]["b"]["is_default"] = True
+    if not directory_section:
+        del document["directory_connections"]
+    with pytest.raises(CommandError) as refused:
+        run("duo_oidc_import", write(tmp_path, document), "--prune")  # before the fix: imported
+    assert "provider 'b': introspect_with names provider 'a', which --prune deletes" in str(refused.value)
+    assert "directory connection 'corp': its provider 'a' is deleted by --prune" in str(refused.value)
+    assert DirectoryConnection.objects.filter(slug="corp").exists()
+    assert Provider.objects.get(slug="b").introspect_with == Provider.objects.get(slug="a")
+    # Said in the file, it goes through: b stops introspecting with a, corp moves to b.
+    document["providers"]["b"]["introspect_with"] = None
+    document.setdefault("directory_connections", _document()["directory_connections"])
+    document["directory_connections"]["corp"]["provider"] = "b"
+    path = write(tmp_path, document)
+    run("duo_oidc_import", path, "--prune")
+    assert run("duo_oidc_import", path, "--prune")[0] == "No changes.\n"
+    assert DirectoryConnection.objects.get(slug="corp").provider.slug == "b"
