@@ -19,7 +19,7 @@ from django.utils.translation import gettext_lazy as _
 
 from .conf import conf
 from .core.claims import ClaimMapping, glob_matches_any_value
-from .core.discovery import check_issuer, duo_api_host_refusal
+from .core.discovery import METADATA_ENDPOINTS, check_issuer, duo_api_host_refusal, is_plain_http_under_https
 from .core.errors import ConfigurationError, SecretUnavailable
 from .core.flow import AuthMethod as TokenAuthMethod
 from .core.flow import ClientCredentials
@@ -104,33 +104,19 @@ CONNECTION_FIELDS = (
     "resource_indicators",
     "introspect_with",
     # Endpoints set by hand: where the client secret and tokens are sent, and which keys are trusted.
-    "authorization_endpoint",
-    "token_endpoint",
-    "jwks_uri",
-    "userinfo_endpoint",
-    "introspection_endpoint",
-    "revocation_endpoint",
-    "end_session_endpoint",
+    *METADATA_ENDPOINTS,
 )
 
 #: Endpoints set by hand that receive the client secret: changing one is like changing the issuer.
 SECRET_ENDPOINT_FIELDS = ("token_endpoint", "introspection_endpoint", "revocation_endpoint")
 
 #: Every endpoint a provider row may set by hand, as named in the metadata (RFC 8414, Discovery).
+ENDPOINT_FIELDS = METADATA_ENDPOINTS
 # Provider.token_auth_method's choices, as the core's type of them.
 _TOKEN_AUTH_METHODS: dict[str, TokenAuthMethod] = {
     "client_secret_basic": "client_secret_basic",
     "client_secret_post": "client_secret_post",
 }
-ENDPOINT_FIELDS = (
-    "authorization_endpoint",
-    "token_endpoint",
-    "jwks_uri",
-    "userinfo_endpoint",
-    "introspection_endpoint",
-    "revocation_endpoint",
-    "end_session_endpoint",
-)
 
 
 class Provider(models.Model):
@@ -331,6 +317,10 @@ class Provider(models.Model):
             refusal = duo_api_host_refusal(getattr(self, name))
             if refusal:
                 raise ValidationError({name: refusal})
+            if name != "issuer" and is_plain_http_under_https(self.issuer, getattr(self, name)):
+                raise ValidationError(
+                    {name: _("The issuer uses https: so must its endpoints (the secret, tokens and keys go there).")}
+                )
         self._check_introspect_with()
         if self.client_secret_env:
             refusal = secret_env_refusal(self.client_secret_env)
@@ -373,13 +363,15 @@ class Provider(models.Model):
         from an environment variable needs another variable or an explicit confirmation
         (:meth:`confirm_secret_for_connection`).
         """
-        if not self.pk:
-            return
         stored = (
             Provider.objects.filter(pk=self.pk)
             .values("issuer", "client_id", "client_secret_encrypted", "client_secret_env", *SECRET_ENDPOINT_FIELDS)
             .first()
+            if self.pk
+            else None
         )
+        if stored is None or stored["client_secret_env"] != self.client_secret_env:
+            self._check_variable_not_taken()
         watched = ("issuer", "client_id", *SECRET_ENDPOINT_FIELDS)
         if stored is None or all(stored[name] == getattr(self, name) for name in watched):
             return
@@ -402,6 +394,43 @@ class Provider(models.Model):
                     "or name another variable."
                 )
                 % {"variable": self.client_secret_env}
+            )
+
+    def _check_variable_not_taken(self) -> None:
+        """A row that starts reading its secret from a variable (a new row, or another variable) whose
+        secret belongs to another connection needs the same confirmation as a changed issuer.
+
+        Otherwise a new row (or a renamed one, in an import with ``--prune``) naming an attacker's
+        issuer and another row's variable would send that secret to the attacker's token endpoint, and
+        "name another variable" would be the way round the confirmation. Rows of the same connection
+        (issuer, client id and secret-receiving endpoints) may share a variable.
+        """
+        variable = self.client_secret_env
+        if not variable or getattr(self, "_secret_confirmed", False):
+            return
+        connection = ("issuer", "client_id", *SECRET_ENDPOINT_FIELDS)
+        owner = None
+        others = Provider.objects.exclude(pk=self.pk) if self.pk else Provider.objects.all()
+        for other in others.filter(client_secret_env=variable).values("slug", *connection):
+            if any(other[name] != getattr(self, name) for name in connection):
+                owner = f"provider {other['slug']!r}"
+                break
+        if owner is None:
+            connection_slug = (
+                DirectoryConnection.objects.filter(secret_key_env=variable).values_list("slug", flat=True).first()
+            )
+            if connection_slug is not None:
+                owner = f"directory connection {connection_slug!r}"
+            elif MFAConfiguration.objects.filter(client_secret_env=variable).exists():
+                owner = "the second factor"
+        if owner is not None:
+            raise ValidationError(
+                _(
+                    "The variable %(variable)s already holds the secret of %(owner)s, another connection: "
+                    'confirm that this secret may be sent to this issuer (tick "send the secret to the new '
+                    'connection"), or name another variable.'
+                )
+                % {"variable": variable, "owner": owner}
             )
 
     def save(self, *args: Any, **kwargs: Any) -> None:

@@ -8,6 +8,9 @@ the docs site::
     ...
     ```
 
+``fenced_blocks(path)`` returns every fenced block of the page with the line just before it, so that a test
+can require that no block a reader types is left unmarked (and so unrun).
+
 ``labelled_blocks(path, "tutorial")`` returns ``{"settings": Block("python", "...")}``. A marker may name an
 action before the label (``<!-- tutorial: write crm/views.py -->``): ``Block.action`` is then ``"write"``.
 A label given twice, a marker not followed by a fenced block, or a block that never closes is an error:
@@ -20,7 +23,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-_MARKER = re.compile(r"^<!--\s*([\w.-]+):\s*(?:(\w+)\s+)?([\w./-]+)\s*-->\s*$")
+MARKER = re.compile(r"^<!--\s*([\w.-]+):\s*(?:(\w+)\s+)?([\w./-]+)\s*-->\s*$")
 _FENCE = re.compile(r"^(`{3,}|~{3,})\s*([\w+-]*)")
 
 
@@ -36,28 +39,52 @@ class Block:
 
 def labelled_blocks(path: Path, prefix: str) -> dict[str, Block]:
     """The blocks of ``path`` marked ``<!-- {prefix}: <label> -->``, by label, in document order."""
-    lines = path.read_text().splitlines()
+    fenced = {block.line: block for block in fenced_blocks(path)}
     blocks: dict[str, Block] = {}
-    index = 0
-    while index < len(lines):
-        marker = _MARKER.match(lines[index])
-        index += 1
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        marker = MARKER.match(line)
         if not marker or marker.group(1) != prefix:
             continue
         action, label = marker.group(2) or "", marker.group(3)
-        fence = _FENCE.match(lines[index]) if index < len(lines) else None
-        if fence is None:
+        block = fenced.get(number + 1)  # its fence on the next line
+        if block is None:
             raise ValueError(f"{path.name}: the marker {prefix}: {label} is not followed by a fenced code block")
         if label in blocks:
             raise ValueError(f"{path.name}: the label {prefix}: {label} is used twice")
-        closing = fence.group(1)
-        body: list[str] = []
+        blocks[label] = Block(block.language, block.text, action)
+    return blocks
+
+
+@dataclass(frozen=True)
+class Fenced:
+    """A fenced code block anywhere on the page: its first line's number, its language, its text, and the
+    marker comment just before its fence ("" when there is none)."""
+
+    line: int
+    language: str
+    text: str
+    marker: str
+
+
+def fenced_blocks(path: Path) -> list[Fenced]:
+    """Every fenced code block of ``path``, in order (a block that never closes is an error)."""
+    lines = path.read_text().splitlines()
+    found: list[Fenced] = []
+    index = 0
+    while index < len(lines):
+        fence = _FENCE.match(lines[index])
+        if fence is None:
+            index += 1
+            continue
+        before = lines[index - 1].strip() if index else ""
+        start, closing, body = index + 1, fence.group(1), []
         index += 1
         while index < len(lines) and lines[index].strip() != closing:
             body.append(lines[index])
             index += 1
         if index == len(lines):
-            raise ValueError(f"{path.name}: the block {prefix}: {label} is not closed")
+            raise ValueError(f"{path.name}: the block at line {start} is not closed")
         index += 1
-        blocks[label] = Block(fence.group(2), "\n".join(body) + "\n", action)
-    return blocks
+        marker = before if before.startswith("<!--") else ""
+        found.append(Fenced(start, fence.group(2), "\n".join(body) + "\n", marker))
+    return found

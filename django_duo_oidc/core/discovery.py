@@ -20,12 +20,14 @@ from .errors import ConfigurationError, DiscoveryError, DuoOIDCError, ProviderRe
 from .http import HttpClient
 
 __all__ = [
+    "METADATA_ENDPOINTS",
     "MetadataNotPublished",
     "ProviderMetadata",
     "check_issuer",
     "discovery_url",
     "duo_api_host_refusal",
     "fetch_metadata",
+    "is_plain_http_under_https",
     "oauth_metadata_url",
     "oauth_metadata_urls",
     "parse_metadata",
@@ -248,6 +250,29 @@ def _supplemented(http: HttpClient, issuer: str, doc: dict[str, Any]) -> dict[st
     return {**doc, **found, SUPPLEMENTED_KEY: sorted(found)} if found else doc
 
 
+#: Every endpoint of the metadata this library uses (RFC 8414, Discovery), by its name there: a provider row
+#: may set each by hand, and an https issuer may name none over plain http.
+METADATA_ENDPOINTS = (
+    "authorization_endpoint",
+    "token_endpoint",
+    "jwks_uri",
+    "userinfo_endpoint",
+    "introspection_endpoint",
+    "revocation_endpoint",
+    "end_session_endpoint",
+)
+
+
+def is_plain_http_under_https(issuer: str, url: Any) -> bool:
+    """True when ``url`` is a plain ``http://`` URL while ``issuer`` is an ``https://`` one (Discovery
+    section 3 and RFC 8414 section 2 require https endpoints; an http issuer is local development)."""
+    return (
+        isinstance(url, str)
+        and urlsplit(issuer).scheme.lower() == "https"
+        and urlsplit(url.strip()).scheme.lower() == "http"
+    )
+
+
 def parse_metadata(doc: dict[str, Any], issuer: str) -> ProviderMetadata:
     """Validate a discovery document for ``issuer`` and return its metadata.
 
@@ -264,6 +289,16 @@ def parse_metadata(doc: dict[str, Any], issuer: str) -> ProviderMetadata:
             f"The discovery document names another issuer than {issuer!r}, the one this provider is "
             "configured with; they must be identical."
         )
+    # Discovery section 3 and RFC 8414 section 2: the endpoints of an https issuer use https. Over plain
+    # HTTP anyone on the path would read the client secret (token, introspection, revocation) or swap the
+    # keys that sign ID tokens (JWKS), though the document itself came over TLS. An http issuer is local
+    # development (duo_oidc.W001), whose endpoints may be http too.
+    for name in METADATA_ENDPOINTS:
+        if is_plain_http_under_https(issuer, doc.get(name)):
+            raise DiscoveryError(
+                f"The metadata of the https issuer {issuer!r} names a plain http:// {name}: refused "
+                "(the client secret, tokens or signing keys would travel unencrypted)."
+            )
     source = doc.get(SOURCE_KEY)
     rfc8414 = source in (SOURCE_RFC8414, SOURCE_NONE)
     # RFC 8414 section 2: only the token endpoint is needed by a server that has no browser login

@@ -37,6 +37,7 @@ from ..core.errors import (
     DuoOIDCError,
     ProviderResponseError,
     ProviderUnavailable,
+    SecretUnavailable,
 )
 from ..core.scopes import format_scopes, parse_scopes
 from ..login import session
@@ -95,8 +96,10 @@ def ensure_fresh(request: HttpRequest) -> None:
                 return
             if info.get("scope") is not None:
                 data["scopes"] = format_scopes(parse_scopes(info["scope"]))
-    except CacheUnavailable as exc:
-        mark_stale(request, provider, exc.description)  # the provider is not at fault: no down flag
+    except (CacheUnavailable, SecretUnavailable) as exc:
+        # The provider is not at fault (no down flag), nor is the user's grant: this site cannot use its
+        # cache, or its own client secret (a variable unset by a deploy). Stale, not trusted, not ended.
+        mark_stale(request, provider, exc.description)
         return
     except (ProviderUnavailable, ProviderResponseError) as exc:
         runtime.mark_down()  # never raises, even with the cache failing too

@@ -49,6 +49,7 @@ from ..core.errors import (
     ProviderResponseError,
     ProviderUnavailable,
     ReauthenticationRequired,
+    SecretUnavailable,
     TokenExpired,
 )
 from ..core.lifetimes import renewal_margin
@@ -174,7 +175,8 @@ def current_access_token(request: HttpRequest, *, force: bool = False) -> str:
         if runtime.recently_down():
             raise ProviderUnavailable("The identity provider failed moments ago.")
         renewed = refresh(runtime, data, rejected=current if force else None)
-    except CacheUnavailable as exc:
+    except (CacheUnavailable, SecretUnavailable) as exc:
+        # This site's own failure (its cache, or its client secret): neither the provider's nor the grant's.
         return _outage(data, current, provider, exc, force=force or pending, now=now)
     except (ProviderUnavailable, ProviderResponseError) as exc:
         runtime.mark_down()  # never raises

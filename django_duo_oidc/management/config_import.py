@@ -5,6 +5,8 @@ Every row is validated by the admin's own form (:mod:`.validation`) and saved th
 provider runtime drop what they proved under the old row), the signals of scope rules and of the second
 factor reset this process's memories, other processes follow within their usual few seconds. A row
 the file leaves as it is is not written at all, so a second import of the same file writes nothing.
+Each row created, changed or deleted is logged (a WARNING naming the fields, never a value, as the
+admin's changes are) once the transaction has committed: a dry run or a refused file logs none.
 
 What the file says, row by row (a field left out takes the model's default; a section left out is left
 alone, even with ``prune``):
@@ -13,7 +15,9 @@ alone, even with ``prune``):
 * ``client_secret_env`` / ``secret_key_env``: a variable's name replaces a secret stored encrypted;
   ``null`` keeps a stored one (a secret is never in the file);
 * ``prune`` deletes the providers, directory connections and scope rules the file does not list, and the
-  second factor's configuration when the file says ``"second_factor": null``.
+  second factor's configuration when the file says ``"second_factor": null``; a provider that a row it
+  keeps still names (another provider's ``introspect_with``, a directory connection's provider, also in a
+  section the file leaves out) is not deleted: the file is refused, saying which row names it.
 
 Over 300 lines on purpose: one transaction's steps (each section, references between rows, pruning) and the
 diff it prints are one piece.
@@ -122,6 +126,8 @@ class _Import:
     def delete_unlisted(self) -> None:
         """``prune``: delete the rows of the file's sections that it does not list (after every row is
         written, so that a row may still name a provider the file leaves out until the end)."""
+        if PROVIDERS.key in self.document and not self.keeps_what_is_named():
+            return
         if DIRECTORY_CONNECTIONS.key in self.document:
             unlisted_connections = DirectoryConnection.objects.exclude(
                 slug__in=list(self.document[DIRECTORY_CONNECTIONS.key])
@@ -147,6 +153,31 @@ class _Import:
             for config in MFAConfiguration.objects.all():
                 log_deleted(config, by=BY)
                 config.delete()  # one by one: the delete signal resets the configuration's memory
+
+    def keeps_what_is_named(self) -> bool:
+        """False (with a problem each) when a row the import keeps names a provider ``prune`` would delete:
+        the deletion would reach it (a directory connection deleted with its provider, ``introspect_with``
+        set to none), so the result would not be what the file says, nor could the file be imported again."""
+        listed = set(self.document[PROVIDERS.key])
+        gone = set(Provider.objects.exclude(slug__in=list(listed)).values_list("slug", flat=True))
+        problems = [
+            f"provider {show(slug, 60)}: introspect_with names provider {show(row['introspect_with'], 60)}, which "
+            "--prune deletes (the file does not list it)"
+            for slug, row in self.document[PROVIDERS.key].items()
+            if row.get("introspect_with") in gone
+        ]
+        if DIRECTORY_CONNECTIONS.key in self.document:
+            named = {slug: row.get("provider") for slug, row in self.document[DIRECTORY_CONNECTIONS.key].items()}
+        else:  # the section is left alone: its rows in the database must survive too
+            named = dict(DirectoryConnection.objects.values_list("slug", "provider__slug"))
+        problems += [
+            f"directory connection {show(slug, 60)}: its provider {show(provider, 60)} is deleted by --prune (the "
+            "file does not list it)"
+            for slug, provider in named.items()
+            if provider in gone
+        ]
+        self.problems += problems
+        return not problems
 
     # One row ---------------------------------------------------------------------------------------
 
@@ -224,8 +255,15 @@ class _Import:
             self.save(provider, f"provider {show(provider.slug, 60)}")
 
     def import_group_rules(self, provider: Provider, rows: list[Mapping[str, Any]], where: str) -> None:
+        # Stripped as the admin's form strips them: compared with the rows saved through it.
         wanted = sorted(
-            (r.get("claim", "groups"), r.get("value", ""), r.get("group") or "", bool(r.get("staff"))) for r in rows
+            (
+                str(r.get("claim", "groups")).strip(),
+                str(r.get("value", "")).strip(),
+                str(r.get("group") or "").strip(),
+                bool(r.get("staff")),
+            )
+            for r in rows
         )
         current = sorted(
             (r.claim, r.value, r.group.name if r.group else "", r.staff)
@@ -250,15 +288,16 @@ class _Import:
                 log_created(form.save(), by=BY)
 
     def import_scope_rules(self, rows: list[Mapping[str, Any]]) -> None:
-        targets = [scope_rule_target(r) for r in rows]
         seen: set[str] = set()
-        for row, target in zip(rows, targets, strict=True):
+        for row in rows:
+            # What the rule guards, stripped as the admin's form strips it: the rule saved is found again.
+            key = {name: str(row.get(name, "")).strip() for name in ("path_prefix", "url_name")}
+            target = scope_rule_target(key)
             where = f"scope rule for {show(target, 80)}"
             if target in seen:
                 self.problems.append(f"{where}: listed twice (one rule per path prefix or URL name).")
                 continue
             seen.add(target)
-            key = {"path_prefix": row.get("path_prefix", ""), "url_name": row.get("url_name", "")}
             existing = list(ScopeRule.objects.filter(**key)[:2])
             if len(existing) > 1:
                 self.problems.append(f"{where}: several rules in the database guard it; merge them first.")
@@ -284,7 +323,8 @@ class _Import:
             return  # deleted only with prune (delete_unlisted)
         config = MFAConfiguration.objects.order_by("pk").first() or MFAConfiguration()
         self.set_fields(config, row, SECOND_FACTOR, skip=())
-        groups = [Group.objects.get_or_create(name=name)[0] for name in row.get("groups", [])]
+        names = dict.fromkeys(name.strip() for name in row.get("groups", []))  # stripped, as the admin's are
+        groups = [Group.objects.get_or_create(name=name)[0] for name in names if name]
         self.save(config, "second factor", m2m={"groups": groups})
 
 

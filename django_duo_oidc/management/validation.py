@@ -151,6 +151,8 @@ def add_group_rule(
 
     :raises ValidationError: as the admin's form would say; nothing is saved.
     """
+    # Stripped as the admin's form strips them: a second run finds the rule the first one saved.
+    claim, value, group_name = claim.strip(), value.strip(), (group_name or "").strip()
     group = Group.objects.get_or_create(name=group_name)[0] if group_name else None
     rule = GroupRule.objects.filter(provider=provider, claim=claim, value=value, group=group).first()
     if rule is None:

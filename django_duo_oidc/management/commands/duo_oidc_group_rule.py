@@ -19,6 +19,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
+from ...logsafe import sanitise
 from ...models import GroupRule, Provider
 from ..validation import add_group_rule, log_deleted, refusals_as_command_errors
 
@@ -47,11 +48,12 @@ class Command(BaseCommand):
         if options["list"] or options["value"] is None:
             rules = GroupRule.objects.filter(provider=provider).select_related("group")
             for rule in rules:
-                self.stdout.write(str(rule))
+                self.stdout.write(sanitise(str(rule), limit=None))  # may hold terminal control sequences
             if not rules:
                 self.stdout.write(f"Provider {provider.slug!r} has no group rules.")
             return
-        claim, value, group_name = options["claim"], options["value"], options["group"] or None
+        # Stripped as the admin's form strips them (add_group_rule too): the rule saved is found again.
+        claim, value, group_name = options["claim"].strip(), options["value"].strip(), (options["group"] or "").strip()
         if options["remove"]:
             rules = GroupRule.objects.filter(provider=provider, claim=claim, value=value)
             rules = rules.filter(group__name=group_name) if group_name else rules.filter(group=None)
@@ -72,4 +74,4 @@ class Command(BaseCommand):
             rule = add_group_rule(
                 provider, claim=claim, value=value, group_name=group_name, staff=staff, by="duo_oidc_group_rule"
             )
-        self.stdout.write(f"Group rule of provider {provider.slug!r}: {rule}.")
+        self.stdout.write(f"Group rule of provider {provider.slug!r}: {sanitise(str(rule), limit=None)}.")

@@ -93,7 +93,8 @@ class Command(BaseCommand):
         with refusals_as_command_errors(), transaction.atomic():
             m2m = {}
             if options["group"] is not None:
-                m2m["groups"] = [Group.objects.get_or_create(name=name)[0] for name in options["group"] if name]
+                names = dict.fromkeys(name.strip() for name in options["group"])  # stripped, as the admin's are
+                m2m["groups"] = [Group.objects.get_or_create(name=name)[0] for name in names if name]
             save_as_admin(config, by="duo_oidc_mfa", m2m=m2m)
         self.stdout.write(
             f"{'Created' if created else 'Updated'} the second factor ({'on' if config.enabled else 'off'}, "

@@ -16,6 +16,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from ...logsafe import sanitise
 from ...models import ScopeRule
 from ..options import add_field_options, apply_field_options
 from ..validation import log_deleted, refusals_as_command_errors, save_as_admin, set_enabled
@@ -51,7 +52,11 @@ class Command(BaseCommand):
         if options["list"] or not (options["path_prefix"] or options["url_name"]):
             self.list_rules()
             return
-        target = {"path_prefix": options["path_prefix"] or "", "url_name": options["url_name"] or ""}
+        # Stripped as the admin's form strips it: the rule saved by an earlier run is found again.
+        target = {
+            "path_prefix": (options["path_prefix"] or "").strip(),
+            "url_name": (options["url_name"] or "").strip(),
+        }
         shown = target["path_prefix"] or target["url_name"]
         rules = list(ScopeRule.objects.filter(**target).order_by("pk"))
         if len(rules) > 1:
@@ -88,4 +93,5 @@ def describe(rule: ScopeRule) -> str:
     target = f"path {rule.path_prefix}" if rule.path_prefix else f"URL name {rule.url_name}"
     need = ("any of " if rule.any_of else "") + rule.scopes
     age = f", max age {rule.max_age} s" if rule.max_age is not None else ""
-    return f"{target}: {need}{age}{'' if rule.enabled else ' (disabled)'}"
+    # Escaped: a rule written by an import or the admin may hold terminal control sequences.
+    return sanitise(f"{target}: {need}{age}{'' if rule.enabled else ' (disabled)'}", limit=None)
