@@ -145,7 +145,6 @@ def check_providers(app_configs: Any = None, databases: Any = None, **kwargs: An
             )
         )
     errors += _check_authorization_servers(providers)
-    errors += check_secret_variables(providers)
     return errors
 
 
@@ -222,8 +221,10 @@ def check_deploy(app_configs: Any = None, databases: Any = None, **kwargs: Any) 
     """Deployment warnings in the manner of ``check --deploy``.
 
     A deploy check may read the provider table (it runs against the production database on purpose):
-    so ``check --deploy`` also says ``W003``/``E008`` without ``--database`` (with it,
-    :func:`check_providers` says them, once).
+    ``check --deploy`` says ``W003``/``E008``, with or without ``--database``. They are deploy checks only:
+    Django 6 passes every check the database aliases whether or not ``--database`` was given, so a
+    database check cannot tell a run that also says them from one that does not (and they would be said
+    twice, or not at all).
     """
     errors: list[CheckMessage] = []
     if not settings.SESSION_COOKIE_SECURE:
@@ -247,8 +248,7 @@ def check_deploy(app_configs: Any = None, databases: Any = None, **kwargs: Any) 
             )
         )
     providers = _read_providers() or []
-    if not databases:
-        errors += check_secret_variables(providers)
+    errors += check_secret_variables(providers)
     if not settings.DEBUG:
         for slug in [p.slug for p in providers if p.issuer.lower().startswith("http://")]:
             errors.append(
