@@ -1,0 +1,141 @@
+"""Adversarial review of the lead's late changes of issue 15 (the step-up ticket, the change-log lines of
+deletions): each test failed before its fix.
+
+- A page whose path needs percent-encoding (``/t/zero/café/``, ``/t/zero/a b/``) looped through the
+  provider (or Duo) forever after a ``max_age=0`` step-up: the ticket held the encoded path of the ``next``
+  URL, the page's ``request.path`` is decoded, so they never matched.
+- A second, stricter check in the same request (a scope rule, then the view's own requirement) was refused
+  although the ticket was for it: the request remembered the first check's ``max_age``, not the ticket's.
+- ``authenticated_within(max_age, now=0.0)`` used the clock instead of the ``now`` it was given.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.http import HttpRequest, HttpResponse
+from django.test import Client, RequestFactory
+from django.urls import path
+
+from django_duo_oidc.core import step_up
+from django_duo_oidc.login.context import OIDCContext
+from django_duo_oidc.login.session import LOGIN_KEY
+from django_duo_oidc.mfa.decorators import duo_required
+from django_duo_oidc.models import Provider
+from django_duo_oidc.policy.decorators import scopes_required
+from tests.fakeop import FakeOP
+
+from .test_login_views import login
+from .test_mfa_login import _clean_state, alice, config, duo  # noqa: F401 (fixtures)
+from .test_mfa_login import login as mfa_login
+from .test_policy import CRM
+from .test_step_up_max_age_zero import step_up_through_duo, step_up_through_the_provider
+from .test_step_up_max_age_zero import urlpatterns as zero_urls
+
+pytestmark = [pytest.mark.django_db]
+
+
+@scopes_required("crm.contacts.read", max_age=0)
+def named_page(request: HttpRequest, name: str) -> HttpResponse:
+    return HttpResponse("named ok")
+
+
+@duo_required(max_age=0)
+def duo_named_page(request: HttpRequest, name: str) -> HttpResponse:
+    return HttpResponse("duo named ok")
+
+
+urlpatterns = [
+    *zero_urls,
+    path("t/zero/<str:name>/", named_page),
+    path("t/mfa/zero/<str:name>/", duo_named_page),
+]
+here = pytest.mark.urls(__name__)
+
+
+@here
+@pytest.mark.parametrize("name", ["caf%C3%A9", "a%20b"])
+def test_max_age_zero_opens_a_page_whose_path_is_percent_encoded(
+    client: Client, fake_op: FakeOP, provider: Provider, name: str
+) -> None:
+    login(client, fake_op, scope=CRM)
+    url = f"/t/zero/{name}/"
+    back = step_up_through_the_provider(client, fake_op, url)
+    assert back["Location"] == url
+    response = client.get(url)
+    assert response.status_code == 200, response.get("Location")  # was a 302 back to the provider, forever
+    assert client.get(url).status_code == 302  # once
+
+
+@here
+@pytest.mark.usefixtures("config", "alice")
+def test_duo_max_age_zero_opens_a_page_whose_path_is_percent_encoded(client: Client, duo: Any) -> None:  # noqa: F811
+    mfa_login(client, duo, "alice")
+    url = "/t/mfa/zero/caf%C3%A9/"
+    assert step_up_through_duo(client, duo, url)["Location"] == url
+    response = client.get(url)
+    assert response.status_code == 200, response.get("Location")  # was a 302 back to Duo, forever
+    assert client.get(url).status_code == 302
+
+
+@here
+def test_a_ticket_for_one_page_does_not_open_another_that_decodes_differently(
+    client: Client, fake_op: FakeOP, provider: Provider
+) -> None:
+    """Decoding the ticket's path may not widen it: ``/t/zero/a%2520b/`` is the page named ``a%20b``."""
+    login(client, fake_op, scope=CRM)
+    assert step_up_through_the_provider(client, fake_op, "/t/zero/a%20b/")["Location"] == "/t/zero/a%20b/"
+    assert client.get("/t/zero/a%2520b/").status_code == 302
+    assert client.get("/t/zero/a%20b/").status_code == 200
+
+
+class _Context(OIDCContext):
+    """A session context whose provider ``auth_time`` is fixed (the session holds only the ticket)."""
+
+    def __init__(self, request: HttpRequest, auth_time: float) -> None:
+        super().__init__(request)
+        self._auth_time = auth_time
+
+    @property
+    def auth_time(self) -> float | None:
+        return self._auth_time
+
+
+def _request_with_ticket(path: str, *, max_age: int, now: float) -> HttpRequest:
+    request = RequestFactory().get(path)
+    record: dict[str, Any] = {}
+    step_up.grant(record, path=path, max_age=max_age, now=now)
+    request.session = _Session({LOGIN_KEY: record})  # type: ignore[attr-defined]
+    return request
+
+
+class _Session(dict[str, Any]):
+    modified = False
+
+
+def test_a_stricter_check_after_a_looser_one_in_the_same_request_uses_the_ticket() -> None:
+    """The ticket was for ``max_age=0``: a rule of 5 s checked first consumes it, the view's 0 must pass too."""
+    now = 1_000_000.0
+    request = _request_with_ticket("/p/", max_age=0, now=now - 10)
+    context = _Context(request, auth_time=now - 10)  # the way back took 10 s
+    assert context.authenticated_within(5, now=now)
+    assert context.authenticated_within(0, now=now)  # was False: 5 (the first check) > 0
+    assert request.session.modified  # type: ignore[attr-defined]
+    # Still once, and still no looser than the ticket: another request gets nothing.
+    assert not _Context(request, auth_time=now - 10).authenticated_within(0, now=now)
+
+
+def test_a_later_check_stricter_than_the_ticket_is_refused() -> None:
+    now = 1_000_000.0
+    request = _request_with_ticket("/p/", max_age=5, now=now - 10)
+    context = _Context(request, auth_time=now - 10)
+    assert context.authenticated_within(8, now=now)
+    assert not context.authenticated_within(4, now=now)  # stricter than the login was asked
+
+
+def test_authenticated_within_uses_the_now_it_is_given_even_zero() -> None:
+    request = RequestFactory().get("/p/")
+    request.session = _Session()  # type: ignore[attr-defined]
+    assert _Context(request, auth_time=0.0).authenticated_within(10, now=0.0)  # was the clock: 56 years old
+    assert not _Context(request, auth_time=100.0).authenticated_within(10, now=0.0 + 111)
