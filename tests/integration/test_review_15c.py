@@ -7,13 +7,20 @@ deletions): each test failed before its fix.
 - A second, stricter check in the same request (a scope rule, then the view's own requirement) was refused
   although the ticket was for it: the request remembered the first check's ``max_age``, not the ticket's.
 - ``authenticated_within(max_age, now=0.0)`` used the clock instead of the ``now`` it was given.
+- ``duo_oidc_scope_rule --remove`` and ``duo_oidc_group_rule --remove`` logged "deleted" before deleting,
+  outside a transaction: a deletion that failed was logged as done.
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Any
 
 import pytest
+from django.core.management import call_command
+from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse
 from django.test import Client, RequestFactory
 from django.urls import path
@@ -22,7 +29,7 @@ from django_duo_oidc.core import step_up
 from django_duo_oidc.login.context import OIDCContext
 from django_duo_oidc.login.session import LOGIN_KEY
 from django_duo_oidc.mfa.decorators import duo_required
-from django_duo_oidc.models import Provider
+from django_duo_oidc.models import GroupRule, Provider, ScopeRule
 from django_duo_oidc.policy.decorators import scopes_required
 from tests.fakeop import FakeOP
 
@@ -139,3 +146,40 @@ def test_authenticated_within_uses_the_now_it_is_given_even_zero() -> None:
     request.session = _Session()  # type: ignore[attr-defined]
     assert _Context(request, auth_time=0.0).authenticated_within(10, now=0.0)  # was the clock: 56 years old
     assert not _Context(request, auth_time=100.0).authenticated_within(10, now=0.0 + 111)
+
+
+@pytest.fixture
+def deletions(caplog: pytest.LogCaptureFixture) -> Callable[[], list[str]]:
+    caplog.set_level(logging.INFO, logger="django_duo_oidc")
+    return lambda: [r.getMessage() for r in caplog.records if " deleted by manage.py " in r.getMessage()]
+
+
+def _fail(*args: Any, **kwargs: Any) -> Any:
+    raise DatabaseError("the database went away")
+
+
+def test_a_scope_rule_removal_that_fails_is_not_logged(
+    deletions: Callable[[], list[str]],
+    django_capture_on_commit_callbacks: Callable[..., AbstractContextManager[Any]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    ScopeRule.objects.create(path_prefix="/reports/", scopes="reports.read")
+    monkeypatch.setattr(ScopeRule, "delete", _fail)
+    with django_capture_on_commit_callbacks(execute=True), pytest.raises(DatabaseError):
+        call_command("duo_oidc_scope_rule", "--path", "/reports/", "--remove")
+    assert ScopeRule.objects.filter(path_prefix="/reports/").exists()
+    assert deletions() == []  # was "scope rule /reports/ deleted by manage.py duo_oidc_scope_rule"
+
+
+def test_a_group_rule_removal_that_fails_is_not_logged(
+    deletions: Callable[[], list[str]],
+    django_capture_on_commit_callbacks: Callable[..., AbstractContextManager[Any]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    provider = Provider.objects.create(slug="a", issuer="https://op.example.test/oidc", client_id="c")
+    GroupRule.objects.create(provider=provider, claim="groups", value="crm-users", staff=True)
+    monkeypatch.setattr("django.db.models.query.QuerySet.delete", _fail)
+    with django_capture_on_commit_callbacks(execute=True), pytest.raises(DatabaseError):
+        call_command("duo_oidc_group_rule", "a", "--value", "crm-users", "--remove")
+    assert GroupRule.objects.filter(provider=provider).exists()
+    assert deletions() == []  # was "group rule groups=crm-users: of provider a deleted by ..."
