@@ -1,5 +1,5 @@
 """Adversarial review of the lead's late changes of issue 15 (the step-up ticket, the change-log lines of
-deletions): each test failed before its fix.
+deletions, the checks that read the database): each test failed before its fix.
 
 - A page whose path needs percent-encoding (``/t/zero/café/``, ``/t/zero/a b/``) looped through the
   provider (or Duo) forever after a ``max_age=0`` step-up: the ticket held the encoded path of the ``next``
@@ -9,13 +9,20 @@ deletions): each test failed before its fix.
 - ``authenticated_within(max_age, now=0.0)`` used the clock instead of the ``now`` it was given.
 - ``duo_oidc_scope_rule --remove`` and ``duo_oidc_group_rule --remove`` logged "deleted" before deleting,
   outside a transaction: a deletion that failed was logged as done.
+- With no database configured, ``check --deploy`` (Django 6, which gives every check the database
+  aliases), ``check --tag database`` (Django 6) and ``check --database default`` (both) ended in a
+  traceback from the second factor's checks, which caught a missing table but not a missing database.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
+import sys
 from collections.abc import Callable
 from contextlib import AbstractContextManager
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -183,3 +190,27 @@ def test_a_group_rule_removal_that_fails_is_not_logged(
         call_command("duo_oidc_group_rule", "a", "--value", "crm-users", "--remove")
     assert GroupRule.objects.filter(provider=provider).exists()
     assert deletions() == []  # was "group rule groups=crm-users: of provider a deleted by ..."
+
+
+@pytest.mark.parametrize("command", [["--deploy"], ["--tag", "database"], ["--deploy", "--database", "default"]])
+def test_the_checks_never_fail_without_a_database(tmp_path: Path, command: list[str]) -> None:
+    """A build step runs ``check --deploy`` where no database is configured: the checks say nothing
+    about the rows they cannot read, and never end in a traceback."""
+    (tmp_path / "no_database_settings.py").write_text("from tests.settings import *  # noqa: F403\nDATABASES = {}\n")
+    root = Path(__file__).resolve().parents[2]
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "no_database_settings",
+        "PYTHONPATH": os.pathsep.join([str(tmp_path), str(root)]),
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "django", "check", *command],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert "Traceback" not in done.stderr, done.stderr[-2000:]  # was ImproperlyConfigured from check_mfa*
+    assert done.returncode == 0, done.stderr[-2000:]
