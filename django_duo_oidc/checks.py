@@ -28,6 +28,7 @@ duo_oidc.W161  a DRF view lists DuoBearerAuthentication after another authentica
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Any
 
 from cryptography.fernet import Fernet
@@ -149,12 +150,18 @@ def check_providers(app_configs: Any = None, databases: Any = None, **kwargs: An
 
 
 def _read_providers() -> list[Any] | None:
-    """Every provider row, or None when there is no table to read (not migrated yet, no database
-    configured, the database down): a check never fails on that."""
+    """Every provider row, or None when there is no table to read (see :func:`_read_rows`)."""
     from .models import Provider
 
+    return _read_rows(lambda: list(Provider.objects.all()))
+
+
+def _read_rows(read: Callable[[], list[Any]]) -> list[Any] | None:
+    """What ``read`` reads from the database, or None when there is no table to read (not migrated yet,
+    no database configured, the database down): a check never fails on that. Django 6 gives every check
+    the database aliases even without ``--database``, so a check run with no database reaches here."""
     try:
-        return list(Provider.objects.all())
+        return read()
     except (DatabaseError, ImproperlyConfigured):
         return None
 
@@ -268,10 +275,7 @@ def check_mfa(app_configs: Any = None, databases: Any = None, **kwargs: Any) -> 
 
     if not databases:
         return []
-    try:
-        configs = list(MFAConfiguration.objects.all())
-    except DatabaseError:
-        return []  # not migrated yet
+    configs = _read_rows(lambda: list(MFAConfiguration.objects.all())) or []
     return [message for config in configs for message in check_configuration(config)]
 
 
@@ -285,10 +289,7 @@ def check_mfa_deploy(app_configs: Any = None, databases: Any = None, **kwargs: A
 
     if not databases:
         return []
-    try:
-        configs = list(MFAConfiguration.objects.filter(enabled=True))
-    except DatabaseError:
-        return []
+    configs = _read_rows(lambda: list(MFAConfiguration.objects.filter(enabled=True))) or []
     return [message for config in configs for message in check_credentials_at_duo(config)]
 
 
