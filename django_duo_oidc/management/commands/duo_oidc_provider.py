@@ -199,8 +199,9 @@ class Command(BaseCommand):
             report = check_connection(provider)
             for line in report.lines:
                 self.stdout.write(f"  {line}")
-            # What `manage.py check` says only with --database (W003: another provider's variable unset...);
-            # not what the report above already said about this provider.
+            # What `manage.py check --database default` (E005, E140, E141) and `check --deploy` (W003, E008:
+            # another provider's variable unset or not allowed) say; not what the report above already said
+            # about this provider.
             others = [p for p in Provider.objects.all() if p.pk != provider.pk]
             for message in [*check_providers(databases=[DEFAULT_DB_ALIAS]), *check_secret_variables(others)]:
                 if getattr(message.obj, "pk", None) != provider.pk:
