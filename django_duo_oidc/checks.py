@@ -28,6 +28,7 @@ duo_oidc.W161  a DRF view lists DuoBearerAuthentication after another authentica
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Any
 
 from cryptography.fernet import Fernet
@@ -145,17 +146,22 @@ def check_providers(app_configs: Any = None, databases: Any = None, **kwargs: An
             )
         )
     errors += _check_authorization_servers(providers)
-    errors += check_secret_variables(providers)
     return errors
 
 
 def _read_providers() -> list[Any] | None:
-    """Every provider row, or None when there is no table to read (not migrated yet, no database
-    configured, the database down): a check never fails on that."""
+    """Every provider row, or None when there is no table to read (see :func:`_read_rows`)."""
     from .models import Provider
 
+    return _read_rows(lambda: list(Provider.objects.all()))
+
+
+def _read_rows(read: Callable[[], list[Any]]) -> list[Any] | None:
+    """What ``read`` reads from the database, or None when there is no table to read (not migrated yet,
+    no database configured, the database down): a check never fails on that. Django 6 gives every check
+    the database aliases even without ``--database``, so a check run with no database reaches here."""
     try:
-        return list(Provider.objects.all())
+        return read()
     except (DatabaseError, ImproperlyConfigured):
         return None
 
@@ -222,8 +228,10 @@ def check_deploy(app_configs: Any = None, databases: Any = None, **kwargs: Any) 
     """Deployment warnings in the manner of ``check --deploy``.
 
     A deploy check may read the provider table (it runs against the production database on purpose):
-    so ``check --deploy`` also says ``W003``/``E008`` without ``--database`` (with it,
-    :func:`check_providers` says them, once).
+    ``check --deploy`` says ``W003``/``E008``, with or without ``--database``. They are deploy checks only:
+    Django 6 passes every check the database aliases whether or not ``--database`` was given, so a
+    database check cannot tell a run that also says them from one that does not (and they would be said
+    twice, or not at all).
     """
     errors: list[CheckMessage] = []
     if not settings.SESSION_COOKIE_SECURE:
@@ -247,8 +255,7 @@ def check_deploy(app_configs: Any = None, databases: Any = None, **kwargs: Any) 
             )
         )
     providers = _read_providers() or []
-    if not databases:
-        errors += check_secret_variables(providers)
+    errors += check_secret_variables(providers)
     if not settings.DEBUG:
         for slug in [p.slug for p in providers if p.issuer.lower().startswith("http://")]:
             errors.append(
@@ -268,10 +275,7 @@ def check_mfa(app_configs: Any = None, databases: Any = None, **kwargs: Any) -> 
 
     if not databases:
         return []
-    try:
-        configs = list(MFAConfiguration.objects.all())
-    except DatabaseError:
-        return []  # not migrated yet
+    configs = _read_rows(lambda: list(MFAConfiguration.objects.all())) or []
     return [message for config in configs for message in check_configuration(config)]
 
 
@@ -285,10 +289,7 @@ def check_mfa_deploy(app_configs: Any = None, databases: Any = None, **kwargs: A
 
     if not databases:
         return []
-    try:
-        configs = list(MFAConfiguration.objects.filter(enabled=True))
-    except DatabaseError:
-        return []
+    configs = _read_rows(lambda: list(MFAConfiguration.objects.filter(enabled=True))) or []
     return [message for config in configs for message in check_credentials_at_duo(config)]
 
 

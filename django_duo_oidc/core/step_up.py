@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import math
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
-__all__ = ["GRACE", "KEY", "grant", "take"]
+__all__ = ["GRACE", "KEY", "grant", "page_path", "take"]
 
 #: Seconds from the step-up's callback to the page's request within which the ticket is honoured.
 GRACE = 30.0
@@ -24,17 +25,25 @@ KEY = "step_up"
 
 
 def grant(record: dict[str, Any], *, path: str, max_age: int | None, now: float) -> None:
-    """Leave a one-use ticket in ``record`` for the page at ``path``; ``max_age`` is what the login was
-    asked to meet (None: any, as after Duo's step-up prompt, which asks no ``max_age``)."""
+    """Leave a one-use ticket in ``record`` for the page at ``path`` (as ``request.path`` names it: see
+    :func:`page_path`); ``max_age`` is what the login was asked to meet (None: any, as after Duo's
+    step-up prompt, which asks no ``max_age``)."""
     record[KEY] = {"path": path, "max_age": max_age, "until": now + GRACE}
 
 
-def take(record: dict[str, Any] | None, *, path: str, max_age: int, now: float) -> bool:
-    """True, once, when ``record`` holds a ticket for ``path`` still within its time and no looser than
-    ``max_age``; the ticket is then removed (the caller saves the session)."""
+def page_path(url: str) -> str:
+    """The page ``url`` (a ``next`` URL, percent-encoded as ``request.get_full_path()`` writes it) leads to,
+    as Django's ``request.path`` names it there: decoded, without its query string or fragment."""
+    return unquote(urlsplit(url).path)
+
+
+def take(record: dict[str, Any] | None, *, path: str, max_age: int, now: float) -> int | None:
+    """Once, when ``record`` holds a ticket for ``path`` still within its time and no looser than
+    ``max_age``: the ``max_age`` the ticket is good for (0 after Duo's step-up: any), and the ticket is
+    removed (the caller saves the session). None, and nothing removed, otherwise."""
     ticket = record.get(KEY) if record else None
     if not isinstance(ticket, dict):
-        return False
+        return None
     until, asked = ticket.get("until"), ticket.get("max_age")
     fits = (
         ticket.get("path") == path
@@ -44,6 +53,7 @@ def take(record: dict[str, Any] | None, *, path: str, max_age: int, now: float) 
         and now <= until
         and (asked is None or (isinstance(asked, int) and not isinstance(asked, bool) and asked <= max_age))
     )
-    if fits and record is not None:
-        del record[KEY]
-    return fits
+    if not fits or record is None:
+        return None
+    del record[KEY]
+    return 0 if asked is None else int(asked)

@@ -85,16 +85,16 @@ class OIDCContext:
         Without ``auth_time`` the answer is False: the step-up login then sends ``max_age``, which makes
         ``auth_time`` required in the new ID token (OIDC Core 3.1.2.1) and checked (3.1.3.7 step 13).
         """
-        now = now or time.time()
+        now = time.time() if now is None else now
         auth_time = self.auth_time
         if auth_time is not None and now - auth_time <= max_age:
             return True
         # A step-up just completed for this very page counts once (core.step_up), for every check of
-        # this one request.
-        taken = getattr(self, "_step_up_taken", None)
-        if taken is None and session.take_step_up(self._request, max_age=max_age, now=now):
-            self._step_up_taken = taken = max_age
-        return taken is not None and taken <= max_age
+        # this one request no stricter than the max_age that step-up met.
+        met: int | None = getattr(self, "_step_up_met", None)
+        if met is None:
+            met = self._step_up_met = session.take_step_up(self._request, max_age=max_age, now=now)
+        return met is not None and met <= max_age
 
     def access_token(self, *, force: bool = False) -> str:
         """Return a currently valid access token of this session's grant, to call an API for the user.

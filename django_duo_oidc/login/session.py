@@ -116,13 +116,14 @@ def grant_step_up(request: HttpRequest, *, path: str, max_age: int) -> None:
         request.session.modified = True
 
 
-def take_step_up(request: HttpRequest, *, max_age: int, now: float) -> bool:
-    """True, once, when this request is the one a just-completed step-up of at most ``max_age`` was for."""
+def take_step_up(request: HttpRequest, *, max_age: int, now: float) -> int | None:
+    """Once, when this request is the one a just-completed step-up of at most ``max_age`` was for: the
+    ``max_age`` that step-up met (every requirement of this request at least as loose passes). Else None."""
     data = request.session.get(LOGIN_KEY)
-    if isinstance(data, dict) and step_up.take(data, path=request.path, max_age=max_age, now=now):
+    met = step_up.take(data, path=request.path, max_age=max_age, now=now) if isinstance(data, dict) else None
+    if met is not None:
         request.session.modified = True
-        return True
-    return False
+    return met
 
 
 def save_login(request: HttpRequest, data: dict[str, Any]) -> None:

@@ -15,7 +15,6 @@ import logging
 import re
 import time
 from typing import TYPE_CHECKING, Any, cast
-from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.contrib import auth
@@ -38,6 +37,7 @@ from mozilla_django_oidc.views import (
 
 from .. import signals
 from ..conf import conf
+from ..core import step_up
 from ..core.errors import (
     AuthorizationError,
     CacheUnavailable,
@@ -355,7 +355,7 @@ class CallbackView(OIDCAuthenticationCallbackView):
         next_url = self.next_url(request, pending.get("next"))
         if attempt.max_age is not None:
             # The way back to the page takes a moment: a max_age shorter than that must still open it once.
-            session.grant_step_up(request, path=urlsplit(next_url).path, max_age=attempt.max_age)
+            session.grant_step_up(request, path=step_up.page_path(next_url), max_age=attempt.max_age)
         return HttpResponseRedirect(next_url)
 
     def check_issuer(self, request: HttpRequest, runtime: ProviderRuntime) -> None:

@@ -91,7 +91,7 @@ def grant_step_up(request: HttpRequest, *, path: str) -> None:
 
 def take_step_up(request: HttpRequest, *, max_age: int, now: float) -> bool:
     """True, once, when this request is the one a just-passed Duo step-up was for."""
-    if step_up.take(passed_marker(request), path=request.path, max_age=max_age, now=now):
+    if step_up.take(passed_marker(request), path=request.path, max_age=max_age, now=now) is not None:
         request.session.modified = True
         return True
     return False

@@ -8,7 +8,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlsplit
 
 from django.contrib.auth import SESSION_KEY, get_user_model
 from django.contrib.auth.decorators import login_not_required
@@ -23,6 +22,7 @@ from django.views.decorators.debug import sensitive_variables
 from django.views.generic import View
 
 from ..conf import conf
+from ..core import step_up
 from ..core.errors import AuthorizationError, ConfigurationError, DuoOIDCError, LoginRefused, StateError
 from ..login.views import OAUTH_ERROR_CODE, CallbackReporterFilter, cleanse_callback_query
 from . import session
@@ -145,7 +145,7 @@ class CallbackView(View):
         announce(request, user, via="duo", purpose=STEP_UP, outcome=outcome)
         target = same_site(request, next_url)
         # The way back to the page takes a moment: @duo_required(max_age=0) must still open it once.
-        session.grant_step_up(request, path=urlsplit(target).path)
+        session.grant_step_up(request, path=step_up.page_path(target))
         return HttpResponseRedirect(target)
 
 

@@ -118,7 +118,7 @@ RUNS_WHEN = {
     "_check_authorization_servers": "``manage.py check --database default`` and ``migrate`` (it reads the providers)",
     "check_deploy": "``manage.py check --deploy``",
     "check_secret_variables": (
-        "``manage.py check --database default``, ``migrate``, ``check --deploy`` and ``duo_oidc_provider --check``"
+        "``manage.py check --deploy`` (with or without ``--database``) and ``duo_oidc_provider --check``"
         " (it reads the providers)"
     ),
     "check_configuration": "``manage.py check --database default`` and ``migrate`` (the second-factor configuration)",

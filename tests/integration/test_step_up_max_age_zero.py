@@ -65,6 +65,12 @@ def step_up_through_the_provider(client: Client, fake_op: FakeOP, url: str) -> A
     return client.get("/oidc/callback/?" + fake_op.authorize(client.get(login_url)["Location"], scope=CRM))
 
 
+def step_up_through_duo(client: Client, fake_duo: Any, url: str) -> Any:
+    response = client.get(url)
+    assert response.status_code == 302 and response["Location"].startswith("/oidc/mfa/step-up/")
+    return callback(client, fake_duo.approve(client.get(response["Location"])["Location"]))
+
+
 @here
 def test_max_age_zero_opens_the_page_once_after_the_step_up(
     client: Client, fake_op: FakeOP, provider: Provider
@@ -122,10 +128,7 @@ def test_duo_required_max_age_zero_opens_the_page_once_after_the_step_up(
     alice: Any,  # noqa: F811
 ) -> None:
     mfa_login(client, duo, "alice")
-    response = client.get("/t/mfa/zero/")
-    assert response.status_code == 302 and response["Location"].startswith("/oidc/mfa/step-up/")
-    authorize = client.get(response["Location"])["Location"]
-    assert callback(client, duo.approve(authorize))["Location"] == "/t/mfa/zero/"
+    assert step_up_through_duo(client, duo, "/t/mfa/zero/")["Location"] == "/t/mfa/zero/"
     response = client.get("/t/mfa/zero/")
     assert response.status_code == 200, response.get("Location")  # was a 302 back to Duo, forever
     assert client.get("/t/mfa/zero/").status_code == 302

@@ -57,9 +57,10 @@ class Command(BaseCommand):
         if options["remove"]:
             rules = GroupRule.objects.filter(provider=provider, claim=claim, value=value)
             rules = rules.filter(group__name=group_name) if group_name else rules.filter(group=None)
-            for rule in rules.select_related("group", "provider"):
-                log_deleted(rule, by="duo_oidc_group_rule")
-            deleted, _ = rules.delete()
+            with transaction.atomic():  # the lines are logged only for a deletion the database kept
+                for rule in rules.select_related("group", "provider"):
+                    log_deleted(rule, by="duo_oidc_group_rule")
+                deleted, _ = rules.delete()
             if not deleted:
                 raise CommandError("There is no such group rule.")
             self.stdout.write(f"Removed {deleted} group rule(s) of provider {provider.slug!r}.")

@@ -20,7 +20,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DEFAULT_DB_ALIAS, transaction
 from django.urls import NoReverseMatch, reverse
 
-from ...checks import check_providers
+from ...checks import check_providers, check_secret_variables
 from ...models import ENDPOINT_FIELDS, Provider
 from ...providers.connection import check_connection
 from .. import store_secret_from_stdin
@@ -199,9 +199,11 @@ class Command(BaseCommand):
             report = check_connection(provider)
             for line in report.lines:
                 self.stdout.write(f"  {line}")
-            # What `manage.py check` says only with --database (W003: another provider's variable unset...);
-            # not what the report above already said about this provider.
-            for message in check_providers(databases=[DEFAULT_DB_ALIAS]):
+            # What `manage.py check --database default` (E005, E140, E141) and `check --deploy` (W003, E008:
+            # another provider's variable unset or not allowed) say; not what the report above already said
+            # about this provider.
+            others = [p for p in Provider.objects.all() if p.pk != provider.pk]
+            for message in [*check_providers(databases=[DEFAULT_DB_ALIAS]), *check_secret_variables(others)]:
                 if getattr(message.obj, "pk", None) != provider.pk:
                     hint = f" ({message.hint})" if message.hint else ""
                     self.stdout.write(f"  {message.id}: {message.msg}{hint}")

@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import transaction
 
 from ...logsafe import sanitise
 from ...models import ScopeRule
@@ -65,8 +66,9 @@ class Command(BaseCommand):
         if options["remove"]:
             if rule is None:
                 raise CommandError(f"There is no scope rule for {shown!r}.")
-            log_deleted(rule, by="duo_oidc_scope_rule")
-            rule.delete()  # the delete signal re-reads this process's rules, as the admin's delete does
+            with transaction.atomic():  # the line is logged only for a deletion the database kept
+                log_deleted(rule, by="duo_oidc_scope_rule")
+                rule.delete()  # the delete signal re-reads this process's rules, as the admin's delete does
             self.stdout.write(f"Removed the scope rule for {shown!r}.")
             return
         created = rule is None
