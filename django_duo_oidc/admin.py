@@ -32,6 +32,7 @@ from django.urls import NoReverseMatch, reverse
 from django.utils.decorators import method_decorator
 from django.views.decorators.debug import sensitive_post_parameters
 
+from .admin_generics import ModelAdmin, TabularInline
 from .models import CONNECTION_FIELDS, ENDPOINT_FIELDS, GroupRule, Identity, LiveSession, Provider, ScopeRule
 from .policy.rules import reset_policy_cache
 from .providers.connection import check_connection
@@ -50,13 +51,13 @@ def _forget_request(*args: Any) -> None:
 CONNECTION_PERMISSION = "duo_oidc.change_provider_connection"
 
 
-class GroupRuleInline(admin.TabularInline):
+class GroupRuleInline(TabularInline[GroupRule, Provider]):
     model = GroupRule
     extra = 1
 
 
 @admin.register(Provider)
-class ProviderAdmin(admin.ModelAdmin):
+class ProviderAdmin(ModelAdmin[Provider]):
     form = ProviderForm
     list_display = ("name", "slug", "issuer", "client_id", "secret_status", "enabled", "is_default")
     list_filter = ("enabled",)
@@ -204,13 +205,13 @@ class ProviderAdmin(admin.ModelAdmin):
             for name, options in fieldsets
         ]
 
-    def changed_connection_fields(self, form: forms.ModelForm) -> list[str]:
+    def changed_connection_fields(self, form: forms.ModelForm[Provider]) -> list[str]:
         connection = set(CONNECTION_FIELDS) | set(SECRET_FORM_FIELDS)
         changed = [f for f in form.changed_data if f in connection]
         # A typed secret shows as changed even when it is the same: that is still a change of connection.
         return changed
 
-    def save_model(self, request: HttpRequest, obj: Provider, form: forms.ModelForm, change: bool) -> None:
+    def save_model(self, request: HttpRequest, obj: Provider, form: forms.ModelForm[Provider], change: bool) -> None:
         super().save_model(request, obj, form, change)
         fields = self.changed_connection_fields(form)
         if fields:
@@ -223,9 +224,19 @@ class ProviderAdmin(admin.ModelAdmin):
             )
 
     def construct_change_message(
-        self, request: HttpRequest, form: forms.ModelForm, formsets: Any, add: bool = False
+        self,
+        request: HttpRequest,
+        form: forms.ModelForm[Provider],  # type: ignore[override]  # the admin passes its ModelForm; the stubs say Form
+        formsets: Any,
+        add: bool = False,
     ) -> list[dict[str, Any]]:
-        message = super().construct_change_message(request, form, formsets, add)
+        # django-stubs types the form as forms.Form, which a ModelForm is not; Django's code takes either.
+        message: list[dict[str, Any]] = super().construct_change_message(
+            request,
+            form,  # type: ignore[arg-type]  # as above
+            formsets,
+            add,
+        )
         fields = self.changed_connection_fields(form)
         if fields and not add:
             labels = [str(form.fields[f].label or f) if f in form.fields else f for f in fields]
@@ -245,7 +256,7 @@ class ProviderAdmin(admin.ModelAdmin):
             self.message_user(request, f"{provider.name} {verdict}: " + " ".join(report.lines), level)
 
 
-def obj_label(form: forms.ModelForm) -> str:
+def obj_label(form: forms.ModelForm[Provider]) -> str:
     return str(form.instance.slug)
 
 
@@ -255,7 +266,7 @@ def obj_label(form: forms.ModelForm) -> str:
 END_SESSIONS_PERMISSION = "duo_oidc.delete_livesession"
 
 
-def _may_end_sessions(modeladmin: admin.ModelAdmin, request: HttpRequest) -> bool:
+def _may_end_sessions(modeladmin: admin.ModelAdmin[Any], request: HttpRequest) -> bool:
     if request.user.has_perm(END_SESSIONS_PERMISSION):
         return True
     logger.warning("Admin user %s may not end sessions (needs %s)", request.user.pk, END_SESSIONS_PERMISSION)
@@ -263,13 +274,13 @@ def _may_end_sessions(modeladmin: admin.ModelAdmin, request: HttpRequest) -> boo
     return False
 
 
-def _report_ended(modeladmin: admin.ModelAdmin, request: HttpRequest, ended: int, whose: str) -> None:
+def _report_ended(modeladmin: admin.ModelAdmin[Any], request: HttpRequest, ended: int, whose: str) -> None:
     logger.warning("Admin user %s ended %s session(s) of %s", request.user.pk, ended, whose)
     modeladmin.message_user(request, f"Ended {ended} session(s) of {whose}.", messages.SUCCESS)
 
 
 @admin.action(description="End all sessions of the selected users")
-def end_user_sessions(modeladmin: admin.ModelAdmin, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+def end_user_sessions(modeladmin: admin.ModelAdmin[Any], request: HttpRequest, queryset: QuerySet[Any]) -> None:
     """An admin action on a queryset of users: every indexed session of each ends at once.
 
     Add it to your own ``UserAdmin`` (``actions = [..., end_user_sessions]``); it checks the
@@ -284,7 +295,7 @@ def end_user_sessions(modeladmin: admin.ModelAdmin, request: HttpRequest, querys
 
 
 @admin.register(Identity)
-class IdentityAdmin(admin.ModelAdmin):
+class IdentityAdmin(ModelAdmin[Identity]):
     list_display = ("user", "provider", "sub", "created_at", "last_login_at")
     list_filter = ("provider",)
     search_fields = ("sub", "user__username", "user__email")
@@ -303,7 +314,7 @@ class IdentityAdmin(admin.ModelAdmin):
 
 
 @admin.register(LiveSession)
-class LiveSessionAdmin(admin.ModelAdmin):
+class LiveSessionAdmin(ModelAdmin[LiveSession]):
     """The session index, read-only: who is logged in, through which provider, until when. Never a key.
 
     Rows are not deleted here (that would forget a session without ending it); the "End these
@@ -341,11 +352,11 @@ class LiveSessionAdmin(admin.ModelAdmin):
 
 
 @admin.register(ScopeRule)
-class ScopeRuleAdmin(admin.ModelAdmin):
+class ScopeRuleAdmin(ModelAdmin[ScopeRule]):
     list_display = ("path_prefix", "url_name", "scopes", "any_of", "max_age", "enabled")
     list_filter = ("enabled",)
 
-    def save_model(self, request: HttpRequest, obj: ScopeRule, form: forms.ModelForm, change: bool) -> None:
+    def save_model(self, request: HttpRequest, obj: ScopeRule, form: forms.ModelForm[ScopeRule], change: bool) -> None:
         super().save_model(request, obj, form, change)
         reset_policy_cache()  # this process at once; other workers within policy.rules.RULES_TTL seconds
 
@@ -382,7 +393,7 @@ from .models import DirectoryConnection  # noqa: E402
 
 
 @admin.register(DirectoryConnection)
-class DirectoryConnectionAdmin(admin.ModelAdmin):
+class DirectoryConnectionAdmin(ModelAdmin[DirectoryConnection]):
     """Duo Admin API connections: never shows the secret key; "Check connection", "Sync now", "Preview sync"."""
 
     form = DirectoryConnectionForm
@@ -438,7 +449,9 @@ class DirectoryConnectionAdmin(admin.ModelAdmin):
         # A connection decides whose access a sync takes away: as sensitive as a provider's connection.
         return super().has_change_permission(request, obj) and request.user.has_perm(CONNECTION_PERMISSION)
 
-    def save_model(self, request: HttpRequest, obj: DirectoryConnection, form: forms.ModelForm, change: bool) -> None:
+    def save_model(
+        self, request: HttpRequest, obj: DirectoryConnection, form: forms.ModelForm[DirectoryConnection], change: bool
+    ) -> None:
         super().save_model(request, obj, form, change)
         fields = [f for f in form.changed_data if f in DIRECTORY_CONNECTION_FIELDS or f in DIRECTORY_SECRET_FORM_FIELDS]
         if fields:

@@ -34,7 +34,7 @@ class DuoOIDCConfig(AppConfig):
             if not issubclass(model, watched):
                 return
             for name, signal in (("saved", post_save), ("deleted", post_delete)):
-                uid = f"duo_oidc_forget_linked_users_{name}_{model._meta.label}"  # type: ignore[attr-defined]
+                uid = f"duo_oidc_forget_linked_users_{name}_{model._meta.label}"
                 signal.connect(resource_context.forget_linked_users, sender=model, dispatch_uid=uid)
 
         def watch_later(sender: type, **kwargs: object) -> None:
@@ -67,7 +67,8 @@ class DuoOIDCConfig(AppConfig):
         from .mfa.who import reset_config_memo
         from .models import MFAConfiguration
 
-        AdminSite.login = mfa_views.admin_login(AdminSite.login)  # type: ignore[method-assign]
+        # Replacing a method of Django's class on purpose (mypy refuses assignments to methods).
+        AdminSite.login = mfa_views.admin_login(AdminSite.login)  # type: ignore[method-assign,assignment]
         for signal in (post_save, post_delete):
             signal.connect(reset_config_memo, sender=MFAConfiguration, dispatch_uid=f"duo_oidc_mfa_{signal!r}")
 

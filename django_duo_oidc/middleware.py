@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, cast
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
 from django.conf import settings
@@ -29,6 +29,7 @@ from .login.renewal import login_again
 from .mfa.enforce import enforce_second_factor
 from .policy.check import check
 from .policy.rules import policy_rules
+from .request import attach
 from .resource.context import authenticate
 from .resource.metadata import is_bearer_view, is_token_only_view
 from .sessions import rekey_session
@@ -85,7 +86,7 @@ class DuoOIDCMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse | Awaitable[HttpResponse]:
         if self.async_mode:
             return self.__acall__(request)
-        request.oidc = OIDCContext(request)  # type: ignore[attr-defined]
+        attach(request, OIDCContext(request))
         key = _session_key(request)
         if settings.SESSION_COOKIE_NAME in request.COOKIES:
             refused = enforce_second_factor(request)
@@ -95,20 +96,21 @@ class DuoOIDCMiddleware:
         response = self.get_response(request)
         if key is not None and _session_key(request) not in (key, None):
             rekey_session(request, key)
-        return response  # type: ignore[return-value]
+        return response
 
     async def __acall__(self, request: HttpRequest) -> HttpResponse:
-        request.oidc = OIDCContext(request)  # type: ignore[attr-defined]
+        attach(request, OIDCContext(request))
         key = _session_key(request)
         if settings.SESSION_COOKIE_NAME in request.COOKIES:
             refused = await sync_to_async(enforce_second_factor)(request)
             if refused is not None:
                 return refused
             await sync_to_async(freshen)(request)
-        response = await self.get_response(request)  # type: ignore[misc]
+        # Django calls __acall__ only in an async chain, whose get_response is a coroutine function.
+        response = await cast(Awaitable[HttpResponse], self.get_response(request))
         if key is not None and _session_key(request) not in (key, None):
             await sync_to_async(rekey_session)(request, key)
-        return response  # type: ignore[no-any-return]
+        return response
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
         """Answer what ``request.oidc.access_token()`` (and the outbound user-token auth) raise out of a

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import Group
@@ -20,6 +21,7 @@ from .conf import conf
 from .core.claims import ClaimMapping, glob_matches_any_value
 from .core.discovery import METADATA_ENDPOINTS, check_issuer, duo_api_host_refusal, is_plain_http_under_https
 from .core.errors import ConfigurationError, SecretUnavailable
+from .core.flow import AuthMethod as TokenAuthMethod
 from .core.flow import ClientCredentials
 from .core.resources import parse_resource_indicators, resource_indicator_problem
 from .core.scopes import parse_scopes
@@ -110,6 +112,11 @@ SECRET_ENDPOINT_FIELDS = ("token_endpoint", "introspection_endpoint", "revocatio
 
 #: Every endpoint a provider row may set by hand, as named in the metadata (RFC 8414, Discovery).
 ENDPOINT_FIELDS = METADATA_ENDPOINTS
+# Provider.token_auth_method's choices, as the core's type of them.
+_TOKEN_AUTH_METHODS: dict[str, TokenAuthMethod] = {
+    "client_secret_basic": "client_secret_basic",
+    "client_secret_post": "client_secret_post",
+}
 
 
 class Provider(models.Model):
@@ -426,7 +433,7 @@ class Provider(models.Model):
                 % {"variable": variable, "owner": owner}
             )
 
-    def save(self, *args, **kwargs) -> None:
+    def save(self, *args: Any, **kwargs: Any) -> None:
         with transaction.atomic():
             if self.is_default:
                 Provider.objects.exclude(pk=self.pk).filter(is_default=True).update(is_default=False)
@@ -460,7 +467,12 @@ class Provider(models.Model):
         return {name: value for name in ENDPOINT_FIELDS if (value := getattr(self, name))}
 
     def credentials(self) -> ClientCredentials:
-        return ClientCredentials(self.client_id, self.get_client_secret(), self.token_auth_method)
+        secret = self.get_client_secret()
+        # A value outside the field's choices (written past its validation) is refused, as apply() would.
+        method = _TOKEN_AUTH_METHODS.get(self.token_auth_method)
+        if method is None:
+            raise ConfigurationError(f"Unknown token endpoint authentication method {self.token_auth_method!r}.")
+        return ClientCredentials(self.client_id, secret, method)
 
     @property
     def resource_list(self) -> tuple[str, ...]:
@@ -611,7 +623,7 @@ class LiveSession(models.Model):
         indexes = [models.Index(fields=["user", "provider"], name="duo_oidc_livesession_user")]
 
     def __str__(self) -> str:
-        where = self.provider.slug if self.provider_id else self.kind
+        where = self.provider.slug if self.provider is not None else self.kind
         return f"session of {self.user} via {where}"
 
 
@@ -756,7 +768,7 @@ class DirectoryUser(models.Model):
 # Second factor after a password login (Duo Universal Prompt, Web SDK v4) -------------------------
 
 
-class MFAConfigurationQuerySet(models.QuerySet):
+class MFAConfigurationQuerySet(models.QuerySet["MFAConfiguration"]):
     def active(self) -> MFAConfiguration | None:
         """The configuration in force: the first enabled row (the admin and the command keep one)."""
         return self.filter(enabled=True).order_by("pk").first()
@@ -827,6 +839,8 @@ class MFAConfiguration(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     objects = MFAConfigurationQuerySet.as_manager()
+    #: The pks of ``groups``, kept with the configuration in force (mfa.who's memo); None: not read yet.
+    group_ids: frozenset[int] | None = None
 
     class Meta:
         verbose_name = "second factor (Duo Universal Prompt)"

@@ -31,7 +31,7 @@ def clear_box(help_text: str) -> forms.BooleanField:
 
 
 def apply_secret(
-    form: forms.ModelForm, data: dict[str, Any], *, field: str, clear: str, store: Callable[[str], None]
+    form: forms.BaseForm, data: dict[str, Any], *, field: str, clear: str, store: Callable[[str], None]
 ) -> None:
     """Store a typed secret (``store``, e.g. ``instance.set_client_secret``: it encrypts), or clear the
     stored one when the box is ticked; a blank field keeps the current one. Without ENCRYPTION_KEYS the

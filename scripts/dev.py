@@ -3,8 +3,8 @@
 
     python scripts/dev.py example   # the example project + a local OpenID provider: http://127.0.0.1:8000/
                                     # (+ a fake Duo Admin API, for the directory sync and the access review)
-    python scripts/dev.py test      # lint-imports, the docs site, then every test tier (--fast: unit and
-                                    # integration only)
+    python scripts/dev.py test      # lint-imports, mypy, the docs site, then every test tier (--fast: unit
+                                    # and integration only)
     python scripts/dev.py provider [--site URL ...]  # only the local OpenID provider, for your own site
 
 `provider` runs the local OpenID provider alone (tests/provider/provider.mjs) and registers the redirect
@@ -15,7 +15,7 @@ what to run on your site. docs/howto/local-provider.md describes it.
 Every command checks its ports first (EXAMPLE_PORT 8000, OP_PORT 8900, DUO_ADMIN_PORT 8901, DUO_MFA_PORT
 8902; `provider` only OP_PORT): a port in use is named with the variable that moves it.
 
-It creates .venv, installs the package with its test and docs extras, installs the pinned provider with
+It creates .venv, installs the package with its test, docs and typing extras, installs the pinned provider with
 `npm ci`, and then runs. Set-up is skipped when nothing it depends on has changed.
 
 `example` also starts a fake Duo Universal Prompt (tests/fakeduo/universal.py) and turns on Duo's second
@@ -88,6 +88,9 @@ def run(*args: str | Path, **kwargs: object) -> None:
 # For the version matrix: another interpreter for the virtualenv, and a Django requirement.
 BASE_PYTHON = os.environ.get("DUO_OIDC_PYTHON", sys.executable)
 DJANGO_SPEC = os.environ.get("DUO_OIDC_DJANGO", "")
+# The type check (mypy, the typing extra) runs on the first leg only: its stubs are pinned and checked
+# against that leg's Django; a leg that picks another Django (DUO_OIDC_DJANGO) skips it and says so.
+TYPECHECK = not DJANGO_SPEC
 
 
 def ensure_python_env() -> None:
@@ -98,9 +101,10 @@ def ensure_python_env() -> None:
     if not PY.exists():
         log(f"creating virtualenv {VENV} with {BASE_PYTHON}")
         run(BASE_PYTHON, "-m", "venv", VENV)
-    log(f"installing django-duo-oidc with its test and docs extras {DJANGO_SPEC}")
+    extras = "test,docs,typing" if TYPECHECK else "test,docs"
+    log(f"installing django-duo-oidc with its {extras} extras {DJANGO_SPEC}")
     extra = [DJANGO_SPEC] if DJANGO_SPEC else []
-    run(PY, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-e", f"{ROOT}[test,docs]", *extra)
+    run(PY, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-e", f"{ROOT}[{extras}]", *extra)
     stamp.write_text(digest)
 
 
@@ -612,6 +616,22 @@ def lint_imports() -> int:
     return done.returncode
 
 
+def typecheck() -> int:
+    """mypy --strict over the package and tests/typecheck ([tool.mypy] in pyproject.toml), on the first leg."""
+    if not TYPECHECK:
+        log(f"mypy skipped on this leg (DUO_OIDC_DJANGO={DJANGO_SPEC}): the types are checked on the first leg")
+        return 0
+    mypy = VENV / "bin" / "mypy"
+    if not mypy.exists():
+        log(f"mypy is not installed in {VENV}: the typing extra is missing (pip install -e '.[typing]')")
+        return 1
+    log("mypy --strict (the package and tests/typecheck/usage.py)")
+    started = time.monotonic()
+    done = subprocess.run([str(mypy)], cwd=ROOT, check=False)
+    log(f"mypy took {time.monotonic() - started:.1f}s")
+    return done.returncode
+
+
 def build_docs() -> int:
     """The documentation site, as a reader gets it: any Sphinx warning fails the build."""
     if DJANGO_SPEC:
@@ -631,6 +651,7 @@ def build_docs() -> int:
 def test(args: list[str]) -> int:
     ensure_python_env()
     layers = lint_imports()
+    types = typecheck()
     docs = build_docs()
     fast = "--fast" in args
     args = [a for a in args if a != "--fast"]
@@ -665,9 +686,11 @@ def test(args: list[str]) -> int:
     (ROOT / "test-artifacts" / f"summary{VENV.name}.txt").write_text("\n".join(lines) + "\n")
     if layers:
         print("lint-imports: a contract is broken (see above)")
+    if types:
+        print("mypy: the type check failed (see above)")
     if docs:
         print("docs: the documentation site did not build cleanly (see the warnings above)")
-    return next((int(leg["code"]) for leg in legs if leg["code"]), layers or docs)
+    return next((int(leg["code"]) for leg in legs if leg["code"]), layers or types or docs)
 
 
 def main() -> int:

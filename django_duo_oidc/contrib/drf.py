@@ -210,7 +210,8 @@ class HasScopes(BasePermission):
                 answers.note_scope_denied(request._request, exc, view_name=view_name)
                 refused = answers.refusal(request._request, exc)
                 denied = exceptions.PermissionDenied(refused.body, code="insufficient_scope")
-                # DRF's exception handler turns auth_header into WWW-Authenticate.
+                # DRF's exception handler turns auth_header into WWW-Authenticate (the stubs declare it
+                # only on the 401 exceptions).
                 denied.auth_header = refused.headers["WWW-Authenticate"]  # type: ignore[attr-defined]
                 raise denied from exc
             raise exceptions.PermissionDenied(
@@ -258,7 +259,7 @@ def _step_up(request: Any, oidc: Any, max_age: int) -> exceptions.APIException:
 
 def _with_body(exc: exceptions.APIException, body: dict[str, Any]) -> exceptions.APIException:
     """Set the answer's body as given: DRF would turn ``max_age`` into a string."""
-    exc.detail = body  # type: ignore[assignment]
+    exc.detail = body
     return exc
 
 

@@ -166,10 +166,13 @@ def install_error_handlers(api: NinjaAPI) -> NinjaAPI:
     """
     previous = api._lookup_exception_handler(AuthenticationError())
 
-    def refused(request: HttpRequest, exc: BearerRefused) -> HttpResponse:
+    # Ninja types a handler's exception as the instance or its class; it passes the instance raised.
+    def refused(request: HttpRequest, exc: BearerRefused | type[BearerRefused]) -> HttpResponse:
+        assert isinstance(exc, BearerRefused)
         return exc.response
 
-    def unauthenticated(request: HttpRequest, exc: AuthenticationError) -> HttpResponse:
+    def unauthenticated(request: HttpRequest, exc: AuthenticationError | type[AuthenticationError]) -> HttpResponse:
+        assert isinstance(exc, AuthenticationError)
         if getattr(request, _TRIED, False):
             return answers.error_response(request, None)
         if previous is None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import fnmatch
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 __all__ = [
     "ClaimMapping",
@@ -116,8 +116,21 @@ def glob_matches_any_value(rule_value: str) -> bool:
     return "*" in rule_value and set(rule_value) <= {"*", "?", "/"}
 
 
-def matching_rules(claims: Mapping[str, Any], rules: Iterable[GroupRuleSpec]) -> list[GroupRuleSpec]:
-    """Return the rules whose claim holds a value they match (:func:`group_value_matches`)."""
+class RuleLike(Protocol):
+    """What :func:`matching_rules` reads of a rule: a :class:`GroupRuleSpec`, or a ``GroupRule`` row."""
+
+    @property
+    def claim(self) -> str: ...
+
+    @property
+    def value(self) -> str: ...
+
+
+_Rule = TypeVar("_Rule", bound=RuleLike)
+
+
+def matching_rules(claims: Mapping[str, Any], rules: Iterable[_Rule]) -> list[_Rule]:
+    """Return the rules whose claim holds a value they match (:func:`group_value_matches`), as given."""
     matched = []
     for rule in rules:
         values = claim_values(claims, rule.claim)

@@ -17,8 +17,11 @@ __all__ = ["RequestContext"]
 class RequestContext(Protocol):
     """The OIDC side of one request: who (``sub`` at ``provider``), what was granted, how recently."""
 
-    #: "session" (a browser logged in through the provider) or "bearer" (an access token).
-    mode: Literal["session", "bearer"]
+    @property
+    def mode(self) -> Literal["session", "bearer"]:
+        """ "session" (a browser logged in through the provider) or "bearer" (an access token)."""
+        ...
+
     #: True when the grant was due for a check with the provider and the provider could not answer.
     stale: bool
 

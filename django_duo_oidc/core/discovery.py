@@ -181,8 +181,8 @@ def _get(http: HttpClient, url: str) -> tuple[int, dict[str, Any]]:
     try:
         response = http.get(url)
     except ProviderResponseError as exc:
-        if getattr(exc, "http_status", None) in _ABSENT:
-            return exc.http_status, {}  # type: ignore[attr-defined]
+        if exc.http_status is not None and exc.http_status in _ABSENT:
+            return exc.http_status, {}
         raise
     return response.status, response.data
 

@@ -59,6 +59,10 @@ class DuoOIDCError(Exception):
     error: str = "server_error"
     status_code: int = 500
     default_description: str = "The login could not be completed."
+    #: True on a refusal answered again from memory (the token was refused before): logged quietly.
+    remembered: bool = False
+    #: False when raised before the provider was called: then not a sign that the provider is down.
+    provider_asked: bool = True
 
     def __init__(self, description: str | None = None, *, error: str | None = None) -> None:
         self.description = description or self.default_description
@@ -106,6 +110,9 @@ class ProviderResponseError(DuoOIDCError):
 
     status_code = 502
     default_description = "The identity provider sent an answer that could not be understood."
+    #: The HTTP status of an answer whose body could not be read as JSON (a 4xx HTML page may still be a
+    #: refusal); None when the status was not the problem.
+    http_status: int | None = None
 
 
 class DiscoveryError(ProviderResponseError):

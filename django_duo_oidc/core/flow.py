@@ -97,10 +97,10 @@ def authorization_url(endpoint: str, params: Mapping[str, str | Sequence[str] | 
     parts = urlsplit(endpoint)
     query = parse_qsl(parts.query, keep_blank_values=True)
     for key, value in params.items():
-        if isinstance(value, list | tuple):
-            query.extend((key, item) for item in value)
-        elif value is not None:
+        if isinstance(value, str):
             query.append((key, value))
+        elif value is not None:
+            query.extend((key, item) for item in value)
     return urlunsplit(parts._replace(query=urlencode(query)))
 
 
@@ -193,7 +193,7 @@ def revoke_token(
     try:
         post_authenticated(http, endpoint, client, data, what="identity provider's revocation endpoint")
     except ProviderResponseError as exc:
-        if getattr(exc, "http_status", None) == 200:
+        if exc.http_status == 200:
             return  # a 200 whose body is not JSON: the body is ignored (section 2.2)
         raise
 
@@ -241,8 +241,8 @@ def post_authenticated(
     try:
         response = http.post_form(endpoint, body, headers=headers)
     except ProviderResponseError as exc:
-        status = getattr(exc, "http_status", None)
-        if any_4xx_refuses and isinstance(status, int) and 400 <= status < 500:
+        status = exc.http_status
+        if any_4xx_refuses and status is not None and 400 <= status < 500:
             raise _bare_refusal(what, status) from exc
         raise
     if response.status != 200:

@@ -18,7 +18,7 @@ import json
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import quote_plus
 
 import requests
@@ -112,8 +112,10 @@ def _read_body(response: requests.Response, deadline: float, what: str) -> bytes
     # isascii: str.isdigit() is also True for superscripts, which int() refuses.
     if declared.isascii() and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
         raise too_large  # refused before a byte of it is read
-    if response._content is not False:  # an adapter that did not stream (already read)
-        content = response._content or b""
+    # requests keeps False in _content until the body is read (types-requests says bytes | None).
+    already: bytes | Literal[False] | None = response._content
+    if already is not False:  # an adapter that did not stream (already read)
+        content = already or b""
         if len(content) > MAX_BODY_BYTES:
             raise too_large
         return content
@@ -126,7 +128,8 @@ def _read_body(response: requests.Response, deadline: float, what: str) -> bytes
     else:  # another transport's file-like body
 
         def read() -> bytes:
-            return raw.read(_READ_SIZE)
+            chunk: bytes = raw.read(_READ_SIZE)  # a binary file-like object (requests' Response.raw)
+            return chunk
 
     body = bytearray()
     try:
@@ -148,9 +151,10 @@ def _read_body(response: requests.Response, deadline: float, what: str) -> bytes
     if time.monotonic() > deadline:
         raise ProviderUnavailable(f"The identity provider did not answer in time ({what}).")
     # Hand the body to requests as read, so close() releases the connection instead of dropping it.
-    response._content = bytes(body)
-    response._content_consumed = True
-    return response._content
+    content = bytes(body)
+    response._content = content
+    response._content_consumed = True  # type: ignore[attr-defined]  # requests' own flag; types-requests omits it
+    return content
 
 
 def _close(response: requests.Response) -> None:

@@ -48,7 +48,7 @@ def decode_header(token: Any) -> dict[str, Any]:
 
 def check_algorithm(header: dict[str, Any], algorithms: Iterable[str]) -> str:
     """Return the header's alg if it is on the allow-list and asymmetric (RFC 8725 section 3.1)."""
-    alg = header["alg"]
+    alg: str = header["alg"]  # a string: jws.parse refuses a header whose alg is not one
     if alg not in ASYMMETRIC_ALGORITHMS or alg not in set(algorithms):
         # Named only when short: the header is the sender's, and refusals are remembered and logged.
         shown = repr(alg) if len(alg) <= 32 else "(a long value)"

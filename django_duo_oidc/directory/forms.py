@@ -11,6 +11,7 @@ from typing import Any
 
 from django import forms
 
+from ..admin_generics import ModelForm
 from ..models import DirectoryConnection
 from ..secret_fields import apply_secret, clear_box, secret_input
 from .client import ca_certs_refusal, parse_api_host
@@ -32,7 +33,7 @@ DIRECTORY_CONNECTION_FIELDS = (
 DIRECTORY_SECRET_FORM_FIELDS = ("secret_key", "clear_secret_key")
 
 
-class DirectoryConnectionForm(forms.ModelForm):
+class DirectoryConnectionForm(ModelForm[DirectoryConnection]):
     """Every field of a directory connection; the secret key is write-only."""
 
     secret_key = secret_input(

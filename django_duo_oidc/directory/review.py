@@ -25,7 +25,7 @@ import datetime
 import logging
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
@@ -39,7 +39,12 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
+from ..admin_generics import ModelAdmin
 from ..models import DirectoryConnection, DirectoryUser, Identity
+
+if TYPE_CHECKING:
+    # The stubs' type of a list filter's choice (a TypedDict); Django itself names none.
+    from django.contrib.admin.filters import _ListFilterChoices
 
 logger = logging.getLogger("django_duo_oidc")
 
@@ -263,7 +268,7 @@ class NoCounterpartFilter(admin.SimpleListFilter):
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
         return [("none", FLAG_NO_COUNTERPART)]
 
-    def choices(self, changelist: Any) -> Iterator[dict[str, Any]]:
+    def choices(self, changelist: Any) -> Iterator[_ListFilterChoices]:
         yield {
             "selected": True,
             "query_string": changelist.get_query_string(remove=[self.parameter_name]),
@@ -324,7 +329,7 @@ def sync_caveat(connection: DirectoryConnection, now: Any = None) -> str | None:
 # The admin ---------------------------------------------------------------------------------------------
 
 
-class AccessReviewAdmin(admin.ModelAdmin):
+class AccessReviewAdmin(ModelAdmin[DirectoryUser]):
     """The access review: read-only, one row per Duo user of each directory connection."""
 
     list_display = (
@@ -446,7 +451,7 @@ class AccessReviewAdmin(admin.ModelAdmin):
             if caveat:
                 self.message_user(request, caveat, messages.WARNING)
 
-    def no_counterpart_view(self, request: HttpRequest) -> HttpResponse:
+    def no_counterpart_view(self, request: HttpRequest) -> HttpResponse | StreamingHttpResponse:
         """Django users with an identity of a connection's provider that no Duo user of it links.
 
         ``?connection=<slug>`` picks the connection (default: the first), ``?format=csv`` exports it.
@@ -497,7 +502,7 @@ class AccessReviewAdmin(admin.ModelAdmin):
     ]
 
     @admin.action(description="Export the selected rows of the review as CSV", permissions=["view"])
-    def export_csv(self, request: HttpRequest, queryset: QuerySet[DirectoryUser]) -> HttpResponse:
+    def export_csv(self, request: HttpRequest, queryset: QuerySet[DirectoryUser]) -> StreamingHttpResponse:
         selected = queryset.select_related("connection", "identity__user").order_by("connection__slug", "username")
         logger.info("Access review exported as CSV by admin user %s", request.user.pk)
 
@@ -526,7 +531,7 @@ class AccessReviewAdmin(admin.ModelAdmin):
 
     def export_no_counterpart(
         self, request: HttpRequest, connection: DirectoryConnection, identities: QuerySet[Identity]
-    ) -> HttpResponse:
+    ) -> StreamingHttpResponse:
         logger.info(
             "Access review (%s, no Duo counterpart) exported as CSV by admin user %s", connection.slug, request.user.pk
         )

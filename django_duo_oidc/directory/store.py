@@ -94,9 +94,9 @@ def group_work(
     each decision."""
     rows = {row.duo_group_id: row for row in DirectoryGroup.objects.filter(connection=connection)}
     mirrored: dict[str, int | None] = {}
-    for row in rows.values():
-        if row.group_id:
-            mirrored[row.duo_group_id] = row.group_id  # also Duo groups deleted since: their members leave
+    for mirror in rows.values():
+        if mirror.group_id:
+            mirrored[mirror.duo_group_id] = mirror.group_id  # also Duo groups deleted since: their members leave
     work = GroupWork(mirrored, [], [], rows)
     wanted_names: set[str] = set()
     for group in sorted(groups.values(), key=lambda g: g.group_id):
@@ -208,8 +208,8 @@ def apply_plan(
     for user_pk, (add, remove) in plan.memberships.items():
         additions += [through(user_id=user_pk, group_id=mirrored[g]) for g in add if mirrored.get(g)]
         for g in remove:
-            if mirrored.get(g):
-                removals[mirrored[g]].append(user_pk)
+            if mirrored_pk := mirrored.get(g):
+                removals[mirrored_pk].append(user_pk)
     for group_pk, user_pks in removals.items():
         for chunk in _chunks(user_pks):
             through.objects.filter(group_id=group_pk, user_id__in=chunk).delete()
@@ -220,11 +220,11 @@ def apply_plan(
         user.is_active = False
         user.save(update_fields=["is_active"])
         DirectoryUser.objects.filter(connection=connection, duo_user_id=item.duo_user_id).update(deprovisioned_at=now)
-    for item in plan.reactivate:
-        user = user_model._default_manager.get(pk=item.user_pk)
+    for back in plan.reactivate:
+        user = user_model._default_manager.get(pk=back.user_pk)
         user.is_active = True
         user.save(update_fields=["is_active"])
-        DirectoryUser.objects.filter(connection=connection, duo_user_id=item.duo_user_id).update(deprovisioned_at=None)
+        DirectoryUser.objects.filter(connection=connection, duo_user_id=back.duo_user_id).update(deprovisioned_at=None)
     for chunk in _chunks(plan.unmark):
         DirectoryUser.objects.filter(connection=connection, duo_user_id__in=chunk).update(deprovisioned_at=None)
 

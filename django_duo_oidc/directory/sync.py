@@ -124,7 +124,7 @@ class _Lock:
         if time.monotonic() - self.taken_at > LOCK_TTL - 60:
             return False
         try:
-            return shared_cache().get(LOCK_KEY) == self.token
+            return bool(shared_cache().get(LOCK_KEY) == self.token)
         except CacheUnavailable:
             return False
 
@@ -212,9 +212,9 @@ def _describe(plan: planning.Plan, result: SyncResult, connection: DirectoryConn
             f"user {item.user_pk} (Duo {item.username!r}) deactivated and signed out: {item.reason}",
             item.user_pk,
         )
-    for item in plan.reactivate:
+    for back in plan.reactivate:
         result.add(
-            "reactivated", f"user {item.user_pk} (Duo {item.username!r}) re-activated: active in Duo", item.user_pk
+            "reactivated", f"user {back.user_pk} (Duo {back.username!r}) re-activated: active in Duo", back.user_pk
         )
     names = {row.duo_group_id: row.name for row in work.rows.values()} if work else {}
     for user_pk, (add, remove) in sorted(plan.memberships.items()):
@@ -405,19 +405,19 @@ def _after_commit(connection: DirectoryConnection, plan: planning.Plan, result: 
             reason=item.reason,
             directory_user=rows.get(item.duo_user_id),
         )
-    for item in plan.reactivate:
-        user = user_model._default_manager.filter(pk=item.user_pk).first()
+    for back in plan.reactivate:
+        user = user_model._default_manager.filter(pk=back.user_pk).first()
         if user is None:
             continue
         logger.warning(
             "Directory %s: re-activated user %s (Duo user %s, %s): active in Duo again",
             connection.slug,
-            item.user_pk,
-            item.duo_user_id,
-            item.username,
+            back.user_pk,
+            back.duo_user_id,
+            back.username,
         )
         user_reprovisioned.send(
-            sender=DirectoryConnection, user=user, connection=connection, directory_user=rows.get(item.duo_user_id)
+            sender=DirectoryConnection, user=user, connection=connection, directory_user=rows.get(back.duo_user_id)
         )
     for change in result.changes:
         if change.kind not in ("deactivated", "reactivated"):

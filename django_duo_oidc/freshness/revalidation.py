@@ -44,6 +44,7 @@ from ..login import session
 from ..login.renewal import end_session, refresh, refresh_due
 from ..models import Provider
 from ..providers.runtime import ProviderRuntime
+from ..request import context_of
 from ..state.singleflight import single_flight
 
 logger = logging.getLogger("django_duo_oidc")
@@ -141,4 +142,4 @@ def introspect(runtime: ProviderRuntime, token: str, token_type_hint: str = "acc
 
 def mark_stale(request: HttpRequest, provider: Provider, reason: str) -> None:
     logger.warning("Could not revalidate a session of provider %s: %s", provider.slug, reason)
-    request.oidc.stale = True  # type: ignore[attr-defined]
+    context_of(request).stale = True

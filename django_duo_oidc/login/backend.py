@@ -11,11 +11,10 @@ from __future__ import annotations
 import hashlib
 import logging
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.backends import ModelBackend
-from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest
 from django.utils import timezone
@@ -27,6 +26,10 @@ from ..core.errors import InvalidClaim, LoginRefused
 from ..core.flow import TokenSet
 from ..models import GroupRule, Identity, Provider
 from ..providers.runtime import ProviderRuntime
+
+if TYPE_CHECKING:
+    # django-stubs' name for the site's user model (AUTH_USER_MODEL); its mypy plugin resolves it.
+    from django.contrib.auth.models import _User as SiteUser
 
 logger = logging.getLogger("django_duo_oidc")
 
@@ -89,7 +92,7 @@ def join_claims(claims: dict[str, Any], previous: Any = None) -> dict[str, Any]:
     return kept
 
 
-def _is_privileged(user: AbstractBaseUser) -> bool:
+def _is_privileged(user: SiteUser) -> bool:
     return bool(getattr(user, "is_staff", False) or getattr(user, "is_superuser", False))
 
 
@@ -103,9 +106,10 @@ class DuoOIDCBackend(OIDCAuthenticationBackend):
         self.runtime: ProviderRuntime | None = None
 
     @sensitive_variables()  # the code and the tokens (auth.authenticate hides only `credentials`)
+    # Keyword-only credential (not Django's **credentials): password logins never reach this backend.
     def authenticate(  # type: ignore[override]
         self, request: HttpRequest | None, *, duo_oidc_login: LoginAttempt
-    ) -> AbstractBaseUser | None:
+    ) -> SiteUser | None:
         """Redeem the code, validate the ID token and userinfo, and return the linked user.
 
         The credential is keyword-only, so password logins never reach this backend. Failures raise
@@ -135,13 +139,13 @@ class DuoOIDCBackend(OIDCAuthenticationBackend):
         attempt.scopes = self.runtime.granted_scopes(tokens)
         return self.get_or_create_user(tokens.access_token, tokens.id_token, claims)
 
-    def get_user(self, user_id: Any) -> AbstractBaseUser | None:
+    def get_user(self, user_id: Any) -> SiteUser | None:
         """Return the session's user, or None when it no longer exists or may not log in.
 
         mozilla's ``get_user`` skips ``user_can_authenticate``; Django's ``ModelBackend`` (our base) checks
         it, so a user deactivated in Django loses the session on the next request.
         """
-        return ModelBackend.get_user(self, user_id)  # type: ignore[no-any-return]
+        return ModelBackend.get_user(self, user_id)
 
     # mozilla hooks, re-aimed -----------------------------------------------------------------
 
@@ -170,7 +174,7 @@ class DuoOIDCBackend(OIDCAuthenticationBackend):
             duo_identities__provider__link_existing_by_email=False
         )
 
-    def may_link(self, user: AbstractBaseUser, claims: dict[str, Any]) -> bool:
+    def may_link(self, user: SiteUser, claims: dict[str, Any]) -> bool:
         """Whether an identity with ``claims`` may be linked to ``user`` by email.
 
         The rule (issue 10, account pre-hijacking): the user's address was set by an administrator
@@ -196,7 +200,7 @@ class DuoOIDCBackend(OIDCAuthenticationBackend):
         # Taken by someone else: never reuse another account; make this one distinct and stable.
         return f"{base[: 150 - 9]}-{digest[:8]}"
 
-    def create_user(self, claims: dict[str, Any]) -> AbstractBaseUser:
+    def create_user(self, claims: dict[str, Any]) -> SiteUser:
         """Create a user for a new identity (no usable password: they log in through the provider)."""
         assert self.provider is not None
         fields = map_claims(claims, self.provider.claim_mapping())
@@ -209,7 +213,7 @@ class DuoOIDCBackend(OIDCAuthenticationBackend):
         logger.info("Created user %s for %s", user.pk, self.describe_user_by_claims(claims))
         return user
 
-    def update_user(self, user: AbstractBaseUser, claims: dict[str, Any]) -> AbstractBaseUser:
+    def update_user(self, user: SiteUser, claims: dict[str, Any]) -> SiteUser:
         """Keep username, email and names current from the claims (absent claims change nothing)."""
         assert self.provider is not None
         fields = map_claims(claims, self.provider.claim_mapping())
@@ -231,7 +235,7 @@ class DuoOIDCBackend(OIDCAuthenticationBackend):
             user.save(update_fields=changed)
         return user
 
-    def get_or_create_user(self, access_token: str, id_token: str, payload: dict[str, Any]) -> AbstractBaseUser:
+    def get_or_create_user(self, access_token: str, id_token: str, payload: dict[str, Any]) -> SiteUser:
         """Return the user linked to (provider, sub), linking or creating one on first login."""
         assert self.provider is not None
         claims = payload
@@ -277,7 +281,7 @@ class DuoOIDCBackend(OIDCAuthenticationBackend):
             # A parallel first login of the same identity won the race: use its link.
             return Identity.objects.select_related("user").get(provider=self.provider, sub=claims["sub"])
 
-    def update_user_groups(self, user: AbstractBaseUser, identity: Identity, claims: dict[str, Any]) -> None:
+    def update_user_groups(self, user: SiteUser, identity: Identity, claims: dict[str, Any]) -> None:
         """Apply the provider's group rules: add matching groups, remove only groups this app added."""
         assert self.provider is not None
         rules = list(GroupRule.objects.filter(provider=self.provider).select_related("group"))
@@ -296,7 +300,7 @@ class DuoOIDCBackend(OIDCAuthenticationBackend):
             identity.managed_groups.remove(*(managed - wanted))
         self.update_user_flags(user, identity, any(r.staff for r in matched))
 
-    def update_user_flags(self, user: AbstractBaseUser, identity: Identity, staff: bool) -> None:
+    def update_user_flags(self, user: SiteUser, identity: Identity, staff: bool) -> None:
         """Grant is_staff while a staff rule matches; take it back only if this app granted it."""
         if staff and not user.is_staff:
             user.is_staff = True

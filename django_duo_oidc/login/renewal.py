@@ -183,7 +183,10 @@ def current_access_token(request: HttpRequest, *, force: bool = False) -> str:
         return _outage(data, current, provider, exc, force=force or pending, now=now)
     except DuoOIDCError as exc:
         _give_up(request, provider, slug, exc.description)
-    tokens = {"access_token": renewed.pop("access_token"), "refresh_token": renewed.pop("refresh_token")}
+    tokens: dict[str, str] = {
+        "access_token": renewed.pop("access_token"),
+        "refresh_token": renewed.pop("refresh_token"),
+    }
     session.save_login(request, session.with_tokens({**data, **renewed}, **tokens))
     return tokens["access_token"]
 

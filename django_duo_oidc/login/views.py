@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from django.conf import settings
 from django.contrib import auth
@@ -57,6 +57,9 @@ from . import session
 from .backend import LoginAttempt
 from .revocation import revoke_login_tokens
 
+if TYPE_CHECKING:
+    from django.http.request import _ImmutableQueryDict  # the stubs' type of request.GET
+
 logger = logging.getLogger("django_duo_oidc")
 
 REDIRECT_FIELD_NAME = "next"
@@ -91,7 +94,7 @@ def cleanse_callback_query(request: HttpRequest, names: tuple[str, ...] = SENSIT
         if name in cleansed:
             cleansed.setlist(name, [SafeExceptionReporterFilter.cleansed_substitute])
     cleansed._mutable = False
-    request.GET = cleansed
+    request.GET = cast("_ImmutableQueryDict", cleansed)  # immutable: _mutable is False just above
     request.META["QUERY_STRING"] = cleansed.urlencode(safe="*")
 
 
@@ -167,14 +170,14 @@ class LoginView(OIDCAuthenticationRequestView):
         try:
             provider = get_login_provider(slug)  # never one that only issues or validates tokens
         except Provider.DoesNotExist as missing:
-            exc = not_found(
+            unknown = not_found(
                 str(missing)
                 if isinstance(missing, NoBrowserLogin)
                 else "This site has no sign-in method by that name: the link you followed may be out of date."
                 if slug
                 else "No sign-in method is set up on this site yet."
             )
-            return error_response(request, exc)
+            return error_response(request, unknown)
         try:
             # Before the browser goes anywhere: without the secret the callback could not redeem the code.
             provider.get_client_secret()
@@ -183,8 +186,8 @@ class LoginView(OIDCAuthenticationRequestView):
         next_url = get_next_url(request, REDIRECT_FIELD_NAME)
         if request.GET.get(REDIRECT_FIELD_NAME) and next_url is None:
             # Fail closed: an off-site `next` is refused, not silently replaced.
-            exc = AuthorizationError("The address to return to after login is not on this site.")
-            return error_response(request, exc, provider=provider)
+            off_site = AuthorizationError("The address to return to after login is not on this site.")
+            return error_response(request, off_site, provider=provider)
         self.provider = provider
         attempt = AuthRequest.new()
         extra = self.get_extra_params(request)
@@ -203,11 +206,11 @@ class LoginView(OIDCAuthenticationRequestView):
         except CacheUnavailable:
             # The callback could not check its state for replay without the cache: don't start what
             # cannot finish.
-            exc = CacheUnavailable(
+            no_cache = CacheUnavailable(
                 "The login cannot start right now: this site's shared cache is not reachable. "
                 "Please try again in a moment."
             )
-            return error_response(request, exc, provider=provider)
+            return error_response(request, no_cache, provider=provider)
         except DuoOIDCError as exc:
             return error_response(request, exc, provider=provider)
         add_state_and_verifier_and_nonce_to_session(request, attempt.state, params, attempt.code_verifier)
@@ -267,7 +270,7 @@ class CallbackView(OIDCAuthenticationCallbackView):
     @sensitive_variables()  # the code, the tokens, the claims: here and in everything called from here
     def get(self, request: HttpRequest) -> HttpResponse:
         self.provider: Provider | None = None
-        request.exception_reporter_filter = CallbackReporterFilter()  # type: ignore[attr-defined]
+        request.exception_reporter_filter = CallbackReporterFilter()
         try:
             return self.complete(request)
         except DuoOIDCError as exc:

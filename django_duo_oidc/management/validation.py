@@ -59,6 +59,7 @@ def _form_data(
         elif field.many_to_many:
             data[name] = [o.pk for o in getattr(instance, name).all()] if instance.pk else []
         else:
+            # A form field's model field is a concrete Field (get_field's type also allows reverse relations).
             value = field.value_from_object(instance)  # type: ignore[union-attr]
             data[name] = "" if value is None and not isinstance(field, models.BooleanField) else value
     return data
@@ -130,7 +131,7 @@ def _label(instance: models.Model) -> str:
     if isinstance(instance, ScopeRule):
         return instance.path_prefix or instance.url_name
     if isinstance(instance, GroupRule):
-        group = instance.group.name if instance.group_id else ""
+        group = instance.group.name if instance.group is not None else ""
         return f"{instance.claim}={instance.value}:{group} of provider {instance.provider.slug}"
     return str(getattr(instance, "slug", "") or instance.pk)
 
@@ -165,6 +166,7 @@ def add_group_rule(
 
 def set_enabled(instance: models.Model, options: Mapping[str, Any]) -> None:
     """A command's ``--enable`` / ``--disable``: turn the row on or off (neither given: left as it is)."""
+    # Every row these commands switch has an ``enabled`` field; models.Model does not declare one.
     if options.get("enable"):
         instance.enabled = True  # type: ignore[attr-defined]
     if options.get("disable"):

@@ -17,6 +17,7 @@ from django.http import HttpRequest, HttpResponse
 from django.utils.decorators import method_decorator
 from django.views.decorators.debug import sensitive_post_parameters
 
+from ..admin_generics import ModelAdmin, StackedInline
 from ..models import MFAConfiguration, MFAUserState
 from .forms import MFAConfigurationForm
 
@@ -32,7 +33,7 @@ logger = logging.getLogger("django_duo_oidc")
 
 
 @admin.register(MFAConfiguration)
-class MFAConfigurationAdmin(admin.ModelAdmin):
+class MFAConfigurationAdmin(ModelAdmin[MFAConfiguration]):
     """The second factor's settings; the secret is typed, stored encrypted, and never shown back."""
 
     form = MFAConfigurationForm
@@ -71,7 +72,9 @@ class MFAConfigurationAdmin(admin.ModelAdmin):
     def secret_status(self, obj: MFAConfiguration) -> str:
         return obj.secret_status
 
-    def save_model(self, request: HttpRequest, obj: MFAConfiguration, form: forms.ModelForm, change: bool) -> None:
+    def save_model(
+        self, request: HttpRequest, obj: MFAConfiguration, form: forms.ModelForm[MFAConfiguration], change: bool
+    ) -> None:
         super().save_model(request, obj, form, change)
         if form.changed_data:
             # Field names only, never a value: turning the second factor off or on is worth a log line.
@@ -95,7 +98,7 @@ _MFA_STATE_FIELDS = ("last_auth_at", "last_result", "last_factor", "last_device"
 
 
 @admin.register(MFAUserState)
-class MFAUserStateAdmin(admin.ModelAdmin):
+class MFAUserStateAdmin(ModelAdmin[MFAUserState]):
     """Each user's last Duo second factor (read-only), and the revoke action for remembered browsers."""
 
     list_display = ("user", *_MFA_STATE_FIELDS)
@@ -108,7 +111,7 @@ class MFAUserStateAdmin(admin.ModelAdmin):
         return False  # written by logins only
 
 
-class MFAUserStateInline(admin.StackedInline):
+class MFAUserStateInline(StackedInline[MFAUserState, Any]):
     """The last Duo second factor on the user's own admin page (read-only)."""
 
     model = MFAUserState
@@ -130,7 +133,8 @@ def show_mfa_state_on_user_admin(site: admin.AdminSite = admin.site) -> bool:
     if model_admin is None:
         return False
     if MFAUserStateInline not in model_admin.inlines:
-        model_admin.inlines = [*model_admin.inlines, MFAUserStateInline]
+        # This site's registered instance gets its own list; the class (maybe shared) is left alone.
+        model_admin.inlines = [*model_admin.inlines, MFAUserStateInline]  # type: ignore[misc]
     return True
 
 

@@ -9,8 +9,8 @@ count), or passed it more than ``max_age`` seconds ago, goes through Duo again (
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from typing import Any, TypeVar
+from collections.abc import Callable, Coroutine
+from typing import Any, ParamSpec, TypeVar, overload
 from urllib.parse import urlencode
 
 from django.conf import settings
@@ -20,12 +20,13 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import resolve_url
 from django.urls import reverse
 
-from ..guards import guarded, guarded_dispatch
+from ..guards import ViewDecorator, guarded, guarded_dispatch, view_decorator
 from .session import duo_auth_time, take_step_up
 
 __all__ = ["DuoRequiredMixin", "duo_required", "refuse_without_duo"]
 
-V = TypeVar("V", bound=Callable[..., Any])
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 def refuse_without_duo(
@@ -50,8 +51,30 @@ def refuse_without_duo(
     return HttpResponseRedirect(reverse("duo_oidc:mfa-step-up") + "?" + urlencode({"next": request.get_full_path()}))
 
 
+@overload
 def duo_required(
-    view: V | None = None,
+    view: None = None, *, max_age: int | None = None, login_url: str | None = None, redirect_field_name: str = "next"
+) -> ViewDecorator: ...
+
+
+@overload
+def duo_required(
+    view: Callable[P, Coroutine[Any, Any, R]],
+    *,
+    max_age: int | None = None,
+    login_url: str | None = None,
+    redirect_field_name: str = "next",
+) -> Callable[P, Coroutine[object, object, R | HttpResponse]]: ...
+
+
+@overload
+def duo_required(
+    view: Callable[P, R], *, max_age: int | None = None, login_url: str | None = None, redirect_field_name: str = "next"
+) -> Callable[P, R | HttpResponse]: ...
+
+
+def duo_required(
+    view: Callable[..., Any] | None = None,
     *,
     max_age: int | None = None,
     login_url: str | None = None,
@@ -64,17 +87,15 @@ def duo_required(
     if max_age is not None and (isinstance(max_age, bool) or not isinstance(max_age, int) or max_age < 0):
         raise ValueError("duo_required(max_age=...) takes a number of seconds (an int >= 0).")
 
-    def decorator(function: V) -> V:
+    def decorator(function: Callable[..., Any]) -> Any:
         def refuse(request: HttpRequest) -> HttpResponse | None:
             return refuse_without_duo(
                 request, max_age=max_age, login_url=login_url, redirect_field_name=redirect_field_name
             )
 
-        wrapper = guarded(function, refuse)
-        wrapper.duo_required_max_age = max_age
-        return wrapper  # type: ignore[no-any-return]
+        return guarded(function, refuse, duo_required_max_age=max_age)
 
-    return decorator(view) if view is not None else decorator
+    return decorator(view) if view is not None else view_decorator(decorator)
 
 
 class DuoRequiredMixin(AccessMixin):

@@ -92,6 +92,7 @@ class _DuoTransport:
 def install_transport() -> None:
     """Give ``duo_universal.client`` the bounded transport (idempotent; done when this module is imported)."""
     if not isinstance(duo_client_module.requests, _DuoTransport):
+        # Not a module, but it has the one function duo_universal calls on it (post).
         duo_client_module.requests = _DuoTransport()  # type: ignore[assignment]
 
 

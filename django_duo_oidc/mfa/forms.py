@@ -8,15 +8,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from django import forms
-
+from ..admin_generics import ModelForm
 from ..models import MFAConfiguration
 from ..secret_fields import apply_secret, clear_box, secret_input
 
 __all__ = ["MFAConfigurationForm"]
 
 
-class MFAConfigurationForm(forms.ModelForm):
+class MFAConfigurationForm(ModelForm[MFAConfiguration]):
     """Every field of the second factor's configuration; the client secret is write-only."""
 
     client_secret = secret_input(

@@ -6,12 +6,13 @@ The steps they share are in :mod:`.flow`; see it for what a correct password doe
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from django.contrib.auth import SESSION_KEY, get_user_model
 from django.contrib.auth.decorators import login_not_required
 from django.contrib.auth.views import LoginView, redirect_to_login
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import HttpRequest, HttpResponse, HttpResponseBase, HttpResponseRedirect
 from django.urls import reverse
 from django.utils.crypto import constant_time_compare
 from django.utils.decorators import method_decorator
@@ -71,7 +72,7 @@ class CallbackView(View):
     @method_decorator(never_cache)
     @sensitive_variables()  # the duo_code, the state, the 2FA result
     def get(self, request: HttpRequest) -> HttpResponse:
-        request.exception_reporter_filter = CallbackReporterFilter()  # type: ignore[attr-defined]
+        request.exception_reporter_filter = CallbackReporterFilter()
         self.user: Any = None
         self.pending: dict[str, Any] = {}
         self.factor = ""
@@ -93,7 +94,8 @@ class CallbackView(View):
     def complete(self, request: HttpRequest) -> HttpResponse:
         self.pending = pending = session.pop_pending(request, request.GET.get("state"))
         user_model = get_user_model()
-        user = user_model._default_manager.filter(pk=pending.get("user")).first()
+        user_pk = pending.get("user")
+        user = user_model._default_manager.filter(pk=user_pk).first() if user_pk is not None else None
         if user is None or not user.is_active:
             raise LoginRefused("This account cannot log in.", error="user_inactive")
         self.user = user
@@ -168,13 +170,13 @@ class StepUpView(View):
         return start(request, request.user, config, purpose=STEP_UP, next_url=next_url, retry_url=next_url)
 
 
-def admin_login(original: Any) -> Any:
+def admin_login(original: Callable[..., HttpResponseBase]) -> Callable[..., HttpResponseBase]:
     """Wrap ``AdminSite.login`` so that, while the second factor is on, the admin's login is
     :class:`MFALoginView` (same form, template and context as Django's own ``AdminSite.login``)."""
     if getattr(original, "duo_oidc_mfa", False):
         return original
 
-    def login(site: Any, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
+    def login(site: Any, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponseBase:
         if active_config(fresh=True) is None:
             return original(site, request, extra_context)
         if request.method == "GET" and site.has_permission(request):
@@ -201,5 +203,5 @@ def admin_login(original: Any) -> Any:
     login.__doc__ = original.__doc__
     # As Django decorates AdminSite.login: never cached, and open behind LoginRequiredMiddleware.
     wrapped = method_decorator(never_cache)(login_not_required(login))
-    wrapped.duo_oidc_mfa = True
+    wrapped.duo_oidc_mfa = True  # type: ignore[attr-defined]  # the mark that makes admin_login idempotent
     return wrapped

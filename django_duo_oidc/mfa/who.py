@@ -38,7 +38,7 @@ def active_config(*, fresh: bool = False) -> MFAConfiguration | None:
         logger.warning("The second factor's table does not exist yet: run manage.py migrate")
         return None
     if config is not None:
-        config.group_ids = frozenset(config.groups.values_list("pk", flat=True))  # type: ignore[attr-defined]
+        config.group_ids = frozenset(config.groups.values_list("pk", flat=True))
     _memo = (now + CONFIG_TTL, config)
     return config
 
@@ -66,7 +66,7 @@ def must_use_duo(user: Any, config: MFAConfiguration | None) -> bool:
     if user.is_staff or user.is_superuser or config.who == MFAConfiguration.Who.ALL:
         return True
     if config.who == MFAConfiguration.Who.GROUPS:
-        group_ids = getattr(config, "group_ids", None)
+        group_ids = config.group_ids
         if group_ids is None:
             group_ids = frozenset(config.groups.values_list("pk", flat=True))
         return bool(group_ids) and user.groups.filter(pk__in=group_ids).exists()

@@ -185,7 +185,7 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
         # Mark this very request with the origin the token was attached for. requests follows a
         # redirect with a *copy* (PreparedRequest.copy keeps the hooks but not this attribute), so the
         # 401 hook can tell the original from a redirected request and never re-attaches a token there.
-        request._duo_oidc_origin = _origin(request.url)  # type: ignore[attr-defined]
+        _mark(request, _origin(request.url))
         request.register_hook("response", self._retry_on_401)
         return request
 
@@ -209,8 +209,7 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
         response.close()
         retry = sent.copy()
         retry.headers["Authorization"] = token.authorization
-        retry._duo_oidc_retried = True  # type: ignore[attr-defined]
-        retry._duo_oidc_origin = origin  # type: ignore[attr-defined]
+        _mark(retry, origin, retried=True)
         logger.info(
             "Retrying %s %s once with a new client-credentials token after a 401", sent.method, _url_for_log(sent.url)
         )
@@ -218,6 +217,16 @@ class ClientCredentialsAuth(requests.auth.AuthBase):
         new_response.history.append(response)
         new_response.request = retry
         return new_response
+
+
+def _mark(
+    request: requests.PreparedRequest, origin: tuple[str, str, int | None] | None, *, retried: bool = False
+) -> None:
+    """Mark ``request`` with the origin its token was attached for (and as the one retry): attributes of
+    our own, which ``PreparedRequest.copy`` does not carry to a redirected request."""
+    request._duo_oidc_origin = origin  # type: ignore[attr-defined]  # ours: requests' type does not declare it
+    if retried:
+        request._duo_oidc_retried = True  # type: ignore[attr-defined]  # as above
 
 
 def _origin(url: str | None) -> tuple[str, str, int | None] | None:

@@ -35,19 +35,19 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import AsyncGenerator, Generator, Iterable
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 from urllib.parse import urljoin
 
 import requests
 from django.core.exceptions import ImproperlyConfigured
 from django.views.decorators.debug import sensitive_variables
 
-from .client_credentials import _origin, _url_for_log
+from .client_credentials import _mark, _origin, _url_for_log
 
 try:
     import httpx
 except ImportError:  # the optional extra
-    httpx = None  # type: ignore[assignment]
+    httpx = None  # type: ignore[assignment]  # checked below: the placeholder class is defined instead
 
 __all__ = ["HttpxUserTokenAuth", "TokenSource", "UserTokenAuth"]
 
@@ -67,7 +67,7 @@ def _source(source: Any) -> TokenSource:
     context = getattr(source, "oidc", source)
     if not callable(getattr(context, "access_token", None)):
         raise TypeError("Pass the Django request (or request.oidc): DuoOIDCMiddleware sets request.oidc.")
-    return context  # type: ignore[no-any-return]
+    return cast(TokenSource, context)  # a RequestContext (it has access_token: checked above)
 
 
 def _origins(origins: Iterable[str] | None) -> frozenset[tuple[str, str, int | None]] | None:
@@ -115,7 +115,7 @@ class UserTokenAuth(requests.auth.AuthBase):
         request.headers["Authorization"] = _bearer(self.source.access_token())
         # Only this very request carries the mark (PreparedRequest.copy drops it): a redirected request
         # is never retried, and the retry goes only where the token was attached.
-        request._duo_oidc_origin = _origin(request.url)  # type: ignore[attr-defined]
+        _mark(request, _origin(request.url))
         request.register_hook("response", self._on_response)
         return request
 
@@ -140,8 +140,7 @@ class UserTokenAuth(requests.auth.AuthBase):
             return response  # nothing newer to send: the 401 stands
         response.content  # noqa: B018 - read and release the connection of the refused answer
         response.close()
-        retry._duo_oidc_retried = True  # type: ignore[attr-defined]
-        retry._duo_oidc_origin = origin  # type: ignore[attr-defined]
+        _mark(retry, origin, retried=True)
         logger.info("Retrying %s %s once with a renewed user token after a 401", sent.method, _url_for_log(sent.url))
         new_response = response.connection.send(retry, **kwargs)
         new_response.history.append(response)
@@ -217,7 +216,7 @@ if httpx is not None:
 
 else:
 
-    class HttpxUserTokenAuth:  # type: ignore[no-redef]
+    class HttpxUserTokenAuth:  # type: ignore[no-redef]  # the other branch's class, when httpx is missing
         """Placeholder: httpx is not installed."""
 
         def __init__(self, source: Any, *, origins: Iterable[str] | None = None) -> None:

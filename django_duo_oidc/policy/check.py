@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from typing import cast
 from urllib.parse import urlencode
 
 from django.conf import settings
@@ -29,6 +30,7 @@ from ..core.context import RequestContext
 from ..core.errors import InsufficientScope, ProviderUnavailable, TokenError
 from ..core.scopes import Requirement, format_scopes
 from ..login.context import OIDCContext
+from ..request import context_of
 from ..resource import answers
 from ..resource.context import BearerContext
 
@@ -53,7 +55,7 @@ def check(
         return redirect_to_login(
             request.get_full_path(), resolve_url(login_url or settings.LOGIN_URL), redirect_field_name
         )
-    oidc: RequestContext = request.oidc  # type: ignore[attr-defined]
+    oidc = context_of(request)
     try:
         oidc.require_scopes(requirement.scopes, any_of=requirement.any_of, deny_stale=conf.on_provider_down == "deny")
     except ProviderUnavailable as exc:
@@ -68,7 +70,7 @@ def check(
 
 def check_bearer(request: HttpRequest, requirement: Requirement, *, view_name: str = "") -> HttpResponse | None:
     """The bearer twin of :func:`check`: RFC 6750 answers instead of redirects and pages."""
-    oidc: BearerContext = request.oidc  # type: ignore[attr-defined]
+    oidc = cast(BearerContext, context_of(request))  # bearer requests only: authenticate() set it
     if oidc.error is not None or oidc.grant is None:
         return answers.error_response(request, oidc.error)
     try:
@@ -99,9 +101,8 @@ def check_session_api(request: HttpRequest, requirement: Requirement, *, view_na
     - 503 ``temporarily_unavailable`` with ``Retry-After`` when the grant could not be re-checked and
       ``ON_PROVIDER_DOWN`` is ``"deny"``.
     """
-    oidc = getattr(request, "oidc", None)
-    if getattr(oidc, "mode", None) != "session":
-        oidc = OIDCContext(request)
+    found: RequestContext | None = getattr(request, "oidc", None)
+    oidc = found if found is not None and getattr(found, "mode", None) == "session" else OIDCContext(request)
     headers = {"Cache-Control": "no-store"}
     who = view_name or request.path
     try:
@@ -109,7 +110,7 @@ def check_session_api(request: HttpRequest, requirement: Requirement, *, view_na
     except ProviderUnavailable as exc:
         logger.warning("Refused %s to user %s: %s", who, request.user.pk, exc.description)
         headers["Retry-After"] = str(max(1, int(conf.provider_down_backoff)))
-        body = {"error": "temporarily_unavailable", "error_description": exc.description}
+        body: dict[str, object] = {"error": "temporarily_unavailable", "error_description": exc.description}
         return JsonResponse(body, status=503, headers=headers)
     except InsufficientScope as exc:
         logger.warning("Scope denied: user=%s view=%s missing=%s", request.user.pk, who, format_scopes(exc.missing))
@@ -127,7 +128,7 @@ def check_session_api(request: HttpRequest, requirement: Requirement, *, view_na
         params = {"max_age": str(requirement.max_age), "prompt": "login"}
         if oidc.provider:
             params["provider"] = oidc.provider
-        body: dict[str, object] = {
+        body = {
             "error": "insufficient_user_authentication",
             "error_description": "A more recent authentication is required.",
             "max_age": requirement.max_age,
@@ -148,7 +149,7 @@ def forbidden(request: HttpRequest, exc: InsufficientScope, *, view_name: str = 
     )
     signals.send_scope_denied(request, exc, view_name=view_name)
     request_access_url = None
-    provider = request.oidc.provider  # type: ignore[attr-defined]
+    provider = context_of(request).provider
     if conf.request_access and provider:
         params = {"provider": provider, "scope": format_scopes(exc.missing), "next": request.get_full_path()}
         request_access_url = reverse("duo_oidc:login") + "?" + urlencode(params)

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any, TypeVar
+from typing import Any
 
 from django.http import HttpRequest, HttpResponse
 
 from ..core.scopes import Requirement
-from ..guards import guarded
+from ..guards import ViewDecorator, guarded, view_decorator
 from ..resource.context import authenticate
 from .check import check
-
-V = TypeVar("V", bound=Callable[..., Any])
 
 
 def scopes_required(
@@ -22,7 +20,7 @@ def scopes_required(
     login_url: str | None = None,
     redirect_field_name: str = "next",
     raise_exception: bool = False,
-) -> Callable[[V], V]:
+) -> ViewDecorator:
     """Require the provider to have granted ``scopes`` to this request (all of them, or one with ``any_of``).
 
     Anonymous users are redirected to ``login_url`` (default ``settings.LOGIN_URL``) with ``next``, or
@@ -37,7 +35,7 @@ def scopes_required(
         "raise_exception": raise_exception,
     }
 
-    def decorator(view: V) -> V:
+    def decorator(view: Callable[..., Any]) -> Any:
         name = f"{view.__module__}.{view.__qualname__}"
         # Below @bearer_auth or above it, a bearer view's requirement is judged on the token.
         bearer = getattr(view, "duo_oidc_bearer", False)
@@ -47,10 +45,7 @@ def scopes_required(
                 authenticate(request)
             return check(request, requirement, view_name=name, **options)
 
-        wrapper = guarded(view, judge)
         # Like login_required's attributes: the view carries its own requirement.
-        wrapper.required_scopes = requirement.scopes
-        wrapper.scope_requirement = requirement
-        return wrapper  # type: ignore[no-any-return]
+        return guarded(view, judge, required_scopes=requirement.scopes, scope_requirement=requirement)
 
-    return decorator
+    return view_decorator(decorator)

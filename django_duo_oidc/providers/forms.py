@@ -10,6 +10,7 @@ from typing import Any
 
 from django import forms
 
+from ..admin_generics import ModelForm
 from ..models import Provider
 from ..secret_fields import apply_secret, clear_box, secret_input
 
@@ -19,7 +20,7 @@ __all__ = ["SECRET_FORM_FIELDS", "ProviderForm"]
 SECRET_FORM_FIELDS = ("client_secret", "clear_client_secret", "send_secret_to_new_connection")
 
 
-class ProviderForm(forms.ModelForm):
+class ProviderForm(ModelForm[Provider]):
     """Every field of a provider; the secret is write-only (stored encrypted, never shown back)."""
 
     client_secret = secret_input(

@@ -148,7 +148,8 @@ class ProviderRuntime:
     @functools.cached_property
     def metadata(self) -> ProviderMetadata:
         """The provider's metadata (discovery, else RFC 8414), with the endpoints set by hand on the row."""
-        overrides = self.provider.endpoint_overrides()
+        # Endpoint names to URLs (str fields of ProviderMetadata); mypy checks ** against every field.
+        overrides: dict[str, Any] = self.provider.endpoint_overrides()
         return dataclasses.replace(self._published_metadata(bool(overrides)), **overrides)
 
     def _published_metadata(self, has_overrides: bool) -> ProviderMetadata:

@@ -23,6 +23,6 @@ def reset() -> None:
     registry._registry.expires = 0.0
     validation._fetch_failed.clear()
     identities._forget()
-    identities._shared.update(seen=None, next=0.0)
+    identities._shared.update({"seen": None, "next": 0.0})
     memory.forget()
     answers._invalid_token_answers.clear()

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -31,7 +31,14 @@ from .metadata import metadata_url
 logger = logging.getLogger("django_duo_oidc")
 
 
-def _challenge_base(request: HttpRequest) -> dict[str, str | None]:
+class _ChallengeBase(TypedDict):
+    """The parameters every challenge of this site carries (RFC 6750 realm, RFC 9728 metadata URL)."""
+
+    realm: str
+    resource_metadata: str | None
+
+
+def _challenge_base(request: HttpRequest) -> _ChallengeBase:
     return {"realm": conf.bearer_realm or request.get_host(), "resource_metadata": metadata_url(request)}
 
 
@@ -125,7 +132,7 @@ def error_response(
     return JsonResponse(refused.body, status=refused.status, headers=refused.headers)
 
 
-def refuse_scope(request: HttpRequest, exc: InsufficientScope, *, view_name: str = "") -> JsonResponse:
+def refuse_scope(request: HttpRequest, exc: InsufficientScope, *, view_name: str = "") -> HttpResponse:
     """Log and signal a bearer request without the scopes, and answer 403 insufficient_scope."""
     note_scope_denied(request, exc, view_name=view_name)
     return error_response(request, exc)
@@ -133,6 +140,7 @@ def refuse_scope(request: HttpRequest, exc: InsufficientScope, *, view_name: str
 
 def note_scope_denied(request: HttpRequest, exc: InsufficientScope, *, view_name: str = "") -> None:
     """Log the denial and send ``scope_denied``, as for sessions."""
+    # A BearerContext (resource.context, which imports this module): client_id and is_client are its own.
     context = request.oidc  # type: ignore[attr-defined]
     who = f"client {context.client_id}" if context.is_client else f"sub {context.sub}"
     logger.warning(

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from asgiref.sync import sync_to_async
 from django.contrib.auth.models import AnonymousUser
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse
 from django.utils.functional import SimpleLazyObject
 from django.views.decorators.debug import sensitive_variables
 
@@ -31,6 +31,7 @@ from ..core.errors import (
 )
 from ..core.scopes import format_scopes, missing_scopes
 from ..models import Provider
+from ..request import attach
 from .answers import error_response
 from .identities import _InactiveUser, forget_linked_users, linked_user_pk, load_user
 from .memory import user_copy
@@ -155,7 +156,7 @@ def authenticate(request: HttpRequest, *, token_only: bool = True) -> BearerCont
     context, user_pk = _authenticate(request)
     if not token_only and context.grant is None and context.error is None:
         return context
-    request.oidc = context  # type: ignore[attr-defined]
+    attach(request, context)
     loaded: list[Any] = []
 
     def load() -> Any:
@@ -183,7 +184,7 @@ def authenticate(request: HttpRequest, *, token_only: bool = True) -> BearerCont
         return loaded[0]
 
     request.user = user
-    request.auser = auser  # type: ignore[attr-defined]
+    request.auser = auser
     return context
 
 
@@ -191,6 +192,7 @@ def _hide_posted_token(request: HttpRequest) -> None:
     """A token posted in a form (refused below) must not show in an error report of this request."""
     hidden = getattr(request, "sensitive_post_parameters", [])
     if hidden != "__ALL__" and "access_token" not in hidden:
+        # Django's own attribute (sensitive_post_parameters sets it), which django-stubs does not declare.
         request.sensitive_post_parameters = [*hidden, "access_token"]  # type: ignore[attr-defined]
 
 
@@ -228,7 +230,7 @@ def _log_refusal(request: HttpRequest, exc: DuoOIDCError) -> None:
     logger.log(level, "Bearer request to %s refused: %s", request.path, reason)
 
 
-def authenticate_or_refuse(request: HttpRequest) -> JsonResponse | None:
+def authenticate_or_refuse(request: HttpRequest) -> HttpResponse | None:
     """Authenticate the request by bearer token; return None if it may proceed, else the refusal."""
     context = authenticate(request)
     if context.error is not None:

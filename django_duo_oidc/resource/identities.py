@@ -9,7 +9,7 @@ import functools
 import logging
 import secrets
 import time
-from typing import Any
+from typing import Any, TypedDict
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AnonymousUser
@@ -89,8 +89,14 @@ USERS_CHANGED_KEY = "duo_oidc:bearer:users-changed"
 _users: dict[tuple[int, str], tuple[int | None, bool, float]] = {}
 # Bumped by every forget: a link read before a save that forgot the memo is not stored after it.
 _generation = [0]
-# The shared mark as last read, and when (monotonic) to read it again.
-_shared = {"seen": None, "next": 0.0}
+
+
+class _SharedMark(TypedDict):
+    seen: object  # the shared mark as last read (a string; None before the first, or whatever the cache held)
+    next: float  # when (monotonic) to read it again
+
+
+_shared: _SharedMark = {"seen": None, "next": 0.0}
 # Saves that change neither a link nor the user a request is given: each login updates the user's
 # last_login and the identity's last_login_at and granted_staff (a staff change saves the user's
 # is_staff too, which is not harmless). Without them every login anywhere would empty every memo.

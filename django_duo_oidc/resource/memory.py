@@ -219,7 +219,7 @@ class _Template:
         return cls(type(user), shared, tuple(copied), user._state.db)
 
     def instance(self) -> Any:
-        new = object.__new__(self.cls)
+        new: Any = object.__new__(self.cls)
         values = self.shared.copy()
         for name, value in self.copied:
             values[name] = copy.deepcopy(value)

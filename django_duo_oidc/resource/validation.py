@@ -86,7 +86,7 @@ def validate(token: str) -> tuple[AccessGrant, Provider, bool]:
             # Sent again: as cheap as an acceptance (no parse, no query, no call), and logged once per
             # REFUSED_FOR (the first refusal), so a replayed token cannot flood the log either.
             refused = entry.exception()
-            refused.remembered = True  # type: ignore[attr-defined]
+            refused.remembered = True
             raise refused
         entry = None
     if entry is not None:
@@ -363,7 +363,7 @@ def _shared_introspection(
     try:
         answer = single_flight(runtime.cache, key, ask, ttl=keep_for, lock_timeout=conf.http_timeout + 5)
     except _NotAsked as stop:
-        stop.error.provider_asked = False  # type: ignore[attr-defined]  # no call failed: not a reason to mark down
+        stop.error.provider_asked = False  # no call failed: not a reason to mark down
         raise stop.error from None
     return TokenInfo.from_answer(answer["raw"]), float(answer["at"])
 

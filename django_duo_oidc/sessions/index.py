@@ -66,7 +66,8 @@ def store_can_delete() -> bool:
 
 
 def _store_class() -> type[SessionBase]:
-    return import_module(settings.SESSION_ENGINE).SessionStore  # type: ignore[no-any-return]
+    store: type[SessionBase] = import_module(settings.SESSION_ENGINE).SessionStore  # what Django requires of it
+    return store
 
 
 def _store(session_key: str | None = None) -> SessionBase:
@@ -214,7 +215,7 @@ def end_indexed(rows: QuerySet[LiveSession], *, reason: str, request: HttpReques
         if key is not None:
             if key == current and request is not None:
                 request.session.flush()  # deleted from the store; the response writes no copy back
-                request.user = AnonymousUser()  # type: ignore[assignment]
+                request.user = AnonymousUser()
             elif store_can_delete():
                 _store(key).delete(key)  # may raise (store down): the rows not reached stay indexed
         row_pk = row.pk
@@ -224,7 +225,7 @@ def end_indexed(rows: QuerySet[LiveSession], *, reason: str, request: HttpReques
             "Ended session %s of user %s (provider %s): %s",
             row_pk,
             row.user_id,
-            row.provider.slug if row.provider_id else "-",
+            row.provider.slug if row.provider is not None else "-",
             reason,
         )
         signals.session_ended.send(

@@ -101,7 +101,7 @@ class SealedView:
         self.cache.set(key, seal_bound(key, value, timeout), timeout)
 
     def add(self, key: str, value: Any, timeout: float | None) -> bool:
-        return self.cache.add(key, seal_bound(key, value, timeout), timeout)
+        return bool(self.cache.add(key, seal_bound(key, value, timeout), timeout))
 
     def delete(self, key: str) -> bool:
-        return self.cache.delete(key)
+        return bool(self.cache.delete(key))

@@ -22,12 +22,14 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from ..core import errors
 from .cache import SealedView
 
-T = TypeVar("T")
+# What compute returns: a JSON object or None, which reads back from the cache as what it was (a dict
+# with string keys, or None); other JSON values would not (a tuple comes back a list).
+T = TypeVar("T", bound=dict[str, Any] | None)
 
 logger = logging.getLogger("django_duo_oidc")
 
@@ -54,7 +56,7 @@ def single_flight(
     while True:
         found = _open(cache, result_key)
         if found is not None:
-            return _unwrap(found)
+            return cast(T, _unwrap(found))  # what compute returned for this key, stored as JSON (T's bound)
         if cache.add(lock_key, 1, lock_timeout):
             # Another worker may have published its result and released the lock between our read
             # and our add: read again before computing, or the work is done twice.
@@ -65,7 +67,7 @@ def single_flight(
                 raise
             if found is not None:
                 _forget(cache, lock_key)
-                return _unwrap(found)
+                return cast(T, _unwrap(found))  # as above
             try:
                 value = compute()
             except errors.CacheUnavailable:

@@ -31,6 +31,7 @@ import hashlib
 import json
 import secrets
 import time
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qs, unquote_plus, urlencode, urlsplit
 
@@ -74,7 +75,7 @@ def rsa_key(name: str = "main") -> rsa.RSAPrivateKey:
 
 def public_jwk(key: rsa.RSAPrivateKey, kid: str | None) -> dict[str, Any]:
     """The public half of ``key`` as a JWK (RFC 7517) for RS256 signatures, with ``kid`` if given."""
-    jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key()))
+    jwk: dict[str, Any] = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key()))
     jwk.update({"use": "sig", "alg": "RS256"})
     if kid is not None:
         jwk["kid"] = kid
@@ -221,7 +222,7 @@ class FakeOP:
         headers = {"kid": self.kid, "typ": "jwt", **(header or {})}
         headers = {k: v for k, v in headers.items() if v is not None}
         if self.sign_with == "none":
-            return jwt.encode(claims, None, algorithm="none", headers=headers)
+            return jwt.encode(claims, "", algorithm="none", headers=headers)  # "none" takes no key ("" is None)
         if self.sign_with == "hs256-client-secret":
             return jwt.encode(claims, self.client_secret, algorithm="HS256", headers=headers)
         if self.sign_with == "hs256-public-key":
@@ -261,7 +262,7 @@ class FakeOP:
     # HTTP ------------------------------------------------------------------------------------
 
     def handle(self, request: requests.PreparedRequest) -> tuple[int, Any, dict[str, str]]:
-        path = urlsplit(request.url).path
+        path = urlsplit(request.url or "").path
         base = urlsplit(self.issuer).path
         name = path[len(base) :].lstrip("/") if path.startswith(base) else path
         self.calls.append((request.method or "", name))
@@ -451,7 +452,16 @@ def _hs256(claims: dict[str, Any], key: bytes, headers: dict[str, Any]) -> str:
 class FakeAdapter(BaseAdapter):
     """Route requests to the current FakeOP (set by the ``fake_op`` fixture)."""
 
-    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+    def send(
+        self,
+        request: requests.PreparedRequest,
+        stream: bool = False,
+        timeout: float | tuple[float, float] | tuple[float, None] | None = None,
+        verify: bool | str = True,
+        cert: bytes | str | tuple[bytes | str, bytes | str] | None = None,
+        proxies: Mapping[str, str] | None = None,
+    ) -> requests.Response:
+        """Answer ``request`` from the current fake (the transport options are not used)."""
         if CURRENT is None:
             raise requests.ConnectionError("no fake provider is running")
         status, body, headers = CURRENT.handle(request)

@@ -18,10 +18,9 @@ import secrets
 import time
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
-from django.contrib.auth.models import AbstractBaseUser
 from django.core.cache import caches
 from django.core.exceptions import ImproperlyConfigured
 from django.test import Client
@@ -35,6 +34,10 @@ from ..login import session as login_session
 from ..models import Identity, Provider, secret_env_refusal
 from . import fakeop
 from .fakeop import FakeOP
+
+if TYPE_CHECKING:
+    # django-stubs' name for the site's user model (AUTH_USER_MODEL); its mypy plugin resolves it.
+    from django.contrib.auth.models import _User as SiteUser
 
 __all__ = ["FACTORY", "SECRET_ENV", "FakeDuo", "LoginFailed"]
 
@@ -216,7 +219,7 @@ class FakeDuo:
         auth_time: When | None = None,
         claims: dict[str, Any] | None = None,
         next: str = "/",  # the login URL's own parameter name
-    ) -> AbstractBaseUser:
+    ) -> SiteUser:
         """Log ``client`` in as the Duo user ``sub``, through the site's login and callback views.
 
         The session is what a real login leaves (tokens sealed, grant, ``auth_time``, the session
@@ -282,7 +285,9 @@ class FakeDuo:
             from django.conf import settings
 
             # Cookie-based session engines change the key on every save.
-            client.cookies[settings.SESSION_COOKIE_NAME] = store.session_key  # type: ignore[assignment]
+            key = store.session_key
+            assert key is not None  # save() gave the session one
+            client.cookies[settings.SESSION_COOKIE_NAME] = key
         reset()
         # The answers introspection gave, shared by all workers for one window (sessions and bearer
         # tokens keep theirs apart): forgotten, so the next check asks the fake.
@@ -296,7 +301,7 @@ class FakeDuo:
 
     def token(
         self,
-        user: AbstractBaseUser | str = "alice",
+        user: SiteUser | str = "alice",
         scopes: Scopes = "",
         *,
         opaque: bool = False,
@@ -345,7 +350,7 @@ class FakeDuo:
         self.op.tokens[token] = state
         return token
 
-    def link(self, user: AbstractBaseUser) -> str:
+    def link(self, user: SiteUser) -> str:
         """Link ``user`` to this provider (if it is not) and return the ``sub`` its tokens carry."""
         identity = Identity.objects.filter(provider=self.provider, user=user).first()
         if identity is None:
@@ -354,18 +359,18 @@ class FakeDuo:
 
     # Policy at the provider --------------------------------------------------------------------
 
-    def revoke(self, user: AbstractBaseUser | str) -> None:
+    def revoke(self, user: SiteUser | str) -> None:
         """Revoke every grant of ``user`` (a ``sub`` or a linked Django user) at the fake: its tokens
         and refresh tokens introspect as inactive, its refresh is refused. Seen at the next check
         (:meth:`make_due`)."""
         self.op.revoke(self._sub(user))
 
-    def narrow(self, user: AbstractBaseUser | str, scopes: Scopes) -> None:
+    def narrow(self, user: SiteUser | str, scopes: Scopes) -> None:
         """Cut ``user``'s live tokens down to ``scopes`` at the fake (introspection answers them).
         Seen at the next check (:meth:`make_due`)."""
         self.op.narrow(self._sub(user), format_scopes(_scopes(scopes)))
 
-    def _sub(self, user: AbstractBaseUser | str) -> str:
+    def _sub(self, user: SiteUser | str) -> str:
         if isinstance(user, str):
             return user
         identity = Identity.objects.filter(provider=self.provider, user=user).first()

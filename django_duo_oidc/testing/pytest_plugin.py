@@ -22,6 +22,9 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
+    # django-stubs' name for the site's user model (AUTH_USER_MODEL); its mypy plugin resolves it.
+    from django.contrib.auth.models import _User as SiteUser
+
     from .kit import FakeDuo
 
 
@@ -44,7 +47,7 @@ def duo_provider(request: pytest.FixtureRequest, settings: Any) -> Iterator[Fake
 
 
 @pytest.fixture
-def duo_login(duo_provider: FakeDuo) -> Callable[..., Any]:
+def duo_login(duo_provider: FakeDuo) -> Callable[..., SiteUser]:
     """``duo_login(client, sub="alice", *, scopes=None, groups=None, auth_time=None, claims=None, next="/")``."""
     return duo_provider.login
 

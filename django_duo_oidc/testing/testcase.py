@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from django.contrib.auth.models import AbstractBaseUser
 from django.test import Client
 
 from .kit import FakeDuo, Scopes, When
 
+if TYPE_CHECKING:
+    # django-stubs' name for the site's user model (AUTH_USER_MODEL); its mypy plugin resolves it.
+    from django.contrib.auth.models import _User as SiteUser
+    from django.test import SimpleTestCase as _TestCase  # what the mixin is combined with
+else:
+    _TestCase = object
+
 __all__ = ["DuoTestMixin"]
 
 
-class DuoTestMixin:
+class DuoTestMixin(_TestCase):
     """Give each test a running :class:`~django_duo_oidc.testing.FakeDuo` as ``self.duo``.
 
     Put it before the test case class: ``class MyTests(DuoTestMixin, TestCase)``. ``duo_slug`` and
@@ -27,9 +33,9 @@ class DuoTestMixin:
     client: Client
 
     def setUp(self) -> None:
-        super().setUp()  # type: ignore[misc]
+        super().setUp()
         self.duo = FakeDuo(self.duo_slug, **self.duo_provider_fields).start()
-        self.addCleanup(self.duo.stop)  # type: ignore[attr-defined]
+        self.addCleanup(self.duo.stop)
 
     def duo_login(
         self,
@@ -41,13 +47,13 @@ class DuoTestMixin:
         auth_time: When | None = None,
         claims: dict[str, Any] | None = None,
         next: str = "/",
-    ) -> AbstractBaseUser:
+    ) -> SiteUser:
         """Log ``client`` (default ``self.client``) in as ``sub``: :meth:`FakeDuo.login`."""
         return self.duo.login(
             client or self.client, sub, scopes=scopes, groups=groups, auth_time=auth_time, claims=claims, next=next
         )
 
-    def duo_token(self, user: AbstractBaseUser | str = "alice", scopes: Scopes = "", **options: Any) -> str:
+    def duo_token(self, user: SiteUser | str = "alice", scopes: Scopes = "", **options: Any) -> str:
         """A bearer token for a user: :meth:`FakeDuo.token`."""
         return self.duo.token(user, scopes, **options)
 
@@ -55,11 +61,11 @@ class DuoTestMixin:
         """A client-credentials token: :meth:`FakeDuo.client_token`."""
         return self.duo.client_token(scopes, **options)
 
-    def duo_revoke(self, user: AbstractBaseUser | str) -> None:
+    def duo_revoke(self, user: SiteUser | str) -> None:
         """Revoke ``user``'s grants at the fake: :meth:`FakeDuo.revoke`."""
         self.duo.revoke(user)
 
-    def duo_narrow(self, user: AbstractBaseUser | str, scopes: Scopes) -> None:
+    def duo_narrow(self, user: SiteUser | str, scopes: Scopes) -> None:
         """Narrow ``user``'s live tokens to ``scopes``: :meth:`FakeDuo.narrow`."""
         self.duo.narrow(user, scopes)
 
