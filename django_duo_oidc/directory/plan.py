@@ -198,16 +198,7 @@ def unlisted_links(
     again (:func:`known_deleted`): counted in every run, departed users would pile up against the guard
     until no run could deprovision anyone.
     """
-    return sorted(
-        {
-            i.duo_user_id
-            for i in identities
-            if i.duo_user_id
-            and i.duo_user_id not in users
-            and i.duo_user_id in previous
-            and not previous[i.duo_user_id].confirmed_deleted
-        }
-    )
+    return _unlisted_remembered(users, identities, previous, confirmed_deleted=False)
 
 
 def known_deleted(
@@ -215,6 +206,18 @@ def known_deleted(
 ) -> list[str]:
     """Remembered Duo user ids whose deletion an earlier run confirmed and that the listing still lacks:
     deleted without asking Duo again (a user re-activated here by hand meanwhile is deactivated again)."""
+    return _unlisted_remembered(users, identities, previous, confirmed_deleted=True)
+
+
+def _unlisted_remembered(
+    users: Mapping[str, DuoUser],
+    identities: Iterable[IdentityInfo],
+    previous: Mapping[str, PreviousUser],
+    *,
+    confirmed_deleted: bool,
+) -> list[str]:
+    """Linked Duo user ids the listing lacks that an earlier run listed, whose deletion was (or was not
+    yet) confirmed."""
     return sorted(
         {
             i.duo_user_id
@@ -222,7 +225,7 @@ def known_deleted(
             if i.duo_user_id
             and i.duo_user_id not in users
             and i.duo_user_id in previous
-            and previous[i.duo_user_id].confirmed_deleted
+            and bool(previous[i.duo_user_id].confirmed_deleted) is confirmed_deleted
         }
     )
 
