@@ -321,8 +321,7 @@ def provider(args: list[str]) -> int:
     require_free_ports({"OP_PORT": OP_PORT}, "provider")
     ensure_provider()
     env = {**os.environ, "OP_PORT": str(OP_PORT), "OP_RP_BASE_URLS": ",".join(sites), "OP_CLIENT_SECRET": OP_SECRET}
-    # `kill <pid of this script>` stops the provider too (SystemExit runs local_provider's clean-up).
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    stop_children_on_sigterm()
     with local_provider(env) as (issuer, process):
         print(provider_banner(issuer, sites, process.pid), flush=True)
         try:
@@ -489,8 +488,15 @@ EXAMPLE_USERS = """who to log in as (any password at the local provider):
   Log out also ends the provider's session: the next login asks who you are."""
 
 
+def stop_children_on_sigterm() -> None:
+    """`kill <pid of this script>` stops what it started too: SIGTERM becomes SystemExit, which runs the
+    clean-up of every `with` block and `finally` on the way out (Ctrl-C in a terminal reaches them all)."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+
+
 def example() -> int:
     require_free_ports(EXAMPLE_PORTS, "example")
+    stop_children_on_sigterm()
     ensure_python_env()
     ensure_provider()
     base = f"http://127.0.0.1:{EXAMPLE_PORT}"
@@ -506,7 +512,10 @@ def example() -> int:
     with local_provider(env) as (issuer, _process):
         log(f"OpenID provider running at {issuer} (log in with any name; see 'who to log in as' below)")
         manage = [str(PY), str(ROOT / "manage.py")]
-        run(*manage, "migrate", "--verbosity", "0", env=env, cwd=ROOT)
+        # --skip-checks: a second run's database still holds the last run's second-factor row, whose secret
+        # variable exists only once example_mfa has started a fresh fake (E103 would stop migrate); the
+        # rows are rewritten just below, and runserver runs every check at the end.
+        run(*manage, "migrate", "--verbosity", "0", "--skip-checks", env=env, cwd=ROOT)
         password = example_mfa(env, manage)  # Duo's second factor after the admin's password, through a fake Duo
         run(*manage, "duo_oidc_provider", "duo", "--issuer", issuer, *EXAMPLE_PROVIDER_OPTIONS, env=env, cwd=ROOT)
         with fake_duo_admin(env) as (api_host, ca_path):
@@ -515,13 +524,18 @@ def example() -> int:
             log(f"open {base}/ and click 'Log in with Duo'")
             log(f"sync from Duo again: DUO_ADMIN_SKEY='{DUO_ADMIN_SKEY}' {PY} manage.py duo_oidc_sync")
             log(EXAMPLE_USERS.format(base=base, password=password))
-            server = subprocess.Popen([*manage, "runserver", f"127.0.0.1:{EXAMPLE_PORT}"], env=env, cwd=ROOT)
+            # Its own process group: runserver's reloader child is stopped with it, whatever stopped this script.
+            server = subprocess.Popen(
+                [*manage, "runserver", f"127.0.0.1:{EXAMPLE_PORT}"], env=env, cwd=ROOT, start_new_session=True
+            )
             try:
                 return server.wait()
             except KeyboardInterrupt:
-                server.send_signal(signal.SIGINT)
-                server.wait(timeout=10)
                 return 0
+            finally:
+                if server.poll() is None:
+                    os.killpg(server.pid, signal.SIGTERM)  # SIGINT may be ignored (a script started with &)
+                    server.wait(timeout=10)
 
 
 # The example's fake Duo Universal Prompt (tests/fakeduo/universal.py): Duo's second factor after the admin's
