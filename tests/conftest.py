@@ -33,6 +33,21 @@ def _fresh_process_memos() -> Iterator[None]:
 
 
 @pytest.fixture
+def long_lived_memos(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The provider list and the scope rules are re-read every 5 s per process by design. A test that
+    counts a request's queries uses this: a memo filled by an earlier request could otherwise expire between
+    two requests on a loaded machine and count as a query of the thing under test (seen in CI: the scope
+    rules' read in ``test_a_session_past_duo_costs_the_middleware_no_query``)."""
+    from django_duo_oidc.policy import rules
+    from django_duo_oidc.resource import registry
+
+    monkeypatch.setattr(rules, "RULES_TTL", 3600.0)
+    monkeypatch.setattr(rules, "_rules_memo", (0.0, []))
+    monkeypatch.setattr(registry, "REGISTRY_TTL", 3600.0)
+    monkeypatch.setattr(registry._registry, "expires", 0.0)
+
+
+@pytest.fixture
 def fake_op(settings: Any) -> Iterator[fakeop.FakeOP]:
     """A fresh in-process provider, with the shared cache cleared so no discovery/JWKS leaks between tests."""
     from django.core.cache import cache

@@ -235,7 +235,10 @@ def test_no_counterpart_lists_the_provider_users_no_duo_user_links(
 
 
 def test_no_counterpart_is_one_query_per_page_not_per_user(
-    admin_client: Client, connection: DirectoryConnection, django_assert_max_num_queries: Any
+    admin_client: Client,
+    connection: DirectoryConnection,
+    django_assert_max_num_queries: Any,
+    long_lived_memos: None,
 ) -> None:
     for i in range(100):
         user = User.objects.create_user(f"u{i:03}")
@@ -415,7 +418,10 @@ def _fill(connection: DirectoryConnection, count: int, start: int = 0) -> None:
 
 
 def test_a_page_of_100_users_takes_a_fixed_number_of_queries(
-    admin_client: Client, connection: DirectoryConnection, django_assert_max_num_queries: Any
+    admin_client: Client,
+    connection: DirectoryConnection,
+    django_assert_max_num_queries: Any,
+    long_lived_memos: None,
 ) -> None:
     _fill(connection, 5)
     admin_client.get(reverse(CHANGELIST))  # warm the session, content types

@@ -20,28 +20,15 @@ from django.test.utils import CaptureQueriesContext
 from django.utils.functional import SimpleLazyObject
 
 from django_duo_oidc.models import Identity, Provider
-from django_duo_oidc.policy import rules
 from django_duo_oidc.resource import context as resource_context
-from django_duo_oidc.resource import identities, memory, registry
+from django_duo_oidc.resource import identities, memory
 from django_duo_oidc.resource.context import authenticate, forget_linked_users
 from tests.fakeop import FakeOP
 
 from .test_hardening_cache_outage import DownCache, use_cache
 from .test_resource import API, get, issue, link
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def process_memos_outlive_the_test(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The provider list and the scope rules are re-read every 5 s per process by design; a memo filled
-    by an earlier test could expire between two requests here and count as the token's query (seen on a
-    loaded CI machine). These tests are about the bearer user memo, so those two memos are made fresh and
-    long-lived for them."""
-    monkeypatch.setattr(rules, "RULES_TTL", 3600.0)
-    monkeypatch.setattr(rules, "_rules_memo", (0.0, []))
-    monkeypatch.setattr(registry, "REGISTRY_TTL", 3600.0)
-    monkeypatch.setattr(registry._registry, "expires", 0.0)
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("long_lived_memos")]
 
 
 @pytest.fixture

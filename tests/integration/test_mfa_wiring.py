@@ -87,7 +87,7 @@ def test_middleware_before_authentication_still_ends_a_session_that_skipped_duo(
 
 
 def test_a_session_past_duo_costs_the_middleware_no_query(
-    fake_duo_universal: Any, config: MFAConfiguration, alice: Any, settings: Any
+    fake_duo_universal: Any, config: MFAConfiguration, alice: Any, settings: Any, long_lived_memos: None
 ) -> None:
     settings.ROOT_URLCONF = complete  # a URLconf may be any object with urlpatterns
     client = Client(raise_request_exception=True)
