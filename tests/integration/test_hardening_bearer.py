@@ -125,7 +125,7 @@ def test_deactivation_takes_effect_on_the_next_request_and_reactivation_too(
 
 
 def test_the_user_is_read_once_per_window_only_when_the_view_asks(
-    client: Client, fake_op: FakeOP, provider: Provider
+    client: Client, fake_op: FakeOP, provider: Provider, long_lived_memos: None
 ) -> None:
     link(provider)
     token = issue(fake_op)
@@ -141,7 +141,7 @@ def test_the_user_is_read_once_per_window_only_when_the_view_asks(
 
 
 def test_a_seen_token_costs_no_query_when_the_view_does_not_read_the_user(
-    client: Client, fake_op: FakeOP, provider: Provider
+    client: Client, fake_op: FakeOP, provider: Provider, long_lived_memos: None
 ) -> None:
     # The hot path of a bearer API: a token already seen, a view that never touches request.user. The
     # linked user's state is remembered per process for the freshness window (and forgotten at once here when
