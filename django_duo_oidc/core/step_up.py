@@ -8,27 +8,44 @@ and the next request to the page the step-up was for passes once, within :data:`
 requirement no stricter than the ``max_age`` the login was asked to meet (the callback has checked
 ``auth_time`` against that one, OIDC Core 3.1.3.7 step 13). Another page, a later request, a stricter
 requirement, or a second use get nothing from it.
+
+"Once" holds across requests too: two requests of one session that both load it before either saves it
+would both find the ticket, so taking it also claims it in the shared cache (an atomic add keyed by the
+ticket's random id, as the login state is claimed): exactly one of them passes. When the cache cannot
+say, nobody passes (fail closed: the page asks for the step-up again).
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
-from typing import Any
+import secrets
+from typing import Any, Protocol
 from urllib.parse import unquote, urlsplit
 
-__all__ = ["GRACE", "KEY", "grant", "page_path", "take"]
+from .errors import CacheUnavailable
+
+__all__ = ["GRACE", "KEY", "Claims", "grant", "page_path", "take"]
 
 #: Seconds from the step-up's callback to the page's request within which the ticket is honoured.
 GRACE = 30.0
 #: Where the ticket lives in the record it is granted into (the session's login or Duo-passed record).
 KEY = "step_up"
+# The shared cache's key that a ticket was used (its random id and the path, hashed).
+_USED_PREFIX = "duo_oidc:step-up-used:"
+
+
+class Claims(Protocol):
+    """Where a ticket is claimed: the shared cache (``add`` is atomic: True for the first caller only)."""
+
+    def add(self, key: str, value: Any, timeout: Any = ...) -> bool: ...
 
 
 def grant(record: dict[str, Any], *, path: str, max_age: int | None, now: float) -> None:
     """Leave a one-use ticket in ``record`` for the page at ``path`` (as ``request.path`` names it: see
     :func:`page_path`); ``max_age`` is what the login was asked to meet (None: any, as after Duo's
     step-up prompt, which asks no ``max_age``)."""
-    record[KEY] = {"path": path, "max_age": max_age, "until": now + GRACE}
+    record[KEY] = {"path": path, "max_age": max_age, "until": now + GRACE, "id": secrets.token_urlsafe(16)}
 
 
 def page_path(url: str) -> str:
@@ -37,14 +54,20 @@ def page_path(url: str) -> str:
     return unquote(urlsplit(url).path)
 
 
-def take(record: dict[str, Any] | None, *, path: str, max_age: int, now: float) -> int | None:
+def take(
+    record: dict[str, Any] | None, *, path: str, max_age: int, now: float, claims: Claims | None = None
+) -> int | None:
     """Once, when ``record`` holds a ticket for ``path`` still within its time and no looser than
     ``max_age``: the ``max_age`` the ticket is good for (0 after Duo's step-up: any), and the ticket is
-    removed (the caller saves the session). None, and nothing removed, otherwise."""
+    removed (the caller saves the session). None, and nothing removed, otherwise.
+
+    With ``claims`` (the shared cache), the ticket must also be claimed there first: None when another
+    request already claimed it, or when the cache cannot say (:class:`~.errors.CacheUnavailable`).
+    """
     ticket = record.get(KEY) if record else None
     if not isinstance(ticket, dict):
         return None
-    until, asked = ticket.get("until"), ticket.get("max_age")
+    until, asked, ticket_id = ticket.get("until"), ticket.get("max_age"), ticket.get("id")
     fits = (
         ticket.get("path") == path
         and isinstance(until, int | float)
@@ -55,5 +78,14 @@ def take(record: dict[str, Any] | None, *, path: str, max_age: int, now: float) 
     )
     if not fits or record is None:
         return None
+    if claims is not None:
+        if not isinstance(ticket_id, str) or not ticket_id:
+            return None
+        used = _USED_PREFIX + hashlib.sha256(f"{ticket_id}\n{path}".encode()).hexdigest()
+        try:
+            if not claims.add(used, 1, timeout=int(GRACE) + 60):
+                return None
+        except CacheUnavailable:
+            return None  # logged by the cache; the ticket stays for a retry within its time
     del record[KEY]
     return 0 if asked is None else int(asked)

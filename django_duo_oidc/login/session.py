@@ -120,7 +120,10 @@ def take_step_up(request: HttpRequest, *, max_age: int, now: float) -> int | Non
     """Once, when this request is the one a just-completed step-up of at most ``max_age`` was for: the
     ``max_age`` that step-up met (every requirement of this request at least as loose passes). Else None."""
     data = request.session.get(LOGIN_KEY)
-    met = step_up.take(data, path=request.path, max_age=max_age, now=now) if isinstance(data, dict) else None
+    if not isinstance(data, dict):
+        return None
+    # Claimed in the shared cache too: two requests that loaded the session before either saved it.
+    met = step_up.take(data, path=request.path, max_age=max_age, now=now, claims=shared_cache())
     if met is not None:
         request.session.modified = True
     return met

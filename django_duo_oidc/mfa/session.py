@@ -100,11 +100,12 @@ def take_step_up(request: HttpRequest, *, max_age: int, now: float) -> bool:
     """
     if getattr(request, _STEP_UP_MET, False):
         return True
-    if step_up.take(passed_marker(request), path=request.path, max_age=max_age, now=now) is not None:
-        request.session.modified = True
-        setattr(request, _STEP_UP_MET, True)
-        return True
-    return False
+    met = step_up.take(passed_marker(request), path=request.path, max_age=max_age, now=now, claims=shared_cache())
+    if met is None:
+        return False
+    request.session.modified = True
+    setattr(request, _STEP_UP_MET, True)
+    return True
 
 
 def passed_marker(request: HttpRequest) -> dict[str, Any] | None:
