@@ -7,14 +7,21 @@ failed before its fix unless it says it pins what already held.
 - Two requests of one session that both loaded it before either saved it both found the ticket and both
   passed: "once" held per saved session, not per request. The ticket now also has to be claimed in the
   shared cache (an atomic add, as the login state is), and fails closed when the cache cannot say.
+- A session's API (Django Ninja through ``check_session_api``, DRF's ``HasScopes``) guarded with
+  ``max_age=0`` answered 403 with a ``step_up_url`` that named neither a ``next`` nor the API: after the
+  step-up the ticket was for the page the browser came back to, so the API call the page retried was
+  refused again, forever. The ``step_up_url`` now names the API's path (``api_path``): the client adds
+  its own ``next``, and the callback grants the one-use, 30 s ticket for that path too.
 """
 
 from __future__ import annotations
 
 import copy
+import time
 from collections.abc import Callable
 from importlib import import_module
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 from django.conf import settings
@@ -23,7 +30,14 @@ from django.test import Client
 from django.urls import path
 from django.utils.decorators import method_decorator
 from django.views import View
+from ninja import NinjaAPI
+from ninja.security import django_auth
+from rest_framework.authentication import SessionAuthentication
+from rest_framework.response import Response
+from rest_framework.views import APIView
 
+from django_duo_oidc.contrib.drf import DuoBearerAuthentication, HasScopes
+from django_duo_oidc.contrib.ninja import DuoBearer, install_error_handlers
 from django_duo_oidc.core import step_up
 from django_duo_oidc.mfa.decorators import DuoRequiredMixin, duo_required
 from django_duo_oidc.models import Provider
@@ -37,6 +51,8 @@ from .test_step_up_max_age_zero import step_up_through_duo, step_up_through_the_
 from .test_step_up_max_age_zero import urlpatterns as zero_urls
 
 pytestmark = [pytest.mark.django_db]
+
+READ = "crm.contacts.read"
 
 
 @duo_required(max_age=0)
@@ -59,8 +75,42 @@ class DuoMixinAndDecorator(DuoRequiredMixin, View):
         return HttpResponse("duo mixin ok")
 
 
+api = install_error_handlers(NinjaAPI(urls_namespace="t-step-up-followups"))
+
+
+@api.get("/export", auth=[DuoBearer(scopes=READ, max_age=0), django_auth])
+def ninja_export(request: HttpRequest) -> dict[str, str]:
+    return {"export": "ok"}
+
+
+@api.get("/other", auth=[DuoBearer(scopes=READ, max_age=0), django_auth])
+def ninja_other(request: HttpRequest) -> dict[str, str]:
+    return {"other": "ok"}
+
+
+class DRFExport(APIView):
+    authentication_classes = [DuoBearerAuthentication, SessionAuthentication]
+    permission_classes = [HasScopes]
+    required_scopes = READ
+    required_max_age = 0
+
+    def get(self, request: Any, name: str = "") -> Response:
+        return Response({"export": "ok"})
+
+    def post(self, request: Any) -> Response:
+        return Response({"exported": "ok"})
+
+
+def spa_page(request: HttpRequest) -> HttpResponse:
+    return HttpResponse("the single-page app")
+
+
 urlpatterns = [
     *zero_urls,
+    path("t/followups/app/", spa_page),
+    path("t/followups/ninja/", api.urls),
+    path("t/followups/drf/export/", DRFExport.as_view()),
+    path("t/followups/drf/export/<str:name>/", DRFExport.as_view()),
     path("t/followups/duo-twice/", duo_twice),
     path("t/followups/duo-twice-async/", duo_twice_async),
     path("t/followups/duo-mixin/", DuoMixinAndDecorator.as_view()),
@@ -166,5 +216,156 @@ def test_a_claimed_ticket_passes_once_and_an_unclaimable_one_never() -> None:
     assert step_up.take(second, path="/a/", max_age=0, now=1001.0, claims=claims) is None
     assert step_up.KEY in second  # the loser removes nothing: its session saves what it loaded
     # A ticket without its id (stored before tickets had one) cannot be claimed, so it opens nothing.
-    legacy = {step_up.KEY: {"path": "/a/", "max_age": 0, "until": 2000.0}}
+    legacy = {step_up.KEY: {"paths": ["/a/"], "max_age": 0, "until": 2000.0}}
     assert step_up.take(legacy, path="/a/", max_age=0, now=1001.0, claims=claims) is None
+
+
+# 1. A session's API guarded with max_age=0 ------------------------------------------------------
+
+
+def step_up_for_the_api(client: Client, fake_op: FakeOP, body: dict[str, Any], next_url: str) -> Any:
+    """What a single-page app does with the 403: the browser goes to ``step_up_url`` plus its own ``next``."""
+    assert body["error"] == "insufficient_user_authentication"
+    start = client.get(body["step_up_url"] + "&" + urlencode({"next": next_url}))
+    assert start.status_code == 302, start.content
+    return client.get("/oidc/callback/?" + fake_op.authorize(start["Location"], scope=CRM))
+
+
+@here
+@pytest.mark.parametrize(
+    ("api_url", "api_path"),
+    [
+        ("/t/followups/ninja/export", "/t/followups/ninja/export"),
+        ("/t/followups/ninja/export?since=2026-01-01&all=1", "/t/followups/ninja/export"),
+        ("/t/followups/drf/export/", "/t/followups/drf/export/"),
+    ],
+)
+def test_a_session_api_with_max_age_zero_opens_once_after_the_step_up(
+    client: Client, fake_op: FakeOP, provider: Provider, api_url: str, api_path: str
+) -> None:
+    login(client, fake_op, scope=CRM)
+    refused = client.get(api_url)
+    assert refused.status_code == 403
+    body = refused.json()
+    assert body["step_up_url"] == (
+        "/oidc/login/?" + urlencode({"max_age": "0", "prompt": "login", "provider": "duo", "api_path": api_path})
+    )
+    back = step_up_for_the_api(client, fake_op, body, "/t/followups/app/?tab=export")
+    assert back["Location"] == "/t/followups/app/?tab=export"  # the page, as the client asked
+    assert client.get("/t/followups/app/?tab=export").status_code == 200
+    response = client.get(api_url)  # the page retries its call
+    assert response.status_code == 200, response.content  # was 403 insufficient_user_authentication, forever
+    assert client.get(api_url).status_code == 403  # once: the next call asks again
+
+
+@here
+def test_the_api_ticket_is_one_request_to_that_path_only(client: Client, fake_op: FakeOP, provider: Provider) -> None:
+    login(client, fake_op, scope=CRM)
+    body = client.get("/t/followups/ninja/export").json()
+    step_up_for_the_api(client, fake_op, body, "/t/followups/app/")
+    assert client.get("/t/followups/ninja/other").status_code == 403  # another API gets nothing
+    assert client.get("/t/zero/").status_code == 302  # nor another page
+    assert client.get("/t/followups/ninja/export").status_code == 200
+    assert client.get("/t/followups/ninja/export").status_code == 403
+
+
+@here
+def test_the_page_and_the_api_each_get_their_one_request(client: Client, fake_op: FakeOP, provider: Provider) -> None:
+    """A page guarded with max_age=0 itself, whose script calls an API guarded the same way."""
+    login(client, fake_op, scope=CRM)
+    body = client.get("/t/followups/drf/export/").json()
+    assert step_up_for_the_api(client, fake_op, body, "/t/zero/")["Location"] == "/t/zero/"
+    assert client.get("/t/zero/").status_code == 200
+    assert client.post("/t/followups/drf/export/").status_code == 200  # any method: one request
+    assert client.get("/t/followups/drf/export/").status_code == 403
+    assert client.get("/t/zero/").status_code == 302
+
+
+@here
+def test_the_api_ticket_is_late_after_30_s_and_no_looser_than_the_login(
+    client: Client, fake_op: FakeOP, provider: Provider, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    login(client, fake_op, scope=CRM)
+    # A login asked for max_age=60 (another page's step-up) gives the max_age=0 API nothing.
+    url = "/oidc/login/?" + urlencode({"max_age": "60", "prompt": "login", "api_path": "/t/followups/ninja/export"})
+    client.get("/oidc/callback/?" + fake_op.authorize(client.get(url)["Location"], scope=CRM))
+    assert client.get("/t/followups/ninja/export").status_code == 403
+    body = client.get("/t/followups/ninja/export").json()
+    step_up_for_the_api(client, fake_op, body, "/t/followups/app/")
+    later = time.time() + step_up.GRACE + 1
+    monkeypatch.setattr(time, "time", lambda: later)
+    assert client.get("/t/followups/ninja/export").status_code == 403
+
+
+@here
+def test_an_ordinary_login_naming_an_api_path_gives_no_ticket(
+    client: Client, fake_op: FakeOP, provider: Provider
+) -> None:
+    login(client, fake_op, url="/oidc/login/?provider=duo&api_path=/t/followups/ninja/export", scope=CRM)
+    assert client.get("/t/followups/ninja/export").status_code == 403
+
+
+@here
+@pytest.mark.parametrize(
+    "api_path",
+    [
+        "//evil.example/t/followups/ninja/export",
+        "https://evil.example/t/followups/ninja/export",
+        "/\\evil.example/x",
+        "javascript:alert(1)",
+        "t/followups/ninja/export",
+        "/t/followups/ninja/export?x=1",
+        "/t/followups/ninja/export#x",
+        "/t/\x00/",
+        "/" + "a" * 2100,
+        "",
+    ],
+)
+def test_an_api_path_that_is_not_a_path_of_this_site_is_refused_before_the_provider(
+    client: Client, fake_op: FakeOP, provider: Provider, api_path: str
+) -> None:
+    login(client, fake_op, scope=CRM)
+    response = client.get("/oidc/login/?" + urlencode({"provider": "duo", "max_age": "0", "api_path": api_path}))
+    assert response.status_code == 400
+    assert b"evil.example" not in response.content
+
+
+@here
+def test_next_keeps_its_open_redirect_rule_beside_an_api_path(
+    client: Client, fake_op: FakeOP, provider: Provider
+) -> None:
+    """Pinned (held before): an off-site ``next`` is refused whatever else the step-up URL names."""
+    login(client, fake_op, scope=CRM)
+    body = client.get("/t/followups/ninja/export").json()
+    response = client.get(body["step_up_url"] + "&next=https://evil.example/")
+    assert response.status_code == 400
+
+
+@here
+@pytest.mark.parametrize("name", ["caf%C3%A9", "a%20b"])
+def test_an_api_whose_path_is_percent_encoded_opens_after_its_step_up(
+    client: Client, fake_op: FakeOP, provider: Provider, name: str
+) -> None:
+    login(client, fake_op, scope=CRM)
+    url = f"/t/followups/drf/export/{name}/"
+    body = client.get(url).json()
+    step_up_for_the_api(client, fake_op, body, "/t/followups/app/")
+    assert client.get(url).status_code == 200
+    assert client.get(url).status_code == 403
+
+
+@here
+def test_the_cache_down_at_the_retried_api_call_is_no_pass_and_no_500(
+    client: Client, fake_op: FakeOP, provider: Provider, settings: Any
+) -> None:
+    login(client, fake_op, scope=CRM)
+    body = client.get("/t/followups/ninja/export").json()
+    step_up_for_the_api(client, fake_op, body, "/t/followups/app/")
+    caches = settings.CACHES
+    settings.CACHES = {
+        "default": {"BACKEND": "tests.integration.test_hardening_cache_outage.DownCache", "LOCATION": "down"}
+    }
+    response = client.get("/t/followups/ninja/export")
+    assert response.status_code == 403 and response.json()["error"] == "insufficient_user_authentication"
+    settings.CACHES = caches
+    assert client.get("/t/followups/ninja/export").status_code == 200  # the ticket waited, within its 30 s
