@@ -41,6 +41,7 @@ from django_duo_oidc.contrib.ninja import DuoBearer, install_error_handlers
 from django_duo_oidc.core import step_up
 from django_duo_oidc.mfa.decorators import DuoRequiredMixin, duo_required
 from django_duo_oidc.models import Provider
+from django_duo_oidc.policy.decorators import scopes_required
 from tests.fakeop import FakeOP
 
 from .test_login_views import login
@@ -105,8 +106,15 @@ def spa_page(request: HttpRequest) -> HttpResponse:
     return HttpResponse("the single-page app")
 
 
+@scopes_required(READ, max_age=0)
+@duo_required(max_age=0)
+def both_every_visit(request: HttpRequest) -> HttpResponse:
+    return HttpResponse("both ok")
+
+
 urlpatterns = [
     *zero_urls,
+    path("t/followups/both/", both_every_visit),
     path("t/followups/app/", spa_page),
     path("t/followups/ninja/", api.urls),
     path("t/followups/drf/export/", DRFExport.as_view()),
@@ -369,3 +377,33 @@ def test_the_cache_down_at_the_retried_api_call_is_no_pass_and_no_500(
     assert response.status_code == 403 and response.json()["error"] == "insufficient_user_authentication"
     settings.CACHES = caches
     assert client.get("/t/followups/ninja/export").status_code == 200  # the ticket waited, within its 30 s
+
+
+@here
+@pytest.mark.usefixtures("config")
+def test_duo_under_scopes_both_max_age_zero_open_after_the_step_ups(
+    client: Client,
+    fake_op: FakeOP,
+    provider: Provider,
+    duo: Any,  # noqa: F811
+) -> None:
+    """Pinned (held before): no endless loop. The Duo ticket waits while the outer check refuses, but the
+    provider's ticket is spent by the request that Duo's check then refuses, so it takes three prompts
+    (provider, Duo, provider again) within 30 s each; the page then opens once."""
+    login(client, fake_op, scope=CRM)
+    url = "/t/followups/both/"
+    seen: list[object] = []
+    for _ in range(4):
+        response = client.get(url)
+        if response.status_code == 200:
+            break
+        location = response["Location"]
+        if location.startswith("/oidc/login/"):
+            seen.append("provider")
+            client.get("/oidc/callback/?" + fake_op.authorize(client.get(location)["Location"], scope=CRM))
+        else:
+            seen.append("duo")
+            callback(client, duo.approve(client.get(location)["Location"]))
+    assert response.status_code == 200, seen
+    assert seen == ["provider", "duo", "provider"]
+    assert client.get(url).status_code == 302
