@@ -90,19 +90,18 @@ def take(
     request already claimed it, or when the cache cannot say (:class:`~.errors.CacheUnavailable`).
     """
     ticket = record.get(KEY) if record else None
-    if not isinstance(ticket, dict):
+    paths = ticket.get("paths") if isinstance(ticket, dict) else None
+    if record is None or not isinstance(ticket, dict) or not isinstance(paths, list) or path not in paths:
         return None
-    until, asked, ticket_id, paths = ticket.get("until"), ticket.get("max_age"), ticket.get("id"), ticket.get("paths")
+    until, asked, ticket_id = ticket.get("until"), ticket.get("max_age"), ticket.get("id")
     fits = (
-        isinstance(paths, list)
-        and path in paths
-        and isinstance(until, int | float)
+        isinstance(until, int | float)
         and not isinstance(until, bool)
         and math.isfinite(until)
         and now <= until
         and (asked is None or (isinstance(asked, int) and not isinstance(asked, bool) and asked <= max_age))
     )
-    if not fits or record is None or not isinstance(paths, list):
+    if not fits:
         return None
     if claims is not None:
         if not isinstance(ticket_id, str) or not ticket_id:
