@@ -93,9 +93,14 @@ DJANGO_SPEC = os.environ.get("DUO_OIDC_DJANGO", "")
 TYPECHECK = not DJANGO_SPEC
 
 
+def python_env_digest() -> str:
+    """What ``.installed`` in the virtualenv holds once it has this pyproject.toml's packages (and DJANGO_SPEC)."""
+    return hashlib.sha256((ROOT / "pyproject.toml").read_bytes() + DJANGO_SPEC.encode()).hexdigest()
+
+
 def ensure_python_env() -> None:
     stamp = VENV / ".installed"
-    digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes() + DJANGO_SPEC.encode()).hexdigest()
+    digest = python_env_digest()
     if stamp.exists() and stamp.read_text() == digest and PY.exists():
         return
     if not PY.exists():
