@@ -1,20 +1,22 @@
-"""The README's first command, ``python scripts/dev.py example``, run as a newcomer runs it: twice in one
-clone, stopped each time another way: ``kill <pid>`` (SIGTERM to the script) and Ctrl-C (SIGINT to the
-terminal's foreground process group).
+"""The README's first command, ``python scripts/dev.py example``, run as a newcomer runs it: three times in
+one clone, stopped each time another way: ``kill <pid>`` (SIGTERM to the script), Ctrl-C (SIGINT to the
+terminal's foreground process group) and a closed terminal (SIGHUP to the process group).
 
 Each run must serve the example site (``/`` answers, ``/contacts/`` sends an anonymous visitor to the
 login) and the local provider's discovery, all four servers on 127.0.0.1 only; each stop must leave
 nothing behind within a bounded time: every port free, no process of the script's session or of
-runserver's (its reloader's child too), the fakes' throwaway CAs removed, exit status 0. The second run
-finds the first run's database (its second-factor row names a variable only the new fake sets): it
-must come up all the same (51784c9 fixed both by hand; this pins them).
+runserver's (its reloader's child too), the fakes' throwaway CAs removed, exit status 0. The second and
+third runs find the first run's database (its second-factor row names a variable only the new fake
+sets): they must come up all the same (51784c9 fixed both by hand; this pins them).
+
+And ``nohup python scripts/dev.py provider``: the hang-up it was started to ignore stays ignored.
 
 The clone is a copy of this checkout's files (``git ls-files``, as test_tutorial.py makes it), so the
 checkout's own example database is untouched. Nothing is installed: the script's virtualenv is a folder
 whose ``bin/python`` runs the interpreter of this test run (and refuses ``pip``), stamped as installed;
 ``tests/provider/node_modules`` is a link to this checkout's (an ``npm`` first on PATH refuses to run).
-Ports: DEV_EXAMPLE_TEST_PORT and the three after it (18900-18903 by default). Linux: processes and
-listening sockets are read from /proc.
+Ports: DEV_EXAMPLE_TEST_PORT and the four after it (18900-18904 by default). Linux: processes, signal
+dispositions and listening sockets are read from /proc.
 """
 
 from __future__ import annotations
@@ -278,15 +280,20 @@ def ctrl_c(pid: int) -> None:
     os.killpg(pid, signal.SIGINT)  # a terminal's Ctrl-C: its foreground process group
 
 
+def close_terminal(pid: int) -> None:
+    os.killpg(pid, signal.SIGHUP)  # a closed terminal (or ssh session): the shell hangs up each job's group
+
+
 # Each run of the same clone is stopped another way; the first run's database (with its second-factor
-# row) is still there for the second.
+# row) is still there for the second and the third.
 STOPS = [
     ("kill <pid> (SIGTERM to dev.py)", kill),
     ("Ctrl-C (SIGINT to the process group)", ctrl_c),
+    ("closing the terminal (SIGHUP to the process group)", close_terminal),
 ]
 
 
-def test_two_runs_in_one_clone_come_up_and_each_stop_leaves_nothing(clone: Path, tmp_path: Path) -> None:
+def test_three_runs_in_one_clone_come_up_and_each_stop_leaves_nothing(clone: Path, tmp_path: Path) -> None:
     busy = [f"{name} {port}" for name, port in PORTS.items() if dev.port_in_use(port)]
     assert not busy, f"this test's ports are taken before it starts: {busy} (move them: DEV_EXAMPLE_TEST_PORT)"
     env = newcomer_env(tmp_path)
@@ -299,3 +306,25 @@ def test_two_runs_in_one_clone_come_up_and_each_stop_leaves_nothing(clone: Path,
             assert_all_stopped(run, how)
         assert (clone / "example_project" / "db.sqlite3").exists()
         assert list(Path(env["TMPDIR"]).iterdir()) == [], how  # the fakes' throwaway CAs (their keys) are gone
+
+
+def handled(pid: int) -> dict[str, set[int]]:
+    """The signals process ``pid`` ignores ("SigIgn") and catches ("SigCgt"), from /proc/<pid>/status."""
+    masks = dict(line.split(":\t") for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":\t" in line)
+    return {key: {n for n in range(1, 65) if int(masks[key], 16) >> (n - 1) & 1} for key in ("SigIgn", "SigCgt")}
+
+
+def test_under_nohup_a_hang_up_stays_ignored_and_kill_still_stops_everything(tmp_path: Path) -> None:
+    """``nohup python scripts/dev.py provider &``: closing the terminal must not stop it (dev.py catches
+    SIGHUP only when it was not started to ignore it); ``kill <pid>`` stops the provider with it."""
+    ports = {"OP_PORT": FIRST_PORT + 4}
+    assert not dev.port_in_use(ports["OP_PORT"]), f"this test's port {ports} is taken (DEV_EXAMPLE_TEST_PORT)"
+    npm = refusing_npm(tmp_path / "bin")
+    env = {**os.environ, "OP_PORT": str(ports["OP_PORT"]), "PATH": f"{npm}{os.pathsep}{os.environ['PATH']}"}
+    nohup = ["nohup", sys.executable, "scripts/dev.py", "provider"]
+    with dev_command(ROOT, env, tmp_path / "provider.log", nohup) as run:
+        wait_until_up(run, f"http://127.0.0.1:{ports['OP_PORT']}/.well-known/openid-configuration")
+        signals = handled(run.process.pid)
+        assert signal.SIGHUP in signals["SigIgn"] and signal.SIGTERM in signals["SigCgt"], signals
+        kill(run.process.pid)
+        assert_all_stopped(run, "kill <pid> (SIGTERM to dev.py provider)", ports)
