@@ -59,12 +59,22 @@ from ..providers.runtime import ProviderRuntime
 from ..state.singleflight import forget_result, shared_result, single_flight
 from . import session
 
-__all__ = ["MIN_FORCED_RENEWAL_AGE", "current_access_token", "end_session", "login_again", "refresh", "refresh_due"]
+__all__ = [
+    "MIN_FORCED_RENEWAL_AGE",
+    "PROVIDER_GONE",
+    "current_access_token",
+    "end_session",
+    "login_again",
+    "refresh",
+    "refresh_due",
+]
 
 logger = logging.getLogger("django_duo_oidc")
 
 #: A token younger than this (seconds) is not renewed on a 401: see the module docstring.
 MIN_FORCED_RENEWAL_AGE = 10
+#: The reason logged and sent with ``session_ended`` when a session's provider is no longer an enabled row.
+PROVIDER_GONE = "the identity provider was disabled, deleted or renamed"
 
 
 def refresh_due(data: dict[str, Any], now: float) -> bool:
@@ -169,7 +179,7 @@ def current_access_token(request: HttpRequest, *, force: bool = False) -> str:
         )
         return current
     if provider is None:
-        _give_up(request, None, slug, "the identity provider was disabled")
+        _give_up(request, None, slug, PROVIDER_GONE)
     runtime = ProviderRuntime(provider)
     try:
         if runtime.recently_down():
