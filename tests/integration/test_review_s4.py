@@ -1,0 +1,79 @@
+"""An adversarial review of session 4's changes (providers gone end their sessions, API step-up, parallel
+tickets, dev.py's hang-up): each test failed before its fix unless it says it pins what already held.
+
+- The database failing for the provider table while a session's grant is due (the list of enabled
+  providers fresh, so the new check let the request on) was a 500 from ``ensure_fresh``'s own read of
+  the provider row: now a provider outage (the session stale, ``ON_PROVIDER_DOWN`` decides), as the list's
+  read already was.
+- A bearer request while the provider list could not be read (the list due) was a 500 from the bearer
+  registry: now a 503 ``temporarily_unavailable``, as when the user directory cannot be read.
+
+A failure of the provider table alone is what a migration holding its lock, a ``statement_timeout`` or a
+fail-over in the middle of a request gives; the rest of the database answers.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pytest
+from django.db import OperationalError, connection
+from django.test import Client
+
+from django_duo_oidc import signals
+from django_duo_oidc.models import Provider
+from django_duo_oidc.providers import enabled
+from tests.conftest import captured
+from tests.fakeop import FakeOP
+
+from .test_login_views import login, me
+from .test_policy import CRM, age_session, settings_with
+from .test_resource import issue
+
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("long_lived_memos")]
+PROVIDER_TABLE = '"duo_oidc_provider"'
+
+
+def failing_provider_reads(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+    if PROVIDER_TABLE in sql:
+        raise OperationalError("server closed the connection unexpectedly at db.internal")
+    return execute(sql, params, many, context)
+
+
+@pytest.mark.parametrize(("mode", "status"), [("deny", 503), ("allow", 200)])
+def test_the_database_failing_when_the_grant_is_due_is_a_provider_outage_not_a_500(
+    client: Client, fake_op: FakeOP, provider: Provider, mode: str, status: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Was a 500: the list of enabled providers was fresh, so ``end_if_provider_gone`` let the request
+    on to ``ensure_fresh``, whose read of the provider row raised the database's error."""
+    login(client, fake_op, scope=CRM)
+    assert client.get("/contacts/").status_code == 200  # this process reads the provider list now
+    age_session(client)  # the grant is due (REVALIDATE_SECONDS passed); the list is not
+    calls = len(fake_op.calls)
+    with captured(signals.session_ended) as ended, settings_with(ON_PROVIDER_DOWN=mode):
+        with connection.execute_wrapper(failing_provider_reads), caplog.at_level(logging.WARNING):
+            response = client.get("/contacts/")
+        assert response.status_code == status
+        assert me(client)["authenticated"] is True  # neither trusted nor ended: stale
+        assert client.get("/contacts/").status_code == 200  # the database is back: revalidated at once
+    assert not ended
+    assert len(fake_op.calls) > calls  # the second request asked the provider, the first did not
+    assert "the database failed: OperationalError" in caplog.text
+    assert "db.internal" not in caplog.text  # the driver's message may name hosts and users
+
+
+def test_a_bearer_request_while_the_provider_list_cannot_be_read_is_a_503_not_a_500(
+    client: Client, fake_op: FakeOP, provider: Provider, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Was a 500: the bearer registry raised the database's error out of the list's read."""
+    token = issue(fake_op)
+    enabled.forget()
+    with connection.execute_wrapper(failing_provider_reads), caplog.at_level(logging.WARNING):
+        response = client.get("/api/contacts/", HTTP_AUTHORIZATION=f"Bearer {token}")
+    assert response.status_code == 503, response.content
+    assert response.json()["error"] == "temporarily_unavailable"
+    assert "Retry-After" in response
+    assert "the database failed: OperationalError" in caplog.text
+    assert "db.internal" not in caplog.text and token not in caplog.text
+    assert client.get("/api/contacts/", HTTP_AUTHORIZATION=f"Bearer {token}").status_code == 200  # back: read again
