@@ -15,10 +15,9 @@ fail-over in the middle of a request gives; the rest of the database answers.
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 import pytest
-from django.db import OperationalError, connection
+from django.db import connection
 from django.test import Client
 
 from django_duo_oidc import signals
@@ -27,18 +26,12 @@ from django_duo_oidc.providers import enabled
 from tests.conftest import captured
 from tests.fakeop import FakeOP
 
+from .test_disabled_provider_sessions import failing_provider_reads
 from .test_login_views import login, me
 from .test_policy import CRM, age_session, settings_with
 from .test_resource import issue
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("long_lived_memos")]
-PROVIDER_TABLE = '"duo_oidc_provider"'
-
-
-def failing_provider_reads(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
-    if PROVIDER_TABLE in sql:
-        raise OperationalError("server closed the connection unexpectedly at db.internal")
-    return execute(sql, params, many, context)
 
 
 @pytest.mark.parametrize(("mode", "status"), [("deny", 503), ("allow", 200)])
@@ -60,7 +53,7 @@ def test_the_database_failing_when_the_grant_is_due_is_a_provider_outage_not_a_5
     assert not ended
     assert len(fake_op.calls) > calls  # the second request asked the provider, the first did not
     assert "the database failed: OperationalError" in caplog.text
-    assert "db.internal" not in caplog.text  # the driver's message may name hosts and users
+    assert "server closed" not in caplog.text  # the driver's message may name hosts and users
 
 
 def test_a_bearer_request_while_the_provider_list_cannot_be_read_is_a_503_not_a_500(
@@ -75,5 +68,5 @@ def test_a_bearer_request_while_the_provider_list_cannot_be_read_is_a_503_not_a_
     assert response.json()["error"] == "temporarily_unavailable"
     assert "Retry-After" in response
     assert "the database failed: OperationalError" in caplog.text
-    assert "db.internal" not in caplog.text and token not in caplog.text
+    assert "server closed" not in caplog.text and token not in caplog.text
     assert client.get("/api/contacts/", HTTP_AUTHORIZATION=f"Bearer {token}").status_code == 200  # back: read again
