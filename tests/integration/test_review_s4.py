@@ -15,6 +15,7 @@ fail-over in the middle of a request gives; the rest of the database answers.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import pytest
 from django.db import connection
@@ -70,3 +71,41 @@ def test_a_bearer_request_while_the_provider_list_cannot_be_read_is_a_503_not_a_
     assert "the database failed: OperationalError" in caplog.text
     assert "server closed" not in caplog.text and token not in caplog.text
     assert client.get("/api/contacts/", HTTP_AUTHORIZATION=f"Bearer {token}").status_code == 200  # back: read again
+
+
+# Pinned (held before the fixes above): what must NOT end a session ----------------------------------
+
+
+def edited_in_the_admin(provider: Provider) -> None:
+    provider.name = "Duo (EU)"
+    provider.scopes = provider.scopes + " offline_access"
+    provider.save()  # updated_at moves: the bearer registry's version of the row changes
+
+
+def edited_by_an_import(provider: Provider) -> None:
+    from django_duo_oidc.management.config_file import export_document
+    from django_duo_oidc.management.config_import import import_document
+
+    document, _warnings = export_document()
+    document["providers"][provider.slug]["name"] = "Duo (imported)"
+    report = import_document(document, prune=True)
+    assert report.changes  # the row was written (save()), under the same slug
+
+
+@pytest.mark.parametrize("edit", [edited_in_the_admin, edited_by_an_import])
+def test_a_provider_edited_but_still_enabled_keeps_its_sessions_and_tokens(
+    client: Client, fake_op: FakeOP, provider: Provider, edit: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    login(client, fake_op, scope=CRM)
+    token = issue(fake_op)
+    assert client.get("/contacts/").status_code == 200
+    before = Provider.objects.get(pk=provider.pk).updated_at
+    edit(Provider.objects.get(pk=provider.pk))
+    assert Provider.objects.get(pk=provider.pk).updated_at > before
+    enabled.forget()  # the next request reads the list again, as every ENABLED_TTL in production
+    with captured(signals.session_ended) as ended:
+        assert client.get("/contacts/").status_code == 200
+        assert client.get("/api/contacts/", HTTP_AUTHORIZATION=f"Bearer {token}").status_code == 200
+        age_session(client)  # and its next revalidation, against the edited row, keeps it too
+        assert client.get("/contacts/").status_code == 200
+    assert not ended and me(client)["authenticated"] is True
