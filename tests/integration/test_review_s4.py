@@ -109,3 +109,42 @@ def test_a_provider_edited_but_still_enabled_keeps_its_sessions_and_tokens(
         age_session(client)  # and its next revalidation, against the edited row, keeps it too
         assert client.get("/contacts/").status_code == 200
     assert not ended and me(client)["authenticated"] is True
+
+
+# request.oidc.access_token() with the provider table failing ------------------------------------------
+
+
+@pytest.mark.urls("tests.integration.test_act_for_user")
+@pytest.mark.parametrize("url", ["/t/act/token/", "/t/act/async/"])
+def test_handing_out_the_token_while_the_provider_row_cannot_be_read_is_a_503_not_a_500(
+    client: Client, fake_op: FakeOP, provider: Provider, url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Was a 500: ``current_access_token`` reads the session's provider row on every call, and the
+    database's error went out of the view (``ProviderUnavailable`` is what the middleware answers 503)."""
+    from .test_act_for_user import HANDED_OUT
+
+    login(client, fake_op, scope=CRM)
+    assert client.get(url).status_code == 200  # the list is read; a token is handed out
+    handed = len(HANDED_OUT)
+    with connection.execute_wrapper(failing_provider_reads), caplog.at_level(logging.WARNING):
+        response = client.get(url)
+    assert response.status_code == 503, response.content
+    assert b"temporarily unavailable" in response.content
+    assert len(HANDED_OUT) == handed  # nothing handed out
+    assert me(client)["authenticated"] is True  # not ended: the grant is not at fault
+    assert "the database failed: OperationalError" in caplog.text and "server closed" not in caplog.text
+    assert client.get(url).status_code == 200
+
+
+def test_the_resource_metadata_while_the_provider_list_cannot_be_read_is_a_503_not_a_500(
+    client: Client, fake_op: FakeOP, provider: Provider
+) -> None:
+    """Was a 500: the public RFC 9728 document lists the trusted issuers from the bearer registry's read
+    (fixed with the registry: its ``ProviderUnavailable`` is the middleware's 503 page). Never cached as
+    the document is (``public, max-age=300``)."""
+    enabled.forget()
+    with connection.execute_wrapper(failing_provider_reads):
+        response = client.get("/.well-known/oauth-protected-resource")
+    assert response.status_code == 503, response.content
+    assert "public" not in response.get("Cache-Control", "")
+    assert client.get("/.well-known/oauth-protected-resource").json()["authorization_servers"] == [fake_op.issuer]
