@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 from django.db import connection
@@ -148,3 +149,29 @@ def test_the_resource_metadata_while_the_provider_list_cannot_be_read_is_a_503_n
     assert response.status_code == 503, response.content
     assert "public" not in response.get("Cache-Control", "")
     assert client.get("/.well-known/oauth-protected-resource").json()["authorization_servers"] == [fake_op.issuer]
+
+
+# Pinned (held before): the API step-up behind a script prefix (SCRIPT_NAME, a site mounted under /app) ---
+
+
+@pytest.mark.urls("tests.integration.test_step_up_followups")
+def test_an_api_step_up_behind_a_script_prefix_names_and_opens_the_prefixed_path(
+    client: Client, fake_op: FakeOP, provider: Provider
+) -> None:
+    """``api_path`` is ``request.path`` (with the prefix) and is only ever compared with ``request.path``:
+    the ticket opens the API as the browser calls it, once. (Django's test client sets no script prefix
+    for ``reverse()``: the login URL comes without it, and is requested here under the prefix, as the
+    browser would.)"""
+    prefix = "/app"
+    login(client, fake_op, scope=CRM)
+    api = "/t/followups/ninja/export"
+    body = client.get(api, SCRIPT_NAME=prefix).json()
+    assert parse_qs(urlsplit(body["step_up_url"]).query)["api_path"] == [prefix + api]
+    start = client.get(
+        body["step_up_url"] + "&" + urlencode({"next": prefix + "/t/followups/app/"}), SCRIPT_NAME=prefix
+    )
+    back = client.get("/oidc/callback/?" + fake_op.authorize(start["Location"], scope=CRM), SCRIPT_NAME=prefix)
+    assert back["Location"] == prefix + "/t/followups/app/"
+    assert client.get(api).status_code == 403  # the same API without the prefix is another path
+    assert client.get(api, SCRIPT_NAME=prefix).status_code == 200
+    assert client.get(api, SCRIPT_NAME=prefix).status_code == 403
