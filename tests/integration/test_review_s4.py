@@ -175,3 +175,32 @@ def test_an_api_step_up_behind_a_script_prefix_names_and_opens_the_prefixed_path
     assert client.get(api).status_code == 403  # the same API without the prefix is another path
     assert client.get(api, SCRIPT_NAME=prefix).status_code == 200
     assert client.get(api, SCRIPT_NAME=prefix).status_code == 403
+
+
+# Pinned (held before): other session engines, and the stolen cookie of an ended session -------------
+
+
+@pytest.mark.parametrize(
+    "engine",
+    [
+        "django.contrib.sessions.backends.cache",
+        "django.contrib.sessions.backends.cached_db",
+        # Refused by duo_oidc.E007 (tokens in a cookie), but a replayed cookie must still not log in again.
+        "django.contrib.sessions.backends.signed_cookies",
+    ],
+)
+def test_a_provider_gone_ends_its_sessions_in_every_engine_and_a_replayed_cookie_stays_out(
+    client: Client, fake_op: FakeOP, provider: Provider, engine: str, settings: Any
+) -> None:
+    settings.SESSION_ENGINE = engine
+    login(client, fake_op, scope=CRM)
+    assert client.get("/contacts/").status_code == 200
+    stolen = {name: morsel.value for name, morsel in client.cookies.items()}
+    Provider.objects.filter(pk=provider.pk).update(enabled=False)
+    enabled.forget()
+    assert client.get("/contacts/").status_code == 302
+    assert me(client) == {"authenticated": False}
+    thief = Client()
+    for name, value in stolen.items():
+        thief.cookies[name] = value
+    assert me(thief) == {"authenticated": False}  # a signed cookie still holds the login: ended again
