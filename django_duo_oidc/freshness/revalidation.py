@@ -81,11 +81,7 @@ def end_if_provider_gone(request: HttpRequest, data: dict[str, Any]) -> bool:
     try:
         read = enabled_providers()
     except DatabaseError as exc:
-        logger.warning(
-            "Could not check that the provider of a session is still enabled (the database failed: %s)",
-            type(exc).__name__,
-        )
-        context_of(request).stale = True
+        _database_failed(request, exc)
         return True
     slug = data.get("provider")
     if isinstance(slug, str) and slug in read.slugs:
@@ -96,16 +92,31 @@ def end_if_provider_gone(request: HttpRequest, data: dict[str, Any]) -> bool:
     return True
 
 
+def _database_failed(request: HttpRequest, exc: DatabaseError) -> None:
+    """The session's provider could not be read: neither trusted nor ended, but stale (a provider outage:
+    ``ON_PROVIDER_DOWN`` decides). The driver's message is not logged: it may name hosts and users."""
+    logger.warning(
+        "Could not check that the provider of a session is still enabled (the database failed: %s)",
+        type(exc).__name__,
+    )
+    context_of(request).stale = True
+
+
 @sensitive_variables()  # tokens; error reports show none of this function's locals, nor those it calls
 def ensure_fresh(request: HttpRequest) -> None:
-    """Revalidate the session's grant if it is due. Returns with the session updated, ended, or marked stale."""
+    """Revalidate the session's grant if it is due. Returns with the session updated, ended, or marked stale
+    (also when the database cannot read the session's provider row)."""
     data = session.login_data(request)
     if data is None:
         return
     now = time.time()
     if not is_due(data, now):
         return
-    provider = Provider.objects.filter(slug=data.get("provider"), enabled=True).first()
+    try:
+        provider = Provider.objects.filter(slug=data.get("provider"), enabled=True).first()
+    except DatabaseError as exc:
+        _database_failed(request, exc)  # as when the list of enabled providers cannot be read
+        return
     if provider is None:
         end_session(request, None, PROVIDER_GONE)
         return

@@ -11,6 +11,9 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+from django.db import DatabaseError
+
+from ..core.errors import ProviderUnavailable
 from ..models import Provider
 from ..providers import enabled
 from ..providers.runtime import ProviderRuntime
@@ -70,7 +73,13 @@ class _Registry:
         enabled._memo.expires = value
 
     def current(self) -> _Registry:
-        read = enabled.enabled_providers()  # raises the database's error, as the query did here before
+        try:
+            read = enabled.enabled_providers()
+        except DatabaseError as exc:
+            # Fail closed with a 503 (the token is neither accepted nor refused), as when the user directory
+            # cannot be read; the driver's message is not logged: it may name hosts and users.
+            logger.warning("Could not read the enabled providers (the database failed: %s)", type(exc).__name__)
+            raise ProviderUnavailable("This site's list of identity providers cannot be read right now.") from exc
         if read is self.built_from:
             return self
         by_issuer: dict[str, list[_Trusted]] = {}
