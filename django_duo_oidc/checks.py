@@ -35,7 +35,7 @@ from cryptography.fernet import Fernet
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Warning
 from django.core.exceptions import ImproperlyConfigured
-from django.db import DatabaseError
+from django.db import Error as DBError
 
 from .conf import conf
 
@@ -162,7 +162,7 @@ def _read_rows(read: Callable[[], list[Any]]) -> list[Any] | None:
     the database aliases even without ``--database``, so a check run with no database reaches here."""
     try:
         return read()
-    except (DatabaseError, ImproperlyConfigured):
+    except (DBError, ImproperlyConfigured):
         return None
 
 

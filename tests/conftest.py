@@ -1,11 +1,12 @@
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from django.db import InterfaceError, OperationalError
 
 from tests import fakeop
 
@@ -93,3 +94,22 @@ def captured(signal: Any) -> Iterator[list[dict[str, Any]]]:
         yield seen
     finally:
         signal.disconnect(receiver)
+
+
+# What a driver raises when the database server goes away: OperationalError first, then InterfaceError for
+# every later use of the closed connection (a sibling of DatabaseError under django.db.Error, not a kind of it).
+DB_FAILURES: dict[str, Callable[[], Exception]] = {
+    "OperationalError": lambda: OperationalError("server closed the connection unexpectedly"),
+    "InterfaceError": lambda: InterfaceError("connection already closed"),
+}
+#: The error a test's failing database raises (set by the ``db_failure`` fixture).
+failing_db: list[Exception] = []
+
+
+@pytest.fixture(params=sorted(DB_FAILURES))
+def db_failure(request: pytest.FixtureRequest) -> Iterator[str]:
+    """The name of the database error a test's failing reads raise (as ``failing_db[0]``), once each."""
+    name: str = request.param
+    failing_db[:] = [DB_FAILURES[name]()]
+    yield name
+    failing_db.clear()

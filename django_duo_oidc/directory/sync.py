@@ -29,7 +29,8 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ObjectDoesNotExist
-from django.db import DatabaseError, transaction
+from django.db import Error as DBError
+from django.db import transaction
 from django.utils import timezone
 
 from .. import sessions as live_sessions
@@ -254,7 +255,7 @@ def sync_connection(connection: DirectoryConnection, *, dry_run: bool = False, f
             result.message = f"Partial listing: no one's access changed. {why}"
         result.changes.clear()
         result.counts = {}
-    except DatabaseError as exc:
+    except DBError as exc:
         result.ok = False
         result.message = f"The database failed ({type(exc).__name__}): the run was rolled back."
         result.changes.clear()
@@ -275,7 +276,7 @@ def _store_outcome(connection: DirectoryConnection, result: SyncResult) -> None:
     connection.last_sync_summary = result.summary()[:2000]
     try:
         connection.save(update_fields=["last_sync_at", "last_sync_ok", "last_sync_summary"])
-    except DatabaseError as exc:
+    except DBError as exc:
         logger.error("Directory %s: the sync outcome could not be stored (%s)", connection.slug, type(exc).__name__)
 
 
@@ -357,7 +358,7 @@ def _run(connection: DirectoryConnection, result: SyncResult, lock: _Lock, *, dr
     forget_linked_users()  # bearer memos: at once here, within 1 s in other processes (the shared mark)
     try:
         _after_commit(connection, plan, result)
-    except DatabaseError as exc:  # committed already: the users are inactive; say what was not done
+    except DBError as exc:  # committed already: the users are inactive; say what was not done
         result.warnings.append(f"after the commit the database failed ({type(exc).__name__}): signals not all sent")
         logger.error("Directory %s: the database failed after the commit (%s)", connection.slug, type(exc).__name__)
 

@@ -32,7 +32,7 @@ import logging
 import time
 from typing import Any
 
-from django.db import DatabaseError
+from django.db import Error as DBError
 from django.http import HttpRequest
 from django.views.decorators.debug import sensitive_variables
 
@@ -80,7 +80,7 @@ def end_if_provider_gone(request: HttpRequest, data: dict[str, Any]) -> bool:
     """
     try:
         read = enabled_providers()
-    except DatabaseError as exc:
+    except DBError as exc:
         _database_failed(request, exc)
         return True
     slug = data.get("provider")
@@ -92,7 +92,7 @@ def end_if_provider_gone(request: HttpRequest, data: dict[str, Any]) -> bool:
     return True
 
 
-def _database_failed(request: HttpRequest, exc: DatabaseError) -> None:
+def _database_failed(request: HttpRequest, exc: DBError) -> None:
     """The session's provider could not be read: neither trusted nor ended, but stale (a provider outage:
     ``ON_PROVIDER_DOWN`` decides). The driver's message is not logged: it may name hosts and users."""
     logger.warning(
@@ -114,7 +114,7 @@ def ensure_fresh(request: HttpRequest) -> None:
         return
     try:
         provider = Provider.objects.filter(slug=data.get("provider"), enabled=True).first()
-    except DatabaseError as exc:
+    except DBError as exc:
         _database_failed(request, exc)  # as when the list of enabled providers cannot be read
         return
     if provider is None:

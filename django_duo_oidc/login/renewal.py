@@ -36,7 +36,7 @@ from typing import Any, NoReturn
 from urllib.parse import urlencode
 
 from django.contrib import auth
-from django.db import DatabaseError
+from django.db import Error as DBError
 from django.http import HttpRequest, HttpResponseRedirect
 from django.urls import reverse
 from django.views.decorators.debug import sensitive_variables
@@ -154,7 +154,7 @@ def current_access_token(request: HttpRequest, *, force: bool = False) -> str:
     slug = data.get("provider")
     try:
         provider = Provider.objects.filter(slug=slug, enabled=True).first()
-    except DatabaseError as exc:
+    except DBError as exc:
         # Not the grant's fault: nothing is handed out and the session stays (the driver's message may
         # name hosts and users, so only its class is logged).
         logger.warning("Could not read the provider of a session (the database failed: %s)", type(exc).__name__)

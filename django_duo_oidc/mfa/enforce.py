@@ -16,7 +16,7 @@ import logging
 
 from django.contrib import auth
 from django.contrib.auth import BACKEND_SESSION_KEY, SESSION_KEY
-from django.db import DatabaseError
+from django.db import Error as DBError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
@@ -57,7 +57,7 @@ def enforce_second_factor(request: HttpRequest) -> HttpResponse | None:
         user = getattr(request, "user", None) or auth.get_user(request)
         if not must_use_duo(user, config):
             return None
-    except DatabaseError as exc:
+    except DBError as exc:
         # Fail closed: the session is not let through unjudged, and the answer is a page, not a 500.
         logger.error("A password session could not be checked for the second factor: %s", type(exc).__name__)
         message = "This site cannot check your login right now."

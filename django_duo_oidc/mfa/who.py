@@ -10,7 +10,8 @@ import logging
 import time
 from typing import Any
 
-from django.db import DatabaseError, connections, router
+from django.db import Error as DBError
+from django.db import connections, router
 
 from ..models import MFAConfiguration
 
@@ -31,7 +32,7 @@ def active_config(*, fresh: bool = False) -> MFAConfiguration | None:
         return _memo[1]
     try:
         config = MFAConfiguration.objects.active()
-    except DatabaseError:
+    except DBError:
         if _table_exists():
             raise  # the database failed: as for every other query, not a reason to skip the second factor
         # Code deployed before `migrate`: the second factor cannot have been turned on yet.
@@ -49,7 +50,7 @@ def _table_exists() -> bool:
     try:
         with connection.cursor() as cursor:
             return table in connection.introspection.table_names(cursor)
-    except DatabaseError:
+    except DBError:
         return True  # cannot tell: assume it exists (the caller then re-raises)
 
 

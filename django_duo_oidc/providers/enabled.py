@@ -62,7 +62,7 @@ def enabled_providers() -> EnabledProviders:
     """The enabled provider rows, from this process's memory when they were read less than
     :data:`ENABLED_TTL` seconds ago (no query), else read now (one query).
 
-    :raises django.db.DatabaseError: the read failed; the next call reads again.
+    :raises django.db.Error: the read failed; the next call reads again.
     """
     return _memo.current()
 

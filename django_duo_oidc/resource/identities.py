@@ -14,7 +14,8 @@ from typing import Any, TypedDict
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AnonymousUser
 from django.core.exceptions import FieldDoesNotExist
-from django.db import DatabaseError, transaction
+from django.db import Error as DBError
+from django.db import transaction
 
 from ..conf import conf
 from ..core.bearer import AccessGrant
@@ -171,7 +172,7 @@ def linked_user_pk(grant: AccessGrant, provider: Provider) -> int | None:
                 link = identity_link(provider, grant.sub)
             else:
                 link = identity_link_by_username(provider, str(grant.username))
-        except DatabaseError as exc:
+        except DBError as exc:
             raise ProviderUnavailable("This site's user directory cannot be read right now.") from exc
         # No link: a subject that never logged in here (a valid token, no user).
         until = now + conf.revalidate_seconds
@@ -197,7 +198,7 @@ def load_user(user_pk: int | None) -> Any:
     generation = _generation[0]
     try:
         user = get_user_model()._default_manager.filter(pk=user_pk).first()
-    except DatabaseError:
+    except DBError:
         logger.warning("The user of a bearer request could not be read: served as anonymous")
         return AnonymousUser()
     if user is None or not getattr(user, "is_active", True):

@@ -11,7 +11,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import DatabaseError
+from django.db import Error as DBError
 
 from ..core.errors import ProviderUnavailable
 from ..models import Provider
@@ -75,7 +75,7 @@ class _Registry:
     def current(self) -> _Registry:
         try:
             read = enabled.enabled_providers()
-        except DatabaseError as exc:
+        except DBError as exc:
             # Fail closed with a 503 (the token is neither accepted nor refused), as when the user directory
             # cannot be read; the driver's message is not logged: it may name hosts and users.
             logger.warning("Could not read the enabled providers (the database failed: %s)", type(exc).__name__)

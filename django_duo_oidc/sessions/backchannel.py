@@ -25,7 +25,7 @@ import time
 from typing import Any
 
 from django.contrib.auth.decorators import login_not_required
-from django.db import DatabaseError
+from django.db import Error as DBError
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
@@ -120,7 +120,7 @@ def backchannel_logout(request: HttpRequest, slug: str) -> HttpResponse:
         return response
     try:
         provider = Provider.objects.filter(slug=slug, enabled=True, backchannel_logout=True).first()
-    except DatabaseError as exc:
+    except DBError as exc:
         logger.error("Back-channel logout could not look up its provider: the database failed (%s)", type(exc).__name__)
         return _answer(503, "The logout cannot be processed right now; please retry.", retry_after=5)
     if provider is None:

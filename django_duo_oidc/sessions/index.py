@@ -22,7 +22,8 @@ from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
 from django.contrib.sessions.backends import signed_cookies
 from django.contrib.sessions.backends.base import SessionBase
-from django.db import DatabaseError, IntegrityError, transaction
+from django.db import Error as DBError
+from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
@@ -120,7 +121,7 @@ def forget_session(request: HttpRequest | None) -> None:
         return
     try:
         LiveSession.objects.filter(key_digest=key_digest(key)).delete()
-    except DatabaseError:
+    except DBError:
         logger.exception("Could not drop the index row of a session at logout")
 
 

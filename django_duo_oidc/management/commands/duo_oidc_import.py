@@ -15,7 +15,7 @@ import sys
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.db import DatabaseError
+from django.db import Error as DBError
 
 from ..config_file import ConfigFileError, read_document
 from ..config_import import import_document
@@ -57,7 +57,7 @@ class Command(BaseCommand):
             raise CommandError(f"Cannot read {options['file']}: {exc.strerror}.") from None
         except ConfigFileError as exc:
             raise CommandError(f"Nothing was imported:\n{exc}") from None
-        except DatabaseError as exc:
+        except DBError as exc:
             raise CommandError(f"Nothing was imported: the database refused ({type(exc).__name__}).") from None
         for warning in report.warnings:
             self.stderr.write(f"Warning: {warning}.")
