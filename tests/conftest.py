@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -45,6 +46,46 @@ def long_lived_memos(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(rules, "_rules_memo", (0.0, []))
     monkeypatch.setattr(registry, "REGISTRY_TTL", 3600.0)
     monkeypatch.setattr(registry._registry, "expires", 0.0)
+
+
+class StillClock:
+    """``time.time`` and ``time.monotonic`` standing still (see :func:`still_clock`)."""
+
+    def __init__(self) -> None:
+        self.wall = time.time()
+        self.mono = time.monotonic()
+
+    def time(self) -> float:
+        return self.wall
+
+    def monotonic(self) -> float:
+        return self.mono
+
+    def advance(self, seconds: float) -> None:
+        """Let ``seconds`` pass, on both clocks."""
+        self.wall += seconds
+        self.mono += seconds
+
+
+@pytest.fixture
+def still_clock(monkeypatch: pytest.MonkeyPatch) -> StillClock:
+    """A test whose requests must fall within a window of the library (a token's few seconds left, a
+    freshness window, a backoff, a refusal remembered) uses this: the clock stands still between its
+    requests however loaded the machine is, and moves only when the test says so (``advance``) or
+    something sleeps (``time.sleep`` still sleeps, and moves the clock by as much, so a wait with a
+    deadline ends). The local-memory cache's expiry stands still too; a Redis cache's does not (its
+    server keeps time): a window kept as a cache timeout is lengthened with its setting instead."""
+    clock = StillClock()
+    real_sleep = time.sleep
+
+    def sleep(seconds: float) -> None:
+        real_sleep(seconds)
+        clock.advance(seconds)
+
+    monkeypatch.setattr(time, "time", clock.time)
+    monkeypatch.setattr(time, "monotonic", clock.monotonic)
+    monkeypatch.setattr(time, "sleep", sleep)
+    return clock
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ from django_duo_oidc.login import session as stored
 from django_duo_oidc.models import GroupRule, Identity, LiveSession, Provider
 from django_duo_oidc.testing import FACTORY, FakeDuo, LoginFailed, fakeop
 from django_duo_oidc.testing.kit import SECRET_ENV
-from tests.conftest import query
+from tests.conftest import StillClock, query
 
 pytestmark = pytest.mark.django_db
 ROOT = Path(__file__).resolve().parents[2]
@@ -159,7 +159,9 @@ def test_narrow_then_revoke_each_seen_at_the_next_check(client: Client, duo_prov
     assert client.get("/contacts/").status_code == 302
 
 
-def test_a_revoked_or_narrowed_bearer_token_after_the_window(client: Client, duo_provider: FakeDuo) -> None:
+def test_a_revoked_or_narrowed_bearer_token_after_the_window(
+    client: Client, duo_provider: FakeDuo, still_clock: StillClock
+) -> None:
     revoked, narrowed = duo_provider.token("alice", READ), duo_provider.token("bob", READ)
     assert bearer(client, "/api/contacts/", revoked).status_code == 200
     assert bearer(client, "/api/contacts/", narrowed).status_code == 200
