@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -86,6 +87,17 @@ def still_clock(monkeypatch: pytest.MonkeyPatch) -> StillClock:
     monkeypatch.setattr(time, "monotonic", clock.monotonic)
     monkeypatch.setattr(time, "sleep", sleep)
     return clock
+
+
+def close_executor_connections() -> None:
+    """Close the database connection of asgiref's executor thread. An ``AsyncClient`` request run with
+    ``asyncio.run`` runs the view's sync parts on that thread, and the test client keeps Django from
+    closing its connection; left open, PostgreSQL cannot drop the test database at the end of the run
+    ("database test_duo_example is being accessed by other users"). Call it in a ``finally``."""
+    from asgiref.sync import sync_to_async
+    from django.db import connections
+
+    asyncio.run(sync_to_async(connections.close_all)())
 
 
 @pytest.fixture

@@ -9,8 +9,6 @@ import time
 from typing import Any
 
 import pytest
-from asgiref.sync import sync_to_async
-from django.db import connections
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.test import AsyncClient, Client
 from django.urls import path
@@ -25,7 +23,7 @@ from django_duo_oidc.policy.rules import reset_policy_cache
 from django_duo_oidc.resource.metadata import is_token_only_view
 from django_duo_oidc.resource.views import BearerAuthMixin
 from tests import urls as test_urls
-from tests.conftest import StillClock, query
+from tests.conftest import StillClock, close_executor_connections, query
 from tests.fakeop import FakeOP
 
 from .test_login_views import login, me, start, token_calls
@@ -65,11 +63,6 @@ urlpatterns = [
     path("t/async-bearer-mixin/", AsyncBearerView.as_view()),
 ]
 with_async_views = pytest.mark.urls(__name__)
-
-
-def close_executor_connections() -> None:
-    # See tests/integration/test_policy.py::test_async_view.
-    asyncio.run(sync_to_async(connections.close_all)())
 
 
 # 1. A bearer header never switches off the session's freshness check ---------------------------------

@@ -31,7 +31,7 @@ from django_duo_oidc.mfa.decorators import DuoRequiredMixin, duo_required
 from django_duo_oidc.mfa.remember import COOKIE_NAME
 from django_duo_oidc.mfa.who import reset_config_memo
 from django_duo_oidc.models import LiveSession, MFAConfiguration, MFAUserState
-from tests.conftest import captured
+from tests.conftest import captured, close_executor_connections
 from tests.urls import urlpatterns as test_urls
 
 User = get_user_model()
@@ -955,8 +955,6 @@ def test_the_async_middleware_ends_a_session_that_skipped_duo(
 ) -> None:
     import asyncio
 
-    from asgiref.sync import sync_to_async
-    from django.db import connections
     from django.test import AsyncClient
 
     client.force_login(alice, backend="django.contrib.auth.backends.ModelBackend")
@@ -967,5 +965,5 @@ def test_the_async_middleware_ends_a_session_that_skipped_duo(
         assert response.status_code == 302
         assert response["Location"].startswith("/oidc/login/")  # ended before the view: anonymous
     finally:
-        asyncio.run(sync_to_async(connections.close_all)())  # as tests/integration/test_policy.py does
+        close_executor_connections()
     assert not authenticated(client)

@@ -9,10 +9,8 @@ import time
 from typing import Any
 
 import pytest
-from asgiref.sync import sync_to_async
 from django.core.cache import cache
 from django.core.exceptions import ImproperlyConfigured
-from django.db import connections
 from django.test import Client, override_settings
 
 from django_duo_oidc import signals
@@ -22,7 +20,7 @@ from django_duo_oidc.models import Provider, ScopeRule
 from django_duo_oidc.policy.rules import reset_policy_cache
 from django_duo_oidc.state.encryption import seal_bound
 from django_duo_oidc.state.singleflight import single_flight
-from tests.conftest import StillClock, captured, query
+from tests.conftest import StillClock, captured, close_executor_connections, query
 from tests.fakeop import FakeOP
 from tests.settings import DUO_OIDC
 
@@ -115,9 +113,7 @@ def test_async_view(client: Client, fake_op: FakeOP, provider: Provider) -> None
         async_client.cookies = client.cookies
         assert asyncio.run(async_client.get("/t/async/")).status_code == 403
     finally:
-        # The view's sync parts ran on asgiref's executor thread, whose database connection the test
-        # client keeps Django from closing; left open, PostgreSQL cannot drop the test database.
-        asyncio.run(sync_to_async(connections.close_all)())
+        close_executor_connections()
 
 
 def test_raise_exception_and_login_url(client: Client, fake_op: FakeOP, provider: Provider) -> None:

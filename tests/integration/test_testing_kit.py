@@ -24,7 +24,7 @@ from django_duo_oidc.login import session as stored
 from django_duo_oidc.models import GroupRule, Identity, LiveSession, Provider
 from django_duo_oidc.testing import FACTORY, FakeDuo, LoginFailed, fakeop
 from django_duo_oidc.testing.kit import SECRET_ENV
-from tests.conftest import StillClock, query
+from tests.conftest import StillClock, close_executor_connections, query
 
 pytestmark = pytest.mark.django_db
 ROOT = Path(__file__).resolve().parents[2]
@@ -130,8 +130,11 @@ def test_an_async_client_with_the_cookies_of_a_logged_in_client(duo_login: Any) 
     duo_login(client, "alice", scopes=[READ])
     async_client = AsyncClient()
     async_client.cookies = client.cookies  # as login()'s documentation says
-    assert asyncio.run(async_client.get("/t/async/")).status_code == 200
-    assert asyncio.run(AsyncClient().get("/t/async/")).status_code == 302
+    try:
+        assert asyncio.run(async_client.get("/t/async/")).status_code == 200
+        assert asyncio.run(AsyncClient().get("/t/async/")).status_code == 302
+    finally:
+        close_executor_connections()
 
 
 # Freshness -------------------------------------------------------------------------------------
