@@ -22,7 +22,7 @@ from django.urls import Resolver404, resolve
 
 from .conf import conf
 from .core.errors import ProviderUnavailable, ReauthenticationRequired
-from .freshness.revalidation import ensure_fresh, is_due
+from .freshness.revalidation import end_if_provider_gone, ensure_fresh, is_due
 from .login import session
 from .login.context import OIDCContext
 from .login.renewal import login_again
@@ -43,9 +43,13 @@ def freshen(request: HttpRequest) -> None:
     applies is decided by the view the URL resolves to, never by the request's headers: an
     ``Authorization: Bearer junk`` header must not turn it off. The URL is resolved only when the grant
     is due (once per freshness window); within the window this costs a read of the loaded session.
+
+    First, whatever the view, a session whose provider is no longer enabled ends
+    (:func:`~django_duo_oidc.freshness.revalidation.end_if_provider_gone`: this process's list of enabled
+    providers, no query while it is younger than 5 s).
     """
     data = session.login_data(request)
-    if data is None or not is_due(data, time.time()):
+    if data is None or end_if_provider_gone(request, data) or not is_due(data, time.time()):
         return
     try:
         view = resolve(request.path_info, urlconf=getattr(request, "urlconf", None)).func

@@ -93,9 +93,14 @@ DJANGO_SPEC = os.environ.get("DUO_OIDC_DJANGO", "")
 TYPECHECK = not DJANGO_SPEC
 
 
+def python_env_digest() -> str:
+    """What ``.installed`` in the virtualenv holds once it has this pyproject.toml's packages (and DJANGO_SPEC)."""
+    return hashlib.sha256((ROOT / "pyproject.toml").read_bytes() + DJANGO_SPEC.encode()).hexdigest()
+
+
 def ensure_python_env() -> None:
     stamp = VENV / ".installed"
-    digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes() + DJANGO_SPEC.encode()).hexdigest()
+    digest = python_env_digest()
     if stamp.exists() and stamp.read_text() == digest and PY.exists():
         return
     if not PY.exists():
@@ -321,7 +326,7 @@ def provider(args: list[str]) -> int:
     require_free_ports({"OP_PORT": OP_PORT}, "provider")
     ensure_provider()
     env = {**os.environ, "OP_PORT": str(OP_PORT), "OP_RP_BASE_URLS": ",".join(sites), "OP_CLIENT_SECRET": OP_SECRET}
-    stop_children_on_sigterm()
+    stop_children_on_signals()
     with local_provider(env) as (issuer, process):
         print(provider_banner(issuer, sites, process.pid), flush=True)
         try:
@@ -488,15 +493,20 @@ EXAMPLE_USERS = """who to log in as (any password at the local provider):
   Log out also ends the provider's session: the next login asks who you are."""
 
 
-def stop_children_on_sigterm() -> None:
-    """`kill <pid of this script>` stops what it started too: SIGTERM becomes SystemExit, which runs the
-    clean-up of every `with` block and `finally` on the way out (Ctrl-C in a terminal reaches them all)."""
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+def stop_children_on_signals() -> None:
+    """`kill <pid of this script>` and closing its terminal stop what it started too: SIGTERM and SIGHUP
+    become SystemExit, which runs the clean-up of every `with` block and `finally` on the way out (Ctrl-C
+    in a terminal reaches them all). SIGHUP goes to the terminal's process groups only, and runserver has
+    its own: without this, a closed terminal left runserver and its reloader holding EXAMPLE_PORT. A
+    signal this script was started to ignore (`nohup`: SIGHUP) stays ignored."""
+    for stop in (signal.SIGTERM, signal.SIGHUP):
+        if signal.getsignal(stop) is not signal.SIG_IGN:
+            signal.signal(stop, lambda *_: sys.exit(0))
 
 
 def example() -> int:
     require_free_ports(EXAMPLE_PORTS, "example")
-    stop_children_on_sigterm()
+    stop_children_on_signals()
     ensure_python_env()
     ensure_provider()
     base = f"http://127.0.0.1:{EXAMPLE_PORT}"

@@ -41,12 +41,12 @@ def long_lived_memos(monkeypatch: pytest.MonkeyPatch) -> None:
     two requests on a loaded machine and count as a query of the thing under test (seen in CI: the scope
     rules' read in ``test_a_session_past_duo_costs_the_middleware_no_query``)."""
     from django_duo_oidc.policy import rules
-    from django_duo_oidc.resource import registry
+    from django_duo_oidc.providers import enabled
 
     monkeypatch.setattr(rules, "RULES_TTL", 3600.0)
     monkeypatch.setattr(rules, "_rules_memo", (0.0, []))
-    monkeypatch.setattr(registry, "REGISTRY_TTL", 3600.0)
-    monkeypatch.setattr(registry._registry, "expires", 0.0)
+    monkeypatch.setattr(enabled, "ENABLED_TTL", 3600.0)  # the bearer registry's and the sessions' provider list
+    monkeypatch.setattr(enabled._memo, "expires", 0.0)
 
 
 class StillClock:

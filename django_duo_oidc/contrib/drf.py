@@ -10,15 +10,12 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import urlencode
 
 from django.contrib.auth import SESSION_KEY
 from django.core.exceptions import ImproperlyConfigured
-from django.urls import NoReverseMatch, reverse
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication
 from rest_framework.permissions import BasePermission
@@ -26,6 +23,7 @@ from rest_framework.permissions import BasePermission
 from ..conf import conf
 from ..core.errors import InsufficientScope, InvalidRequest, ProviderUnavailable, TokenError
 from ..core.scopes import Requirement, format_scopes
+from ..policy.check import step_up_body
 from ..resource import answers
 from ..resource.context import BearerContext, authenticate
 
@@ -242,18 +240,8 @@ def _step_up(request: Any, oidc: Any, max_age: int) -> exceptions.APIException:
         # DRF asks the first authentication class for the 401's challenge: this one, with max_age.
         django_request._duo_oidc_challenge = refused.headers["WWW-Authenticate"]
         return _with_body(StepUpRequired(), {**refused.body, "max_age": max_age})
-    # A session: an API cannot redirect, so it says where the browser may step up (the login view
-    # with max_age and prompt=login, as @scopes_required redirects; OIDC Core 3.1.2.1).
-    body: dict[str, Any] = {
-        "error": "insufficient_user_authentication",
-        "error_description": "A more recent authentication is required.",
-        "max_age": max_age,
-    }
-    params = {"max_age": str(max_age), "prompt": "login"}
-    if oidc.provider:
-        params["provider"] = oidc.provider
-    with contextlib.suppress(NoReverseMatch):  # without the login URLs the body still says what is needed
-        body["step_up_url"] = reverse("duo_oidc:login") + "?" + urlencode(params)
+    # A session: an API cannot redirect, so it says where the browser may step up, for this API too.
+    body = step_up_body(django_request, max_age, provider=oidc.provider)
     return _with_body(exceptions.PermissionDenied(code="insufficient_user_authentication"), body)
 
 

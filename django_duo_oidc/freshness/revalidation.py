@@ -1,8 +1,12 @@
 """Keep a browser session's grant current: refresh expired tokens, ask the provider whether the grant
 is still active, at most once per freshness window for all workers (``REVALIDATE_SECONDS``).
 
-Within the window nothing happens beyond reading the already-loaded session, so a scope check costs
-no query and no provider call. When the window has passed (or the access token is about to expire):
+Within the window nothing happens beyond reading the already-loaded session and this process's list of
+enabled providers (read at most every 5 s per process, shared with the bearer registry), so a scope check
+costs no query and no provider call. On every request, a session whose provider is no longer in that
+list (disabled, deleted, or its slug changed) ends (:func:`end_if_provider_gone`): within 5 s of the
+change, as that provider's bearer tokens are refused. When the window has passed (or the access token is
+about to expire):
 
 - the access token is renewed with the refresh token, single-flight through the cache, so concurrent
   workers never spend the same refresh token twice; scopes are re-read from the new token;
@@ -28,6 +32,7 @@ import logging
 import time
 from typing import Any
 
+from django.db import DatabaseError
 from django.http import HttpRequest
 from django.views.decorators.debug import sensitive_variables
 
@@ -41,8 +46,9 @@ from ..core.errors import (
 )
 from ..core.scopes import format_scopes, parse_scopes
 from ..login import session
-from ..login.renewal import end_session, refresh, refresh_due
+from ..login.renewal import PROVIDER_GONE, end_session, refresh, refresh_due
 from ..models import Provider
+from ..providers.enabled import enabled_providers
 from ..providers.runtime import ProviderRuntime
 from ..request import context_of
 from ..state.singleflight import single_flight
@@ -55,18 +61,64 @@ def is_due(data: dict[str, Any], now: float) -> bool:
     return now - float(data.get("checked_at") or 0) >= conf.revalidate_seconds or refresh_due(data, now)
 
 
+def end_if_provider_gone(request: HttpRequest, data: dict[str, Any]) -> bool:
+    """End the session when the provider it signed in through is no longer enabled: disabled, deleted,
+    or its slug changed (the session names its provider by slug). Runs on every request of a session
+    with a stored login (``data``, from :func:`~django_duo_oidc.login.session.login_data`).
+
+    Judged on this process's list of enabled providers
+    (:func:`~django_duo_oidc.providers.enabled.enabled_providers`, the read the bearer registry uses):
+    no query while it is younger than ``ENABLED_TTL`` (5 s), one when it is due. A list read before this
+    site last confirmed the provider enabled (the login, or the last revalidation: the session's
+    ``checked_at``) does not end the session: the provider was created or re-enabled since, and the
+    next read decides.
+
+    Returns True when the request must not go on to revalidate the grant: the session was ended
+    (logged, ``session_ended`` sent, the request goes on anonymous), or the list could not be read (the
+    database failed: the request is marked ``stale``, as when the provider is down, so
+    ``ON_PROVIDER_DOWN`` decides: a 503 page under ``"deny"``; the next request reads again).
+    """
+    try:
+        read = enabled_providers()
+    except DatabaseError as exc:
+        _database_failed(request, exc)
+        return True
+    slug = data.get("provider")
+    if isinstance(slug, str) and slug in read.slugs:
+        return False
+    if read.read_at <= float(data.get("checked_at") or 0):
+        return False
+    end_session(request, None, PROVIDER_GONE)
+    return True
+
+
+def _database_failed(request: HttpRequest, exc: DatabaseError) -> None:
+    """The session's provider could not be read: neither trusted nor ended, but stale (a provider outage:
+    ``ON_PROVIDER_DOWN`` decides). The driver's message is not logged: it may name hosts and users."""
+    logger.warning(
+        "Could not check that the provider of a session is still enabled (the database failed: %s)",
+        type(exc).__name__,
+    )
+    context_of(request).stale = True
+
+
 @sensitive_variables()  # tokens; error reports show none of this function's locals, nor those it calls
 def ensure_fresh(request: HttpRequest) -> None:
-    """Revalidate the session's grant if it is due. Returns with the session updated, ended, or marked stale."""
+    """Revalidate the session's grant if it is due. Returns with the session updated, ended, or marked stale
+    (also when the database cannot read the session's provider row)."""
     data = session.login_data(request)
     if data is None:
         return
     now = time.time()
     if not is_due(data, now):
         return
-    provider = Provider.objects.filter(slug=data.get("provider"), enabled=True).first()
+    try:
+        provider = Provider.objects.filter(slug=data.get("provider"), enabled=True).first()
+    except DatabaseError as exc:
+        _database_failed(request, exc)  # as when the list of enabled providers cannot be read
+        return
     if provider is None:
-        end_session(request, None, "the identity provider was disabled")
+        end_session(request, None, PROVIDER_GONE)
         return
     runtime = ProviderRuntime(provider)
     try:

@@ -36,6 +36,7 @@ from typing import Any, NoReturn
 from urllib.parse import urlencode
 
 from django.contrib import auth
+from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponseRedirect
 from django.urls import reverse
 from django.views.decorators.debug import sensitive_variables
@@ -59,12 +60,22 @@ from ..providers.runtime import ProviderRuntime
 from ..state.singleflight import forget_result, shared_result, single_flight
 from . import session
 
-__all__ = ["MIN_FORCED_RENEWAL_AGE", "current_access_token", "end_session", "login_again", "refresh", "refresh_due"]
+__all__ = [
+    "MIN_FORCED_RENEWAL_AGE",
+    "PROVIDER_GONE",
+    "current_access_token",
+    "end_session",
+    "login_again",
+    "refresh",
+    "refresh_due",
+]
 
 logger = logging.getLogger("django_duo_oidc")
 
 #: A token younger than this (seconds) is not renewed on a 401: see the module docstring.
 MIN_FORCED_RENEWAL_AGE = 10
+#: The reason logged and sent with ``session_ended`` when a session's provider is no longer an enabled row.
+PROVIDER_GONE = "the identity provider was disabled, deleted or renamed"
 
 
 def refresh_due(data: dict[str, Any], now: float) -> bool:
@@ -134,13 +145,20 @@ def current_access_token(request: HttpRequest, *, force: bool = False) -> str:
 
     :raises ReauthenticationRequired: the grant cannot be renewed (the session has ended), or the
         request has no session grant.
-    :raises ProviderUnavailable: the token is expired (or refused) and the provider cannot renew it now.
+    :raises ProviderUnavailable: the token is expired (or refused) and the provider cannot renew it now,
+        or the database cannot read the session's provider row.
     """
     data = session.login_data(request)
     if data is None:
         raise ReauthenticationRequired("This request has no sign-in through an identity provider to act with.")
     slug = data.get("provider")
-    provider = Provider.objects.filter(slug=slug, enabled=True).first()
+    try:
+        provider = Provider.objects.filter(slug=slug, enabled=True).first()
+    except DatabaseError as exc:
+        # Not the grant's fault: nothing is handed out and the session stays (the driver's message may
+        # name hosts and users, so only its class is logged).
+        logger.warning("Could not read the provider of a session (the database failed: %s)", type(exc).__name__)
+        raise ProviderUnavailable("This site cannot read its identity provider's settings right now.") from exc
     try:
         current = session.access_token(data)
     except session.UnreadableTokens as exc:
@@ -169,7 +187,7 @@ def current_access_token(request: HttpRequest, *, force: bool = False) -> str:
         )
         return current
     if provider is None:
-        _give_up(request, None, slug, "the identity provider was disabled")
+        _give_up(request, None, slug, PROVIDER_GONE)
     runtime = ProviderRuntime(provider)
     try:
         if runtime.recently_down():

@@ -107,12 +107,13 @@ def store_login(
     )
 
 
-def grant_step_up(request: HttpRequest, *, path: str, max_age: int) -> None:
-    """The login just stored was asked for ``max_age``: the next request to ``path`` passes a requirement
-    of that ``max_age`` (or a looser one) once, however long the way back took (:mod:`..core.step_up`)."""
+def grant_step_up(request: HttpRequest, *, path: str, max_age: int, api_path: str | None = None) -> None:
+    """The login just stored was asked for ``max_age``: the next request to ``path`` (and the next one to
+    ``api_path``, the API a session's step-up was for) passes a requirement of that ``max_age`` (or a
+    looser one) once, however long the way back took (:mod:`..core.step_up`)."""
     data = request.session.get(LOGIN_KEY)
     if isinstance(data, dict):
-        step_up.grant(data, path=path, max_age=max_age, now=time.time())
+        step_up.grant(data, path=path, max_age=max_age, now=time.time(), api_path=api_path)
         request.session.modified = True
 
 
@@ -120,7 +121,10 @@ def take_step_up(request: HttpRequest, *, max_age: int, now: float) -> int | Non
     """Once, when this request is the one a just-completed step-up of at most ``max_age`` was for: the
     ``max_age`` that step-up met (every requirement of this request at least as loose passes). Else None."""
     data = request.session.get(LOGIN_KEY)
-    met = step_up.take(data, path=request.path, max_age=max_age, now=now) if isinstance(data, dict) else None
+    if not isinstance(data, dict):
+        return None
+    # Claimed in the shared cache too: two requests that loaded the session before either saved it.
+    met = step_up.take(data, path=request.path, max_age=max_age, now=now, claims=shared_cache())
     if met is not None:
         request.session.modified = True
     return met

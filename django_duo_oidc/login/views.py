@@ -63,6 +63,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger("django_duo_oidc")
 
 REDIRECT_FIELD_NAME = "next"
+#: The login's parameter naming the API a session's step-up is for (``step_up_url`` of a 403; core.step_up).
+API_PATH_FIELD = "api_path"
 # OIDC Core 3.1.2.1, in the order they are sent.
 PROMPT_VALUES = ("none", "login", "consent", "select_account")
 # RFC 6749 section 4.1.2.1: error = 1*( %x20-21 / %x23-5B / %x5D-7E ); capped, it becomes a reason code.
@@ -155,7 +157,10 @@ class LoginView(OIDCAuthenticationRequestView):
     """Start a login: ``GET /oidc/login/?provider=<slug>&next=/path``.
 
     Also accepted per request: ``login_hint``, ``prompt``, ``max_age`` and ``scope`` (added to the
-    provider's scopes). A bare GET works too (Duo Central's RP-initiated login URL).
+    provider's scopes), and ``api_path``: the path of a session's API that answered 403
+    ``insufficient_user_authentication`` (its ``step_up_url`` names it), which the step-up then opens
+    once too (:mod:`django_duo_oidc.core.step_up`). A bare GET works too (Duo Central's RP-initiated
+    login URL).
     """
 
     http_method_names = ["get"]
@@ -188,6 +193,12 @@ class LoginView(OIDCAuthenticationRequestView):
             # Fail closed: an off-site `next` is refused, not silently replaced.
             off_site = AuthorizationError("The address to return to after login is not on this site.")
             return error_response(request, off_site, provider=provider)
+        api_path = request.GET.get(API_PATH_FIELD)
+        step_up_api = step_up.api_path(api_path) if api_path is not None else None
+        if api_path is not None and step_up_api is None:
+            # Fail closed, as for `next`: only ever compared with request.path, but never guessed at.
+            not_a_path = AuthorizationError("The API address this login is for is not a path on this site.")
+            return error_response(request, not_a_path, provider=provider)
         self.provider = provider
         attempt = AuthRequest.new()
         extra = self.get_extra_params(request)
@@ -221,6 +232,7 @@ class LoginView(OIDCAuthenticationRequestView):
             provider=provider.slug,
             next=next_url,
             max_age=int(max_age) if max_age is not None else None,
+            api_path=step_up_api,
         )
         return HttpResponseRedirect(url)
 
@@ -355,7 +367,13 @@ class CallbackView(OIDCAuthenticationCallbackView):
         next_url = self.next_url(request, pending.get("next"))
         if attempt.max_age is not None:
             # The way back to the page takes a moment: a max_age shorter than that must still open it once.
-            session.grant_step_up(request, path=step_up.page_path(next_url), max_age=attempt.max_age)
+            api_path = pending.get("api_path")
+            session.grant_step_up(
+                request,
+                path=step_up.page_path(next_url),
+                max_age=attempt.max_age,
+                api_path=api_path if isinstance(api_path, str) else None,
+            )
         return HttpResponseRedirect(next_url)
 
     def check_issuer(self, request: HttpRequest, runtime: ProviderRuntime) -> None:

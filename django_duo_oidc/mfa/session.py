@@ -39,6 +39,8 @@ PENDING_KEY = "duo_oidc_mfa_pending"
 PASSED_KEY = "duo_oidc_mfa"
 # How long the prompt may take, from the password to the callback (Duo's own request JWT lives 300 s).
 PENDING_TTL = 300
+# The request attribute that says this request took Duo's step-up ticket (see take_step_up).
+_STEP_UP_MET = "_duo_oidc_duo_step_up_met"
 
 
 def store_pending(request: HttpRequest, **values: Any) -> None:
@@ -90,11 +92,20 @@ def grant_step_up(request: HttpRequest, *, path: str) -> None:
 
 
 def take_step_up(request: HttpRequest, *, max_age: int, now: float) -> bool:
-    """True, once, when this request is the one a just-passed Duo step-up was for."""
-    if step_up.take(passed_marker(request), path=request.path, max_age=max_age, now=now) is not None:
-        request.session.modified = True
+    """True when this request is the one a just-passed Duo step-up was for.
+
+    The first check of the request takes the ticket; every later check of the same request (stacked
+    ``@duo_required``, a mixin under a decorator) sees the same answer, as ``request.oidc`` remembers
+    the provider's ticket. The next request gets nothing from it.
+    """
+    if getattr(request, _STEP_UP_MET, False):
         return True
-    return False
+    met = step_up.take(passed_marker(request), path=request.path, max_age=max_age, now=now, claims=shared_cache())
+    if met is None:
+        return False
+    request.session.modified = True
+    setattr(request, _STEP_UP_MET, True)
+    return True
 
 
 def passed_marker(request: HttpRequest) -> dict[str, Any] | None:

@@ -23,6 +23,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import render, resolve_url
 from django.urls import NoReverseMatch, reverse
+from django.utils.encoding import escape_uri_path
 
 from .. import signals
 from ..conf import conf
@@ -30,6 +31,7 @@ from ..core.context import RequestContext
 from ..core.errors import InsufficientScope, ProviderUnavailable, TokenError
 from ..core.scopes import Requirement, format_scopes
 from ..login.context import OIDCContext
+from ..login.views import API_PATH_FIELD
 from ..request import context_of
 from ..resource import answers
 from ..resource.context import BearerContext
@@ -96,8 +98,8 @@ def check_session_api(request: HttpRequest, requirement: Requirement, *, view_na
     provider (a password login) has none. Answers, all ``Cache-Control: no-store``:
 
     - 403 ``insufficient_scope`` naming the required ``scope`` (logged, ``scope_denied`` sent);
-    - 403 ``insufficient_user_authentication`` with ``max_age`` and ``step_up_url`` (the login view
-      with ``max_age`` and ``prompt=login``, OIDC Core 3.1.2.1), since an API cannot redirect;
+    - 403 ``insufficient_user_authentication`` with ``max_age`` and ``step_up_url``, since an API
+      cannot redirect (:func:`step_up_body`);
     - 503 ``temporarily_unavailable`` with ``Retry-After`` when the grant could not be re-checked and
       ``ON_PROVIDER_DOWN`` is ``"deny"``.
     """
@@ -125,18 +127,34 @@ def check_session_api(request: HttpRequest, requirement: Requirement, *, view_na
         logger.info(
             "%s needs a more recent authentication of user %s (max_age %s)", who, request.user.pk, requirement.max_age
         )
-        params = {"max_age": str(requirement.max_age), "prompt": "login"}
-        if oidc.provider:
-            params["provider"] = oidc.provider
-        body = {
-            "error": "insufficient_user_authentication",
-            "error_description": "A more recent authentication is required.",
-            "max_age": requirement.max_age,
-        }
-        with contextlib.suppress(NoReverseMatch):  # without the login URLs the body still says what is needed
-            body["step_up_url"] = reverse("duo_oidc:login") + "?" + urlencode(params)
+        body = step_up_body(request, requirement.max_age, provider=oidc.provider)
         return JsonResponse(body, status=403, headers=headers)
     return None
+
+
+def step_up_body(request: HttpRequest, max_age: int, *, provider: str | None) -> dict[str, object]:
+    """The body of a session API's 403 ``insufficient_user_authentication`` (``check_session_api``, DRF's
+    ``HasScopes``): ``error``, ``error_description``, ``max_age`` and ``step_up_url``.
+
+    ``step_up_url`` is the login view with ``max_age`` and ``prompt=login`` (OIDC Core 3.1.2.1), the
+    session's ``provider``, and ``api_path``: this API's path. The page that called the API sends the
+    browser there with its own ``next`` added (``step_up_url + "&next=" + encodeURIComponent(page)``);
+    after the step-up the browser comes back to ``next``, and the page's retried call of this API passes
+    once within 30 s, however small ``max_age`` is (:mod:`django_duo_oidc.core.step_up`). Without the
+    login URLs in the URLconf there is no ``step_up_url``; the rest still says what is needed.
+    """
+    body: dict[str, object] = {
+        "error": "insufficient_user_authentication",
+        "error_description": "A more recent authentication is required.",
+        "max_age": max_age,
+    }
+    params = {"max_age": str(max_age), "prompt": "login"}
+    if provider:
+        params["provider"] = provider
+    params[API_PATH_FIELD] = escape_uri_path(request.path)
+    with contextlib.suppress(NoReverseMatch):
+        body["step_up_url"] = reverse("duo_oidc:login") + "?" + urlencode(params)
+    return body
 
 
 def forbidden(request: HttpRequest, exc: InsufficientScope, *, view_name: str = "") -> HttpResponse:

@@ -18,9 +18,10 @@ from __future__ import annotations
 def reset() -> None:
     """Forget the providers, tokens and linked users this process has seen (tests; after changing
     providers in code)."""
-    from . import answers, identities, memory, registry, validation
+    from ..providers import enabled
+    from . import answers, identities, memory, validation
 
-    registry._registry.expires = 0.0
+    enabled.forget()  # the providers, read again by the bearer registry and the sessions' check
     validation._fetch_failed.clear()
     identities._forget()
     identities._shared.update({"seen": None, "next": 0.0})

@@ -128,7 +128,7 @@ class _NoIntrospector(MalformedToken):
 
 # Refusals that depend on this site's configuration or the provider's keys, not on the token alone:
 # never remembered, so a provider added or a key rotated in is honoured at the next provider-list
-# read (REGISTRY_TTL) or JWKS refetch, not REFUSED_FOR later. Each costs a parse and a dict lookup.
+# read (providers.enabled.ENABLED_TTL) or JWKS refetch, not REFUSED_FOR later. Each costs a parse and a dict lookup.
 _NOT_REMEMBERED = (UnknownKey, _UntrustedIssuer, _NoIntrospector)
 
 _seen: OrderedDict[bytes, _Seen | _Refused] = OrderedDict()

@@ -1,22 +1,24 @@
-"""Which providers this site trusts for bearer tokens, by issuer (several rows may share one), re-read
-from the database at most every ``REGISTRY_TTL`` seconds per process.
+"""Which providers this site trusts for bearer tokens, by issuer (several rows may share one), built from
+the enabled rows as this process last read them (:mod:`django_duo_oidc.providers.enabled`: re-read at
+most every ``ENABLED_TTL`` seconds per process, the same read that ends the sessions of a disabled
+provider).
 """
 
 from __future__ import annotations
 
 import functools
 import logging
-import time
 from dataclasses import dataclass
 from typing import Any
 
+from django.db import DatabaseError
+
+from ..core.errors import ProviderUnavailable
 from ..models import Provider
+from ..providers import enabled
 from ..providers.runtime import ProviderRuntime
 
 logger = logging.getLogger("django_duo_oidc")
-
-# Providers are re-read from the database at most this often per process.
-REGISTRY_TTL = 5.0
 
 
 @dataclass(frozen=True)
@@ -46,7 +48,8 @@ class _Trusted:
 
 
 class _Registry:
-    """The enabled providers that accept bearer tokens, re-read at most every ``REGISTRY_TTL``.
+    """The enabled providers that accept bearer tokens, rebuilt from each new read of
+    :func:`~django_duo_oidc.providers.enabled.enabled_providers` (at most every ``ENABLED_TTL``).
 
     An issuer may have several rows (several clients of one authorization server, e.g. two Duo
     clients of one OAuth application): all are kept, default first, and a token is matched to the
@@ -54,25 +57,38 @@ class _Registry:
     """
 
     def __init__(self) -> None:
-        self.expires = 0.0
+        self.built_from: enabled.EnabledProviders | None = None
         self.by_issuer: dict[str, tuple[_Trusted, ...]] = {}
         self.by_pk: dict[int, _Trusted] = {}
         self.default: _Trusted | None = None
         self.opaque: _Trusted | None = None
 
+    @property
+    def expires(self) -> float:
+        """When the providers are next read (``time.monotonic()``); 0 reads them on the next request."""
+        return enabled._memo.expires
+
+    @expires.setter
+    def expires(self, value: float) -> None:
+        enabled._memo.expires = value
+
     def current(self) -> _Registry:
-        if time.monotonic() < self.expires:
+        try:
+            read = enabled.enabled_providers()
+        except DatabaseError as exc:
+            # Fail closed with a 503 (the token is neither accepted nor refused), as when the user directory
+            # cannot be read; the driver's message is not logged: it may name hosts and users.
+            logger.warning("Could not read the enabled providers (the database failed: %s)", type(exc).__name__)
+            raise ProviderUnavailable("This site's list of identity providers cannot be read right now.") from exc
+        if read is self.built_from:
             return self
         by_issuer: dict[str, list[_Trusted]] = {}
         by_pk: dict[int, _Trusted] = {}
         default = None
-        enabled = (
-            Provider.objects.filter(enabled=True)
-            .exclude(access_token_validation=Provider.AccessTokenValidation.OFF)
-            .select_related("introspect_with")
-        )
         rows = []
-        for provider in enabled:  # ordered default first
+        for provider in read.rows:  # ordered default first
+            if provider.access_token_validation == Provider.AccessTokenValidation.OFF:
+                continue
             # The row that introspects for it is part of its configuration: grants proven through its
             # credentials and endpoint are dropped when it changes too.
             other = provider.introspect_with
@@ -95,7 +111,7 @@ class _Registry:
             opaque = introspecting[0]
         self.by_issuer = {issuer: tuple(found) for issuer, found in by_issuer.items()}
         self.by_pk, self.default, self.opaque = by_pk, default, opaque
-        self.expires = time.monotonic() + REGISTRY_TTL
+        self.built_from = read
         return self
 
 

@@ -112,7 +112,7 @@ def token(op: Any, sub: str = "alice-sub", scope: str = "crm.contacts.read", **c
 
 
 def reread_providers() -> None:
-    """The provider list is re-read every REGISTRY_TTL per process: now, as after that time."""
+    """The provider list is re-read every ENABLED_TTL (providers.enabled) per process: now, as after that time."""
     registry._registry.expires = 0.0
 
 

@@ -212,7 +212,7 @@ def test_a_bearer_token_due_for_introspection_answers_503(
     assert client.get("/api/contacts/", HTTP_AUTHORIZATION=f"Bearer {token}").status_code == 200
     settings.DUO_OIDC = {**settings.DUO_OIDC, "REVALIDATE_SECONDS": 0}
     use_cache(settings, DownCache)
-    registry._registry.expires = 0.0  # providers re-read now, not REGISTRY_TTL later (the token stays proven)
+    registry._registry.expires = 0.0  # providers re-read now, not ENABLED_TTL later (the token stays proven)
     before = provider_calls(fake_op)
     response = client.get("/api/contacts/", HTTP_AUTHORIZATION=f"Bearer {token}")
     assert response.status_code == 503

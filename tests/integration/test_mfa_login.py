@@ -30,7 +30,7 @@ from django_duo_oidc.mfa import session as mfa_session
 from django_duo_oidc.mfa.decorators import DuoRequiredMixin, duo_required
 from django_duo_oidc.mfa.remember import COOKIE_NAME
 from django_duo_oidc.mfa.who import reset_config_memo
-from django_duo_oidc.models import LiveSession, MFAConfiguration, MFAUserState
+from django_duo_oidc.models import LiveSession, MFAConfiguration, MFAUserState, Provider
 from tests.conftest import captured, close_executor_connections
 from tests.urls import urlpatterns as test_urls
 
@@ -149,7 +149,9 @@ def login(client: Client, duo: Any, username: str, url: str = "/oidc/mfa/login/?
 
 def sso_login(client: Client, user: Any) -> None:
     """A session as the OIDC callback leaves it (Duo SSO): the OIDC backend AND the OIDC login it stores
-    (the backend's name alone is no proof: the middleware ends such a session, test_review_issue13)."""
+    (the backend's name alone is no proof: the middleware ends such a session, test_review_issue13), of an
+    enabled provider row (the session of a provider that is not one ends: test_disabled_provider_sessions)."""
+    Provider.objects.get_or_create(slug="duo", defaults={"issuer": "https://duo.example.test", "client_id": "sso"})
     client.force_login(user, backend="django_duo_oidc.backends.DuoOIDCBackend")
     store = client.session
     now = time.time()
