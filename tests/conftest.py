@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -46,6 +48,57 @@ def long_lived_memos(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(rules, "_rules_memo", (0.0, []))
     monkeypatch.setattr(enabled, "ENABLED_TTL", 3600.0)  # the bearer registry's and the sessions' provider list
     monkeypatch.setattr(enabled._memo, "expires", 0.0)
+
+
+class StillClock:
+    """``time.time`` and ``time.monotonic`` standing still (see :func:`still_clock`)."""
+
+    def __init__(self) -> None:
+        self.wall = time.time()
+        self.mono = time.monotonic()
+
+    def time(self) -> float:
+        return self.wall
+
+    def monotonic(self) -> float:
+        return self.mono
+
+    def advance(self, seconds: float) -> None:
+        """Let ``seconds`` pass, on both clocks."""
+        self.wall += seconds
+        self.mono += seconds
+
+
+@pytest.fixture
+def still_clock(monkeypatch: pytest.MonkeyPatch) -> StillClock:
+    """A test whose requests must fall within a window of the library (a token's few seconds left, a
+    freshness window, a backoff, a refusal remembered) uses this: the clock stands still between its
+    requests however loaded the machine is, and moves only when the test says so (``advance``) or
+    something sleeps (``time.sleep`` still sleeps, and moves the clock by as much, so a wait with a
+    deadline ends). The local-memory cache's expiry stands still too; a Redis cache's does not (its
+    server keeps time): a window kept as a cache timeout is lengthened with its setting instead."""
+    clock = StillClock()
+    real_sleep = time.sleep
+
+    def sleep(seconds: float) -> None:
+        real_sleep(seconds)
+        clock.advance(seconds)
+
+    monkeypatch.setattr(time, "time", clock.time)
+    monkeypatch.setattr(time, "monotonic", clock.monotonic)
+    monkeypatch.setattr(time, "sleep", sleep)
+    return clock
+
+
+def close_executor_connections() -> None:
+    """Close the database connection of asgiref's executor thread. An ``AsyncClient`` request run with
+    ``asyncio.run`` runs the view's sync parts on that thread, and the test client keeps Django from
+    closing its connection; left open, PostgreSQL cannot drop the test database at the end of the run
+    ("database test_duo_example is being accessed by other users"). Call it in a ``finally``."""
+    from asgiref.sync import sync_to_async
+    from django.db import connections
+
+    asyncio.run(sync_to_async(connections.close_all)())
 
 
 @pytest.fixture

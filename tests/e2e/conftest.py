@@ -46,17 +46,32 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         terminalreporter.write_line(f"[e2e] {count} screenshots in {RUN_DIR}")
 
 
+_PORTS_GIVEN: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port nothing listens on now, and never one this run has handed out before: the kernel may give
+    a port just closed out again, and two servers of one test started on the same port would talk to
+    each other."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        if port not in _PORTS_GIVEN:
+            _PORTS_GIVEN.add(port)
+            return port
 
 
-def wait_http(url: str, timeout: float = 20) -> None:
+def wait_http(url: str, timeout: float = 60, process: subprocess.Popen[Any] | None = None) -> None:
+    """Wait until ``url`` answers (any status). The bound is generous: it is reached only when something
+    is wrong, and a loaded machine takes its time to start a server. ``process``: the server that should
+    answer; if it exits (its port taken since it was chosen, a crash), the wait ends at once and says so."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"the server for {url} exited with status {process.returncode} before it answered")
         try:
-            requests.get(url, timeout=1)
+            requests.get(url, timeout=5)
             return
         except requests.RequestException:
             time.sleep(0.05)
@@ -137,7 +152,7 @@ def example_server(port: int, env: dict[str, str], log_path: Path) -> Iterator[s
             env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
     try:
-        wait_http(base + "/me/")
+        wait_http(base + "/me/", process=server)
         yield base
     finally:
         server.terminate()
@@ -176,7 +191,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
             stderr=subprocess.STDOUT,
         )
         try:
-            wait_http(base + "/me/")
+            wait_http(base + "/me/", process=server)
             s.log_path = tmp / "runserver.log"  # type: ignore[attr-defined]
             yield s
         finally:

@@ -60,7 +60,7 @@ class DotSite(Site):
         """Start the DOT provider process (its database and key survive a restart)."""
         args = [sys.executable, "-m", "django", "runserver", f"127.0.0.1:{self.op_port}", "--noreload"]
         self.op = _start(args, self.dot_env, self.op_log)
-        wait_http(self.issuer + "/.well-known/openid-configuration")
+        wait_http(self.issuer + "/.well-known/openid-configuration", process=self.op)
 
     def stop_provider(self) -> None:
         if self.op is not None and self.op.poll() is None:
@@ -146,7 +146,7 @@ def dot_site_fixture(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DotSi
             env,
             site.log_path,
         )
-        wait_http(base + "/me/")
+        wait_http(base + "/me/", process=server)
         yield site
     finally:
         if server is not None:

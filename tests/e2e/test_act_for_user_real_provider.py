@@ -66,7 +66,7 @@ def act_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
             stderr=subprocess.STDOUT,
         )
         try:
-            wait_http(base + "/me/")
+            wait_http(base + "/me/", process=server)
             site.log_path = tmp / "runserver.log"  # type: ignore[attr-defined]
             yield site
         finally:

@@ -97,7 +97,7 @@ def mfa_site(tmp_path_factory: pytest.TempPathFactory, fake_duo_universal_server
             env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
     try:
-        wait_http(base + "/me/")
+        wait_http(base + "/me/", process=server)
         site.log_path = log_path  # type: ignore[attr-defined]
         yield site
     finally:
@@ -121,7 +121,7 @@ def browser() -> Iterator[Any]:
 def context(browser: Any) -> Iterator[Any]:
     """A fresh browser profile (no cookies) that accepts the fake Duo's test certificate."""
     context = browser.new_context(viewport={"width": 1000, "height": 700}, ignore_https_errors=True)
-    context.set_default_timeout(15_000)
+    context.set_default_timeout(30_000)
     yield context
     context.close()
 

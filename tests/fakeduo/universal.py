@@ -556,6 +556,11 @@ class Handler(BaseHTTPRequestHandler):
             return False
         if faults.delay:
             time.sleep(faults.delay)
+            if self.server.duo.faults is not faults:
+                # Reset while it slept: the test that delayed it is over. Answered now, it would count in
+                # (and consume codes of) whichever test runs next.
+                self._reset_connection()
+                return False
         if faults.broken:
             # What a load balancer in front of Duo says when Duo is sick: HTML, not Duo's JSON.
             self._send(502, BROKEN_PAGE, "text/html")

@@ -31,7 +31,7 @@ from django_duo_oidc.login import session as stored
 from django_duo_oidc.login.renewal import login_again
 from django_duo_oidc.models import Provider
 from django_duo_oidc.resource.context import BearerContext
-from tests.conftest import captured, query
+from tests.conftest import StillClock, captured, query
 from tests.fakeop import FakeOP
 from tests.urls import urlpatterns as test_urls
 
@@ -181,7 +181,7 @@ def test_a_forced_renewal_of_a_token_refused_twice_asks_the_provider_again(
 
 
 def test_a_token_issued_seconds_ago_is_not_renewed_on_a_refusal(
-    client: Client, fake_op: FakeOP, provider: Any, caplog: pytest.LogCaptureFixture
+    client: Client, fake_op: FakeOP, provider: Any, caplog: pytest.LogCaptureFixture, still_clock: StillClock
 ) -> None:
     """An API that refuses a brand-new token is misconfigured: renewing on each of its 401s would make
     every call a provider call (a renewal storm)."""
@@ -248,7 +248,10 @@ def test_a_disabled_provider_ends_the_session(client: Client, fake_op: FakeOP, p
     assert me(client) == {"authenticated": False}
 
 
-def test_provider_down_hands_out_a_token_that_is_still_valid(client: Client, fake_op: FakeOP, provider: Any) -> None:
+def test_provider_down_hands_out_a_token_that_is_still_valid(
+    client: Client, fake_op: FakeOP, provider: Any, settings: Any, still_clock: StillClock
+) -> None:
+    settings.DUO_OIDC = {**settings.DUO_OIDC, "PROVIDER_DOWN_BACKOFF": 3600}  # a cache timeout: Redis keeps time
     login(client, fake_op, scope=CRM)
     first = stored_tokens(client)[0]
     due(client)  # due (5 s left), not expired

@@ -23,6 +23,7 @@ from django_duo_oidc.models import Identity, Provider
 from django_duo_oidc.resource import context as resource_context
 from django_duo_oidc.resource import identities, memory
 from django_duo_oidc.resource.context import authenticate, forget_linked_users
+from tests.conftest import StillClock
 from tests.fakeop import FakeOP
 
 from .test_hardening_cache_outage import DownCache, use_cache
@@ -45,7 +46,7 @@ def later(monkeypatch: pytest.MonkeyPatch, seconds: float) -> None:
 
 
 def test_a_seen_token_whose_view_reads_request_user_costs_no_query(
-    client: Client, fake_op: FakeOP, jwt_provider: Provider, django_assert_num_queries: Any
+    client: Client, fake_op: FakeOP, jwt_provider: Provider, django_assert_num_queries: Any, still_clock: StillClock
 ) -> None:
     link(jwt_provider)
     token = issue(fake_op)
@@ -271,7 +272,7 @@ def test_the_identity_link_is_forgotten_when_an_identity_moves(
 
 
 def test_a_refusal_sent_again_is_logged_once_not_once_per_request(
-    client: Client, fake_op: FakeOP, jwt_provider: Provider, caplog: pytest.LogCaptureFixture
+    client: Client, fake_op: FakeOP, jwt_provider: Provider, caplog: pytest.LogCaptureFixture, still_clock: StillClock
 ) -> None:
     assert get(client, API, issue(fake_op)).status_code == 200
     fake_op.sign_with = "other-key"

@@ -19,7 +19,7 @@ from django_duo_oidc.contrib.ninja import BearerRefused, DuoBearer, install_erro
 from django_duo_oidc.models import Provider
 from django_duo_oidc.resource import registry
 from tests import urls
-from tests.conftest import captured
+from tests.conftest import StillClock, captured
 from tests.fakeop import FakeOP
 
 from .test_hardening_cache_outage import DownCache, use_cache
@@ -260,7 +260,7 @@ def test_provider_down_at_revalidation_follows_on_provider_down(
 
 
 def test_a_flood_of_one_refused_token_asks_the_provider_once(
-    client: Client, fake_op: FakeOP, provider: Provider
+    client: Client, fake_op: FakeOP, provider: Provider, still_clock: StillClock
 ) -> None:
     forged = issue(fake_op, register=False)
     for _ in range(20):

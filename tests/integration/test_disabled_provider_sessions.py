@@ -24,10 +24,9 @@ from django_duo_oidc import signals
 from django_duo_oidc.freshness.revalidation import PROVIDER_GONE
 from django_duo_oidc.models import LiveSession, Provider
 from django_duo_oidc.providers import enabled
-from tests.conftest import captured, failing_db
+from tests.conftest import StillClock, captured, close_executor_connections, failing_db
 from tests.fakeop import FakeOP
 
-from .test_hardening_sessions import close_executor_connections
 from .test_login_views import login, me
 from .test_policy import CRM, age_session, settings_with
 from .test_resource import issue
@@ -295,7 +294,9 @@ def test_a_scope_check_on_a_live_session_still_costs_no_provider_query(
     assert not any(PROVIDER_TABLE in q["sql"] for q in queries.captured_queries)
 
 
-def test_the_list_is_read_once_per_window_per_process_whatever_the_traffic(fake_op: FakeOP, provider: Provider) -> None:
+def test_the_list_is_read_once_per_window_per_process_whatever_the_traffic(
+    fake_op: FakeOP, provider: Provider, still_clock: StillClock
+) -> None:
     """No one can make a process read the providers more often: not many sessions, nor old ones."""
     clients = [Client() for _ in range(3)]
     for each in clients:

@@ -27,6 +27,7 @@ from django_duo_oidc.core.errors import InvalidClaim, TokenExpired
 from django_duo_oidc.models import Identity, Provider
 from django_duo_oidc.resource import context as resource_context
 from django_duo_oidc.resource import memory, registry, validation
+from tests.conftest import StillClock
 from tests.fakeop import FakeOP
 
 from .test_login_views import login
@@ -125,7 +126,7 @@ def test_deactivation_takes_effect_on_the_next_request_and_reactivation_too(
 
 
 def test_the_user_is_read_once_per_window_only_when_the_view_asks(
-    client: Client, fake_op: FakeOP, provider: Provider, long_lived_memos: None
+    client: Client, fake_op: FakeOP, provider: Provider, long_lived_memos: None, still_clock: StillClock
 ) -> None:
     link(provider)
     token = issue(fake_op)
@@ -455,7 +456,7 @@ def test_a_provider_marked_down_is_not_asked_about_unseen_tokens(
 ) -> None:
     introspection_mode(provider)
     fake_op.access_token_format = "opaque"
-    cache.set(DOWN_KEY, 1, 30)  # a session's check failed moments ago
+    cache.set(DOWN_KEY, 1, 3600)  # a session's check failed moments ago (the flag outlives the test's requests)
     for _ in range(5):
         assert get(client, "/api/contacts/", issue(fake_op)).status_code == 503
     assert fake_op.count("token_introspection") == 0
@@ -611,10 +612,11 @@ def test_drf_says_when_to_retry_a_503(client: Client, fake_op: FakeOP, provider:
 
 @pytest.mark.parametrize("endpoint", [".well-known/openid-configuration", "jwks"])
 def test_forged_tokens_do_not_refetch_from_a_failing_provider_on_every_request(
-    client: Client, fake_op: FakeOP, provider: Provider, endpoint: str
+    client: Client, fake_op: FakeOP, provider: Provider, endpoint: str, settings: Any
 ) -> None:
     # Sibling of item 9: with discovery or the JWKS failing (nothing cached), every forged token naming
     # the trusted issuer made a fetch (and held a worker up to HTTP_TIMEOUT).
+    settings.DUO_OIDC = {**settings.DUO_OIDC, "PROVIDER_DOWN_BACKOFF": 3600}  # ten requests stay within it
     provider.access_token_validation = Provider.AccessTokenValidation.JWT
     provider.save()
     fake_op.faults[endpoint] = "down"

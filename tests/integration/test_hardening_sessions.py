@@ -9,8 +9,6 @@ import time
 from typing import Any
 
 import pytest
-from asgiref.sync import sync_to_async
-from django.db import connections
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.test import AsyncClient, Client
 from django.urls import path
@@ -25,7 +23,7 @@ from django_duo_oidc.policy.rules import reset_policy_cache
 from django_duo_oidc.resource.metadata import is_token_only_view
 from django_duo_oidc.resource.views import BearerAuthMixin
 from tests import urls as test_urls
-from tests.conftest import query
+from tests.conftest import StillClock, close_executor_connections, query
 from tests.fakeop import FakeOP
 
 from .test_login_views import login, me, start, token_calls
@@ -65,11 +63,6 @@ urlpatterns = [
     path("t/async-bearer-mixin/", AsyncBearerView.as_view()),
 ]
 with_async_views = pytest.mark.urls(__name__)
-
-
-def close_executor_connections() -> None:
-    # See tests/integration/test_policy.py::test_async_view.
-    asyncio.run(sync_to_async(connections.close_all)())
 
 
 # 1. A bearer header never switches off the session's freshness check ---------------------------------
@@ -145,7 +138,7 @@ def test_junk_bearer_header_on_the_async_stack(client: Client, fake_op: FakeOP, 
 
 
 def test_within_the_window_a_scope_check_costs_no_provider_call(
-    client: Client, fake_op: FakeOP, provider: Provider
+    client: Client, fake_op: FakeOP, provider: Provider, still_clock: StillClock
 ) -> None:
     login(client, fake_op, scope=CRM)
     before = len(fake_op.calls)
@@ -271,7 +264,7 @@ def test_prompt_none_is_never_combined(client: Client, fake_op: FakeOP, provider
 
 
 def test_short_lived_token_is_not_refreshed_right_after_login(
-    client: Client, fake_op: FakeOP, provider: Provider
+    client: Client, fake_op: FakeOP, provider: Provider, still_clock: StillClock
 ) -> None:
     fake_op.token_overrides = {"expires_in": 20}
     login(client, fake_op, scope=CRM)
@@ -282,7 +275,7 @@ def test_short_lived_token_is_not_refreshed_right_after_login(
 
 
 def test_short_lived_token_is_refreshed_after_half_its_life(
-    client: Client, fake_op: FakeOP, provider: Provider
+    client: Client, fake_op: FakeOP, provider: Provider, still_clock: StillClock
 ) -> None:
     fake_op.token_overrides = {"expires_in": 20}
     login(client, fake_op, scope=CRM)
@@ -298,7 +291,7 @@ def test_short_lived_token_is_refreshed_after_half_its_life(
 
 
 def test_session_without_issue_time_uses_the_configured_margin(
-    client: Client, fake_op: FakeOP, provider: Provider
+    client: Client, fake_op: FakeOP, provider: Provider, still_clock: StillClock
 ) -> None:
     login(client, fake_op, scope=CRM)
     session = client.session

@@ -110,12 +110,13 @@ def test_a_broken_duo_at_the_code_exchange_is_a_page_not_a_500(
 
 
 def test_a_broken_duo_with_fail_mode_open_lets_the_password_in_loudly(
-    client: Client, duo: Any, config: MFAConfiguration, alice: Any
+    client: Client, duo: Any, config: MFAConfiguration, alice: Any, settings: Any
 ) -> None:
     """A 5xx from every endpoint is an outage (an HTML page from a load balancer): the fail mode applies."""
+    settings.DUO_OIDC = {**settings.DUO_OIDC, "HTTP_TIMEOUT": 60.0}
     update(config, fail_mode="open")
     duo.faults(broken=True)
     began = time.monotonic()
     assert password(client, "alice")["Location"] == "/me/"
-    assert time.monotonic() - began < 5
+    assert time.monotonic() - began < 30  # at once: no wait for a timeout (60 s), however loaded the machine
     assert authenticated(client)

@@ -9,10 +9,8 @@ import time
 from typing import Any
 
 import pytest
-from asgiref.sync import sync_to_async
 from django.core.cache import cache
 from django.core.exceptions import ImproperlyConfigured
-from django.db import connections
 from django.test import Client, override_settings
 
 from django_duo_oidc import signals
@@ -22,7 +20,7 @@ from django_duo_oidc.models import Provider, ScopeRule
 from django_duo_oidc.policy.rules import reset_policy_cache
 from django_duo_oidc.state.encryption import seal_bound
 from django_duo_oidc.state.singleflight import single_flight
-from tests.conftest import captured, query
+from tests.conftest import StillClock, captured, close_executor_connections, query
 from tests.fakeop import FakeOP
 from tests.settings import DUO_OIDC
 
@@ -115,9 +113,7 @@ def test_async_view(client: Client, fake_op: FakeOP, provider: Provider) -> None
         async_client.cookies = client.cookies
         assert asyncio.run(async_client.get("/t/async/")).status_code == 403
     finally:
-        # The view's sync parts ran on asgiref's executor thread, whose database connection the test
-        # client keeps Django from closing; left open, PostgreSQL cannot drop the test database.
-        asyncio.run(sync_to_async(connections.close_all)())
+        close_executor_connections()
 
 
 def test_raise_exception_and_login_url(client: Client, fake_op: FakeOP, provider: Provider) -> None:
@@ -192,7 +188,9 @@ def test_policy_never_guards_the_login_flow(client: Client, fake_op: FakeOP, pro
 # Freshness: refresh, introspection, revocation -----------------------------------------------------
 
 
-def test_within_the_window_no_provider_call(client: Client, fake_op: FakeOP, provider: Provider) -> None:
+def test_within_the_window_no_provider_call(
+    client: Client, fake_op: FakeOP, provider: Provider, still_clock: StillClock
+) -> None:
     login(client, fake_op, scope=CRM)
     before = len(fake_op.calls)
     for _ in range(20):
@@ -228,7 +226,9 @@ def test_window_zero_checks_every_request(client: Client, fake_op: FakeOP, provi
         assert fake_op.count("token_introspection") == 3
 
 
-def test_one_introspection_per_window_for_many_requests(client: Client, fake_op: FakeOP, provider: Provider) -> None:
+def test_one_introspection_per_window_for_many_requests(
+    client: Client, fake_op: FakeOP, provider: Provider, still_clock: StillClock
+) -> None:
     login(client, fake_op, scope=CRM)
     age_session(client)
     for _ in range(10):
@@ -294,7 +294,8 @@ def test_provider_down_keeps_scope_views_closed(
     assert client.get("/me/").json()["authenticated"] is True  # views without scopes keep working
 
 
-def test_provider_down_backs_off(client: Client, fake_op: FakeOP, provider: Provider) -> None:
+def test_provider_down_backs_off(client: Client, fake_op: FakeOP, provider: Provider, settings: Any) -> None:
+    settings.DUO_OIDC = {**settings.DUO_OIDC, "PROVIDER_DOWN_BACKOFF": 3600}  # five requests stay within it
     login(client, fake_op, scope=CRM)
     fake_op.faults["token_introspection"] = "down"
     age_session(client)

@@ -19,6 +19,7 @@ from django.test import Client
 from django_duo_oidc import resource
 from django_duo_oidc.models import Identity, Provider
 from django_duo_oidc.resource import registry
+from tests.conftest import StillClock
 from tests.fakeop import FakeOP, public_jwk, rsa_key
 
 API = "/api/contacts/"
@@ -407,7 +408,7 @@ def test_an_opaque_token_is_introspected(client: Client, fake_op: FakeOP, provid
 
 
 def test_a_token_is_introspected_once_per_window_for_all_workers(
-    client: Client, fake_op: FakeOP, provider: Provider, monkeypatch: Any
+    client: Client, fake_op: FakeOP, provider: Provider, still_clock: StillClock
 ) -> None:
     token = issue(fake_op)
     for _ in range(5):
@@ -416,15 +417,16 @@ def test_a_token_is_introspected_once_per_window_for_all_workers(
     resource.reset()  # another worker process, sharing the cache
     assert get(client, token=token).status_code == 200
     assert fake_op.count("token_introspection") == 1
-    later = time.time() + 61  # the window (REVALIDATE_SECONDS, 60) has passed...
-    monkeypatch.setattr(time, "time", lambda: later)
+    still_clock.advance(61)  # the window (REVALIDATE_SECONDS, 60) has passed...
     # ...and the shared answer with it (Redis expires keys on its own clock, which cannot be moved).
     cache.delete(f"duo_oidc:bearer:introspection:{hashlib.sha256(token.encode()).hexdigest()}:result")
     assert get(client, token=token).status_code == 200
     assert fake_op.count("token_introspection") == 2
 
 
-def test_jwt_mode_makes_no_provider_call_per_request(client: Client, fake_op: FakeOP, jwt_mode: Provider) -> None:
+def test_jwt_mode_makes_no_provider_call_per_request(
+    client: Client, fake_op: FakeOP, jwt_mode: Provider, still_clock: StillClock
+) -> None:
     tokens = [issue(fake_op, sub=f"user-{i}") for i in range(20)]
     for token in tokens:
         assert get(client, token=token).status_code == 200
@@ -436,7 +438,10 @@ def test_jwt_mode_makes_no_provider_call_per_request(client: Client, fake_op: Fa
     assert fake_op.count("jwks") == 1
 
 
-def test_a_flood_of_unknown_kids_refetches_the_jwks_once(client: Client, fake_op: FakeOP, jwt_mode: Provider) -> None:
+def test_a_flood_of_unknown_kids_refetches_the_jwks_once(
+    client: Client, fake_op: FakeOP, jwt_mode: Provider, settings: Any
+) -> None:
+    settings.DUO_OIDC = {**settings.DUO_OIDC, "JWKS_REFETCH_INTERVAL": 3600}  # a cache timeout: Redis keeps time
     now = int(time.time())
     claims = {"iss": fake_op.issuer, "sub": "a", "aud": fake_op.client_id, "exp": now + 60, "iat": now}
     assert get(client, token=issue(fake_op)).status_code == 200

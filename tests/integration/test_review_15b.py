@@ -53,6 +53,7 @@ from django_duo_oidc.models import DirectoryConnection, GroupRule, MFAConfigurat
 from django_duo_oidc.providers.connection import check_connection
 from django_duo_oidc.providers.forms import ProviderForm
 from tests import docblocks
+from tests.conftest import StillClock
 from tests.fakeop import FakeOP
 
 from . import test_act_for_user as act
@@ -94,7 +95,7 @@ def test_a_missing_secret_keeps_the_session_and_closes_scope_views(
 
 @pytest.mark.urls(act.__name__)
 def test_a_missing_secret_during_renewal_for_an_api_call_keeps_the_session(
-    client: Client, fake_op: FakeOP, provider: Provider, monkeypatch: pytest.MonkeyPatch
+    client: Client, fake_op: FakeOP, provider: Provider, monkeypatch: pytest.MonkeyPatch, still_clock: StillClock
 ) -> None:
     fake_op.access_token_format = "opaque"
     act.HANDED_OUT.clear()

@@ -38,6 +38,7 @@ from django_duo_oidc.login.session import LOGIN_KEY
 from django_duo_oidc.mfa.decorators import duo_required
 from django_duo_oidc.models import GroupRule, Provider, ScopeRule
 from django_duo_oidc.policy.decorators import scopes_required
+from tests.conftest import StillClock
 from tests.fakeop import FakeOP
 
 from .test_login_views import login
@@ -71,7 +72,7 @@ here = pytest.mark.urls(__name__)
 @here
 @pytest.mark.parametrize("name", ["caf%C3%A9", "a%20b"])
 def test_max_age_zero_opens_a_page_whose_path_is_percent_encoded(
-    client: Client, fake_op: FakeOP, provider: Provider, name: str
+    client: Client, fake_op: FakeOP, provider: Provider, name: str, still_clock: StillClock
 ) -> None:
     login(client, fake_op, scope=CRM)
     url = f"/t/zero/{name}/"
@@ -95,7 +96,7 @@ def test_duo_max_age_zero_opens_a_page_whose_path_is_percent_encoded(client: Cli
 
 @here
 def test_a_ticket_for_one_page_does_not_open_another_that_decodes_differently(
-    client: Client, fake_op: FakeOP, provider: Provider
+    client: Client, fake_op: FakeOP, provider: Provider, still_clock: StillClock
 ) -> None:
     """Decoding the ticket's path may not widen it: ``/t/zero/a%2520b/`` is the page named ``a%20b``."""
     login(client, fake_op, scope=CRM)

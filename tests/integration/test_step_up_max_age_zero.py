@@ -22,6 +22,7 @@ from django_duo_oidc.core import step_up
 from django_duo_oidc.mfa.decorators import duo_required
 from django_duo_oidc.models import MFAConfiguration, Provider
 from django_duo_oidc.policy.decorators import scopes_required
+from tests.conftest import StillClock
 from tests.fakeop import FakeOP
 
 from .test_login_views import login
@@ -73,7 +74,7 @@ def step_up_through_duo(client: Client, fake_duo: Any, url: str) -> Any:
 
 @here
 def test_max_age_zero_opens_the_page_once_after_the_step_up(
-    client: Client, fake_op: FakeOP, provider: Provider
+    client: Client, fake_op: FakeOP, provider: Provider, still_clock: StillClock
 ) -> None:
     login(client, fake_op, scope=CRM)
     back = step_up_through_the_provider(client, fake_op, "/t/zero/")
@@ -85,7 +86,9 @@ def test_max_age_zero_opens_the_page_once_after_the_step_up(
 
 
 @here
-def test_the_step_up_counts_only_for_the_page_it_was_for(client: Client, fake_op: FakeOP, provider: Provider) -> None:
+def test_the_step_up_counts_only_for_the_page_it_was_for(
+    client: Client, fake_op: FakeOP, provider: Provider, still_clock: StillClock
+) -> None:
     login(client, fake_op, scope=CRM)
     assert step_up_through_the_provider(client, fake_op, "/t/zero/")["Location"] == "/t/zero/"
     assert client.get("/t/zero-other/").status_code == 302
