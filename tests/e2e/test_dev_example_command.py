@@ -198,6 +198,15 @@ def assert_all_stopped(run: Run, how: str, ports: dict[str, int] = PORTS) -> Non
     assert code == 0, f"dev.py ended with exit {code} after {how}:\n{run.output()}"
 
 
+def as_a_terminal_starts_it() -> None:
+    """In the child before exec: the signals a terminal's foreground command receives with their default
+    action, whatever this test inherited. A suite started as a background job of a script (``cmd &``, as a
+    CI runner may) runs with SIGINT ignored, and an ignored signal stays ignored across exec: dev.py and
+    its Python children would then ignore the Ctrl-C this test sends (seen in CI)."""
+    for number in (signal.SIGINT, signal.SIGHUP, signal.SIGTERM):
+        signal.signal(number, signal.SIG_DFL)
+
+
 @contextmanager
 def dev_command(clone: Path, env: dict[str, str], log: Path, command: list[str] | None = None) -> Iterator[Run]:
     """Start ``command`` (``python scripts/dev.py example``) in ``clone``, its output in ``log``; whatever
@@ -205,7 +214,7 @@ def dev_command(clone: Path, env: dict[str, str], log: Path, command: list[str] 
     with open(log, "wb") as out:
         process = subprocess.Popen(
             command or [sys.executable, "scripts/dev.py", "example"], cwd=clone, env=env, stdout=out,
-            stderr=subprocess.STDOUT, start_new_session=True,
+            stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=as_a_terminal_starts_it,
         )  # fmt: skip
     run = Run(process, log)
     try:
