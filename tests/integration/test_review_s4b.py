@@ -22,7 +22,8 @@ from django_duo_oidc.policy.rules import reset_policy_cache
 from tests.conftest import failing_db
 from tests.fakeop import FakeOP
 
-from .test_login_views import login
+from .test_disabled_provider_sessions import failing_provider_reads
+from .test_login_views import login, me, start
 from .test_policy import CRM
 from .test_resource import issue
 
@@ -62,3 +63,40 @@ def test_the_scope_rules_unreadable_when_due_is_a_503_for_a_bearer_view_not_a_50
     assert token not in caplog.text and "closed" not in caplog.text
     ok = client.get("/api/contacts/", HTTP_AUTHORIZATION=f"Bearer {token}")
     assert ok.status_code == 200
+
+
+# The login views' own reads of the provider table ------------------------------------------------
+
+
+def test_starting_a_login_while_the_provider_table_fails_is_a_503_page_not_a_500(
+    client: Client, fake_op: FakeOP, provider: Provider, caplog: pytest.LogCaptureFixture, db_failure: str
+) -> None:
+    calls = len(fake_op.calls)
+    with connection.execute_wrapper(failing_provider_reads), caplog.at_level(logging.WARNING):
+        response = client.get("/oidc/login/?provider=duo&next=/me/")
+    assert response.status_code == 503 and "Location" not in response
+    assert len(fake_op.calls) == calls  # the browser is sent nowhere
+    assert "closed" not in caplog.text and "closed" not in response.content.decode()
+    assert start(client).startswith(fake_op.issuer)  # the database is back
+
+
+def test_a_callback_while_the_provider_table_fails_is_a_503_page_not_a_500(
+    client: Client, fake_op: FakeOP, provider: Provider, caplog: pytest.LogCaptureFixture, db_failure: str
+) -> None:
+    callback = "/oidc/callback/?" + fake_op.authorize(start(client))
+    with connection.execute_wrapper(failing_provider_reads), caplog.at_level(logging.WARNING):
+        response = client.get(callback)
+    assert response.status_code == 503 and "Location" not in response
+    assert me(client)["authenticated"] is False  # nothing was trusted
+    assert "closed" not in caplog.text and "closed" not in response.content.decode()
+
+
+def test_logging_out_while_the_provider_table_fails_still_logs_out(
+    client: Client, fake_op: FakeOP, provider: Provider, caplog: pytest.LogCaptureFixture, db_failure: str
+) -> None:
+    login(client, fake_op, scope=CRM)
+    with connection.execute_wrapper(failing_provider_reads), caplog.at_level(logging.WARNING):
+        response = client.post("/oidc/logout/")
+    assert response.status_code == 302
+    assert me(client)["authenticated"] is False
+    assert "closed" not in caplog.text
