@@ -30,6 +30,7 @@ from .mfa.enforce import enforce_second_factor
 from .policy.check import check
 from .policy.rules import policy_rules
 from .request import attach
+from .resource import answers
 from .resource.context import authenticate
 from .resource.metadata import is_bearer_view, is_token_only_view
 from .sessions import rekey_session
@@ -131,7 +132,12 @@ class DuoOIDCMiddleware:
     def process_view(
         self, request: HttpRequest, view_func: Callable[..., Any], view_args: Any, view_kwargs: Any
     ) -> HttpResponse | None:
-        rules = policy_rules()
+        try:
+            rules = policy_rules()
+        except ProviderUnavailable as exc:  # no view runs unjudged: a 503, as during a provider outage
+            if is_bearer_view(view_func):
+                return answers.error_response(request, exc)
+            return render(request, conf.unavailable_template, {"message": exc.description}, status=503)
         if not rules:
             return None
         match = request.resolver_match

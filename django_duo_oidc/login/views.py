@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from django.conf import settings
 from django.contrib import auth
+from django.db import Error as DBError
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render, resolve_url
 from django.urls import get_script_prefix, reverse
@@ -43,6 +44,7 @@ from ..core.errors import (
     CacheUnavailable,
     ConfigurationError,
     DuoOIDCError,
+    ProviderUnavailable,
     SecretUnavailable,
     StateError,
     TokenEndpointError,
@@ -105,6 +107,13 @@ def not_found(description: str) -> ConfigurationError:
     exc = ConfigurationError(description, error="not_found")
     exc.status_code = 404
     return exc
+
+
+def provider_table_failed(exc: DBError, when: str) -> ProviderUnavailable:
+    """Log (the error's class only: the driver's message may name hosts and users) that the provider
+    table could not be read ``when``, and return the 503 the person signing in is shown instead."""
+    logger.warning("Could not read the identity providers %s (the database failed: %s)", when, type(exc).__name__)
+    return ProviderUnavailable("This site cannot read its sign-in settings right now. Please try again in a moment.")
 
 
 def secret_unavailable(provider: Provider | None, exc: SecretUnavailable) -> ConfigurationError:
@@ -174,6 +183,8 @@ class LoginView(OIDCAuthenticationRequestView):
         slug = request.GET.get("provider") or None
         try:
             provider = get_login_provider(slug)  # never one that only issues or validates tokens
+        except DBError as exc:
+            return error_response(request, provider_table_failed(exc, "to start a login"))
         except Provider.DoesNotExist as missing:
             unknown = not_found(
                 str(missing)
@@ -302,7 +313,10 @@ class CallbackView(OIDCAuthenticationCallbackView):
             raise StateError()
         if time.time() - float(pending.get("added_on", 0)) > conf.state_ttl:
             raise StateError("This login attempt has expired. Please start again.")
-        provider = Provider.objects.filter(slug=pending.get("provider"), enabled=True, browser_login=True).first()
+        try:
+            provider = Provider.objects.filter(slug=pending.get("provider"), enabled=True, browser_login=True).first()
+        except DBError as failed:
+            raise provider_table_failed(failed, "at a login's callback") from failed
         if provider is None:
             raise StateError("The identity provider of this login attempt is no longer available.")
         self.provider = provider
@@ -449,7 +463,11 @@ class LogoutView(OIDCLogoutView):
         ``data`` is the login data the session held before logout (default: the session's, now).
         """
         data = data if data is not None else session.login_data(request)
-        provider = Provider.objects.filter(slug=data["provider"]).first() if data else None
+        try:
+            provider = Provider.objects.filter(slug=data["provider"]).first() if data else None
+        except DBError as exc:  # logout goes on; the provider's own session is left to end by itself
+            logger.warning("Provider logout skipped: the database failed (%s)", type(exc).__name__)
+            return None
         if provider is None or not provider.end_session:
             return None
         try:

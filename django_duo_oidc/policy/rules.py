@@ -4,13 +4,19 @@ matched by path prefix (on ``path_info``) or URL name; the middleware judges the
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
+from django.db import Error as DBError
+
 from ..conf import conf
+from ..core.errors import ProviderUnavailable
 from ..core.scopes import Requirement, parse_scopes
 
 __all__ = ["policy_problems", "policy_rules", "reset_policy_cache"]
+
+logger = logging.getLogger("django_duo_oidc")
 
 # Admin-managed scope rules are read at most this often per process.
 RULES_TTL = 5.0
@@ -18,7 +24,11 @@ _rules_memo: tuple[float, list[tuple[str, str, Requirement]]] = (0.0, [])
 
 
 def policy_rules() -> list[tuple[str, str, Requirement]]:
-    """Return ``(path_prefix, url_name, requirement)`` from settings and from the admin's ScopeRule rows."""
+    """Return ``(path_prefix, url_name, requirement)`` from settings and from the admin's ScopeRule rows.
+
+    :raises ProviderUnavailable: the rows are due and the database failed (the next call reads again);
+        the rules cannot be judged, so the request is answered as during an outage (503).
+    """
     global _rules_memo
     expires, rules = _rules_memo
     now = time.monotonic()
@@ -34,10 +44,15 @@ def policy_rules() -> list[tuple[str, str, Requirement]]:
         )
         for rule in conf.scope_policy
     ]
-    rules += [
-        (r.path_prefix, r.url_name, Requirement.of(r.scopes, any_of=r.any_of, max_age=r.max_age))
-        for r in ScopeRule.objects.filter(enabled=True)
-    ]
+    try:
+        rules += [
+            (r.path_prefix, r.url_name, Requirement.of(r.scopes, any_of=r.any_of, max_age=r.max_age))
+            for r in ScopeRule.objects.filter(enabled=True)
+        ]
+    except DBError as exc:
+        # The driver's message is not logged: it may name hosts and users.
+        logger.warning("Could not read the scope rules (the database failed: %s)", type(exc).__name__)
+        raise ProviderUnavailable("This site cannot read its access rules right now.") from exc
     _rules_memo = (now + RULES_TTL, rules)
     return rules
 
