@@ -11,6 +11,7 @@ they share, read in the order a login happens.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import time
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from django.conf import settings
 from django.contrib import auth
+from django.contrib.auth.models import AnonymousUser
 from django.db import Error as DBError
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render, resolve_url
@@ -114,6 +116,13 @@ def provider_table_failed(exc: DBError, when: str) -> ProviderUnavailable:
     table could not be read ``when``, and return the 503 the person signing in is shown instead."""
     logger.warning("Could not read the identity providers %s (the database failed: %s)", when, type(exc).__name__)
     return ProviderUnavailable("This site cannot read its sign-in settings right now. Please try again in a moment.")
+
+
+def login_not_saved(exc: DBError) -> ProviderUnavailable:
+    """Log (the error's class only) that a login could not be saved, and return the 503 the person signing
+    in is shown instead."""
+    logger.warning("Could not save a login at its callback (the database failed: %s)", type(exc).__name__)
+    return ProviderUnavailable("This site cannot complete the sign-in right now. Please try again in a moment.")
 
 
 def secret_unavailable(provider: Provider | None, exc: SecretUnavailable) -> ConfigurationError:
@@ -347,6 +356,40 @@ class CallbackView(OIDCAuthenticationCallbackView):
             code_verifier=pending["code_verifier"],
             max_age=pending.get("max_age"),
         )
+        try:
+            user = self.log_in(request, provider, attempt)
+        except DBError as failed:
+            # The user, the identity, the session or its index row could not be written: no half-made
+            # login stays (without its index row no deprovisioning or back-channel logout could end it).
+            not_saved = login_not_saved(failed)
+            with contextlib.suppress(DBError):  # the store down too: this login's data was never saved
+                request.session.flush()
+            request.user = AnonymousUser()
+            raise not_saved from failed
+        logger.info("Login of user %s through provider %s", user.pk, provider.slug)
+        signals.login_succeeded.send(
+            sender=self.__class__,
+            request=request,
+            user=user,
+            provider=provider,
+            claims=attempt.claims,
+            scopes=attempt.scopes,
+        )
+        next_url = self.next_url(request, pending.get("next"))
+        if attempt.max_age is not None:
+            # The way back to the page takes a moment: a max_age shorter than that must still open it once.
+            api_path = pending.get("api_path")
+            session.grant_step_up(
+                request,
+                path=step_up.page_path(next_url),
+                max_age=attempt.max_age,
+                api_path=api_path if isinstance(api_path, str) else None,
+            )
+        return HttpResponseRedirect(next_url)
+
+    def log_in(self, request: HttpRequest, provider: Provider, attempt: LoginAttempt) -> Any:
+        """Redeem the code and validate the ID token (the backend), log the user in, keep the tokens and
+        index the session; the user. Database writes happen here (see :meth:`complete`)."""
         user = auth.authenticate(request, duo_oidc_login=attempt)
         if user is None or attempt.tokens is None:
             raise ConfigurationError("django_duo_oidc.backends.DuoOIDCBackend is not in AUTHENTICATION_BACKENDS.")
@@ -369,26 +412,7 @@ class CallbackView(OIDCAuthenticationCallbackView):
             sub=attempt.claims["sub"],
             sid=sid if isinstance(sid, str) and len(sid) <= 255 else "",
         )
-        logger.info("Login of user %s through provider %s", user.pk, provider.slug)
-        signals.login_succeeded.send(
-            sender=self.__class__,
-            request=request,
-            user=user,
-            provider=provider,
-            claims=attempt.claims,
-            scopes=attempt.scopes,
-        )
-        next_url = self.next_url(request, pending.get("next"))
-        if attempt.max_age is not None:
-            # The way back to the page takes a moment: a max_age shorter than that must still open it once.
-            api_path = pending.get("api_path")
-            session.grant_step_up(
-                request,
-                path=step_up.page_path(next_url),
-                max_age=attempt.max_age,
-                api_path=api_path if isinstance(api_path, str) else None,
-            )
-        return HttpResponseRedirect(next_url)
+        return user
 
     def check_issuer(self, request: HttpRequest, runtime: ProviderRuntime) -> None:
         """RFC 9207 section 2.4: when the provider announces the ``iss`` response parameter it must
