@@ -59,9 +59,7 @@ def enforce_second_factor(request: HttpRequest) -> HttpResponse | None:
             return None
     except DBError as exc:
         # Fail closed: the session is not let through unjudged, and the answer is a page, not a 500.
-        logger.error("A password session could not be checked for the second factor: %s", type(exc).__name__)
-        message = "This site cannot check your login right now."
-        return render(request, conf.unavailable_template, {"message": message}, status=503)
+        return database_unavailable(request, exc, "A password session could not be checked for the second factor")
     logger.warning(
         "Ended a session of user %s: logged in by %s without Duo's second factor, which this user must pass",
         user.pk,
@@ -79,3 +77,11 @@ def enforce_second_factor(request: HttpRequest) -> HttpResponse | None:
     )
     auth.logout(request)
     return None
+
+
+def database_unavailable(request: HttpRequest, exc: DBError, what_failed: str) -> HttpResponse:
+    """The 503 page for a request the database failed: nobody is logged in or let through on it. Logs
+    ``what_failed`` and the error's class only (the driver's message may name hosts and users)."""
+    logger.error("%s: %s", what_failed, type(exc).__name__)
+    message = "This site cannot check your login right now. Please try again in a moment."
+    return render(request, conf.unavailable_template, {"message": message}, status=503)

@@ -5,13 +5,16 @@ The steps they share are in :mod:`.flow`; see it for what a correct password doe
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from typing import Any
 
 from django.contrib.auth import SESSION_KEY, get_user_model
 from django.contrib.auth.decorators import login_not_required
+from django.contrib.auth.models import AnonymousUser
 from django.contrib.auth.views import LoginView, redirect_to_login
+from django.db import Error as DBError
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, HttpResponseRedirect
 from django.urls import reverse
 from django.utils.crypto import constant_time_compare
@@ -25,8 +28,10 @@ from ..conf import conf
 from ..core import step_up
 from ..core.errors import AuthorizationError, ConfigurationError, DuoOIDCError, LoginRefused, StateError
 from ..login.views import OAUTH_ERROR_CODE, CallbackReporterFilter, cleanse_callback_query
+from ..sessions import forget_session
 from . import session
 from .duo import client_for, exchange
+from .enforce import database_unavailable
 from .flow import LOGIN, STEP_UP, announce, callback_url, complete_login, failure, record, same_site, start
 from .result import Outcome, check_result, factor_of
 from .who import active_config, must_use_duo
@@ -50,7 +55,12 @@ class MFALoginView(LoginView):
 
     def form_valid(self, form: Any) -> HttpResponse:
         user = form.get_user()
-        config = active_config(fresh=True)
+        try:
+            config = active_config(fresh=True)
+        except DBError as exc:  # whether this user must use Duo cannot be told: no login
+            return database_unavailable(
+                self.request, exc, "The second factor's settings could not be read at a password login"
+            )
         if not must_use_duo(user, config):
             return super().form_valid(form)
         assert config is not None
@@ -78,6 +88,13 @@ class CallbackView(View):
         self.factor = ""
         try:
             return self.complete(request)
+        except DBError as exc:
+            # Nothing half-made stays: a login without its index row could not be ended by deprovisioning.
+            forget_session(request)  # its index row, if written before the failure (never raises)
+            with contextlib.suppress(DBError):  # the store down too: this login's data was never saved
+                request.session.flush()
+            request.user = AnonymousUser()
+            return database_unavailable(request, exc, "A login could not be completed at Duo's callback")
         except DuoOIDCError as exc:
             return failure(
                 request,
@@ -163,7 +180,10 @@ class StepUpView(View):
         next_url = same_site(request, request.GET.get("next"))
         if not request.user.is_authenticated:
             return redirect_to_login(next_url)
-        config = active_config(fresh=True)
+        try:
+            config = active_config(fresh=True)
+        except DBError as failed:
+            return database_unavailable(request, failed, "The second factor's settings could not be read for a step-up")
         if config is None:
             exc = ConfigurationError("This page needs Duo's second factor, which is not set up.", error="not_enabled")
             return failure(request, exc, user=request.user, purpose=STEP_UP, retry_url=next_url)
@@ -177,7 +197,13 @@ def admin_login(original: Callable[..., HttpResponseBase]) -> Callable[..., Http
         return original
 
     def login(site: Any, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponseBase:
-        if active_config(fresh=True) is None:
+        try:
+            config = active_config(fresh=True)
+        except DBError as exc:
+            return database_unavailable(
+                request, exc, "The second factor's settings could not be read at the admin's login"
+            )
+        if config is None:
             return original(site, request, extra_context)
         if request.method == "GET" and site.has_permission(request):
             return HttpResponseRedirect(reverse("admin:index", current_app=site.name))
