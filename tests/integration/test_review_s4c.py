@@ -1,0 +1,83 @@
+"""Review s4c: a login whose writes fail at a callback while the project runs every view in a
+transaction (``ATOMIC_REQUESTS``). A failed ``save()`` marks the request's transaction for rollback, so
+the views' flush of the session fails inside the view (suppressed); the answer must still be the 503
+page and no login: the rollback undoes the login's writes, and a 5xx response saves no session and sets
+no cookie, so the browser keeps its old session, which holds no login."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.db import connection
+from django.test import Client
+
+from django_duo_oidc.models import LiveSession, MFAConfiguration, Provider
+from tests.fakeop import FakeOP
+
+from .test_callback_writes_fail import failing_writes_to
+from .test_login_views import login, me, start
+from .test_mfa_database_fails import _clean_state as _clean_state
+from .test_mfa_database_fails import alice as alice
+from .test_mfa_database_fails import config as config
+from .test_mfa_database_fails import duo as duo
+from .test_mfa_database_fails import failing
+from .test_mfa_login import authenticated, callback, to_duo
+from .test_mfa_login import login as login_with_duo
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def atomic_requests(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(connection.settings_dict, "ATOMIC_REQUESTS", True)
+
+
+@pytest.mark.parametrize("table", ["auth_user", "duo_oidc_identity", "duo_oidc_livesession"])
+@pytest.mark.usefixtures("atomic_requests")
+def test_a_failed_login_write_under_atomic_requests_is_the_503_page_and_no_login(
+    client: Client, fake_op: FakeOP, provider: Provider, db_failure: str, table: str
+) -> None:
+    callback = "/oidc/callback/?" + fake_op.authorize(start(client))
+    with connection.execute_wrapper(failing_writes_to(table)):
+        response = client.get(callback)
+    assert response.status_code == 503, response.content
+    assert b"cannot complete the sign-in" in response.content
+    assert me(client)["authenticated"] is False
+    assert not LiveSession.objects.exists()
+    login(client, fake_op)  # the database is back: the next attempt completes
+    assert me(client)["authenticated"] is True
+
+
+@pytest.mark.parametrize("table", ["auth_user", "duo_oidc_identity", "duo_oidc_livesession"])
+@pytest.mark.usefixtures("atomic_requests")
+def test_a_returning_users_failed_login_write_under_atomic_requests_is_the_503_page_and_no_login(
+    client: Client, fake_op: FakeOP, provider: Provider, db_failure: str, table: str
+) -> None:
+    login(client, fake_op)
+    client.logout()
+    callback = "/oidc/callback/?" + fake_op.authorize(start(client))
+    with connection.execute_wrapper(failing_writes_to(table)):
+        response = client.get(callback)
+    assert response.status_code == 503, response.content
+    assert b"cannot complete the sign-in" in response.content
+    assert me(client)["authenticated"] is False
+    assert not LiveSession.objects.exists()
+    login(client, fake_op)
+    assert me(client)["authenticated"] is True
+
+
+@pytest.mark.urls("tests.integration.test_mfa_database_fails")
+@pytest.mark.parametrize("table", ["auth_user", "duo_oidc_mfauserstate", "duo_oidc_livesession"])
+@pytest.mark.usefixtures("atomic_requests", "_clean_state")
+def test_duos_callback_whose_writes_fail_under_atomic_requests_is_the_503_page_and_no_login(
+    client: Client, duo: Any, config: MFAConfiguration, alice: Any, db_failure: str, table: str
+) -> None:
+    approved = duo.approve(to_duo(client, duo, "alice"))
+    with connection.execute_wrapper(failing(table, writes_only=True)):
+        response = callback(client, approved)
+    assert response.status_code == 503 and "Location" not in response, response.content[:300]
+    assert not authenticated(client)
+    assert not LiveSession.objects.exists()
+    assert login_with_duo(client, duo, "alice").status_code == 302
+    assert authenticated(client)
