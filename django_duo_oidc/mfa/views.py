@@ -89,6 +89,10 @@ class CallbackView(View):
         try:
             return self.complete(request)
         except DBError as exc:
+            if self.pending.get("purpose") == STEP_UP:
+                # The login was whole before the step-up and stays (as a refused step-up leaves it); the
+                # step-up's mark is not kept: a 5xx answer saves no session.
+                return database_unavailable(request, exc, "A step-up could not be completed at Duo's callback")
             # Nothing half-made stays: a login without its index row could not be ended by deprovisioning.
             forget_session(request)  # its index row, if written before the failure (never raises)
             with contextlib.suppress(DBError):  # the store down too: this login's data was never saved

@@ -12,6 +12,7 @@ import pytest
 from django.db import connection
 from django.test import Client
 
+from django_duo_oidc.mfa import session as mfa_session
 from django_duo_oidc.models import LiveSession, MFAConfiguration, Provider
 from tests.fakeop import FakeOP
 
@@ -81,3 +82,24 @@ def test_duos_callback_whose_writes_fail_under_atomic_requests_is_the_503_page_a
     assert not LiveSession.objects.exists()
     assert login_with_duo(client, duo, "alice").status_code == 302
     assert authenticated(client)
+
+
+@pytest.mark.urls("tests.integration.test_mfa_database_fails")
+@pytest.mark.usefixtures("_clean_state")
+def test_a_step_up_whose_write_fails_at_duos_callback_is_a_503_and_keeps_the_login(
+    client: Client, duo: Any, config: MFAConfiguration, alice: Any, db_failure: str
+) -> None:
+    """A failed step-up does not log the user out (test_mfa_login), a failing database neither: the login
+    was whole before the step-up, its index row stays, and the step-up's mark is not saved (a 5xx saves
+    no session)."""
+    assert login_with_duo(client, duo, "alice").status_code == 302
+    key = client.session.session_key
+    passed_before = client.session[mfa_session.PASSED_KEY]
+    authorize = client.get("/oidc/mfa/step-up/?next=/me/")["Location"]
+    with connection.execute_wrapper(failing("duo_oidc_mfauserstate", writes_only=True)):  # its one write
+        response = callback(client, duo.approve(authorize))
+    assert response.status_code == 503 and "Location" not in response, response.content[:300]
+    assert authenticated(client)
+    assert client.session.session_key == key
+    assert client.session[mfa_session.PASSED_KEY] == passed_before
+    assert LiveSession.objects.filter(user=alice).count() == 1
