@@ -9,11 +9,13 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from django.contrib.auth import user_logged_in, user_logged_out
 from django.db import connection
 from django.test import Client
 
 from django_duo_oidc.mfa import session as mfa_session
 from django_duo_oidc.models import LiveSession, MFAConfiguration, Provider
+from tests.conftest import captured
 from tests.fakeop import FakeOP
 
 from .test_callback_writes_fail import failing_writes_to
@@ -89,3 +91,38 @@ def test_a_step_up_whose_write_fails_at_duos_callback_is_a_503_and_keeps_the_log
     assert client.session.session_key == key
     assert client.session[mfa_session.PASSED_KEY] == passed_before
     assert LiveSession.objects.filter(user=alice).count() == 1
+
+
+@pytest.mark.parametrize("table", ["duo_oidc_livesession"])
+def test_a_login_undone_at_the_oidc_callback_sends_user_logged_out_after_its_user_logged_in(
+    client: Client, fake_op: FakeOP, provider: Provider, db_failure: str, table: str
+) -> None:
+    """auth.login() sent user_logged_in before the index row's write failed: the receivers that saw the
+    login (audit trails, per-session state) see it end."""
+    callback = "/oidc/callback/?" + fake_op.authorize(start(client))
+    failing_writes = connection.execute_wrapper(failing_writes_to(table))
+    with captured(user_logged_in) as ins, captured(user_logged_out) as outs, failing_writes:
+        assert client.get(callback).status_code == 503
+    assert len(ins) == 1 and len(outs) == 1 and outs[0]["user"] == ins[0]["user"]
+
+
+@pytest.mark.urls("tests.integration.test_mfa_database_fails")
+@pytest.mark.usefixtures("_clean_state")
+def test_a_login_undone_at_duos_callback_sends_user_logged_out_after_its_user_logged_in(
+    client: Client, duo: Any, config: MFAConfiguration, alice: Any, db_failure: str
+) -> None:
+    approved = duo.approve(to_duo(client, duo, "alice"))
+    failing_writes = connection.execute_wrapper(failing("duo_oidc_mfauserstate", writes_only=True))
+    with captured(user_logged_in) as ins, captured(user_logged_out) as outs, failing_writes:
+        assert callback(client, approved).status_code == 503
+    assert len(ins) == 1 and len(outs) == 1 and outs[0]["user"] == alice
+
+
+def test_a_login_that_fails_before_auth_login_sends_no_user_logged_out(
+    client: Client, fake_op: FakeOP, provider: Provider, db_failure: str
+) -> None:
+    callback = "/oidc/callback/?" + fake_op.authorize(start(client))
+    failing_writes = connection.execute_wrapper(failing_writes_to("auth_user"))
+    with captured(user_logged_in) as ins, captured(user_logged_out) as outs, failing_writes:
+        assert client.get(callback).status_code == 503
+    assert not ins and not outs
