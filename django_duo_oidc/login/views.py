@@ -11,7 +11,6 @@ they share, read in the order a login happens.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import re
 import time
@@ -19,7 +18,6 @@ from typing import TYPE_CHECKING, Any, cast
 
 from django.conf import settings
 from django.contrib import auth
-from django.contrib.auth.models import AnonymousUser
 from django.db import Error as DBError
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render, resolve_url
@@ -56,7 +54,7 @@ from ..core.flow import AuthRequest, authorization_params, authorization_url
 from ..core.scopes import format_scopes, parse_scopes
 from ..models import Provider
 from ..providers.runtime import NoBrowserLogin, ProviderRuntime, get_login_provider
-from ..sessions import record_session
+from ..sessions import drop_login, record_session
 from . import session
 from .backend import LoginAttempt
 from .revocation import revoke_login_tokens
@@ -362,9 +360,7 @@ class CallbackView(OIDCAuthenticationCallbackView):
             # The user, the identity, the session or its index row could not be written: no half-made
             # login stays (without its index row no deprovisioning or back-channel logout could end it).
             not_saved = login_not_saved(failed)
-            with contextlib.suppress(DBError):  # the store down too: this login's data was never saved
-                request.session.flush()
-            request.user = AnonymousUser()
+            drop_login(request)
             raise not_saved from failed
         logger.info("Login of user %s through provider %s", user.pk, provider.slug)
         signals.login_succeeded.send(

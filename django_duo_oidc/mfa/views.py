@@ -5,14 +5,12 @@ The steps they share are in :mod:`.flow`; see it for what a correct password doe
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Callable
 from typing import Any
 
 from django.contrib.auth import SESSION_KEY, get_user_model
 from django.contrib.auth.decorators import login_not_required
-from django.contrib.auth.models import AnonymousUser
 from django.contrib.auth.views import LoginView, redirect_to_login
 from django.db import Error as DBError
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, HttpResponseRedirect
@@ -28,7 +26,7 @@ from ..conf import conf
 from ..core import step_up
 from ..core.errors import AuthorizationError, ConfigurationError, DuoOIDCError, LoginRefused, StateError
 from ..login.views import OAUTH_ERROR_CODE, CallbackReporterFilter, cleanse_callback_query
-from ..sessions import forget_session
+from ..sessions import drop_login
 from . import session
 from .duo import client_for, exchange
 from .enforce import database_unavailable
@@ -89,11 +87,12 @@ class CallbackView(View):
         try:
             return self.complete(request)
         except DBError as exc:
+            if self.pending.get("purpose") == STEP_UP:
+                # The login was whole before the step-up and stays (as a refused step-up leaves it); the
+                # step-up's mark is not kept: a 5xx answer saves no session.
+                return database_unavailable(request, exc, "A step-up could not be completed at Duo's callback")
             # Nothing half-made stays: a login without its index row could not be ended by deprovisioning.
-            forget_session(request)  # its index row, if written before the failure (never raises)
-            with contextlib.suppress(DBError):  # the store down too: this login's data was never saved
-                request.session.flush()
-            request.user = AnonymousUser()
+            drop_login(request)
             return database_unavailable(request, exc, "A login could not be completed at Duo's callback")
         except DuoOIDCError as exc:
             return failure(

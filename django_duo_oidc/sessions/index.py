@@ -12,6 +12,7 @@ and looked up by its SHA-256 digest; it never appears in a log line, a signal or
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import hashlib
 import logging
@@ -20,6 +21,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
+from django.contrib.auth.signals import user_logged_out
 from django.contrib.sessions.backends import signed_cookies
 from django.contrib.sessions.backends.base import SessionBase
 from django.db import Error as DBError
@@ -125,6 +127,22 @@ def forget_session(request: HttpRequest | None) -> None:
         logger.error(
             "Could not drop the index row of a session at logout (the database failed: %s)", type(exc).__name__
         )
+
+
+def drop_login(request: HttpRequest) -> None:
+    """End a login its callback could not save (the database failed at a write): the receivers of
+    Django's ``user_logged_in``, sent by ``auth.login()`` before the failure, are sent ``user_logged_out``;
+    the session's index row is dropped, the session flushed and ``request.user`` made anonymous. A store
+    that fails too is tolerated (a 5xx answer saves no session). Never raises a database error."""
+    user = getattr(request, "user", None)
+    # Reading the user may query (before auth.login() it is the session's), and receivers write too.
+    with contextlib.suppress(DBError):
+        if user is not None and user.is_authenticated:
+            user_logged_out.send(sender=type(user), request=request, user=user)
+    forget_session(request)  # its index row, if written before the failure (never raises)
+    with contextlib.suppress(DBError):
+        request.session.flush()
+    request.user = AnonymousUser()
 
 
 def on_logged_out(sender: Any, request: HttpRequest | None = None, **kwargs: Any) -> None:
