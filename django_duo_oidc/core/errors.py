@@ -29,6 +29,8 @@ HTTP status that fits it.
 
 from __future__ import annotations
 
+import logging
+
 __all__ = [
     "AuthorizationError",
     "BadSignature",
@@ -50,6 +52,7 @@ __all__ = [
     "TokenError",
     "TokenExpired",
     "UnknownKey",
+    "database_outage",
 ]
 
 
@@ -239,3 +242,11 @@ class InsufficientScope(DuoOIDCError):
         self.granted = frozenset(granted)
         self.missing = self.required - self.granted
         super().__init__(description)
+
+
+def database_outage(what: str, exc: BaseException, description: str) -> ProviderUnavailable:
+    """Log (a warning on ``django_duo_oidc``) that ``what`` failed because the database did, naming the
+    error's class only (a driver's message may name hosts and users), and return the 503 to answer with
+    ``description`` instead: the request is neither trusted nor refused, the next one reads again."""
+    logging.getLogger("django_duo_oidc").warning("%s (the database failed: %s)", what, type(exc).__name__)
+    return ProviderUnavailable(description)

@@ -52,6 +52,7 @@ from ..core.errors import (
     ReauthenticationRequired,
     SecretUnavailable,
     TokenExpired,
+    database_outage,
 )
 from ..core.lifetimes import renewal_margin
 from ..core.scopes import format_scopes
@@ -155,10 +156,12 @@ def current_access_token(request: HttpRequest, *, force: bool = False) -> str:
     try:
         provider = Provider.objects.filter(slug=slug, enabled=True).first()
     except DBError as exc:
-        # Not the grant's fault: nothing is handed out and the session stays (the driver's message may
-        # name hosts and users, so only its class is logged).
-        logger.warning("Could not read the provider of a session (the database failed: %s)", type(exc).__name__)
-        raise ProviderUnavailable("This site cannot read its identity provider's settings right now.") from exc
+        # Not the grant's fault: nothing is handed out and the session stays.
+        raise database_outage(
+            "Could not read the provider of a session",
+            exc,
+            "This site cannot read its identity provider's settings right now.",
+        ) from exc
     try:
         current = session.access_token(data)
     except session.UnreadableTokens as exc:

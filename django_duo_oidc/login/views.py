@@ -49,6 +49,7 @@ from ..core.errors import (
     StateError,
     TokenEndpointError,
     TokenError,
+    database_outage,
 )
 from ..core.flow import AuthRequest, authorization_params, authorization_url
 from ..core.scopes import format_scopes, parse_scopes
@@ -110,17 +111,12 @@ def not_found(description: str) -> ConfigurationError:
 
 
 def provider_table_failed(exc: DBError, when: str) -> ProviderUnavailable:
-    """Log (the error's class only: the driver's message may name hosts and users) that the provider
-    table could not be read ``when``, and return the 503 the person signing in is shown instead."""
-    logger.warning("Could not read the identity providers %s (the database failed: %s)", when, type(exc).__name__)
-    return ProviderUnavailable("This site cannot read its sign-in settings right now. Please try again in a moment.")
-
-
-def login_not_saved(exc: DBError) -> ProviderUnavailable:
-    """Log (the error's class only) that a login could not be saved, and return the 503 the person signing
-    in is shown instead."""
-    logger.warning("Could not save a login at its callback (the database failed: %s)", type(exc).__name__)
-    return ProviderUnavailable("This site cannot complete the sign-in right now. Please try again in a moment.")
+    """The provider table could not be read ``when``: logged, and the 503 the person signing in is shown."""
+    return database_outage(
+        f"Could not read the identity providers {when}",
+        exc,
+        "This site cannot read its sign-in settings right now. Please try again in a moment.",
+    )
 
 
 def secret_unavailable(provider: Provider | None, exc: SecretUnavailable) -> ConfigurationError:
@@ -359,7 +355,11 @@ class CallbackView(OIDCAuthenticationCallbackView):
         except DBError as failed:
             # The user, the identity, the session or its index row could not be written: no half-made
             # login stays (without its index row no deprovisioning or back-channel logout could end it).
-            not_saved = login_not_saved(failed)
+            not_saved = database_outage(
+                "Could not save a login at its callback",
+                failed,
+                "This site cannot complete the sign-in right now. Please try again in a moment.",
+            )
             drop_login(request)
             raise not_saved from failed
         logger.info("Login of user %s through provider %s", user.pk, provider.slug)

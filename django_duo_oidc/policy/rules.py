@@ -4,19 +4,17 @@ matched by path prefix (on ``path_info``) or URL name; the middleware judges the
 
 from __future__ import annotations
 
-import logging
 import time
 from typing import Any
 
 from django.db import Error as DBError
 
 from ..conf import conf
-from ..core.errors import ProviderUnavailable
+from ..core.errors import database_outage
 from ..core.scopes import Requirement, parse_scopes
 
 __all__ = ["policy_problems", "policy_rules", "reset_policy_cache"]
 
-logger = logging.getLogger("django_duo_oidc")
 
 # Admin-managed scope rules are read at most this often per process.
 RULES_TTL = 5.0
@@ -50,9 +48,9 @@ def policy_rules() -> list[tuple[str, str, Requirement]]:
             for r in ScopeRule.objects.filter(enabled=True)
         ]
     except DBError as exc:
-        # The driver's message is not logged: it may name hosts and users.
-        logger.warning("Could not read the scope rules (the database failed: %s)", type(exc).__name__)
-        raise ProviderUnavailable("This site cannot read its access rules right now.") from exc
+        raise database_outage(
+            "Could not read the scope rules", exc, "This site cannot read its access rules right now."
+        ) from exc
     _rules_memo = (now + RULES_TTL, rules)
     return rules
 

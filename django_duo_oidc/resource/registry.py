@@ -7,18 +7,15 @@ provider).
 from __future__ import annotations
 
 import functools
-import logging
 from dataclasses import dataclass
 from typing import Any
 
 from django.db import Error as DBError
 
-from ..core.errors import ProviderUnavailable
+from ..core.errors import database_outage
 from ..models import Provider
 from ..providers import enabled
 from ..providers.runtime import ProviderRuntime
-
-logger = logging.getLogger("django_duo_oidc")
 
 
 @dataclass(frozen=True)
@@ -77,9 +74,12 @@ class _Registry:
             read = enabled.enabled_providers()
         except DBError as exc:
             # Fail closed with a 503 (the token is neither accepted nor refused), as when the user directory
-            # cannot be read; the driver's message is not logged: it may name hosts and users.
-            logger.warning("Could not read the enabled providers (the database failed: %s)", type(exc).__name__)
-            raise ProviderUnavailable("This site's list of identity providers cannot be read right now.") from exc
+            # cannot be read.
+            raise database_outage(
+                "Could not read the enabled providers",
+                exc,
+                "This site's list of identity providers cannot be read right now.",
+            ) from exc
         if read is self.built_from:
             return self
         by_issuer: dict[str, list[_Trusted]] = {}
